@@ -1,0 +1,14 @@
+//! Libero: a Commerce7 merchant app (Leptos SSR with hydration) with database-backed sessions.
+
+pub mod app;
+pub mod pages;
+#[cfg(feature = "ssr")]
+pub mod server;
+
+/// The browser entry point: hydrates the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

@@ -1,0 +1,30 @@
+//! The frame every page shares: a header with the brand and a main column.
+
+use leptos::prelude::*;
+
+/// Brand header, main landmark and footer around a page's content.
+#[component]
+pub fn Page(children: Children) -> impl IntoView {
+    // Effects run only in the browser: the attribute tells people (and tests) the page is live.
+    Effect::new(move |_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+
+    view! {
+        <a class="skip-link" href="#content">"Skip to content"</a>
+        <header class="topbar">
+            <a class="brand" href="/">
+                <span class="brand-mark" aria-hidden="true">"L"</span>
+                <span class="brand-name">"Libero"</span>
+            </a>
+        </header>
+        <main id="content" class="content" tabindex="-1">
+            {children()}
+        </main>
+        <footer class="footer">
+            <p>"Libero for Commerce7 wineries"</p>
+        </footer>
+    }
+}

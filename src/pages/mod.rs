@@ -1,0 +1,5 @@
+//! The pages a merchant sees.
+
+pub mod landing;
+pub mod layout;
+pub mod not_found;

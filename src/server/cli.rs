@@ -1,0 +1,112 @@
+//! The `libero` command line: `serve` (default), `migrate`, `secret`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use leptos::config::get_configuration;
+use rand::{TryRngCore, rngs::OsRng};
+
+use super::{Application, config::Config, db::Db, telemetry};
+
+/// Libero: a Commerce7 merchant app with database-backed sessions.
+#[derive(Debug, Parser)]
+#[command(name = "libero", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the web server (the default).
+    Serve,
+    /// Apply pending database migrations to DATABASE_URL and exit.
+    Migrate,
+    /// Print a new random SESSION_SECRET.
+    Secret,
+}
+
+/// Parses the arguments and runs the command; the exit code says whether it worked.
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve().await,
+        Command::Migrate => migrate().await,
+        Command::Secret => {
+            println!("{}", new_secret());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// 32 bytes from the operating system's CSPRNG, hex encoded (64 characters).
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.try_fill_bytes(&mut bytes).expect("the OS random source is available");
+    hex::encode(bytes)
+}
+
+async fn serve() -> Result<(), String> {
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    telemetry::init(config.log_format);
+    let leptos = get_configuration(None).map_err(|e| format!("invalid LEPTOS_* settings: {e}"))?;
+    let app = Application::build(config, leptos.leptos_options).await.map_err(|e| e.to_string())?;
+    tracing::info!(address = %app.local_addr(), backend = ?app.state().db.backend(), "Libero is listening");
+    app.run_until(shutdown_signal()).await.map_err(|e| format!("server error: {e}"))?;
+    tracing::info!("Libero stopped");
+    Ok(())
+}
+
+async fn migrate() -> Result<(), String> {
+    let _ = dotenvy::from_path(".env");
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| super::config::DEFAULT_DATABASE_URL.to_owned());
+    let db = Db::connect(&url).await.map_err(|e| format!("cannot connect to the database: {e}"))?;
+    db.migrate().await.map_err(|e| format!("database migration failed: {e}"))?;
+    println!("Migrations applied ({:?}).", db.backend());
+    db.close().await;
+    Ok(())
+}
+
+/// Resolves on ctrl-c or SIGTERM, so that in-flight requests can finish.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested: finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_64_hex_characters_and_differ() {
+        let a = new_secret();
+        let b = new_secret();
+        assert_eq!(a.len(), 64);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}

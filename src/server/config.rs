@@ -1,0 +1,351 @@
+//! Settings, parsed once at start-up from the environment (and `.env` in development).
+//!
+//! Every setting of ARCHITECTURE "Settings" lives here. A bad or missing value stops the process
+//! with a message that says how to fix it; no secret has a fallback value and none can be printed
+//! through `Debug`.
+
+use std::{fmt, time::Duration};
+
+/// The default database: an SQLite file next to the process, created on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://libero.db";
+/// Commerce7's public API.
+pub const DEFAULT_COMMERCE7_API_URL: &str = "https://api.commerce7.com/v1";
+/// Who may frame the app besides itself.
+pub const DEFAULT_FRAME_ANCESTORS: &str = "https://*.commerce7.com";
+/// Minimum length of `SESSION_SECRET`.
+pub const MIN_SECRET_LEN: usize = 32;
+
+const SECRET_HINT: &str = "generate one with `libero secret` or `openssl rand -hex 32` and put it in \
+the environment or in .env as SESSION_SECRET=<value>";
+
+/// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself, for the few places that must use it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// Output format of the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (development).
+    Text,
+    /// One JSON object per line (production log shipping).
+    Json,
+}
+
+/// Libero's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`: `sqlite://…` (default `sqlite://libero.db`) or `postgres://…`.
+    pub database_url: Secret,
+    /// `SESSION_SECRET`: at least 32 characters; the cookie-signing key is derived from it.
+    pub session_secret: Secret,
+    /// `SESSION_TTL`: absolute session lifetime from sign-in (default 8h).
+    pub session_ttl: Duration,
+    /// `SESSION_IDLE_TIMEOUT`: idle limit from `last_activity_at` (default 1h; `None` when 0).
+    pub session_idle_timeout: Option<Duration>,
+    /// `SESSION_TOUCH_INTERVAL`: how often `last_activity_at` is refreshed (default 60s; 0 = always).
+    pub session_touch_interval: Duration,
+    /// `COMMERCE7_API_URL`: base of Commerce7's API, without a trailing slash.
+    pub commerce7_api_url: String,
+    /// `COMMERCE7_USER`: Basic-auth user of the install/uninstall callbacks.
+    pub commerce7_user: Option<String>,
+    /// `COMMERCE7_PASSWORD`: Basic-auth password of the install/uninstall callbacks.
+    pub commerce7_password: Option<Secret>,
+    /// `COMMERCE7_TIMEOUT`: limit for one Commerce7 call (default 5s).
+    pub commerce7_timeout: Duration,
+    /// `COOKIE_SECURE`: mark the session cookie `Secure` (default true).
+    pub cookie_secure: bool,
+    /// `FRAME_ANCESTORS`: origins allowed to frame the app, space separated.
+    pub frame_ancestors: Vec<String>,
+    /// `LOG_FORMAT`: `text` (default) or `json`.
+    pub log_format: LogFormat,
+}
+
+/// Why the settings could not be read. The message says how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `SESSION_SECRET` is not set.
+    #[error("Missing SESSION_SECRET: {SECRET_HINT}")]
+    MissingSecret,
+    /// `SESSION_SECRET` is too short to derive a signing key from.
+    #[error("SESSION_SECRET must be at least 32 characters (it has {0}): {SECRET_HINT}")]
+    ShortSecret(usize),
+    /// A setting has a value that cannot be parsed.
+    #[error("{name} has an invalid value {value:?}: {expected}")]
+    Invalid {
+        /// The variable's name.
+        name: &'static str,
+        /// What it was set to.
+        value: String,
+        /// What it should look like.
+        expected: &'static str,
+    },
+}
+
+impl Config {
+    /// Reads the process environment, after loading `./.env` (if present) without overriding
+    /// variables that are already set.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // Only the working directory's .env: searching parent directories surprises people.
+        let _ = dotenvy::from_path(".env");
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Parses the settings from any variable source (the environment, or a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+
+        let session_secret = match get("SESSION_SECRET") {
+            None => return Err(ConfigError::MissingSecret),
+            Some(s) if s.chars().count() < MIN_SECRET_LEN => {
+                return Err(ConfigError::ShortSecret(s.chars().count()));
+            }
+            Some(s) => Secret::new(s),
+        };
+
+        let duration = |name: &'static str, default: Duration| -> Result<Duration, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => parse_duration(&v).ok_or(ConfigError::Invalid {
+                    name,
+                    value: v,
+                    expected: "a duration such as 8h, 30m, 60s, 1500ms or 0",
+                }),
+            }
+        };
+
+        let session_ttl = duration("SESSION_TTL", Duration::from_secs(8 * 3600))?;
+        if session_ttl.is_zero() {
+            return Err(ConfigError::Invalid {
+                name: "SESSION_TTL",
+                value: "0".into(),
+                expected: "a positive duration such as 8h",
+            });
+        }
+        let idle = duration("SESSION_IDLE_TIMEOUT", Duration::from_secs(3600))?;
+        let commerce7_timeout = duration("COMMERCE7_TIMEOUT", Duration::from_secs(5))?;
+        if commerce7_timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                name: "COMMERCE7_TIMEOUT",
+                value: "0".into(),
+                expected: "a positive duration such as 5s",
+            });
+        }
+
+        let commerce7_api_url = get("COMMERCE7_API_URL")
+            .unwrap_or_else(|| DEFAULT_COMMERCE7_API_URL.to_owned())
+            .trim_end_matches('/')
+            .to_owned();
+        if !(commerce7_api_url.starts_with("http://") || commerce7_api_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                name: "COMMERCE7_API_URL",
+                value: commerce7_api_url,
+                expected: "an http(s) URL such as https://api.commerce7.com/v1",
+            });
+        }
+
+        let cookie_secure = match get("COOKIE_SECURE").as_deref() {
+            None => true,
+            Some(v) => parse_bool(v).ok_or(ConfigError::Invalid {
+                name: "COOKIE_SECURE",
+                value: v.to_owned(),
+                expected: "true or false",
+            })?,
+        };
+
+        let log_format = match get("LOG_FORMAT").as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "LOG_FORMAT",
+                    value: other.to_owned(),
+                    expected: "text or json",
+                });
+            }
+        };
+
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid {
+                name: "DATABASE_URL",
+                value: database_url.split('@').next_back().unwrap_or_default().to_owned(),
+                expected: "sqlite://<file> or postgres://user:password@host/database",
+            });
+        }
+
+        Ok(Self {
+            database_url: Secret::new(database_url),
+            session_secret,
+            session_ttl,
+            session_idle_timeout: (!idle.is_zero()).then_some(idle),
+            session_touch_interval: duration("SESSION_TOUCH_INTERVAL", Duration::from_secs(60))?,
+            commerce7_api_url,
+            commerce7_user: get("COMMERCE7_USER"),
+            commerce7_password: get("COMMERCE7_PASSWORD").map(Secret::new),
+            commerce7_timeout,
+            cookie_secure,
+            frame_ancestors: get("FRAME_ANCESTORS")
+                .unwrap_or_else(|| DEFAULT_FRAME_ANCESTORS.to_owned())
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            log_format,
+        })
+    }
+}
+
+/// Parses `8h`, `30m`, `60s`, `1500ms`, `1h30m`, `1d` or a bare number of seconds. `0` is zero.
+pub fn parse_duration(input: &str) -> Option<Duration> {
+    let input = input.trim();
+    if input.is_empty() {
+        return None;
+    }
+    if let Ok(secs) = input.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = input;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        if digits == 0 {
+            return None;
+        }
+        let value: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(value),
+            "s" => Duration::from_secs(value),
+            "m" => Duration::from_secs(value.checked_mul(60)?),
+            "h" => Duration::from_secs(value.checked_mul(3600)?),
+            "d" => Duration::from_secs(value.checked_mul(86_400)?),
+            _ => return None,
+        };
+        total = total.checked_add(unit)?;
+        rest = &rest[unit_len..];
+    }
+    Some(total)
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn durations_accept_hours_minutes_seconds_and_millis() {
+        assert_eq!(parse_duration("8h"), Some(Duration::from_secs(8 * 3600)));
+        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("60s"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1500ms"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("45"), Some(Duration::from_secs(45)));
+    }
+
+    #[test]
+    fn durations_reject_garbage() {
+        for bad in ["", "h", "8x", "-1s", "1.5h", "8 h", "m30"] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn missing_secret_is_refused_with_the_documented_message() {
+        let err = config(&[]).unwrap_err();
+        assert!(err.to_string().starts_with("Missing SESSION_SECRET"), "{err}");
+        assert!(err.to_string().contains("libero secret"));
+    }
+
+    #[test]
+    fn short_secret_is_refused_with_the_documented_message() {
+        let err = config(&[("SESSION_SECRET", "too-short")]).unwrap_err();
+        assert!(err.to_string().starts_with("SESSION_SECRET must be at least 32 characters"), "{err}");
+    }
+
+    #[test]
+    fn defaults_follow_the_architecture() {
+        let c = config(&[("SESSION_SECRET", SECRET)]).unwrap();
+        assert_eq!(c.database_url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!(c.session_ttl, Duration::from_secs(8 * 3600));
+        assert_eq!(c.session_idle_timeout, Some(Duration::from_secs(3600)));
+        assert_eq!(c.session_touch_interval, Duration::from_secs(60));
+        assert_eq!(c.commerce7_api_url, DEFAULT_COMMERCE7_API_URL);
+        assert_eq!(c.commerce7_timeout, Duration::from_secs(5));
+        assert!(c.cookie_secure);
+        assert_eq!(c.frame_ancestors, vec![DEFAULT_FRAME_ANCESTORS.to_owned()]);
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn zero_idle_timeout_disables_it() {
+        let c = config(&[("SESSION_SECRET", SECRET), ("SESSION_IDLE_TIMEOUT", "0")]).unwrap();
+        assert_eq!(c.session_idle_timeout, None);
+    }
+
+    #[test]
+    fn invalid_values_name_the_setting() {
+        let err = config(&[("SESSION_SECRET", SECRET), ("SESSION_TTL", "forever")]).unwrap_err();
+        assert!(err.to_string().starts_with("SESSION_TTL has an invalid value"), "{err}");
+        let err = config(&[("SESSION_SECRET", SECRET), ("COOKIE_SECURE", "maybe")]).unwrap_err();
+        assert!(err.to_string().starts_with("COOKIE_SECURE"), "{err}");
+        let err = config(&[("SESSION_SECRET", SECRET), ("DATABASE_URL", "mysql://u:pw@h/db")]).unwrap_err();
+        assert!(!err.to_string().contains("pw"), "the password must not be echoed: {err}");
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let c = config(&[
+            ("SESSION_SECRET", SECRET),
+            ("COMMERCE7_PASSWORD", "hunter2-hunter2"),
+            ("DATABASE_URL", "postgres://app:dbpass@db/libero"),
+        ])
+        .unwrap();
+        let printed = format!("{c:?}");
+        assert!(!printed.contains(SECRET));
+        assert!(!printed.contains("hunter2"));
+        assert!(!printed.contains("dbpass"));
+    }
+
+    #[test]
+    fn trailing_slash_is_removed_from_the_commerce7_url() {
+        let c = config(&[("SESSION_SECRET", SECRET), ("COMMERCE7_API_URL", "http://127.0.0.1:9/v1/")]).unwrap();
+        assert_eq!(c.commerce7_api_url, "http://127.0.0.1:9/v1");
+    }
+}

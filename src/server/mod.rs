@@ -1,0 +1,116 @@
+//! Everything that only runs on the server: settings, database, HTTP stack, CLI.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod telemetry;
+
+use std::{future::Future, io, net::SocketAddr, sync::Arc};
+
+use axum::{Router, extract::FromRef};
+use leptos::prelude::*;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tokio::net::TcpListener;
+
+use crate::app::{App, shell};
+use config::Config;
+use db::Db;
+
+/// Shared state of every request: handlers read it with `State`, components and server
+/// functions with `expect_context::<AppState>()`.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    /// Where the site lives and how to render it.
+    pub leptos_options: LeptosOptions,
+    /// The connection pool.
+    pub db: Db,
+    /// The parsed settings.
+    pub config: Arc<Config>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be opened.
+    #[error("cannot connect to the database: {0}")]
+    Database(#[source] sqlx::Error),
+    /// A migration failed: the schema is not what the code expects.
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// The listening address is taken or not allowed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A built, bound server, ready to run (the zero-to-production `Application`).
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects to the database, applies migrations, and binds `leptos_options.site_addr`
+    /// (port 0 picks a free port, as the tests do).
+    pub async fn build(config: Config, leptos_options: LeptosOptions) -> Result<Self, StartupError> {
+        let db = Db::connect(config.database_url.expose()).await.map_err(StartupError::Database)?;
+        db.migrate().await?;
+        let addr = leptos_options.site_addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        let state = AppState { leptos_options, db, config: Arc::new(config) };
+        let router = router(state.clone());
+        Ok(Self { listener, router, state })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The shared state (the tests use its database handle).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then finishes the requests in flight and closes the pool.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+        let db = self.state.db.clone();
+        let result = axum::serve(
+            self.listener,
+            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        db.close().await;
+        result
+    }
+}
+
+/// The whole HTTP application: operational endpoints, Leptos pages and server functions, static
+/// files, and the layers every response goes through.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let context_state = state.clone();
+    let provide_state = move || provide_context(context_state.clone());
+    let options = state.leptos_options.clone();
+
+    let config = state.config.clone();
+    let router = Router::new()
+        .merge(http::operational_routes())
+        .leptos_routes_with_context(&state, routes, provide_state.clone(), {
+            let options = options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(provide_state, shell))
+        .with_state(state);
+    http::with_request_tracing(http::with_security_headers(router, &config))
+}
