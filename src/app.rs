@@ -7,7 +7,23 @@ use leptos_router::{
     path,
 };
 
-use crate::pages::{landing::Landing, not_found::NotFound};
+use crate::pages::{
+    dashboard::Dashboard, landing::Landing, not_found::NotFound, settings::Settings,
+};
+
+/// The `<body>` class: the Commerce7 admin's theme for signed-in pages, light otherwise.
+fn body_class() -> &'static str {
+    #[cfg(feature = "ssr")]
+    {
+        use crate::server::sessions::{CurrentSession, Theme};
+        let theme = use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<CurrentSession>().map(|s| s.0.theme));
+        if theme == Some(Theme::Dark) {
+            return "theme-dark";
+        }
+    }
+    "theme-light"
+}
 
 /// The document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -22,7 +38,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
-            <body>
+            <body class=body_class()>
                 <App/>
             </body>
         </html>
@@ -40,6 +56,8 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=|| view! { <NotFound/> }>
                 <Route path=path!("/") view=Landing/>
+                <Route path=path!("/app") view=Dashboard/>
+                <Route path=path!("/settings") view=Settings/>
             </Routes>
         </Router>
     }

@@ -1,6 +1,9 @@
 //! Libero: a Commerce7 merchant app (Leptos SSR with hydration) with database-backed sessions.
 
+pub mod api;
 pub mod app;
+#[cfg(feature = "ssr")]
+pub mod fake_commerce7;
 pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod server;

@@ -1,5 +1,8 @@
 //! The pages a merchant sees.
 
+pub mod app_frame;
+pub mod dashboard;
 pub mod landing;
 pub mod layout;
 pub mod not_found;
+pub mod settings;

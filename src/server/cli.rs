@@ -49,7 +49,9 @@ pub async fn run() -> ExitCode {
 /// 32 bytes from the operating system's CSPRNG, hex encoded (64 characters).
 pub fn new_secret() -> String {
     let mut bytes = [0u8; 32];
-    OsRng.try_fill_bytes(&mut bytes).expect("the OS random source is available");
+    OsRng
+        .try_fill_bytes(&mut bytes)
+        .expect("the OS random source is available");
     hex::encode(bytes)
 }
 
@@ -57,18 +59,27 @@ async fn serve() -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
     telemetry::init(config.log_format);
     let leptos = get_configuration(None).map_err(|e| format!("invalid LEPTOS_* settings: {e}"))?;
-    let app = Application::build(config, leptos.leptos_options).await.map_err(|e| e.to_string())?;
+    let app = Application::build(config, leptos.leptos_options)
+        .await
+        .map_err(|e| e.to_string())?;
     tracing::info!(address = %app.local_addr(), backend = ?app.state().db.backend(), "Libero is listening");
-    app.run_until(shutdown_signal()).await.map_err(|e| format!("server error: {e}"))?;
+    app.run_until(shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
     tracing::info!("Libero stopped");
     Ok(())
 }
 
 async fn migrate() -> Result<(), String> {
     let _ = dotenvy::from_path(".env");
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| super::config::DEFAULT_DATABASE_URL.to_owned());
-    let db = Db::connect(&url).await.map_err(|e| format!("cannot connect to the database: {e}"))?;
-    db.migrate().await.map_err(|e| format!("database migration failed: {e}"))?;
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| super::config::DEFAULT_DATABASE_URL.to_owned());
+    let db = Db::connect(&url)
+        .await
+        .map_err(|e| format!("cannot connect to the database: {e}"))?;
+    db.migrate()
+        .await
+        .map_err(|e| format!("database migration failed: {e}"))?;
     println!("Migrations applied ({:?}).", db.backend());
     db.close().await;
     Ok(())

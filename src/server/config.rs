@@ -109,7 +109,11 @@ impl Config {
 
     /// Parses the settings from any variable source (the environment, or a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
 
         let session_secret = match get("SESSION_SECRET") {
             None => return Err(ConfigError::MissingSecret),
@@ -152,7 +156,8 @@ impl Config {
             .unwrap_or_else(|| DEFAULT_COMMERCE7_API_URL.to_owned())
             .trim_end_matches('/')
             .to_owned();
-        if !(commerce7_api_url.starts_with("http://") || commerce7_api_url.starts_with("https://")) {
+        if !(commerce7_api_url.starts_with("http://") || commerce7_api_url.starts_with("https://"))
+        {
             return Err(ConfigError::Invalid {
                 name: "COMMERCE7_API_URL",
                 value: commerce7_api_url,
@@ -169,7 +174,11 @@ impl Config {
             })?,
         };
 
-        let log_format = match get("LOG_FORMAT").as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let log_format = match get("LOG_FORMAT")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => {
@@ -188,7 +197,11 @@ impl Config {
         {
             return Err(ConfigError::Invalid {
                 name: "DATABASE_URL",
-                value: database_url.split('@').next_back().unwrap_or_default().to_owned(),
+                value: database_url
+                    .split('@')
+                    .next_back()
+                    .unwrap_or_default()
+                    .to_owned(),
                 expected: "sqlite://<file> or postgres://user:password@host/database",
             });
         }
@@ -232,7 +245,9 @@ pub fn parse_duration(input: &str) -> Option<Duration> {
         }
         let value: u64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = match &rest[..unit_len] {
             "ms" => Duration::from_millis(value),
             "s" => Duration::from_secs(value),
@@ -263,8 +278,10 @@ mod tests {
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -289,14 +306,21 @@ mod tests {
     #[test]
     fn missing_secret_is_refused_with_the_documented_message() {
         let err = config(&[]).unwrap_err();
-        assert!(err.to_string().starts_with("Missing SESSION_SECRET"), "{err}");
+        assert!(
+            err.to_string().starts_with("Missing SESSION_SECRET"),
+            "{err}"
+        );
         assert!(err.to_string().contains("libero secret"));
     }
 
     #[test]
     fn short_secret_is_refused_with_the_documented_message() {
         let err = config(&[("SESSION_SECRET", "too-short")]).unwrap_err();
-        assert!(err.to_string().starts_with("SESSION_SECRET must be at least 32 characters"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("SESSION_SECRET must be at least 32 characters"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -322,11 +346,22 @@ mod tests {
     #[test]
     fn invalid_values_name_the_setting() {
         let err = config(&[("SESSION_SECRET", SECRET), ("SESSION_TTL", "forever")]).unwrap_err();
-        assert!(err.to_string().starts_with("SESSION_TTL has an invalid value"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("SESSION_TTL has an invalid value"),
+            "{err}"
+        );
         let err = config(&[("SESSION_SECRET", SECRET), ("COOKIE_SECURE", "maybe")]).unwrap_err();
         assert!(err.to_string().starts_with("COOKIE_SECURE"), "{err}");
-        let err = config(&[("SESSION_SECRET", SECRET), ("DATABASE_URL", "mysql://u:pw@h/db")]).unwrap_err();
-        assert!(!err.to_string().contains("pw"), "the password must not be echoed: {err}");
+        let err = config(&[
+            ("SESSION_SECRET", SECRET),
+            ("DATABASE_URL", "mysql://u:pw@h/db"),
+        ])
+        .unwrap_err();
+        assert!(
+            !err.to_string().contains("pw"),
+            "the password must not be echoed: {err}"
+        );
     }
 
     #[test]
@@ -345,7 +380,11 @@ mod tests {
 
     #[test]
     fn trailing_slash_is_removed_from_the_commerce7_url() {
-        let c = config(&[("SESSION_SECRET", SECRET), ("COMMERCE7_API_URL", "http://127.0.0.1:9/v1/")]).unwrap();
+        let c = config(&[
+            ("SESSION_SECRET", SECRET),
+            ("COMMERCE7_API_URL", "http://127.0.0.1:9/v1/"),
+        ])
+        .unwrap();
         assert_eq!(c.commerce7_api_url, "http://127.0.0.1:9/v1");
     }
 }

@@ -99,5 +99,7 @@ impl Db {
 /// unchanged (PostgreSQL keeps microseconds).
 pub fn now() -> chrono::DateTime<chrono::Utc> {
     use chrono::{DurationRound, TimeDelta};
-    chrono::Utc::now().duration_trunc(TimeDelta::microseconds(1)).expect("valid timestamp")
+    chrono::Utc::now()
+        .duration_trunc(TimeDelta::microseconds(1))
+        .expect("valid timestamp")
 }

@@ -25,7 +25,9 @@ const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `/healthz` (the process is up) and `/readyz` (and can reach its database).
 pub fn operational_routes() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -34,7 +36,11 @@ async fn healthz() -> impl IntoResponse {
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match tokio::time::timeout(READINESS_TIMEOUT, state.db.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, no_store(), Json(json!({ "status": "ready", "database": "ok" }))),
+        Ok(Ok(())) => (
+            StatusCode::OK,
+            no_store(),
+            Json(json!({ "status": "ready", "database": "ok" })),
+        ),
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness check: database unreachable");
             (
@@ -96,7 +102,10 @@ pub fn with_request_tracing(router: Router) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     router.layer(
         ServiceBuilder::new()
-            .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
+            .layer(SetRequestIdLayer::new(
+                x_request_id.clone(),
+                MakeRequestUuid,
+            ))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(request_span)
@@ -127,13 +136,20 @@ mod tests {
 
     #[test]
     fn frame_ancestors_lists_self_then_the_configured_origins() {
-        let value = frame_ancestors_policy(&["https://*.commerce7.com".into(), "http://localhost:4000".into()]);
-        assert_eq!(value, "frame-ancestors 'self' https://*.commerce7.com http://localhost:4000");
+        let value = frame_ancestors_policy(&[
+            "https://*.commerce7.com".into(),
+            "http://localhost:4000".into(),
+        ]);
+        assert_eq!(
+            value,
+            "frame-ancestors 'self' https://*.commerce7.com http://localhost:4000"
+        );
     }
 
     #[test]
     fn frame_ancestors_skips_values_that_could_inject_directives() {
-        let value = frame_ancestors_policy(&["https://ok.example".into(), "x; script-src *".into()]);
+        let value =
+            frame_ancestors_policy(&["https://ok.example".into(), "x; script-src *".into()]);
         assert_eq!(value, "frame-ancestors 'self' https://ok.example");
     }
 }

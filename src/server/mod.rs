@@ -1,21 +1,33 @@
 //! Everything that only runs on the server: settings, database, HTTP stack, CLI.
 
 pub mod cli;
+pub mod clients;
+pub mod commerce7;
 pub mod config;
 pub mod db;
+pub mod error_page;
 pub mod http;
+pub mod sessions;
 pub mod telemetry;
+pub mod webhooks;
 
 use std::{future::Future, io, net::SocketAddr, sync::Arc};
 
-use axum::{Router, extract::FromRef};
+use axum::{
+    Router,
+    extract::FromRef,
+    middleware::{from_fn, from_fn_with_state},
+    routing::post,
+};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 
 use crate::app::{App, shell};
+use commerce7::Commerce7;
 use config::Config;
 use db::Db;
+use sessions::{AppSessionStore, SessionCookies};
 
 /// Shared state of every request: handlers read it with `State`, components and server
 /// functions with `expect_context::<AppState>()`.
@@ -27,6 +39,10 @@ pub struct AppState {
     pub db: Db,
     /// The parsed settings.
     pub config: Arc<Config>,
+    /// The session cookie and its store.
+    pub sessions: SessionCookies,
+    /// The Commerce7 API client.
+    pub commerce7: Commerce7,
 }
 
 /// Why the server could not start.
@@ -35,6 +51,9 @@ pub enum StartupError {
     /// The database could not be opened.
     #[error("cannot connect to the database: {0}")]
     Database(#[source] sqlx::Error),
+    /// The HTTP client for Commerce7 could not be built.
+    #[error("cannot build the Commerce7 client: {0}")]
+    Commerce7(#[from] reqwest::Error),
     /// A migration failed: the schema is not what the code expects.
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -59,21 +78,50 @@ pub struct Application {
 impl Application {
     /// Connects to the database, applies migrations, and binds `leptos_options.site_addr`
     /// (port 0 picks a free port, as the tests do).
-    pub async fn build(config: Config, leptos_options: LeptosOptions) -> Result<Self, StartupError> {
-        let db = Db::connect(config.database_url.expose()).await.map_err(StartupError::Database)?;
+    pub async fn build(
+        config: Config,
+        leptos_options: LeptosOptions,
+    ) -> Result<Self, StartupError> {
+        let db = Db::connect(config.database_url.expose())
+            .await
+            .map_err(StartupError::Database)?;
         db.migrate().await?;
         let addr = leptos_options.site_addr;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartupError::Bind { addr, source })?;
-        let state = AppState { leptos_options, db, config: Arc::new(config) };
+        let store = Arc::new(AppSessionStore::new(
+            db.clone(),
+            config.session_idle_timeout,
+        ));
+        let sessions =
+            SessionCookies::new(config.session_secret.expose(), config.cookie_secure, store);
+        let commerce7 = Commerce7::new(&config.commerce7_api_url, config.commerce7_timeout)?;
+        if config.commerce7_user.is_none() || config.commerce7_password.is_none() {
+            tracing::warn!(
+                "COMMERCE7_USER/COMMERCE7_PASSWORD are not set: install and uninstall callbacks will be refused"
+            );
+        }
+        let state = AppState {
+            leptos_options,
+            db,
+            config: Arc::new(config),
+            sessions,
+            commerce7,
+        };
         let router = router(state.clone());
-        Ok(Self { listener, router, state })
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
     }
 
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// The shared state (the tests use its database handle).
@@ -82,11 +130,15 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then finishes the requests in flight and closes the pool.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
         let db = self.state.db.clone();
         let result = axum::serve(
             self.listener,
-            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await;
@@ -106,11 +158,24 @@ pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
     let router = Router::new()
         .merge(http::operational_routes())
+        .route("/install", post(webhooks::install))
+        .route("/uninstall", post(webhooks::uninstall))
+        .route("/logout", post(sessions::guard::logout))
         .leptos_routes_with_context(&state, routes, provide_state.clone(), {
             let options = options.clone();
             move || shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(provide_state, shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(provide_state, shell))
+        // Innermost first: the guard needs the session, the session needs the CSRF check passed.
+        .layer(from_fn_with_state(state.clone(), sessions::session_guard))
+        .layer(from_fn_with_state(
+            state.sessions.clone(),
+            sessions::session_layer,
+        ))
+        .layer(from_fn(sessions::csrf_guard))
         .with_state(state);
     http::with_request_tracing(http::with_security_headers(router, &config))
 }

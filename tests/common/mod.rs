@@ -11,7 +11,8 @@ use tokio::sync::oneshot;
 
 /// Where the tests find PostgreSQL (override with `TEST_POSTGRES_URL`).
 pub fn postgres_admin_url() -> String {
-    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 /// A secret that satisfies the rules.
@@ -39,22 +40,39 @@ impl FreshDatabase {
             TestDb::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let path: PathBuf = dir.path().join("libero-test.db");
-                Some(Self { url: format!("sqlite://{}", path.display()), _dir: Some(dir), pg_name: None })
+                Some(Self {
+                    url: format!("sqlite://{}", path.display()),
+                    _dir: Some(dir),
+                    pg_name: None,
+                })
             }
             TestDb::Postgres => {
                 let admin = postgres_admin_url();
                 let mut conn = match PgConnection::connect(&admin).await {
                     Ok(conn) => conn,
                     Err(err) if std::env::var_os("CI").is_none() => {
-                        eprintln!("SKIPPED (PostgreSQL unreachable at {admin}: {err}); set CI=1 to make this a failure");
+                        eprintln!(
+                            "SKIPPED (PostgreSQL unreachable at {admin}: {err}); set CI=1 to make this a failure"
+                        );
                         return None;
                     }
-                    Err(err) => panic!("PostgreSQL is required in CI but unreachable at {admin}: {err}"),
+                    Err(err) => {
+                        panic!("PostgreSQL is required in CI but unreachable at {admin}: {err}")
+                    }
                 };
                 let name = format!("libero_test_{}", uuid::Uuid::new_v4().simple());
-                conn.execute(format!(r#"CREATE DATABASE "{name}""#).as_str()).await.expect("create test database");
-                let base = admin.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin);
-                Some(Self { url: format!("{base}/{name}"), _dir: None, pg_name: Some(name) })
+                conn.execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+                    .await
+                    .expect("create test database");
+                let base = admin
+                    .rsplit_once('/')
+                    .map(|(base, _)| base)
+                    .unwrap_or(&admin);
+                Some(Self {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                    pg_name: Some(name),
+                })
             }
         }
     }
@@ -66,10 +84,18 @@ impl Drop for FreshDatabase {
             // Drop runs outside any runtime guarantee: use a thread with its own small runtime.
             let admin = postgres_admin_url();
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async move {
                     if let Ok(mut conn) = PgConnection::connect(&admin).await {
-                        let _ = conn.execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str()).await;
+                        let _ = conn
+                            .execute(
+                                format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#)
+                                    .as_str(),
+                            )
+                            .await;
                     }
                 });
             })
@@ -98,8 +124,14 @@ pub fn test_config(database_url: &str, extra: &[(&str, String)]) -> Config {
         ("DATABASE_URL".to_owned(), database_url.to_owned()),
         ("COOKIE_SECURE".to_owned(), "false".to_owned()),
         ("COMMERCE7_USER".to_owned(), "c7-callbacks".to_owned()),
-        ("COMMERCE7_PASSWORD".to_owned(), "callback-password".to_owned()),
-        ("COMMERCE7_API_URL".to_owned(), "http://127.0.0.1:9/v1".to_owned()),
+        (
+            "COMMERCE7_PASSWORD".to_owned(),
+            "callback-password".to_owned(),
+        ),
+        (
+            "COMMERCE7_API_URL".to_owned(),
+            "http://127.0.0.1:9/v1".to_owned(),
+        ),
         ("COMMERCE7_TIMEOUT".to_owned(), "2s".to_owned()),
     ]);
     for (k, v) in extra {
@@ -128,7 +160,9 @@ impl TestApp {
     pub async fn spawn_with(kind: TestDb, extra: &[(&str, String)]) -> Option<Self> {
         let database = FreshDatabase::create(kind).await?;
         let config = test_config(&database.url, extra);
-        let app = Application::build(config, test_leptos_options()).await.expect("the app starts");
+        let app = Application::build(config, test_leptos_options())
+            .await
+            .expect("the app starts");
         let addr = app.local_addr();
         let db = app.state().db.clone();
         let (tx, rx) = oneshot::channel::<()>();
@@ -158,7 +192,11 @@ impl TestApp {
 
     /// A GET with the shared cookie-keeping client.
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("request")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
     }
 
     /// Stops the server and waits for it to finish its requests.

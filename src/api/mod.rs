@@ -1,0 +1,107 @@
+//! Server functions (`/api/…`) and the types they share with the browser.
+
+pub mod session;
+pub mod settings;
+
+use std::collections::BTreeMap;
+
+use leptos::server_fn::{
+    ServerFnError,
+    codec::JsonEncoding,
+    error::{FromServerFnError, ServerFnErrorErr},
+};
+use serde::{Deserialize, Serialize};
+
+/// What can go wrong in a server function, as the UI sees it: it matches on the variant, never
+/// on a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum AppError {
+    /// No valid session (HTTP 401): the UI returns to `/`.
+    #[error("Your session has ended. Open Libero again from your Commerce7 admin.")]
+    Unauthorized,
+    /// A cross-site request (HTTP 403).
+    #[error("This request was refused because it did not come from Libero itself.")]
+    Forbidden,
+    /// Field errors, keyed by field name (HTTP 422).
+    #[error("Please correct the highlighted fields.")]
+    Validation {
+        /// Field name → message.
+        fields: BTreeMap<String, String>,
+    },
+    /// Someone saved in between (HTTP 409).
+    #[error(
+        "These settings were changed in another window. Reload the page to see the latest version, then save again."
+    )]
+    Conflict,
+    /// The database is unreachable (HTTP 503).
+    #[error("Libero is temporarily unavailable. Try again in a minute.")]
+    Unavailable,
+    /// Transport or encoding trouble between the browser and the server.
+    #[error("Libero couldn't be reached. Check your connection and try again.")]
+    Transport(String),
+}
+
+impl AppError {
+    /// The HTTP status that carries this error.
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Transport(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        Self::Transport(value.to_string())
+    }
+}
+
+impl From<ServerFnError> for AppError {
+    fn from(value: ServerFnError) -> Self {
+        Self::Transport(value.to_string())
+    }
+}
+
+/// Server-side helpers shared by the server functions.
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    use super::AppError;
+    use crate::server::{AppState, sessions::CurrentSession};
+    use leptos::prelude::*;
+
+    /// The guard's validated session for this request, or 401. The first line of every
+    /// protected server function.
+    pub fn require_session() -> Result<CurrentSession, AppError> {
+        use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<CurrentSession>().cloned())
+            .ok_or_else(|| fail(AppError::Unauthorized))
+    }
+
+    /// Sets the HTTP status of `error` on the response and returns it.
+    pub fn fail(error: AppError) -> AppError {
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(error.status());
+        }
+        error
+    }
+
+    /// Logs a database error with context and turns it into a 503 for the browser.
+    pub fn unavailable(err: impl std::fmt::Display, what: &str) -> AppError {
+        tracing::error!(error = %err, "{what}");
+        fail(AppError::Unavailable)
+    }
+
+    /// The shared state.
+    pub fn state() -> AppState {
+        expect_context::<AppState>()
+    }
+}

@@ -1,0 +1,62 @@
+//! The signed-in layout: navigation, sign-out, and what to do when the session has ended.
+
+use leptos::prelude::*;
+
+use super::layout::Page;
+use crate::api::AppError;
+
+/// Which page of the signed-in area is showing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// `/app`.
+    Dashboard,
+    /// `/settings`.
+    Settings,
+}
+
+/// Navigation and sign-out around a signed-in page.
+#[component]
+pub fn AppFrame(section: Section, children: Children) -> impl IntoView {
+    let (signing_out, set_signing_out) = signal(false);
+    let current = move |s: Section| if s == section { Some("page") } else { None };
+
+    view! {
+        <Page>
+            <nav class="nav card" aria-label="Libero">
+                <a href="/app" aria-current=current(Section::Dashboard)>"Dashboard"</a>
+                <a href="/settings" aria-current=current(Section::Settings)>"Settings"</a>
+                <span class="spacer"></span>
+                // A plain form POST: signing out works even before (or without) hydration.
+                <form
+                    class="inline-form"
+                    method="post"
+                    action="/logout"
+                    on:submit=move |_| set_signing_out.set(true)
+                >
+                    <button type="submit" class="button secondary" id="logout-button" aria-disabled=move || signing_out.get().to_string()>
+                        {move || if signing_out.get() { "Signing out…" } else { "Sign out" }}
+                    </button>
+                </form>
+            </nav>
+            {children()}
+        </Page>
+    }
+}
+
+/// Leaves the signed-in area when a server function says the session is gone; the landing page
+/// then explains what happened.
+pub fn leave_if_unauthorized(error: &AppError) {
+    if matches!(error, AppError::Unauthorized) {
+        #[cfg(feature = "hydrate")]
+        {
+            let _ = window().location().set_href("/?session=ended");
+        }
+    }
+}
+
+/// An error from a server function, in words.
+#[component]
+pub fn ErrorNotice(error: AppError) -> impl IntoView {
+    leave_if_unauthorized(&error);
+    view! { <p class="notice error" role="alert">{error.to_string()}</p> }
+}

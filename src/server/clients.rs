@@ -1,0 +1,281 @@
+//! `clients`: one row per Commerce7 tenant, written by the install/uninstall callbacks and by the
+//! merchant's settings form.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::db::{Db, now};
+
+/// A tenant's client row, as the app uses it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Client {
+    /// Primary key.
+    pub id: Uuid,
+    /// Commerce7 tenant slug.
+    pub tenant_id: String,
+    /// Organisation name from the install callback.
+    pub org_name: Option<String>,
+    /// `None` while installed.
+    pub uninstalled_at: Option<DateTime<Utc>>,
+}
+
+impl Client {
+    /// Whether the app is currently installed for this tenant.
+    pub fn is_installed(&self) -> bool {
+        self.uninstalled_at.is_none()
+    }
+}
+
+/// What an install callback records.
+#[derive(Debug, Clone)]
+pub struct Installation {
+    /// Commerce7 tenant slug.
+    pub tenant_id: String,
+    /// `organization-name`, if sent.
+    pub org_name: Option<String>,
+    /// `organization-contact`, or the installer's name.
+    pub org_contact: Option<String>,
+    /// Installer's Commerce7 user id.
+    pub user_id: Option<String>,
+    /// Installer's email.
+    pub user_email: Option<String>,
+    /// Every other field of the callback body.
+    pub install_data: Value,
+}
+
+/// The merchant's settings JSON together with the version it was read at, and the install
+/// details used as defaults before the first save.
+#[derive(Debug, Clone)]
+pub struct StoredSettings {
+    /// `clients.settings`.
+    pub settings: Value,
+    /// `clients.updated_at`, used as an optimistic-concurrency version.
+    pub version: DateTime<Utc>,
+    /// `clients.org_name`.
+    pub org_name: Option<String>,
+    /// `clients.org_contact`.
+    pub org_contact: Option<String>,
+    /// `clients.user_email` (the installer).
+    pub user_email: Option<String>,
+}
+
+type ClientRow = (String, String, Option<String>, Option<DateTime<Utc>>);
+type PgClientRow = (Uuid, String, Option<String>, Option<DateTime<Utc>>);
+
+fn from_sqlite(
+    (id, tenant_id, org_name, uninstalled_at): ClientRow,
+) -> Result<Client, sqlx::Error> {
+    let id = Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(Client {
+        id,
+        tenant_id,
+        org_name,
+        uninstalled_at,
+    })
+}
+
+fn from_pg((id, tenant_id, org_name, uninstalled_at): PgClientRow) -> Client {
+    Client {
+        id,
+        tenant_id,
+        org_name,
+        uninstalled_at,
+    }
+}
+
+/// Records an install: creates the client, or reactivates and refreshes it on reinstall. The
+/// merchant's settings survive a reinstall.
+pub async fn install(db: &Db, install: &Installation) -> Result<Client, sqlx::Error> {
+    let now = now();
+    match db {
+        Db::Sqlite(pool) => {
+            let row: ClientRow = sqlx::query_as(
+                "INSERT INTO clients (id, tenant_id, org_name, org_contact, user_id, user_email, install_data,
+                                      installed_at, uninstalled_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?8, ?8)
+                 ON CONFLICT (tenant_id) DO UPDATE SET
+                     org_name = excluded.org_name, org_contact = excluded.org_contact,
+                     user_id = excluded.user_id, user_email = excluded.user_email,
+                     install_data = excluded.install_data, installed_at = excluded.installed_at,
+                     uninstalled_at = NULL, updated_at = excluded.updated_at
+                 RETURNING id, tenant_id, org_name, uninstalled_at",
+            )
+            .bind(Uuid::new_v4().to_string())
+            .bind(&install.tenant_id)
+            .bind(&install.org_name)
+            .bind(&install.org_contact)
+            .bind(&install.user_id)
+            .bind(&install.user_email)
+            .bind(Json(&install.install_data))
+            .bind(now)
+            .fetch_one(pool)
+            .await?;
+            from_sqlite(row)
+        }
+        Db::Postgres(pool) => {
+            let row: PgClientRow = sqlx::query_as(
+                "INSERT INTO clients (tenant_id, org_name, org_contact, user_id, user_email, install_data,
+                                      installed_at, uninstalled_at, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $7, $7)
+                 ON CONFLICT (tenant_id) DO UPDATE SET
+                     org_name = EXCLUDED.org_name, org_contact = EXCLUDED.org_contact,
+                     user_id = EXCLUDED.user_id, user_email = EXCLUDED.user_email,
+                     install_data = EXCLUDED.install_data, installed_at = EXCLUDED.installed_at,
+                     uninstalled_at = NULL, updated_at = EXCLUDED.updated_at
+                 RETURNING id, tenant_id, org_name, uninstalled_at",
+            )
+            .bind(&install.tenant_id)
+            .bind(&install.org_name)
+            .bind(&install.org_contact)
+            .bind(&install.user_id)
+            .bind(&install.user_email)
+            .bind(Json(&install.install_data))
+            .bind(now)
+            .fetch_one(pool)
+            .await?;
+            Ok(from_pg(row))
+        }
+    }
+}
+
+/// Marks the tenant uninstalled and deletes all its sessions, in one transaction. Returns the
+/// number of sessions deleted, or `None` for an unknown tenant.
+pub async fn uninstall(db: &Db, tenant_id: &str) -> Result<Option<u64>, sqlx::Error> {
+    let now = now();
+    match db {
+        Db::Sqlite(pool) => {
+            let mut tx = pool.begin().await?;
+            let id: Option<String> = sqlx::query_scalar(
+                "UPDATE clients SET uninstalled_at = COALESCE(uninstalled_at, ?1), updated_at = ?1
+                 WHERE tenant_id = ?2 RETURNING id",
+            )
+            .bind(now)
+            .bind(tenant_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(id) = id else { return Ok(None) };
+            let deleted = sqlx::query("DELETE FROM app_sessions WHERE client_id = ?1")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok(Some(deleted))
+        }
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            let id: Option<Uuid> = sqlx::query_scalar(
+                "UPDATE clients SET uninstalled_at = COALESCE(uninstalled_at, $1), updated_at = $1
+                 WHERE tenant_id = $2 RETURNING id",
+            )
+            .bind(now)
+            .bind(tenant_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(id) = id else { return Ok(None) };
+            let deleted = sqlx::query("DELETE FROM app_sessions WHERE client_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok(Some(deleted))
+        }
+    }
+}
+
+/// The client of a tenant, installed or not.
+pub async fn find_by_tenant(db: &Db, tenant_id: &str) -> Result<Option<Client>, sqlx::Error> {
+    match db {
+        Db::Sqlite(pool) => {
+            let row: Option<ClientRow> = sqlx::query_as(
+                "SELECT id, tenant_id, org_name, uninstalled_at FROM clients WHERE tenant_id = ?1",
+            )
+            .bind(tenant_id)
+            .fetch_optional(pool)
+            .await?;
+            row.map(from_sqlite).transpose()
+        }
+        Db::Postgres(pool) => {
+            let row: Option<PgClientRow> = sqlx::query_as(
+                "SELECT id, tenant_id, org_name, uninstalled_at FROM clients WHERE tenant_id = $1",
+            )
+            .bind(tenant_id)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.map(from_pg))
+        }
+    }
+}
+
+/// The merchant's settings and their version.
+pub async fn settings(db: &Db, client_id: Uuid) -> Result<Option<StoredSettings>, sqlx::Error> {
+    type Row = (
+        Json<Value>,
+        DateTime<Utc>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let row: Option<Row> = match db {
+        Db::Sqlite(pool) => {
+            sqlx::query_as("SELECT settings, updated_at, org_name, org_contact, user_email FROM clients WHERE id = ?1")
+                .bind(client_id.to_string())
+                .fetch_optional(pool)
+                .await?
+        }
+        Db::Postgres(pool) => {
+            sqlx::query_as("SELECT settings, updated_at, org_name, org_contact, user_email FROM clients WHERE id = $1")
+                .bind(client_id)
+                .fetch_optional(pool)
+                .await?
+        }
+    };
+    Ok(row.map(
+        |(Json(settings), version, org_name, org_contact, user_email)| StoredSettings {
+            settings,
+            version,
+            org_name,
+            org_contact,
+            user_email,
+        },
+    ))
+}
+
+/// Saves settings only if nobody changed them since `expected_version` was read (no lost
+/// updates between two windows). Returns the new version, or `None` when the row has moved on.
+pub async fn save_settings<T: Serialize + Sync>(
+    db: &Db,
+    client_id: Uuid,
+    settings: &T,
+    expected_version: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    // A new version must differ from the old one even within the same microsecond.
+    let version = now().max(expected_version + chrono::TimeDelta::microseconds(1));
+    let updated = match db {
+        Db::Sqlite(pool) => sqlx::query(
+            "UPDATE clients SET settings = ?1, updated_at = ?2 WHERE id = ?3 AND updated_at = ?4",
+        )
+        .bind(Json(settings))
+        .bind(version)
+        .bind(client_id.to_string())
+        .bind(expected_version)
+        .execute(pool)
+        .await?
+        .rows_affected(),
+        Db::Postgres(pool) => sqlx::query(
+            "UPDATE clients SET settings = $1, updated_at = $2 WHERE id = $3 AND updated_at = $4",
+        )
+        .bind(Json(settings))
+        .bind(version)
+        .bind(client_id)
+        .bind(expected_version)
+        .execute(pool)
+        .await?
+        .rows_affected(),
+    };
+    Ok((updated == 1).then_some(version))
+}

@@ -1,0 +1,108 @@
+//! Full HTML error pages answered by middleware (before any Leptos route runs): the sign-in
+//! failures, a refused cross-site request, and "database unavailable".
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{Html, IntoResponse, Response},
+};
+use leptos::prelude::*;
+
+/// The situations a merchant can meet outside the normal pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The iframe URL lacks `tenantId`/`account`, or they are malformed.
+    BadSignInLink,
+    /// Commerce7 refused the account token (401).
+    Commerce7Refused,
+    /// Commerce7 is down or too slow (503).
+    Commerce7Unavailable,
+    /// The tenant has not installed Libero, or uninstalled it (403).
+    NotInstalled,
+    /// A state change from another site (403).
+    CrossSite,
+    /// The database cannot be reached (503).
+    DatabaseUnavailable,
+}
+
+impl ErrorKind {
+    fn status(self) -> StatusCode {
+        match self {
+            Self::BadSignInLink => StatusCode::BAD_REQUEST,
+            Self::Commerce7Refused => StatusCode::UNAUTHORIZED,
+            Self::Commerce7Unavailable | Self::DatabaseUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::NotInstalled | Self::CrossSite => StatusCode::FORBIDDEN,
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::BadSignInLink => "This link is incomplete",
+            Self::Commerce7Refused => "Commerce7 didn't recognise you",
+            Self::Commerce7Unavailable => "Libero couldn't reach Commerce7",
+            Self::NotInstalled => "Libero isn't installed for this winery",
+            Self::CrossSite => "Request refused",
+            Self::DatabaseUnavailable => "Libero is temporarily unavailable",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Self::BadSignInLink => {
+                "Open Libero from the Apps menu of your Commerce7 admin so that it can sign you in."
+            }
+            Self::Commerce7Refused => {
+                "Your Commerce7 sign-in could not be confirmed for this winery. Reload the Commerce7 admin and open Libero again; if it keeps happening, ask your account owner to check your access."
+            }
+            Self::Commerce7Unavailable => "Libero couldn't reach Commerce7. Try again in a minute.",
+            Self::NotInstalled => {
+                "Ask an account owner to install Libero from the Commerce7 App Store, then open it again from the admin."
+            }
+            Self::CrossSite => {
+                "This action can only be taken from Libero itself. Go back to Libero and try again."
+            }
+            Self::DatabaseUnavailable => {
+                "Something on our side isn't answering. Try again in a minute."
+            }
+        }
+    }
+}
+
+/// The page for `kind`, with its status and `Cache-Control: no-store`.
+pub fn error_page(kind: ErrorKind) -> Response {
+    let html = Owner::new().with(|| {
+        view! {
+            <!DOCTYPE html>
+            <html lang="en">
+                <head>
+                    <meta charset="utf-8"/>
+                    <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                    <title>{format!("{} · Libero", kind.title())}</title>
+                    <link rel="stylesheet" href="/pkg/libero.css"/>
+                </head>
+                <body>
+                    <header class="topbar">
+                        <a class="brand" href="/">
+                            <span class="brand-mark" aria-hidden="true">"L"</span>
+                            <span class="brand-name">"Libero"</span>
+                        </a>
+                    </header>
+                    <main id="content" class="content">
+                        <section class="card narrow" role="alert">
+                            <h1>{kind.title()}</h1>
+                            <p>{kind.message()}</p>
+                            <p><a class="button secondary" href="/">"Go to the start page"</a></p>
+                        </section>
+                    </main>
+                </body>
+            </html>
+        }
+        .to_html()
+    });
+    let mut response = (kind.status(), Html(html)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
