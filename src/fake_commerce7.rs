@@ -185,10 +185,19 @@ pub fn demo_users() -> Vec<FakeUser> {
     ]
 }
 
+impl Shared {
+    fn app_url(&self) -> String {
+        self.app_url
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
 /// State shared by the handlers and the [`FakeCommerce7`] handle.
 struct Shared {
     users: Vec<FakeUser>,
-    app_url: String,
+    app_url: Mutex<String>,
     callback_user: String,
     callback_password: String,
     /// `http://127.0.0.1:PORT` (or the bound address when it is not loopback/unspecified).
@@ -253,7 +262,7 @@ impl Shared {
         tenant_id: &str,
     ) -> Result<StatusCode, reqwest::Error> {
         let user = self.installer(tenant_id);
-        let url = format!("{}/{}", self.app_url, kind.path());
+        let url = format!("{}/{}", self.app_url(), kind.path());
         let request = self
             .http
             .post(&url)
@@ -374,7 +383,7 @@ impl FakeCommerce7 {
             .map_err(io::Error::other)?;
         let state: AppState = Arc::new(Shared {
             users: config.users,
-            app_url: config.app_url.trim_end_matches('/').to_owned(),
+            app_url: Mutex::new(config.app_url.trim_end_matches('/').to_owned()),
             callback_user: config.callback_user,
             callback_password: config.callback_password,
             origin: origin_of(addr),
@@ -428,6 +437,13 @@ impl FakeCommerce7 {
     /// before the latency).
     pub fn user_calls(&self) -> usize {
         self.state.user_calls.load(Ordering::SeqCst)
+    }
+
+    /// Points the simulator and the callbacks at another app URL (tests learn the app's port
+    /// only after the fake has started).
+    pub fn set_app_url(&self, app_url: &str) {
+        *self.state.app_url.lock().unwrap_or_else(|e| e.into_inner()) =
+            app_url.trim_end_matches('/').to_owned();
     }
 
     /// Changes the latency added to `GET /v1/account/user` (for requests arriving from now on).
@@ -798,7 +814,7 @@ async fn admin_index(State(state): State<AppState>) -> Response {
         r#"<p>This page stands in for the Commerce7 admin. It frames Libero from <code>{app}</code> the way
 Commerce7 does and sends the install and uninstall callbacks. Commerce7 API: <code>{api}</code>.</p>
 "#,
-        app = esc(&state.app_url),
+        app = esc(&state.app_url()),
         api = esc(&format!("{}/v1", state.origin)),
     );
     let tenants = state.tenants();
@@ -900,7 +916,7 @@ async fn admin_open(State(state): State<AppState>, Query(query): Query<OpenQuery
 
     let app_src = format!(
         "{}/app?tenantId={}&account={}&adminUITheme={}",
-        state.app_url,
+        state.app_url(),
         url_encode(&tenant_id),
         url_encode(&token),
         theme

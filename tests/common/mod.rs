@@ -4,8 +4,12 @@
 
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf};
 
+use chrono::{DateTime, Utc};
 use leptos::config::LeptosOptions;
-use libero::server::{Application, config::Config, db::Db};
+use libero::{
+    fake_commerce7::{FakeCommerce7, FakeConfig},
+    server::{Application, config::Config, db::Db},
+};
 use sqlx::{Connection, Executor, PgConnection};
 use tokio::sync::oneshot;
 
@@ -104,15 +108,27 @@ impl Drop for FreshDatabase {
     }
 }
 
-/// A running app on a random port.
+/// Callback credentials the test app is configured with.
+pub const CALLBACK_USER: &str = "c7-callbacks";
+pub const CALLBACK_PASSWORD: &str = "callback-password";
+
+/// The demo tenant the fake Commerce7 knows, and its owner's account token.
+pub const TENANT: &str = "demo-winery";
+pub const OWNER_TOKEN: &str = "demo-owner-token";
+pub const OTHER_TENANT: &str = "second-cellar";
+pub const OTHER_TOKEN: &str = "second-owner-token";
+
+/// A running app on a random port, with a fake Commerce7 beside it.
 pub struct TestApp {
     pub addr: SocketAddr,
     pub base: String,
     pub db: Db,
     pub database: FreshDatabase,
+    pub c7: FakeCommerce7,
     /// A client that keeps cookies, never follows redirects and accepts the test's self-made
     /// http cookies (`COOKIE_SECURE` is off in tests: there is no TLS on loopback).
     pub client: reqwest::Client,
+    pub jar: std::sync::Arc<reqwest::cookie::Jar>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -159,7 +175,15 @@ impl TestApp {
     /// Like [`TestApp::spawn`], with extra settings.
     pub async fn spawn_with(kind: TestDb, extra: &[(&str, String)]) -> Option<Self> {
         let database = FreshDatabase::create(kind).await?;
-        let config = test_config(&database.url, extra);
+        let c7 = FakeCommerce7::start(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            FakeConfig::demo("http://127.0.0.1:9", CALLBACK_USER, CALLBACK_PASSWORD),
+        )
+        .await
+        .expect("the fake Commerce7 starts");
+        let mut settings = vec![("COMMERCE7_API_URL", c7.api_url())];
+        settings.extend(extra.iter().cloned());
+        let config = test_config(&database.url, &settings);
         let app = Application::build(config, test_leptos_options())
             .await
             .expect("the app starts");
@@ -169,17 +193,21 @@ impl TestApp {
         let server = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         }));
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         let client = reqwest::Client::builder()
-            .cookie_store(true)
+            .cookie_provider(jar.clone())
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
+        c7.set_app_url(&format!("http://{addr}"));
         Some(Self {
             addr,
             base: format!("http://{addr}"),
             db,
             database,
+            c7,
             client,
+            jar,
             shutdown: Some(tx),
             server: Some(server),
         })
@@ -199,6 +227,144 @@ impl TestApp {
             .expect("request")
     }
 
+    /// A POST from the app's own pages (the browser's `Origin` and `Sec-Fetch-Site`).
+    pub fn post_same_origin(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(self.url(path))
+            .header("origin", &self.base)
+            .header("sec-fetch-site", "same-origin")
+    }
+
+    /// Installs a tenant through the fake Commerce7's install callback.
+    pub async fn install(&self, tenant: &str) {
+        let status = self
+            .c7
+            .send_install(tenant)
+            .await
+            .expect("install callback sent");
+        assert_eq!(status.as_u16(), 200, "install callback accepted");
+    }
+
+    /// Installs the demo tenant and signs its owner in, as the Commerce7 iframe does.
+    pub async fn signed_in(kind: TestDb) -> Option<Self> {
+        Self::signed_in_with(kind, &[]).await
+    }
+
+    /// [`TestApp::signed_in`] with extra settings.
+    pub async fn signed_in_with(kind: TestDb, extra: &[(&str, String)]) -> Option<Self> {
+        let app = Self::spawn_with(kind, extra).await?;
+        app.install(TENANT).await;
+        let response = app.sign_in(TENANT, OWNER_TOKEN).await;
+        assert_eq!(response.status().as_u16(), 303, "sign-in redirects");
+        Some(app)
+    }
+
+    /// `GET /app?tenantId=…&account=…` with the shared client.
+    pub async fn sign_in(&self, tenant: &str, token: &str) -> reqwest::Response {
+        self.get(&format!(
+            "/app?tenantId={tenant}&account={token}&adminUITheme=light"
+        ))
+        .await
+    }
+
+    /// Every session row.
+    pub async fn session_rows(&self) -> Vec<SessionRow> {
+        match &self.db {
+            Db::Sqlite(pool) => sqlx::query_as(
+                "SELECT id, client_id, user_id, theme, data, expires_at, last_activity_at, created_at FROM app_sessions",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+            Db::Postgres(pool) => sqlx::query_as(
+                "SELECT id, client_id::text AS client_id, user_id, theme, data::text AS data, expires_at, last_activity_at, created_at FROM app_sessions",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+        }
+    }
+
+    /// The only session row (panics unless there is exactly one).
+    pub async fn only_session(&self) -> SessionRow {
+        let mut rows = self.session_rows().await;
+        assert_eq!(rows.len(), 1, "exactly one session row");
+        rows.remove(0)
+    }
+
+    /// `clients.id` of a tenant, as text.
+    pub async fn client_id(&self, tenant: &str) -> Option<String> {
+        match &self.db {
+            Db::Sqlite(pool) => sqlx::query_scalar("SELECT id FROM clients WHERE tenant_id = ?1")
+                .bind(tenant)
+                .fetch_optional(pool)
+                .await
+                .unwrap(),
+            Db::Postgres(pool) => {
+                sqlx::query_scalar("SELECT id::text FROM clients WHERE tenant_id = $1")
+                    .bind(tenant)
+                    .fetch_optional(pool)
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+
+    /// Number of client rows.
+    pub async fn client_count(&self) -> i64 {
+        match &self.db {
+            Db::Sqlite(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM clients")
+                .fetch_one(pool)
+                .await
+                .unwrap(),
+            Db::Postgres(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM clients")
+                .fetch_one(pool)
+                .await
+                .unwrap(),
+        }
+    }
+
+    /// Runs `UPDATE app_sessions SET <column> = $1` (test 4 of the guide, and idle checks).
+    pub async fn set_session_time(&self, column: &str, value: DateTime<Utc>) {
+        assert!(["expires_at", "last_activity_at"].contains(&column));
+        match &self.db {
+            Db::Sqlite(pool) => {
+                sqlx::query(&format!("UPDATE app_sessions SET {column} = ?1"))
+                    .bind(value)
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+            Db::Postgres(pool) => {
+                sqlx::query(&format!("UPDATE app_sessions SET {column} = $1"))
+                    .bind(value)
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// The `__libero_session` cookie the shared client holds, as sent (`name=value`).
+    pub fn session_cookie(&self) -> Option<String> {
+        use reqwest::cookie::CookieStore;
+        let header = self.jar.cookies(&self.base.parse().unwrap())?;
+        header
+            .to_str()
+            .unwrap()
+            .split("; ")
+            .find(|c| c.starts_with("__libero_session="))
+            .map(str::to_owned)
+    }
+
+    /// A client with no cookies and no redirects.
+    pub fn bare_client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
     /// Stops the server and waits for it to finish its requests.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -208,6 +374,19 @@ impl TestApp {
             let _ = server.await;
         }
     }
+}
+
+/// One `app_sessions` row, as the tests look at it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRow {
+    pub id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub theme: String,
+    pub data: String,
+    pub expires_at: DateTime<Utc>,
+    pub last_activity_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
 }
 
 /// Runs a test body on both databases: `both_databases!(name, |app| async move { … })` makes
