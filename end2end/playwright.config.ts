@@ -24,6 +24,10 @@ mkdirSync(tmp, { recursive: true });
 export const APP_PORT = Number(process.env.E2E_APP_PORT ?? 3900);
 // The app is served on 127.0.0.1; the Commerce7 admin simulator on localhost (another site).
 export const APP_URL = `http://127.0.0.1:${APP_PORT}`;
+export const C7_PORT = Number(process.env.E2E_C7_PORT ?? 4011);
+export const ADMIN_URL = `http://localhost:${C7_PORT}`;
+const CALLBACK_USER = "e2e-callbacks";
+const CALLBACK_PASSWORD = "e2e-callback-password";
 
 export default defineConfig({
   testDir: "./tests",
@@ -40,12 +44,28 @@ export default defineConfig({
   },
   webServer: [
     {
+      // The fake Commerce7: account API, callbacks, and the admin simulator on another site.
+      command: `${root}/target/debug/fake-commerce7`,
+      cwd: tmp,
+      url: `http://127.0.0.1:${C7_PORT}/healthz`,
+      reuseExistingServer: false,
+      timeout: 30_000,
+      stdout: "ignore",
+      stderr: "pipe",
+      env: {
+        FAKE_C7_ADDR: `127.0.0.1:${C7_PORT}`,
+        FAKE_C7_APP_URL: APP_URL,
+        COMMERCE7_USER: CALLBACK_USER,
+        COMMERCE7_PASSWORD: CALLBACK_PASSWORD,
+      },
+    },
+    {
       command: `${root}/target/debug/libero serve`,
       cwd: root,
       url: `${APP_URL}/readyz`,
       reuseExistingServer: false,
       timeout: 60_000,
-      stdout: "pipe",
+      stdout: "ignore",
       stderr: "pipe",
       env: {
         LEPTOS_OUTPUT_NAME: "libero",
@@ -56,6 +76,11 @@ export default defineConfig({
         SESSION_SECRET: "e2e-secret-0123456789abcdef0123456789abcdef",
         DATABASE_URL: `sqlite://${tmp}/e2e-${Date.now()}.db`,
         COOKIE_SECURE: "true",
+        COMMERCE7_API_URL: `http://127.0.0.1:${C7_PORT}/v1`,
+        COMMERCE7_USER: CALLBACK_USER,
+        COMMERCE7_PASSWORD: CALLBACK_PASSWORD,
+        FRAME_ANCESTORS: ADMIN_URL,
+        SESSION_TOUCH_INTERVAL: "0",
         RUST_LOG: "info",
       },
     },

@@ -3,6 +3,7 @@
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
+    SsrMode,
     components::{Route, Router, Routes},
     path,
 };
@@ -56,8 +57,9 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=|| view! { <NotFound/> }>
                 <Route path=path!("/") view=Landing/>
-                <Route path=path!("/app") view=Dashboard/>
-                <Route path=path!("/settings") view=Settings/>
+                // Fully rendered before sending: the pages work before (and without) hydration.
+                <Route path=path!("/app") view=Dashboard ssr=SsrMode::Async/>
+                <Route path=path!("/settings") view=Settings ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

@@ -1,0 +1,117 @@
+import { type BrowserContext, type Page, chromium, expect, test } from "@playwright/test";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ADMIN_URL, APP_URL, C7_PORT, chromiumArgs, chromiumExecutable } from "../playwright.config";
+
+// The whole merchant flow inside the Commerce7 admin simulator: the admin page is served from
+// http://localhost:PORT, the app from http://127.0.0.1:PORT, so the app is a cross-site iframe and
+// its session cookie is a third-party cookie.
+
+type CookieMode = "default" | "allowed" | "blocked";
+
+async function openContext(mode: CookieMode): Promise<{ context: BrowserContext; cleanup: () => void }> {
+  const dir = mkdtempSync(join(tmpdir(), `libero-e2e-${mode}-`));
+  if (mode !== "default") {
+    // Chromium's own setting: 0 = allow third-party cookies, 1 = block them.
+    mkdirSync(join(dir, "Default"), { recursive: true });
+    writeFileSync(
+      join(dir, "Default", "Preferences"),
+      JSON.stringify({ profile: { cookie_controls_mode: mode === "allowed" ? 0 : 1 } }),
+    );
+  }
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: chromiumExecutable,
+    args: chromiumArgs,
+    headless: true,
+  });
+  return { context, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Whether an unpartitioned third-party cookie survives in this browser (the control probe). */
+async function thirdPartyCookiesAllowed(page: Page): Promise<boolean> {
+  const control = page.frames().find((f) => f.url().includes("/control/"));
+  if (!control) throw new Error("the admin page has no control frame");
+  await control.goto(`http://127.0.0.1:${C7_PORT}/control/check`);
+  const body = JSON.parse(await control.locator("body").innerText());
+  return body.controlCookie === true;
+}
+
+async function installTenant(page: Page, tenant: string) {
+  await page.goto(`${ADMIN_URL}/`);
+  await page.locator("section.tenant", { hasText: `(${tenant})` }).getByRole("button", { name: "Install Libero", exact: true }).click();
+  await expect(page.getByText(`Install callback for ${tenant}`)).toContainText("200");
+}
+
+for (const mode of ["default", "allowed", "blocked"] as CookieMode[]) {
+  test(`the merchant flow works inside the cross-site iframe (third-party cookies: ${mode})`, async () => {
+    const { context, cleanup } = await openContext(mode);
+    try {
+      const page = context.pages()[0] ?? (await context.newPage());
+      await installTenant(page, "demo-winery");
+
+      // Sign-in: Commerce7 opens the iframe with tenantId + account.
+      await page.goto(`${ADMIN_URL}/`);
+      await page.getByRole("link", { name: "Open as Dana Owner (dark theme)" }).click();
+      const app = page.frameLocator("#app-frame");
+      await expect(app.getByRole("heading", { name: "Welcome, Dana Owner" })).toBeVisible();
+      await expect(app.getByTestId("tenant")).toHaveText("demo-winery");
+      await expect(app.locator("body")).toHaveClass(/theme-dark/);
+
+      // Prove which cookie mode this browser is in.
+      const allowed = await thirdPartyCookiesAllowed(page);
+      if (mode === "allowed") expect(allowed).toBe(true);
+      if (mode === "blocked") expect(allowed).toBe(false);
+
+      // The account token does not stay in the iframe's URL.
+      const frame = page.frame({ url: (u) => u.origin === APP_URL })!;
+      expect(new URL(frame.url()).search).toBe("");
+
+      // Settings: load, edit, save.
+      await app.getByRole("link", { name: "Settings", exact: true }).click();
+      await expect(app.locator("body")).toHaveAttribute("data-hydrated", "true");
+      const orgName = app.getByLabel("Organisation name");
+      await expect(orgName).toHaveValue(/^Demo Winery/);
+      await orgName.fill(`Demo Winery Estate (${mode})`);
+      await app.getByLabel("Send me a weekly summary").check();
+      await app.getByRole("button", { name: "Save settings" }).click();
+      await expect(app.getByRole("status").filter({ hasText: "Settings saved." })).toBeVisible();
+
+      // Reload: the partitioned session cookie keeps the merchant signed in.
+      const appFrame = page.frame({ url: (u) => u.origin === APP_URL })!;
+      await appFrame.goto(`${APP_URL}/settings`);
+      await expect(app.getByLabel("Organisation name")).toHaveValue(`Demo Winery Estate (${mode})`);
+      await expect(app.getByLabel("Send me a weekly summary")).toBeChecked();
+
+      // Logout: back to the landing page, and the session is gone.
+      await app.getByRole("button", { name: "Sign out" }).click();
+      await expect(app.getByRole("heading", { level: 1 })).toHaveText("Libero for Commerce7");
+      await appFrame.goto(`${APP_URL}/app`);
+      await expect(app.getByRole("heading", { level: 1 })).toHaveText("Libero for Commerce7");
+    } finally {
+      await context.close();
+      cleanup();
+    }
+  });
+}
+
+test("a token Commerce7 refuses shows the friendly 401 page inside the iframe", async ({ page }) => {
+  await installTenant(page, "demo-winery");
+  await page.goto(`${ADMIN_URL}/`);
+  await page.getByRole("link", { name: "Open with an invalid account token" }).click();
+  await expect(page.frameLocator("#app-frame").getByRole("heading", { name: "Commerce7 didn't recognise you" })).toBeVisible();
+});
+
+test("signing out works without JavaScript", async ({ browser }) => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await installTenant(page, "second-cellar");
+  // Top-level (first-party) visit, as when the app is opened in its own tab.
+  await page.goto(`${APP_URL}/app?tenantId=second-cellar&account=second-owner-token`);
+  await expect(page.getByRole("heading", { name: "Welcome, Lee Vintner" })).toBeVisible();
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await expect(page).toHaveURL(`${APP_URL}/`);
+  await page.goto(`${APP_URL}/settings`);
+  await expect(page).toHaveURL(`${APP_URL}/`);
+  await context.close();
+});
