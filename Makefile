@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export PATH := $(HOME)/.cargo/bin:$(CURDIR)/end2end/node_modules/.bin:$(PATH)
 
-.PHONY: help setup dev test test-rust test-e2e build-site release fmt
+.PHONY: help setup dev test release fake-commerce7 fmt
 
 help:
 	@echo "make dev    install what is missing, then run the app (http://127.0.0.1:3000) with live reload"
@@ -13,10 +13,13 @@ setup:
 	@scripts/bootstrap.sh
 
 dev: setup
-	cargo leptos watch
+	@scripts/dev.sh
 
 test: setup
 	@scripts/test.sh
+
+fake-commerce7:
+	cargo run --features ssr --bin fake-commerce7
 
 release: setup
 	cargo leptos build --release

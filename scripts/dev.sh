@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Development: the fake Commerce7 (http://localhost:4010) beside `cargo leptos watch`
+# (http://127.0.0.1:3000). Run through `make dev`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PWD/end2end/node_modules/.bin:$PATH"
+
+cargo build --features ssr --bin fake-commerce7
+target/debug/fake-commerce7 &
+fake_pid=$!
+trap 'kill "$fake_pid" 2>/dev/null || true' EXIT INT TERM
+
+cat <<'MSG'
+
+  Libero:                      http://127.0.0.1:3000
+  Commerce7 admin simulator:   http://localhost:4010   (install, then open Libero in its iframe)
+
+MSG
+cargo leptos watch
