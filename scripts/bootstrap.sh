@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 CARGO_LEPTOS_VERSION=0.3.11
 # Must match the `wasm-bindgen = "=…"` pin in Cargo.toml: cargo-leptos does not check it.
-WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' Cargo.toml)
+WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = { version = "=\([0-9.]*\)".*/\1/p' Cargo.toml)
+[ -n "$WASM_BINDGEN_VERSION" ] || { echo "cannot read the wasm-bindgen pin from Cargo.toml" >&2; exit 1; }
 
 say() { printf '\033[1;34m[bootstrap]\033[0m %s\n' "$*"; }
 export PATH="$HOME/.cargo/bin:$PATH"

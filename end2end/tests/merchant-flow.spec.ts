@@ -115,3 +115,39 @@ test("signing out works without JavaScript", async ({ browser }) => {
   await expect(page).toHaveURL(`${APP_URL}/`);
   await context.close();
 });
+
+test("when the session ends elsewhere, saving settings returns to the start page with a message", async ({ browser }) => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await installTenant(page, "demo-winery");
+  await page.goto(`${APP_URL}/app?tenantId=demo-winery&account=demo-staff-token`);
+  await page.goto(`${APP_URL}/settings`);
+  await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
+  await page.getByLabel("Contact name").fill("Sam Staff");
+
+  // Signing out in another tab deletes the session this tab still shows.
+  const other = await context.newPage();
+  await other.goto(`${APP_URL}/app`);
+  await other.getByRole("button", { name: "Sign out" }).click();
+  await expect(other).toHaveURL(`${APP_URL}/`);
+
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await expect(page).toHaveURL(`${APP_URL}/?session=ended`);
+  await expect(page.getByRole("status")).toContainText("Your Libero session has ended");
+  await context.close();
+});
+
+test("field errors from the server are shown next to the fields", async ({ browser }) => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await installTenant(page, "demo-winery");
+  await page.goto(`${APP_URL}/app?tenantId=demo-winery&account=demo-owner-token`);
+  await page.goto(`${APP_URL}/settings`);
+  await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
+  await page.getByLabel("Contact email").fill("not-an-email");
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await expect(page.getByRole("alert").first()).toContainText("Please correct the highlighted fields.");
+  await expect(page.getByLabel("Contact email")).toHaveAttribute("aria-invalid", "true");
+  await expect(page.getByText("Enter an email address like name@winery.com.")).toBeVisible();
+  await context.close();
+});
