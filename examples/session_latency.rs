@@ -42,9 +42,12 @@ async fn main() {
     let database_url = std::env::var("BENCH_DATABASE_URL")
         .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
 
-    let c7 = FakeCommerce7::start(SocketAddr::from(([127, 0, 0, 1], 0)), FakeConfig::demo("http://127.0.0.1:9", "bench", "bench-password"))
-        .await
-        .expect("fake Commerce7");
+    let c7 = FakeCommerce7::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        FakeConfig::demo("http://127.0.0.1:9", "bench", "bench-password"),
+    )
+    .await
+    .expect("fake Commerce7");
     let vars = [
         ("SESSION_SECRET", "bench-secret-0123456789abcdef0123456789abcdef".to_owned()),
         ("DATABASE_URL", database_url.clone()),
@@ -91,12 +94,7 @@ async fn main() {
         let _ = response.bytes().await;
         pages.push(started.elapsed());
         let started = Instant::now();
-        let response = browser
-            .post(format!("{base}/api/session_info"))
-            .header("origin", &base)
-            .send()
-            .await
-            .unwrap();
+        let response = browser.post(format!("{base}/api/session_info")).header("origin", &base).send().await.unwrap();
         assert_eq!(response.status().as_u16(), 200);
         let _ = response.bytes().await;
         api.push(started.elapsed());

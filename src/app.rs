@@ -8,9 +8,7 @@ use leptos_router::{
     path,
 };
 
-use crate::pages::{
-    dashboard::Dashboard, landing::Landing, not_found::NotFound, settings::Settings,
-};
+use crate::pages::{dashboard::Dashboard, landing::Landing, not_found::NotFound, settings::Settings};
 
 /// The `<body>` class: the Commerce7 admin's theme for signed-in pages, light otherwise.
 fn body_class() -> &'static str {

@@ -83,9 +83,7 @@ impl fmt::Debug for FakeUser {
 
 impl FakeUser {
     fn full_name(&self) -> String {
-        format!("{} {}", self.first_name, self.last_name)
-            .trim()
-            .to_owned()
+        format!("{} {}", self.first_name, self.last_name).trim().to_owned()
     }
 }
 
@@ -139,21 +137,16 @@ impl FakeConfig {
 
 /// The demo users of [`FakeConfig::demo`].
 pub fn demo_users() -> Vec<FakeUser> {
-    let user = |token: &str,
-                tenant: &str,
-                id: &str,
-                first: &str,
-                last: &str,
-                email: &str,
-                role: Option<&str>| FakeUser {
-        token: token.to_owned(),
-        tenant_id: tenant.to_owned(),
-        id: id.to_owned(),
-        first_name: first.to_owned(),
-        last_name: last.to_owned(),
-        email: email.to_owned(),
-        role: role.map(str::to_owned),
-    };
+    let user =
+        |token: &str, tenant: &str, id: &str, first: &str, last: &str, email: &str, role: Option<&str>| FakeUser {
+            token: token.to_owned(),
+            tenant_id: tenant.to_owned(),
+            id: id.to_owned(),
+            first_name: first.to_owned(),
+            last_name: last.to_owned(),
+            email: email.to_owned(),
+            role: role.map(str::to_owned),
+        };
     vec![
         user(
             "demo-owner-token",
@@ -164,15 +157,7 @@ pub fn demo_users() -> Vec<FakeUser> {
             "dana@demo-winery.example",
             Some("Admin Owner"),
         ),
-        user(
-            "demo-staff-token",
-            "demo-winery",
-            "c7-user-sam",
-            "Sam",
-            "Staff",
-            "sam@demo-winery.example",
-            None,
-        ),
+        user("demo-staff-token", "demo-winery", "c7-user-sam", "Sam", "Staff", "sam@demo-winery.example", None),
         user(
             "second-owner-token",
             "second-cellar",
@@ -187,10 +172,7 @@ pub fn demo_users() -> Vec<FakeUser> {
 
 impl Shared {
     fn app_url(&self) -> String {
-        self.app_url
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.app_url.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -226,11 +208,7 @@ impl Shared {
     /// Distinct tenant ids, in order of first appearance.
     fn tenants(&self) -> Vec<&str> {
         let mut seen = HashSet::new();
-        self.users
-            .iter()
-            .map(|u| u.tenant_id.as_str())
-            .filter(|t| seen.insert(*t))
-            .collect()
+        self.users.iter().map(|u| u.tenant_id.as_str()).filter(|t| seen.insert(*t)).collect()
     }
 
     fn users_of<'a>(&'a self, tenant_id: &'a str) -> impl Iterator<Item = &'a FakeUser> + 'a {
@@ -256,22 +234,13 @@ impl Shared {
         }
     }
 
-    async fn send_callback(
-        &self,
-        kind: CallbackKind,
-        tenant_id: &str,
-    ) -> Result<StatusCode, reqwest::Error> {
+    async fn send_callback(&self, kind: CallbackKind, tenant_id: &str) -> Result<StatusCode, reqwest::Error> {
         let user = self.installer(tenant_id);
         let url = format!("{}/{}", self.app_url(), kind.path());
-        let request = self
-            .http
-            .post(&url)
-            .basic_auth(&self.callback_user, Some(&self.callback_password));
+        let request = self.http.post(&url).basic_auth(&self.callback_user, Some(&self.callback_password));
         let request = match kind {
             CallbackKind::Install => {
-                let contact = format!("{} {}", user.first_name, user.last_name)
-                    .trim()
-                    .to_owned();
+                let contact = format!("{} {}", user.first_name, user.last_name).trim().to_owned();
                 request.json(&InstallBody {
                     tenant_id,
                     organization_name: pretty_tenant_name(tenant_id),
@@ -363,9 +332,7 @@ pub struct FakeCommerce7 {
 
 impl fmt::Debug for FakeCommerce7 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FakeCommerce7")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
+        f.debug_struct("FakeCommerce7").field("addr", &self.addr).finish_non_exhaustive()
     }
 }
 
@@ -403,12 +370,7 @@ impl FakeCommerce7 {
                 .await
         });
         tracing::debug!(%addr, "fake Commerce7 listening");
-        Ok(FakeCommerce7 {
-            state,
-            addr,
-            shutdown_tx: Some(shutdown_tx),
-            task: Some(task),
-        })
+        Ok(FakeCommerce7 { state, addr, shutdown_tx: Some(shutdown_tx), task: Some(task) })
     }
 
     /// The bound address (with the real port when started on port 0).
@@ -442,17 +404,12 @@ impl FakeCommerce7 {
     /// Points the simulator and the callbacks at another app URL (tests learn the app's port
     /// only after the fake has started).
     pub fn set_app_url(&self, app_url: &str) {
-        *self.state.app_url.lock().unwrap_or_else(|e| e.into_inner()) =
-            app_url.trim_end_matches('/').to_owned();
+        *self.state.app_url.lock().unwrap_or_else(|e| e.into_inner()) = app_url.trim_end_matches('/').to_owned();
     }
 
     /// Changes the latency added to `GET /v1/account/user` (for requests arriving from now on).
     pub fn set_latency(&self, latency: Duration) {
-        *self
-            .state
-            .latency
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = latency;
+        *self.state.latency.lock().unwrap_or_else(PoisonError::into_inner) = latency;
     }
 
     /// With `Some(code)`, `GET /v1/account/user` answers that status (e.g. 503) with a
@@ -471,24 +428,14 @@ impl FakeCommerce7 {
     /// Sends the install callback for `tenant_id` to `{app_url}/install` with Basic auth, the
     /// tenant's first user as installer (a made-up user for an unknown tenant), and returns
     /// the app's status.
-    pub async fn send_install(
-        &self,
-        tenant_id: &str,
-    ) -> Result<reqwest::StatusCode, reqwest::Error> {
-        self.state
-            .send_callback(CallbackKind::Install, tenant_id)
-            .await
+    pub async fn send_install(&self, tenant_id: &str) -> Result<reqwest::StatusCode, reqwest::Error> {
+        self.state.send_callback(CallbackKind::Install, tenant_id).await
     }
 
     /// Sends the uninstall callback for `tenant_id` to `{app_url}/uninstall` with Basic auth
     /// and returns the app's status.
-    pub async fn send_uninstall(
-        &self,
-        tenant_id: &str,
-    ) -> Result<reqwest::StatusCode, reqwest::Error> {
-        self.state
-            .send_callback(CallbackKind::Uninstall, tenant_id)
-            .await
+    pub async fn send_uninstall(&self, tenant_id: &str) -> Result<reqwest::StatusCode, reqwest::Error> {
+        self.state.send_callback(CallbackKind::Uninstall, tenant_id).await
     }
 
     /// Stops the server: stops accepting connections, lets open ones finish for a few
@@ -521,11 +468,7 @@ impl Drop for FakeCommerce7 {
 
 /// `http://IP:PORT` for a bound address, using 127.0.0.1 for an unspecified address.
 fn origin_of(addr: SocketAddr) -> String {
-    let ip = if addr.ip().is_unspecified() {
-        IpAddr::V4(Ipv4Addr::LOCALHOST)
-    } else {
-        addr.ip()
-    };
+    let ip = if addr.ip().is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { addr.ip() };
     format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
@@ -581,12 +524,7 @@ struct AccountUser<'a> {
 }
 
 fn c7_error(status: StatusCode, kind: &'static str, message: String) -> Response {
-    let body = C7Error {
-        status_code: status.as_u16(),
-        kind,
-        message,
-        errors: Vec::new(),
-    };
+    let body = C7Error { status_code: status.as_u16(), kind, message, errors: Vec::new() };
     (status, Json(body)).into_response()
 }
 
@@ -632,10 +570,9 @@ async fn account_user(State(state): State<AppState>, headers: HeaderMap) -> Resp
 
     let token = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
     let user = match (token, tenant) {
-        (Some(token), Some(tenant)) if !token.is_empty() => state
-            .users
-            .iter()
-            .find(|u| u.token == token && u.tenant_id == tenant),
+        (Some(token), Some(tenant)) if !token.is_empty() => {
+            state.users.iter().find(|u| u.token == token && u.tenant_id == tenant)
+        }
         _ => None,
     };
     match user {
@@ -657,11 +594,7 @@ async fn account_user(State(state): State<AppState>, headers: HeaderMap) -> Resp
                 status = 401,
                 "account/user: unauthorized"
             );
-            c7_error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Unauthorized user".to_owned(),
-            )
+            c7_error(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized user".to_owned())
         }
     }
 }
@@ -722,9 +655,7 @@ fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(char::from(b))
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(char::from(b)),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -744,11 +675,7 @@ fn pretty_tenant_name(tenant_id: &str) -> String {
             }
         })
         .collect();
-    if words.is_empty() {
-        tenant_id.to_owned()
-    } else {
-        words.join(" ")
-    }
+    if words.is_empty() { tenant_id.to_owned() } else { words.join(" ") }
 }
 
 /// A full HTML page with the admin chrome.
@@ -780,12 +707,7 @@ fn page(title: &str, body_class: &str, main_class: &str, content: &str) -> Strin
 }
 
 fn html_response(status: StatusCode, html: String) -> Response {
-    (
-        status,
-        [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        Html(html),
-    )
-        .into_response()
+    (status, [(CACHE_CONTROL, HeaderValue::from_static("no-store"))], Html(html)).into_response()
 }
 
 fn message_page(status: StatusCode, title: &str, message: &str) -> Response {
@@ -800,13 +722,7 @@ fn message_page(status: StatusCode, title: &str, message: &str) -> Response {
 }
 
 fn open_link(tenant_id: &str, key: &str, value: &str, theme: &str) -> String {
-    format!(
-        "/admin/open?tenantId={}&{}={}&theme={}",
-        url_encode(tenant_id),
-        key,
-        url_encode(value),
-        url_encode(theme)
-    )
+    format!("/admin/open?tenantId={}&{}={}&theme={}", url_encode(tenant_id), key, url_encode(value), url_encode(theme))
 }
 
 async fn admin_index(State(state): State<AppState>) -> Response {
@@ -838,11 +754,8 @@ Commerce7 does and sends the install and uninstall callbacks. Commerce7 API: <co
         ));
         for user in state.users_of(tenant) {
             let name = esc(&user.full_name());
-            let role = user
-                .role
-                .as_deref()
-                .map(|r| format!(" <span class=\"slug\">({})</span>", esc(r)))
-                .unwrap_or_default();
+            let role =
+                user.role.as_deref().map(|r| format!(" <span class=\"slug\">({})</span>", esc(r))).unwrap_or_default();
             content.push_str(&format!(
                 r#"<li>{name}{role}: <a href="{light}">Open as {name} (light theme)</a> · <a href="{dark}">Open as {name} (dark theme)</a></li>
 "#,
@@ -859,10 +772,7 @@ Commerce7 does and sends the install and uninstall callbacks. Commerce7 API: <co
         }
         content.push_str("</ul>\n</section>\n");
     }
-    html_response(
-        StatusCode::OK,
-        page("Commerce7 admin (simulator)", "", "", &content),
-    )
+    html_response(StatusCode::OK, page("Commerce7 admin (simulator)", "", "", &content))
 }
 
 /// Query of `GET /admin/open`.
@@ -880,11 +790,7 @@ struct OpenQuery {
 
 async fn admin_open(State(state): State<AppState>, Query(query): Query<OpenQuery>) -> Response {
     let Some(tenant_id) = query.tenant_id.filter(|t| !t.is_empty()) else {
-        return message_page(
-            StatusCode::BAD_REQUEST,
-            "Missing tenant",
-            "The tenantId query parameter is required.",
-        );
+        return message_page(StatusCode::BAD_REQUEST, "Missing tenant", "The tenantId query parameter is required.");
     };
     let theme = match query.theme.as_deref() {
         Some("dark") => "dark",
@@ -892,10 +798,7 @@ async fn admin_open(State(state): State<AppState>, Query(query): Query<OpenQuery
     };
     let (token, who) = if let Some(user_id) = query.user.filter(|u| !u.is_empty()) {
         match state.users_of(&tenant_id).find(|u| u.id == user_id) {
-            Some(user) => (
-                user.token.clone(),
-                format!("{} ({})", user.full_name(), user.email),
-            ),
+            Some(user) => (user.token.clone(), format!("{} ({})", user.full_name(), user.email)),
             None => {
                 return message_page(
                     StatusCode::NOT_FOUND,
@@ -935,10 +838,7 @@ async fn admin_open(State(state): State<AppState>, Query(query): Query<OpenQuery
         control_src = esc(&control_src),
     );
     let title = format!("Libero · {} · Commerce7 admin (simulator)", tenant_id);
-    html_response(
-        StatusCode::OK,
-        page(&title, &format!("theme-{theme}"), "wide", &content),
-    )
+    html_response(StatusCode::OK, page(&title, &format!("theme-{theme}"), "wide", &content))
 }
 
 /// Form of `POST /admin/install` and `POST /admin/uninstall`.
@@ -958,33 +858,18 @@ async fn admin_uninstall(State(state): State<AppState>, Form(form): Form<TenantF
 
 async fn admin_callback(state: &Shared, kind: CallbackKind, tenant_id: &str) -> Response {
     if tenant_id.is_empty() {
-        return message_page(
-            StatusCode::BAD_REQUEST,
-            "Missing tenant",
-            "The tenantId form field is required.",
-        );
+        return message_page(StatusCode::BAD_REQUEST, "Missing tenant", "The tenantId form field is required.");
     }
     let (status, class, message) = match state.send_callback(kind, tenant_id).await {
         Ok(answer) => (
             StatusCode::OK,
-            if answer.is_success() {
-                "result"
-            } else {
-                "result error"
-            },
-            format!(
-                "{} callback for {tenant_id}: Libero answered {answer}",
-                kind.label()
-            ),
+            if answer.is_success() { "result" } else { "result error" },
+            format!("{} callback for {tenant_id}: Libero answered {answer}", kind.label()),
         ),
         Err(err) => (
             StatusCode::BAD_GATEWAY,
             "result error",
-            format!(
-                "{} callback for {tenant_id} failed: {}",
-                kind.label(),
-                error_chain(&err)
-            ),
+            format!("{} callback for {tenant_id} failed: {}", kind.label(), error_chain(&err)),
         ),
     };
     let title = format!("{} callback", kind.label());
@@ -1052,9 +937,7 @@ fn has_control_cookie(headers: &HeaderMap) -> bool {
 async fn control_check(headers: HeaderMap) -> Response {
     (
         [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        Json(ControlCheck {
-            control_cookie: has_control_cookie(&headers),
-        }),
+        Json(ControlCheck { control_cookie: has_control_cookie(&headers) }),
     )
         .into_response()
 }
@@ -1082,10 +965,7 @@ mod tests {
     }
 
     fn client() -> reqwest::Client {
-        reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("client builds")
+        reqwest::Client::builder().no_proxy().build().expect("client builds")
     }
 
     async fn get_user(fake: &FakeCommerce7, token: &str, tenant: &str) -> (u16, Value) {
@@ -1149,11 +1029,7 @@ mod tests {
         assert_eq!(status, 401);
 
         // No headers at all.
-        let response = client()
-            .get(format!("{}/account/user", fake.api_url()))
-            .send()
-            .await
-            .expect("request succeeds");
+        let response = client().get(format!("{}/account/user", fake.api_url())).send().await.expect("request succeeds");
         assert_eq!(response.status().as_u16(), 401);
         fake.shutdown().await;
     }
@@ -1198,11 +1074,7 @@ mod tests {
         assert_eq!(fake.user_calls(), 4);
 
         // Other routes are not counted.
-        let health = client()
-            .get(format!("{}/healthz", fake.origin()))
-            .send()
-            .await
-            .expect("request succeeds");
+        let health = client().get(format!("{}/healthz", fake.origin())).send().await.expect("request succeeds");
         assert_eq!(health.status().as_u16(), 200);
         assert_eq!(health.text().await.expect("body"), "ok");
         assert_eq!(fake.user_calls(), 4);
@@ -1224,20 +1096,12 @@ mod tests {
         assert!(index.contains("Install Libero"));
         assert!(index.contains("Uninstall Libero"));
         assert!(index.contains("second-cellar"));
-        assert!(
-            index.contains("/admin/open?tenantId=demo-winery&amp;user=c7-user-dana&amp;theme=dark")
-        );
+        assert!(index.contains("/admin/open?tenantId=demo-winery&amp;user=c7-user-dana&amp;theme=dark"));
         assert!(index.contains("Open with an invalid account token"));
-        assert!(
-            !index.contains("demo-owner-token"),
-            "tokens stay out of the index"
-        );
+        assert!(!index.contains("demo-owner-token"), "tokens stay out of the index");
 
         let open = client()
-            .get(format!(
-                "{}/admin/open?tenantId=demo-winery&user=c7-user-dana&theme=dark",
-                fake.origin()
-            ))
+            .get(format!("{}/admin/open?tenantId=demo-winery&user=c7-user-dana&theme=dark", fake.origin()))
             .send()
             .await
             .expect("request succeeds")
@@ -1253,10 +1117,7 @@ mod tests {
         )));
 
         let unknown = client()
-            .get(format!(
-                "{}/admin/open?tenantId=demo-winery&user=%3Cscript%3E",
-                fake.origin()
-            ))
+            .get(format!("{}/admin/open?tenantId=demo-winery&user=%3Cscript%3E", fake.origin()))
             .send()
             .await
             .expect("request succeeds");
@@ -1270,11 +1131,7 @@ mod tests {
     #[tokio::test]
     async fn control_cookie_probe() {
         let fake = start_demo("http://127.0.0.1:9").await;
-        let set = client()
-            .get(format!("{}/control/set", fake.origin()))
-            .send()
-            .await
-            .expect("request succeeds");
+        let set = client().get(format!("{}/control/set", fake.origin())).send().await.expect("request succeeds");
         assert_eq!(
             set.headers().get(SET_COOKIE).and_then(|v| v.to_str().ok()),
             Some("c7_control=1; Path=/; SameSite=None; Secure; Max-Age=600")
@@ -1286,50 +1143,30 @@ mod tests {
             if let Some(cookie) = cookie {
                 request = request.header("Cookie", cookie);
             }
-            async move {
-                request
-                    .send()
-                    .await
-                    .expect("request succeeds")
-                    .json::<Value>()
-                    .await
-                    .expect("JSON body")
-            }
+            async move { request.send().await.expect("request succeeds").json::<Value>().await.expect("JSON body") }
         };
         assert_eq!(check(None).await, json!({"controlCookie": false}));
-        assert_eq!(
-            check(Some("other=2; c7_control=1")).await,
-            json!({"controlCookie": true})
-        );
+        assert_eq!(check(Some("other=2; c7_control=1")).await, json!({"controlCookie": true}));
         fake.shutdown().await;
     }
 
     /// A stand-in for the app that records the callbacks it receives.
-    async fn start_recorder() -> (
-        String,
-        mpsc::UnboundedReceiver<(String, Option<String>, Value)>,
-    ) {
+    async fn start_recorder() -> (String, mpsc::UnboundedReceiver<(String, Option<String>, Value)>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let record = |path: &'static str| {
             let tx = tx.clone();
             move |headers: TestHeaders, Json(body): Json<Value>| {
                 let tx = tx.clone();
                 async move {
-                    let auth = headers
-                        .get(AUTHORIZATION)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned);
+                    let auth = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
                     let _ = tx.send((path.to_owned(), auth, body));
                     StatusCode::OK
                 }
             }
         };
-        let app = Router::new()
-            .route("/install", post(record("install")))
-            .route("/uninstall", post(record("uninstall")));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("recorder binds");
+        let app =
+            Router::new().route("/install", post(record("install"))).route("/uninstall", post(record("uninstall")));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("recorder binds");
         let addr = listener.local_addr().expect("recorder address");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -1343,15 +1180,9 @@ mod tests {
 
         let (app_url, mut rx) = start_recorder().await;
         let fake = start_demo(&app_url).await;
-        let expected_auth = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode("cb-user:cb-pass")
-        );
+        let expected_auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("cb-user:cb-pass"));
 
-        let status = fake
-            .send_install("demo-winery")
-            .await
-            .expect("install sent");
+        let status = fake.send_install("demo-winery").await.expect("install sent");
         assert_eq!(status.as_u16(), 200);
         let (path, auth, body) = rx.recv().await.expect("install recorded");
         assert_eq!(path, "install");
@@ -1372,10 +1203,7 @@ mod tests {
             })
         );
 
-        let status = fake
-            .send_uninstall("second-cellar")
-            .await
-            .expect("uninstall sent");
+        let status = fake.send_uninstall("second-cellar").await.expect("uninstall sent");
         assert_eq!(status.as_u16(), 200);
         let (path, auth, body) = rx.recv().await.expect("uninstall recorded");
         assert_eq!(path, "uninstall");
@@ -1415,14 +1243,8 @@ mod tests {
         assert_eq!(pretty_tenant_name("demo-winery"), "Demo Winery");
         assert_eq!(pretty_tenant_name("second_cellar"), "Second Cellar");
         assert_eq!(url_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
-        assert_eq!(
-            esc(r#"<a href="x">'&'</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
-        assert_eq!(
-            error_message(StatusCode::SERVICE_UNAVAILABLE),
-            "Service unavailable"
-        );
+        assert_eq!(esc(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(error_message(StatusCode::SERVICE_UNAVAILABLE), "Service unavailable");
         let user = &demo_users()[0];
         assert!(!format!("{user:?}").contains("demo-owner-token"));
         let parsed: Vec<FakeUser> = serde_json::from_str(
@@ -1430,9 +1252,6 @@ mod tests {
         )
         .expect("users parse");
         assert_eq!(parsed[0].role, None);
-        assert_eq!(
-            admin_url_of("127.0.0.1:4010".parse().expect("addr")),
-            "http://localhost:4010/"
-        );
+        assert_eq!(admin_url_of("127.0.0.1:4010".parse().expect("addr")), "http://localhost:4010/");
     }
 }

@@ -23,27 +23,19 @@ async fn table_names(app: &TestApp) -> Vec<String> {
     }
 }
 
-on_both_databases!(
-    migrations_create_clients_and_app_sessions,
-    |kind| async move {
-        let Some(app) = TestApp::spawn(kind).await else {
-            return;
-        };
-        assert_eq!(
-            table_names(&app).await,
-            vec!["app_sessions".to_owned(), "clients".to_owned()]
-        );
-        app.stop().await;
-    }
-);
+on_both_databases!(migrations_create_clients_and_app_sessions, |kind| async move {
+    let Some(app) = TestApp::spawn(kind).await else {
+        return;
+    };
+    assert_eq!(table_names(&app).await, vec!["app_sessions".to_owned(), "clients".to_owned()]);
+    app.stop().await;
+});
 
-on_both_databases!(
-    app_sessions_has_the_four_documented_indexes,
-    |kind| async move {
-        let Some(app) = TestApp::spawn(kind).await else {
-            return;
-        };
-        let mut indexes: Vec<String> = match &app.db {
+on_both_databases!(app_sessions_has_the_four_documented_indexes, |kind| async move {
+    let Some(app) = TestApp::spawn(kind).await else {
+        return;
+    };
+    let mut indexes: Vec<String> = match &app.db {
         libero::server::db::Db::Sqlite(pool) => sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'app_sessions' AND name LIKE 'app_sessions_%_idx'",
         )
@@ -57,47 +49,37 @@ on_both_databases!(
         .await
         .unwrap(),
     };
-        indexes.sort();
-        assert_eq!(
-            indexes,
-            [
-                "app_sessions_client_id_idx",
-                "app_sessions_expires_at_idx",
-                "app_sessions_last_activity_at_idx",
-                "app_sessions_user_id_idx"
-            ]
-        );
-        app.stop().await;
-    }
-);
+    indexes.sort();
+    assert_eq!(
+        indexes,
+        [
+            "app_sessions_client_id_idx",
+            "app_sessions_expires_at_idx",
+            "app_sessions_last_activity_at_idx",
+            "app_sessions_user_id_idx"
+        ]
+    );
+    app.stop().await;
+});
 
-on_both_databases!(
-    migrations_are_idempotent_when_run_again,
-    |kind| async move {
-        let Some(app) = TestApp::spawn(kind).await else {
-            return;
-        };
-        app.db
-            .migrate()
-            .await
-            .expect("a second run applies nothing and succeeds");
-        app.stop().await;
-    }
-);
+on_both_databases!(migrations_are_idempotent_when_run_again, |kind| async move {
+    let Some(app) = TestApp::spawn(kind).await else {
+        return;
+    };
+    app.db.migrate().await.expect("a second run applies nothing and succeeds");
+    app.stop().await;
+});
 
-on_both_databases!(
-    readyz_answers_200_when_the_database_is_reachable,
-    |kind| async move {
-        let Some(app) = TestApp::spawn(kind).await else {
-            return;
-        };
-        let response = app.get("/readyz").await;
-        assert_eq!(response.status(), StatusCode::OK);
-        let body: serde_json::Value = response.json().await.unwrap();
-        assert_eq!(body["status"], "ready");
-        app.stop().await;
-    }
-);
+on_both_databases!(readyz_answers_200_when_the_database_is_reachable, |kind| async move {
+    let Some(app) = TestApp::spawn(kind).await else {
+        return;
+    };
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    app.stop().await;
+});
 
 on_both_databases!(healthz_answers_200, |kind| async move {
     let Some(app) = TestApp::spawn(kind).await else {
@@ -107,27 +89,18 @@ on_both_databases!(healthz_answers_200, |kind| async move {
     app.stop().await;
 });
 
-on_both_databases!(
-    landing_page_is_server_rendered_with_hydration_scripts,
-    |kind| async move {
-        let Some(app) = TestApp::spawn(kind).await else {
-            return;
-        };
-        let response = app.get("/").await;
-        assert_eq!(response.status(), StatusCode::OK);
-        let html = response.text().await.unwrap();
-        assert!(
-            html.contains("Libero for Commerce7"),
-            "landing content is rendered on the server"
-        );
-        assert!(
-            html.contains("/pkg/libero.js"),
-            "the hydration script is referenced"
-        );
-        assert!(html.contains("Open Libero from your Commerce7 admin"));
-        app.stop().await;
-    }
-);
+on_both_databases!(landing_page_is_server_rendered_with_hydration_scripts, |kind| async move {
+    let Some(app) = TestApp::spawn(kind).await else {
+        return;
+    };
+    let response = app.get("/").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("Libero for Commerce7"), "landing content is rendered on the server");
+    assert!(html.contains("/pkg/libero.js"), "the hydration script is referenced");
+    assert!(html.contains("Open Libero from your Commerce7 admin"));
+    app.stop().await;
+});
 
 on_both_databases!(unknown_paths_get_the_404_page, |kind| async move {
     let Some(app) = TestApp::spawn(kind).await else {
@@ -139,31 +112,17 @@ on_both_databases!(unknown_paths_get_the_404_page, |kind| async move {
     app.stop().await;
 });
 
-on_both_databases!(
-    responses_carry_frame_ancestors_and_referrer_policy,
-    |kind| async move {
-        let Some(app) = TestApp::spawn_with(
-            kind,
-            &[("FRAME_ANCESTORS", "http://localhost:4000".to_owned())],
-        )
-        .await
-        else {
-            return;
-        };
-        let response = app.get("/").await;
-        let headers = response.headers();
-        assert_eq!(
-            headers["content-security-policy"],
-            "frame-ancestors 'self' http://localhost:4000"
-        );
-        assert_eq!(headers["referrer-policy"], "same-origin");
-        assert!(
-            headers.contains_key("x-request-id"),
-            "every response carries its request id"
-        );
-        app.stop().await;
-    }
-);
+on_both_databases!(responses_carry_frame_ancestors_and_referrer_policy, |kind| async move {
+    let Some(app) = TestApp::spawn_with(kind, &[("FRAME_ANCESTORS", "http://localhost:4000".to_owned())]).await else {
+        return;
+    };
+    let response = app.get("/").await;
+    let headers = response.headers();
+    assert_eq!(headers["content-security-policy"], "frame-ancestors 'self' http://localhost:4000");
+    assert_eq!(headers["referrer-policy"], "same-origin");
+    assert!(headers.contains_key("x-request-id"), "every response carries its request id");
+    app.stop().await;
+});
 
 /// Dropping the database under a running app makes `/readyz` answer 503 instead of hanging.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,25 +132,13 @@ async fn readyz_answers_503_when_the_database_is_gone() {
     };
     assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
     let name = app.database.url.rsplit('/').next().unwrap().to_owned();
-    let mut admin =
-        <sqlx::PgConnection as sqlx::Connection>::connect(&common::postgres_admin_url())
-            .await
-            .unwrap();
-    sqlx::Executor::execute(
-        &mut admin,
-        format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#).as_str(),
-    )
-    .await
-    .unwrap();
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&common::postgres_admin_url()).await.unwrap();
+    sqlx::Executor::execute(&mut admin, format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#).as_str()).await.unwrap();
     let response = app.get("/readyz").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "unavailable");
-    assert_eq!(
-        app.get("/healthz").await.status(),
-        StatusCode::OK,
-        "liveness does not depend on the database"
-    );
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK, "liveness does not depend on the database");
     app.stop().await;
 }
 
@@ -210,38 +157,22 @@ fn run_binary(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
 
 #[test]
 fn missing_session_secret_stops_startup_with_the_message() {
-    let output = run_binary(
-        &[],
-        &[
-            ("LEPTOS_OUTPUT_NAME", "libero"),
-            ("LEPTOS_SITE_ADDR", "127.0.0.1:0"),
-        ],
-    );
+    let output = run_binary(&[], &[("LEPTOS_OUTPUT_NAME", "libero"), ("LEPTOS_SITE_ADDR", "127.0.0.1:0")]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("Missing SESSION_SECRET"), "{stderr}");
-    assert!(
-        stderr.contains("libero secret"),
-        "says how to make one: {stderr}"
-    );
+    assert!(stderr.contains("libero secret"), "says how to make one: {stderr}");
 }
 
 #[test]
 fn short_session_secret_stops_startup_with_the_message() {
     let output = run_binary(
         &["serve"],
-        &[
-            ("SESSION_SECRET", "short"),
-            ("LEPTOS_OUTPUT_NAME", "libero"),
-            ("LEPTOS_SITE_ADDR", "127.0.0.1:0"),
-        ],
+        &[("SESSION_SECRET", "short"), ("LEPTOS_OUTPUT_NAME", "libero"), ("LEPTOS_SITE_ADDR", "127.0.0.1:0")],
     );
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("SESSION_SECRET must be at least 32 characters"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("SESSION_SECRET must be at least 32 characters"), "{stderr}");
 }
 
 #[test]
@@ -256,11 +187,7 @@ fn secret_command_prints_a_usable_secret() {
 async fn migrate_command_creates_the_sqlite_database_file() {
     let database = FreshDatabase::create(TestDb::Sqlite).await.unwrap();
     let output = run_binary(&["migrate"], &[("DATABASE_URL", &database.url)]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(String::from_utf8_lossy(&output.stdout).contains("Migrations applied"));
     let path = database.url.trim_start_matches("sqlite://");
     assert!(std::path::Path::new(path).exists());
@@ -279,8 +206,5 @@ fn a_failing_database_stops_startup_with_the_error() {
     );
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("cannot connect to the database"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("cannot connect to the database"), "{stderr}");
 }

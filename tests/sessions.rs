@@ -13,374 +13,232 @@ use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 
 fn location(response: &reqwest::Response) -> &str {
-    response
-        .headers()
-        .get(header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
+    response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
 fn set_cookies(response: &reqwest::Response) -> Vec<String> {
-    response
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
+    response.headers().get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect()
 }
 
 /// The token inside a signed cookie value: the value is the 44-character HMAC then the token.
 fn token_of(cookie: &str) -> String {
     let value = cookie.trim_start_matches("__libero_session=");
-    let decoded = value
-        .replace("%2B", "+")
-        .replace("%2F", "/")
-        .replace("%3D", "=");
+    let decoded = value.replace("%2B", "+").replace("%2F", "/").replace("%3D", "=");
     decoded[44..].to_owned()
 }
 
 // --- Guide test 1: sign-in (install flow) ------------------------------------------------------
 
-on_both_databases!(
-    sign_in_creates_a_session_row_for_the_client_and_sets_the_cookie,
-    |kind| async move {
-        let Some(app) = TestApp::spawn(kind).await else {
-            return;
-        };
-        app.install(TENANT).await;
-        let response = app.sign_in(TENANT, OWNER_TOKEN).await;
+on_both_databases!(sign_in_creates_a_session_row_for_the_client_and_sets_the_cookie, |kind| async move {
+    let Some(app) = TestApp::spawn(kind).await else {
+        return;
+    };
+    app.install(TENANT).await;
+    let response = app.sign_in(TENANT, OWNER_TOKEN).await;
 
-        assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        assert_eq!(
-            location(&response),
-            "/app",
-            "the account token is dropped from the URL"
-        );
-        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
-        assert!(
-            set_cookies(&response)
-                .iter()
-                .any(|c| c.starts_with("__libero_session="))
-        );
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/app", "the account token is dropped from the URL");
+    assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+    assert!(set_cookies(&response).iter().any(|c| c.starts_with("__libero_session=")));
 
-        let row = app.only_session().await;
-        assert_eq!(Some(row.client_id.clone()), app.client_id(TENANT).await);
-        assert_eq!(row.user_id, "c7-user-dana");
-        let hours_left = (row.expires_at - Utc::now()).num_minutes() as f64 / 60.0;
-        assert!(
-            (7.9..=8.0).contains(&hours_left),
-            "expires_at is ~8 h ahead, got {hours_left:.2} h"
-        );
-        app.stop().await;
-    }
-);
+    let row = app.only_session().await;
+    assert_eq!(Some(row.client_id.clone()), app.client_id(TENANT).await);
+    assert_eq!(row.user_id, "c7-user-dana");
+    let hours_left = (row.expires_at - Utc::now()).num_minutes() as f64 / 60.0;
+    assert!((7.9..=8.0).contains(&hours_left), "expires_at is ~8 h ahead, got {hours_left:.2} h");
+    app.stop().await;
+});
 
-on_both_databases!(
-    the_dashboard_shows_the_tenant_and_user_after_sign_in,
-    |kind| async move {
-        let Some(app) = TestApp::signed_in(kind).await else {
-            return;
-        };
-        let response = app.get("/app").await;
-        assert_eq!(response.status(), StatusCode::OK);
-        let html = response.text().await.unwrap();
-        assert!(html.contains("demo-winery"), "tenant shown");
-        assert!(html.contains("Dana Owner"), "user shown");
-        assert!(html.contains("Session expires"));
-        app.stop().await;
-    }
-);
+on_both_databases!(the_dashboard_shows_the_tenant_and_user_after_sign_in, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else {
+        return;
+    };
+    let response = app.get("/app").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("demo-winery"), "tenant shown");
+    assert!(html.contains("Dana Owner"), "user shown");
+    assert!(html.contains("Session expires"));
+    app.stop().await;
+});
 
 // --- Guide test 2: persistence without Commerce7 ----------------------------------------------
 
-on_both_databases!(
-    signed_in_requests_make_no_commerce7_call,
-    |kind| async move {
-        let Some(app) = TestApp::signed_in(kind).await else {
-            return;
-        };
-        assert_eq!(app.c7.user_calls(), 1, "one verification at sign-in");
-        for path in ["/app", "/settings", "/app"] {
-            assert_eq!(app.get(path).await.status(), StatusCode::OK, "{path}");
-        }
-        let response = app
-            .post_same_origin("/api/session_info")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(app.c7.user_calls(), 1, "no further Commerce7 call");
-        app.stop().await;
+on_both_databases!(signed_in_requests_make_no_commerce7_call, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else {
+        return;
+    };
+    assert_eq!(app.c7.user_calls(), 1, "one verification at sign-in");
+    for path in ["/app", "/settings", "/app"] {
+        assert_eq!(app.get(path).await.status(), StatusCode::OK, "{path}");
     }
-);
+    let response = app.post_same_origin("/api/session_info").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(app.c7.user_calls(), 1, "no further Commerce7 call");
+    app.stop().await;
+});
 
-on_both_databases!(
-    reopening_the_iframe_for_the_same_tenant_reuses_the_session,
-    |kind| async move {
-        let Some(app) = TestApp::signed_in(kind).await else {
-            return;
-        };
-        let before = app.only_session().await;
-        let response = app.sign_in(TENANT, OWNER_TOKEN).await;
-        assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        assert_eq!(app.only_session().await.id, before.id, "same session");
-        assert_eq!(app.c7.user_calls(), 1, "fast path: no Commerce7 call");
-        app.stop().await;
-    }
-);
+on_both_databases!(reopening_the_iframe_for_the_same_tenant_reuses_the_session, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else {
+        return;
+    };
+    let before = app.only_session().await;
+    let response = app.sign_in(TENANT, OWNER_TOKEN).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.only_session().await.id, before.id, "same session");
+    assert_eq!(app.c7.user_calls(), 1, "fast path: no Commerce7 call");
+    app.stop().await;
+});
 
-on_both_databases!(
-    last_activity_moves_on_each_request_when_the_touch_interval_is_zero,
-    |kind| async move {
-        let Some(app) =
-            TestApp::signed_in_with(kind, &[("SESSION_TOUCH_INTERVAL", "0".into())]).await
-        else {
-            return;
-        };
-        let first = app.only_session().await.last_activity_at;
-        tokio::time::sleep(Duration::from_millis(20)).await;
+on_both_databases!(last_activity_moves_on_each_request_when_the_touch_interval_is_zero, |kind| async move {
+    let Some(app) = TestApp::signed_in_with(kind, &[("SESSION_TOUCH_INTERVAL", "0".into())]).await else {
+        return;
+    };
+    let first = app.only_session().await.last_activity_at;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(app.get("/app").await.status(), StatusCode::OK);
+    let second = app.only_session().await.last_activity_at;
+    assert!(second > first, "last_activity_at moved: {first} → {second}");
+    app.stop().await;
+});
+
+on_both_databases!(last_activity_is_written_at_most_once_per_touch_interval, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else {
+        return;
+    };
+    let first = app.only_session().await.last_activity_at;
+    for _ in 0..3 {
         assert_eq!(app.get("/app").await.status(), StatusCode::OK);
-        let second = app.only_session().await.last_activity_at;
-        assert!(second > first, "last_activity_at moved: {first} → {second}");
-        app.stop().await;
     }
-);
-
-on_both_databases!(
-    last_activity_is_written_at_most_once_per_touch_interval,
-    |kind| async move {
-        let Some(app) = TestApp::signed_in(kind).await else {
-            return;
-        };
-        let first = app.only_session().await.last_activity_at;
-        for _ in 0..3 {
-            assert_eq!(app.get("/app").await.status(), StatusCode::OK);
-        }
-        assert_eq!(
-            app.only_session().await.last_activity_at,
-            first,
-            "within 60 s nothing is written"
-        );
-        // Once the interval has passed, the next request refreshes it.
-        app.set_session_time(
-            "last_activity_at",
-            Utc::now() - chrono::TimeDelta::minutes(5),
-        )
-        .await;
-        assert_eq!(app.get("/app").await.status(), StatusCode::OK);
-        let refreshed = app.only_session().await.last_activity_at;
-        assert!(
-            Utc::now() - refreshed < chrono::TimeDelta::seconds(30),
-            "refreshed to now"
-        );
-        app.stop().await;
-    }
-);
+    assert_eq!(app.only_session().await.last_activity_at, first, "within 60 s nothing is written");
+    // Once the interval has passed, the next request refreshes it.
+    app.set_session_time("last_activity_at", Utc::now() - chrono::TimeDelta::minutes(5)).await;
+    assert_eq!(app.get("/app").await.status(), StatusCode::OK);
+    let refreshed = app.only_session().await.last_activity_at;
+    assert!(Utc::now() - refreshed < chrono::TimeDelta::seconds(30), "refreshed to now");
+    app.stop().await;
+});
 
 // --- Guide test 3: protected routes ----------------------------------------------------------
 
-on_both_databases!(
-    protected_pages_without_a_session_redirect_to_the_landing_page,
-    |kind| async move {
-        let Some(app) = TestApp::spawn(kind).await else {
-            return;
-        };
-        for path in ["/app", "/settings"] {
-            let response = app.get(path).await;
-            assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
-            assert_eq!(location(&response), "/", "{path}");
-        }
-        app.stop().await;
+on_both_databases!(protected_pages_without_a_session_redirect_to_the_landing_page, |kind| async move {
+    let Some(app) = TestApp::spawn(kind).await else {
+        return;
+    };
+    for path in ["/app", "/settings"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(location(&response), "/", "{path}");
     }
-);
+    app.stop().await;
+});
 
-on_both_databases!(
-    server_functions_without_a_session_answer_401,
-    |kind| async move {
-        let Some(app) = TestApp::spawn(kind).await else {
-            return;
-        };
-        let response = app
-            .post_same_origin("/api/session_info")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["error"], "unauthorized");
-        app.stop().await;
-    }
-);
+on_both_databases!(server_functions_without_a_session_answer_401, |kind| async move {
+    let Some(app) = TestApp::spawn(kind).await else {
+        return;
+    };
+    let response = app.post_same_origin("/api/session_info").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "unauthorized");
+    app.stop().await;
+});
 
 // --- Guide test 4: expiry ---------------------------------------------------------------------
 
-on_both_databases!(
-    an_expired_session_redirects_and_is_not_revived,
-    |kind| async move {
-        let Some(app) = TestApp::signed_in(kind).await else {
-            return;
-        };
-        app.set_session_time("expires_at", Utc::now() - chrono::TimeDelta::hours(1))
-            .await;
+on_both_databases!(an_expired_session_redirects_and_is_not_revived, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else {
+        return;
+    };
+    app.set_session_time("expires_at", Utc::now() - chrono::TimeDelta::hours(1)).await;
 
-        let response = app.get("/app").await;
-        assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        assert_eq!(location(&response), "/");
-        assert!(
-            app.session_rows().await.is_empty(),
-            "the dead row is removed, not refreshed"
-        );
-        assert!(
-            set_cookies(&response)
-                .iter()
-                .any(|c| c.contains("Max-Age=0")),
-            "the dead cookie is cleared"
-        );
-        assert_eq!(app.get("/settings").await.status(), StatusCode::SEE_OTHER);
-        app.stop().await;
-    }
-);
+    let response = app.get("/app").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/");
+    assert!(app.session_rows().await.is_empty(), "the dead row is removed, not refreshed");
+    assert!(set_cookies(&response).iter().any(|c| c.contains("Max-Age=0")), "the dead cookie is cleared");
+    assert_eq!(app.get("/settings").await.status(), StatusCode::SEE_OTHER);
+    app.stop().await;
+});
 
 on_both_databases!(an_idle_session_redirects, |kind| async move {
     let Some(app) = TestApp::signed_in(kind).await else {
         return;
     };
-    app.set_session_time(
-        "last_activity_at",
-        Utc::now() - chrono::TimeDelta::minutes(61),
-    )
-    .await;
+    app.set_session_time("last_activity_at", Utc::now() - chrono::TimeDelta::minutes(61)).await;
     assert_eq!(app.get("/app").await.status(), StatusCode::SEE_OTHER);
     assert!(app.session_rows().await.is_empty());
     app.stop().await;
 });
 
-on_both_databases!(
-    an_expired_session_signs_in_again_through_commerce7_with_a_new_id,
-    |kind| async move {
-        let Some(app) = TestApp::signed_in(kind).await else {
-            return;
-        };
-        let old = app.only_session().await.id;
-        app.set_session_time("expires_at", Utc::now() - chrono::TimeDelta::minutes(1))
-            .await;
-        assert_eq!(
-            app.sign_in(TENANT, OWNER_TOKEN).await.status(),
-            StatusCode::SEE_OTHER
-        );
-        let new = app.only_session().await.id;
-        assert_ne!(new, old);
-        assert_eq!(app.c7.user_calls(), 2);
-        assert_eq!(app.get("/app").await.status(), StatusCode::OK);
-        app.stop().await;
-    }
-);
+on_both_databases!(an_expired_session_signs_in_again_through_commerce7_with_a_new_id, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else {
+        return;
+    };
+    let old = app.only_session().await.id;
+    app.set_session_time("expires_at", Utc::now() - chrono::TimeDelta::minutes(1)).await;
+    assert_eq!(app.sign_in(TENANT, OWNER_TOKEN).await.status(), StatusCode::SEE_OTHER);
+    let new = app.only_session().await.id;
+    assert_ne!(new, old);
+    assert_eq!(app.c7.user_calls(), 2);
+    assert_eq!(app.get("/app").await.status(), StatusCode::OK);
+    app.stop().await;
+});
 
 // --- Guide test 5: logout ---------------------------------------------------------------------
 
-on_both_databases!(
-    logout_deletes_the_row_clears_the_cookie_and_kills_the_old_cookie,
-    |kind| async move {
-        let Some(app) = TestApp::signed_in(kind).await else {
-            return;
-        };
-        let old_cookie = app.session_cookie().expect("cookie held");
+on_both_databases!(logout_deletes_the_row_clears_the_cookie_and_kills_the_old_cookie, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else {
+        return;
+    };
+    let old_cookie = app.session_cookie().expect("cookie held");
 
-        let response = app.post_same_origin("/logout").send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        assert_eq!(location(&response), "/");
-        let cleared = set_cookies(&response);
-        assert!(
-            cleared
-                .iter()
-                .any(|c| c.starts_with("__libero_session=;") && c.contains("Max-Age=0")),
-            "{cleared:?}"
-        );
-        assert!(app.session_rows().await.is_empty(), "row deleted");
-        assert_eq!(
-            app.get("/app").await.status(),
-            StatusCode::SEE_OTHER,
-            "next request redirects"
-        );
+    let response = app.post_same_origin("/logout").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/");
+    let cleared = set_cookies(&response);
+    assert!(cleared.iter().any(|c| c.starts_with("__libero_session=;") && c.contains("Max-Age=0")), "{cleared:?}");
+    assert!(app.session_rows().await.is_empty(), "row deleted");
+    assert_eq!(app.get("/app").await.status(), StatusCode::SEE_OTHER, "next request redirects");
 
-        // Replaying the old cookie does not bring the session back.
-        let replay = TestApp::bare_client()
-            .get(app.url("/app"))
-            .header(header::COOKIE, old_cookie)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(replay.status(), StatusCode::SEE_OTHER);
-        assert!(app.session_rows().await.is_empty());
-        app.stop().await;
-    }
-);
+    // Replaying the old cookie does not bring the session back.
+    let replay = TestApp::bare_client().get(app.url("/app")).header(header::COOKIE, old_cookie).send().await.unwrap();
+    assert_eq!(replay.status(), StatusCode::SEE_OTHER);
+    assert!(app.session_rows().await.is_empty());
+    app.stop().await;
+});
 
 // --- Cookie integrity and storage ---------------------------------------------------------------
 
-on_both_databases!(
-    forged_tampered_unknown_and_oversized_cookies_get_no_session,
-    |kind| async move {
-        let Some(app) = TestApp::signed_in(kind).await else {
-            return;
-        };
-        let genuine = app.session_cookie().unwrap();
-        let mut tampered = genuine.clone();
-        let last = tampered.pop().unwrap();
-        tampered.push(if last == 'A' { 'B' } else { 'A' });
-        let unknown = {
-            let store = std::sync::Arc::new(libero::server::sessions::AppSessionStore::new(
-                app.db.clone(),
-                None,
-            ));
-            let cookies =
-                libero::server::sessions::SessionCookies::new(common::TEST_SECRET, false, store);
-            let value = cookies.issue(
-                tower_sessions::session::Id::default(),
-                time::Duration::hours(1),
-            );
-            value
-                .to_str()
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .to_owned()
-        };
-        let cases = [
-            (
-                "forged",
-                format!(
-                    "__libero_session={}",
-                    tower_sessions::session::Id::default()
-                ),
-            ),
-            ("tampered", tampered),
-            ("unknown token, valid signature", unknown),
-            (
-                "oversized",
-                format!("__libero_session={}", "A".repeat(6000)),
-            ),
-            ("garbage", "__libero_session=%%%".to_owned()),
-        ];
-        let before = app.session_rows().await.len();
-        for (what, cookie) in cases {
-            let response = TestApp::bare_client()
-                .get(app.url("/app"))
-                .header(header::COOKIE, cookie)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), StatusCode::SEE_OTHER, "{what}");
-            assert_eq!(
-                app.session_rows().await.len(),
-                before,
-                "{what}: no row created"
-            );
-        }
-        app.stop().await;
+on_both_databases!(forged_tampered_unknown_and_oversized_cookies_get_no_session, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else {
+        return;
+    };
+    let genuine = app.session_cookie().unwrap();
+    let mut tampered = genuine.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let unknown = {
+        let store = std::sync::Arc::new(libero::server::sessions::AppSessionStore::new(app.db.clone(), None));
+        let cookies = libero::server::sessions::SessionCookies::new(common::TEST_SECRET, false, store);
+        let value = cookies.issue(tower_sessions::session::Id::default(), time::Duration::hours(1));
+        value.to_str().unwrap().split(';').next().unwrap().to_owned()
+    };
+    let cases = [
+        ("forged", format!("__libero_session={}", tower_sessions::session::Id::default())),
+        ("tampered", tampered),
+        ("unknown token, valid signature", unknown),
+        ("oversized", format!("__libero_session={}", "A".repeat(6000))),
+        ("garbage", "__libero_session=%%%".to_owned()),
+    ];
+    let before = app.session_rows().await.len();
+    for (what, cookie) in cases {
+        let response = TestApp::bare_client().get(app.url("/app")).header(header::COOKIE, cookie).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{what}");
+        assert_eq!(app.session_rows().await.len(), before, "{what}: no row created");
     }
-);
+    app.stop().await;
+});
 
 on_both_databases!(the_token_is_stored_only_as_its_sha256, |kind| async move {
     let Some(app) = TestApp::signed_in(kind).await else {
@@ -391,63 +249,43 @@ on_both_databases!(the_token_is_stored_only_as_its_sha256, |kind| async move {
     let row = app.only_session().await;
     assert_eq!(row.id, hash_token(&token));
     assert_ne!(row.id, token);
-    assert!(
-        !row.data.contains(&token),
-        "the token is not in the data column either"
-    );
+    assert!(!row.data.contains(&token), "the token is not in the data column either");
     app.stop().await;
 });
 
-on_both_databases!(
-    signing_in_to_another_tenant_replaces_the_session_with_a_new_id,
-    |kind| async move {
-        let Some(app) = TestApp::signed_in(kind).await else {
-            return;
-        };
-        app.install(OTHER_TENANT).await;
-        let old = app.only_session().await;
-        assert_eq!(
-            app.sign_in(OTHER_TENANT, OTHER_TOKEN).await.status(),
-            StatusCode::SEE_OTHER
-        );
-        let new = app.only_session().await;
-        assert_ne!(new.id, old.id, "fixation defence: a fresh id");
-        assert_eq!(Some(new.client_id), app.client_id(OTHER_TENANT).await);
-        app.stop().await;
-    }
-);
+on_both_databases!(signing_in_to_another_tenant_replaces_the_session_with_a_new_id, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else {
+        return;
+    };
+    app.install(OTHER_TENANT).await;
+    let old = app.only_session().await;
+    assert_eq!(app.sign_in(OTHER_TENANT, OTHER_TOKEN).await.status(), StatusCode::SEE_OTHER);
+    let new = app.only_session().await;
+    assert_ne!(new.id, old.id, "fixation defence: a fresh id");
+    assert_eq!(Some(new.client_id), app.client_id(OTHER_TENANT).await);
+    app.stop().await;
+});
 
-on_both_databases!(
-    the_admin_theme_is_stored_on_the_session_and_rendered,
-    |kind| async move {
-        let Some(app) = TestApp::spawn(kind).await else {
-            return;
-        };
-        app.install(TENANT).await;
-        let response = app
-            .get(&format!(
-                "/app?tenantId={TENANT}&account={OWNER_TOKEN}&adminUITheme=dark"
-            ))
-            .await;
-        assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        assert_eq!(app.only_session().await.theme, "dark");
-        let html = app.get("/app").await.text().await.unwrap();
-        assert!(
-            html.contains(r#"class="theme-dark""#),
-            "dark theme on the body"
-        );
-        // Reopened in light: the fast path updates the theme without Commerce7.
-        app.sign_in(TENANT, OWNER_TOKEN).await;
-        assert_eq!(app.only_session().await.theme, "light");
-        assert_eq!(app.c7.user_calls(), 1);
-        app.stop().await;
-    }
-);
+on_both_databases!(the_admin_theme_is_stored_on_the_session_and_rendered, |kind| async move {
+    let Some(app) = TestApp::spawn(kind).await else {
+        return;
+    };
+    app.install(TENANT).await;
+    let response = app.get(&format!("/app?tenantId={TENANT}&account={OWNER_TOKEN}&adminUITheme=dark")).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.only_session().await.theme, "dark");
+    let html = app.get("/app").await.text().await.unwrap();
+    assert!(html.contains(r#"class="theme-dark""#), "dark theme on the body");
+    // Reopened in light: the fast path updates the theme without Commerce7.
+    app.sign_in(TENANT, OWNER_TOKEN).await;
+    assert_eq!(app.only_session().await.theme, "light");
+    assert_eq!(app.c7.user_calls(), 1);
+    app.stop().await;
+});
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secure_deployment_sets_a_partitioned_same_site_none_cookie() {
-    let Some(app) = TestApp::spawn_with(TestDb::Sqlite, &[("COOKIE_SECURE", "true".into())]).await
-    else {
+    let Some(app) = TestApp::spawn_with(TestDb::Sqlite, &[("COOKIE_SECURE", "true".into())]).await else {
         return;
     };
     app.install(TENANT).await;
@@ -456,304 +294,195 @@ async fn a_secure_deployment_sets_a_partitioned_same_site_none_cookie() {
         .send()
         .await
         .unwrap();
-    let cookie = set_cookies(&response)
-        .into_iter()
-        .find(|c| c.starts_with("__libero_session="))
-        .expect("cookie set");
-    for attribute in [
-        "HttpOnly",
-        "Secure",
-        "SameSite=None",
-        "Partitioned",
-        "Path=/",
-    ] {
+    let cookie = set_cookies(&response).into_iter().find(|c| c.starts_with("__libero_session=")).expect("cookie set");
+    for attribute in ["HttpOnly", "Secure", "SameSite=None", "Partitioned", "Path=/"] {
         assert!(cookie.contains(attribute), "{attribute} in {cookie}");
     }
-    let max_age: i64 = cookie
-        .split("Max-Age=")
-        .nth(1)
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(
-        (28_790..=28_800).contains(&max_age),
-        "Max-Age is the remaining 8 h: {max_age}"
-    );
+    let max_age: i64 = cookie.split("Max-Age=").nth(1).unwrap().split(';').next().unwrap().parse().unwrap();
+    assert!((28_790..=28_800).contains(&max_age), "Max-Age is the remaining 8 h: {max_age}");
     app.stop().await;
 }
 
 // --- Sign-in failures ---------------------------------------------------------------------------
 
-on_both_databases!(
-    a_token_commerce7_refuses_gets_the_401_page_and_no_session,
-    |kind| async move {
-        let Some(app) = TestApp::spawn(kind).await else {
-            return;
-        };
-        app.install(TENANT).await;
-        let response = app.sign_in(TENANT, "invalid-token").await;
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        assert!(response.text().await.unwrap().contains("Commerce7 didn"));
-        assert!(app.session_rows().await.is_empty());
-        app.stop().await;
-    }
-);
+on_both_databases!(a_token_commerce7_refuses_gets_the_401_page_and_no_session, |kind| async move {
+    let Some(app) = TestApp::spawn(kind).await else {
+        return;
+    };
+    app.install(TENANT).await;
+    let response = app.sign_in(TENANT, "invalid-token").await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.text().await.unwrap().contains("Commerce7 didn"));
+    assert!(app.session_rows().await.is_empty());
+    app.stop().await;
+});
 
-on_both_databases!(
-    a_tenant_that_has_not_installed_gets_the_403_page,
-    |kind| async move {
-        let Some(app) = TestApp::spawn(kind).await else {
-            return;
-        };
-        let response = app.sign_in(TENANT, OWNER_TOKEN).await;
-        assert_eq!(response.status(), StatusCode::FORBIDDEN);
-        assert!(response.text().await.unwrap().contains("isn't installed"));
-        assert!(app.session_rows().await.is_empty());
-        app.stop().await;
-    }
-);
+on_both_databases!(a_tenant_that_has_not_installed_gets_the_403_page, |kind| async move {
+    let Some(app) = TestApp::spawn(kind).await else {
+        return;
+    };
+    let response = app.sign_in(TENANT, OWNER_TOKEN).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.text().await.unwrap().contains("isn't installed"));
+    assert!(app.session_rows().await.is_empty());
+    app.stop().await;
+});
 
-on_both_databases!(
-    an_incomplete_sign_in_link_gets_a_400_page,
-    |kind| async move {
-        let Some(app) = TestApp::spawn(kind).await else {
-            return;
-        };
-        let response = app.get(&format!("/app?tenantId={TENANT}")).await;
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-        let response = app.get("/app?tenantId=../etc&account=x").await;
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(app.c7.user_calls(), 0);
-        app.stop().await;
-    }
-);
+on_both_databases!(an_incomplete_sign_in_link_gets_a_400_page, |kind| async move {
+    let Some(app) = TestApp::spawn(kind).await else {
+        return;
+    };
+    let response = app.get(&format!("/app?tenantId={TENANT}")).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let response = app.get("/app?tenantId=../etc&account=x").await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(app.c7.user_calls(), 0);
+    app.stop().await;
+});
 
 on_both_databases!(commerce7_unreachable_gets_the_503_page, |kind| async move {
-    let Some(app) = TestApp::spawn_with(
-        kind,
-        &[("COMMERCE7_API_URL", "http://127.0.0.1:9/v1".into())],
-    )
-    .await
-    else {
+    let Some(app) = TestApp::spawn_with(kind, &[("COMMERCE7_API_URL", "http://127.0.0.1:9/v1".into())]).await else {
         return;
     };
     app.install(TENANT).await;
     let response = app.sign_in(TENANT, OWNER_TOKEN).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .contains("couldn't reach Commerce7")
-    );
+    assert!(response.text().await.unwrap().contains("couldn't reach Commerce7"));
     assert!(app.session_rows().await.is_empty());
     app.stop().await;
 });
 
-on_both_databases!(
-    commerce7_answering_5xx_gets_the_503_page,
-    |kind| async move {
-        let Some(app) = TestApp::spawn(kind).await else {
-            return;
-        };
-        app.install(TENANT).await;
-        app.c7.set_failure(Some(502));
-        assert_eq!(
-            app.sign_in(TENANT, OWNER_TOKEN).await.status(),
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-        assert!(app.session_rows().await.is_empty());
-        app.stop().await;
-    }
-);
+on_both_databases!(commerce7_answering_5xx_gets_the_503_page, |kind| async move {
+    let Some(app) = TestApp::spawn(kind).await else {
+        return;
+    };
+    app.install(TENANT).await;
+    app.c7.set_failure(Some(502));
+    assert_eq!(app.sign_in(TENANT, OWNER_TOKEN).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(app.session_rows().await.is_empty());
+    app.stop().await;
+});
 
-on_both_databases!(
-    commerce7_slower_than_the_timeout_gets_the_503_page_at_the_timeout,
-    |kind| async move {
-        let Some(app) = TestApp::spawn_with(kind, &[("COMMERCE7_TIMEOUT", "300ms".into())]).await
-        else {
-            return;
-        };
-        app.install(TENANT).await;
-        app.c7.set_latency(Duration::from_secs(5));
-        let started = std::time::Instant::now();
-        let response = app.sign_in(TENANT, OWNER_TOKEN).await;
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        // Correctness, not performance: the app gave up at its timeout instead of waiting 5 s.
-        assert!(
-            started.elapsed() < Duration::from_secs(4),
-            "answered after {:?}",
-            started.elapsed()
-        );
-        assert!(app.session_rows().await.is_empty());
-        app.stop().await;
-    }
-);
+on_both_databases!(commerce7_slower_than_the_timeout_gets_the_503_page_at_the_timeout, |kind| async move {
+    let Some(app) = TestApp::spawn_with(kind, &[("COMMERCE7_TIMEOUT", "300ms".into())]).await else {
+        return;
+    };
+    app.install(TENANT).await;
+    app.c7.set_latency(Duration::from_secs(5));
+    let started = std::time::Instant::now();
+    let response = app.sign_in(TENANT, OWNER_TOKEN).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // Correctness, not performance: the app gave up at its timeout instead of waiting 5 s.
+    assert!(started.elapsed() < Duration::from_secs(4), "answered after {:?}", started.elapsed());
+    assert!(app.session_rows().await.is_empty());
+    app.stop().await;
+});
 
 // --- Install / uninstall callbacks -----------------------------------------------------------
 
-on_both_databases!(
-    uninstall_deletes_the_tenants_sessions_at_once,
-    |kind| async move {
-        let Some(app) = TestApp::signed_in(kind).await else {
-            return;
-        };
-        assert_eq!(app.c7.send_uninstall(TENANT).await.unwrap().as_u16(), 200);
-        assert!(app.session_rows().await.is_empty());
-        assert_eq!(
-            app.get("/app").await.status(),
-            StatusCode::SEE_OTHER,
-            "the cookie is dead"
-        );
-        assert_eq!(
-            app.sign_in(TENANT, OWNER_TOKEN).await.status(),
-            StatusCode::FORBIDDEN,
-            "no longer installed"
-        );
-        app.stop().await;
-    }
-);
+on_both_databases!(uninstall_deletes_the_tenants_sessions_at_once, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else {
+        return;
+    };
+    assert_eq!(app.c7.send_uninstall(TENANT).await.unwrap().as_u16(), 200);
+    assert!(app.session_rows().await.is_empty());
+    assert_eq!(app.get("/app").await.status(), StatusCode::SEE_OTHER, "the cookie is dead");
+    assert_eq!(app.sign_in(TENANT, OWNER_TOKEN).await.status(), StatusCode::FORBIDDEN, "no longer installed");
+    app.stop().await;
+});
 
-on_both_databases!(
-    reinstalling_reactivates_the_client_and_keeps_one_row,
-    |kind| async move {
-        let Some(app) = TestApp::spawn(kind).await else {
-            return;
-        };
-        app.install(TENANT).await;
-        app.c7.send_uninstall(TENANT).await.unwrap();
-        app.install(TENANT).await;
-        app.install(TENANT).await;
-        assert_eq!(app.client_count().await, 1);
-        assert_eq!(
-            app.sign_in(TENANT, OWNER_TOKEN).await.status(),
-            StatusCode::SEE_OTHER
-        );
-        app.stop().await;
-    }
-);
+on_both_databases!(reinstalling_reactivates_the_client_and_keeps_one_row, |kind| async move {
+    let Some(app) = TestApp::spawn(kind).await else {
+        return;
+    };
+    app.install(TENANT).await;
+    app.c7.send_uninstall(TENANT).await.unwrap();
+    app.install(TENANT).await;
+    app.install(TENANT).await;
+    assert_eq!(app.client_count().await, 1);
+    assert_eq!(app.sign_in(TENANT, OWNER_TOKEN).await.status(), StatusCode::SEE_OTHER);
+    app.stop().await;
+});
 
-on_both_databases!(
-    uninstalling_an_unknown_tenant_answers_200,
-    |kind| async move {
-        let Some(app) = TestApp::spawn(kind).await else {
-            return;
-        };
-        assert_eq!(
-            app.c7
-                .send_uninstall("never-installed")
-                .await
-                .unwrap()
-                .as_u16(),
-            200
-        );
-        assert_eq!(app.client_count().await, 0);
-        app.stop().await;
-    }
-);
+on_both_databases!(uninstalling_an_unknown_tenant_answers_200, |kind| async move {
+    let Some(app) = TestApp::spawn(kind).await else {
+        return;
+    };
+    assert_eq!(app.c7.send_uninstall("never-installed").await.unwrap().as_u16(), 200);
+    assert_eq!(app.client_count().await, 0);
+    app.stop().await;
+});
 
-on_both_databases!(
-    callbacks_with_wrong_or_missing_credentials_get_401_and_write_nothing,
-    |kind| async move {
-        let Some(app) = TestApp::spawn(kind).await else {
-            return;
-        };
-        let body = json!({ "tenantId": TENANT, "user": { "id": "u1" } });
-        let client = TestApp::bare_client();
-        for path in ["/install", "/uninstall"] {
-            let wrong = client
-                .post(app.url(path))
-                .basic_auth(common::CALLBACK_USER, Some("wrong"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "{path}");
-            let missing = client.post(app.url(path)).json(&body).send().await.unwrap();
-            assert_eq!(missing.status(), StatusCode::UNAUTHORIZED, "{path}");
-        }
-        assert_eq!(app.client_count().await, 0);
-        app.stop().await;
-    }
-);
-
-on_both_databases!(
-    callbacks_with_malformed_json_or_no_tenant_are_refused_with_a_message,
-    |kind| async move {
-        let Some(app) = TestApp::spawn(kind).await else {
-            return;
-        };
-        let client = TestApp::bare_client();
-        let send = |body: &'static str| {
-            client
-                .post(app.url("/install"))
-                .basic_auth(common::CALLBACK_USER, Some(common::CALLBACK_PASSWORD))
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(body)
-                .send()
-        };
-        let malformed = send("{not json").await.unwrap();
-        assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
-        assert!(
-            malformed.json::<Value>().await.unwrap()["error"]
-                .as_str()
-                .unwrap()
-                .contains("malformed JSON")
-        );
-        let missing = send(r#"{"user":{"id":"u1"}}"#).await.unwrap();
-        assert_eq!(missing.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(
-            missing.json::<Value>().await.unwrap()["error"],
-            "tenantId is required"
-        );
-        assert_eq!(
-            send("[1,2]").await.unwrap().status(),
-            StatusCode::BAD_REQUEST
-        );
-        assert_eq!(app.client_count().await, 0);
-        app.stop().await;
-    }
-);
-
-// --- CSRF ------------------------------------------------------------------------------------------
-
-on_both_databases!(
-    a_cross_site_logout_is_refused_and_changes_nothing,
-    |kind| async move {
-        let Some(app) = TestApp::signed_in(kind).await else {
-            return;
-        };
-        let response = app
-            .client
-            .post(app.url("/logout"))
-            .header("origin", "https://evil.example")
-            .header("sec-fetch-site", "cross-site")
+on_both_databases!(callbacks_with_wrong_or_missing_credentials_get_401_and_write_nothing, |kind| async move {
+    let Some(app) = TestApp::spawn(kind).await else {
+        return;
+    };
+    let body = json!({ "tenantId": TENANT, "user": { "id": "u1" } });
+    let client = TestApp::bare_client();
+    for path in ["/install", "/uninstall"] {
+        let wrong = client
+            .post(app.url(path))
+            .basic_auth(common::CALLBACK_USER, Some("wrong"))
+            .json(&body)
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), StatusCode::FORBIDDEN);
-        let no_origin = app.client.post(app.url("/logout")).send().await.unwrap();
-        assert_eq!(
-            no_origin.status(),
-            StatusCode::FORBIDDEN,
-            "no origin information is refused too"
-        );
-        assert_eq!(app.session_rows().await.len(), 1, "still signed in");
-        assert_eq!(app.get("/app").await.status(), StatusCode::OK);
-        app.stop().await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "{path}");
+        let missing = client.post(app.url(path)).json(&body).send().await.unwrap();
+        assert_eq!(missing.status(), StatusCode::UNAUTHORIZED, "{path}");
     }
-);
+    assert_eq!(app.client_count().await, 0);
+    app.stop().await;
+});
 
-async fn get_settings(app: &TestApp) -> Value {
+on_both_databases!(callbacks_with_malformed_json_or_no_tenant_are_refused_with_a_message, |kind| async move {
+    let Some(app) = TestApp::spawn(kind).await else {
+        return;
+    };
+    let client = TestApp::bare_client();
+    let send = |body: &'static str| {
+        client
+            .post(app.url("/install"))
+            .basic_auth(common::CALLBACK_USER, Some(common::CALLBACK_PASSWORD))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+    };
+    let malformed = send("{not json").await.unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    assert!(malformed.json::<Value>().await.unwrap()["error"].as_str().unwrap().contains("malformed JSON"));
+    let missing = send(r#"{"user":{"id":"u1"}}"#).await.unwrap();
+    assert_eq!(missing.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(missing.json::<Value>().await.unwrap()["error"], "tenantId is required");
+    assert_eq!(send("[1,2]").await.unwrap().status(), StatusCode::BAD_REQUEST);
+    assert_eq!(app.client_count().await, 0);
+    app.stop().await;
+});
+
+// --- CSRF ------------------------------------------------------------------------------------------
+
+on_both_databases!(a_cross_site_logout_is_refused_and_changes_nothing, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else {
+        return;
+    };
     let response = app
-        .post_same_origin("/api/get_settings")
+        .client
+        .post(app.url("/logout"))
+        .header("origin", "https://evil.example")
+        .header("sec-fetch-site", "cross-site")
         .send()
         .await
         .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let no_origin = app.client.post(app.url("/logout")).send().await.unwrap();
+    assert_eq!(no_origin.status(), StatusCode::FORBIDDEN, "no origin information is refused too");
+    assert_eq!(app.session_rows().await.len(), 1, "still signed in");
+    assert_eq!(app.get("/app").await.status(), StatusCode::OK);
+    app.stop().await;
+});
+
+async fn get_settings(app: &TestApp) -> Value {
+    let response = app.post_same_origin("/api/get_settings").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.unwrap()
 }
@@ -762,78 +491,65 @@ fn settings(org: &str) -> Value {
     json!({ "org_name": org, "contact_name": "Dana Owner", "contact_email": "dana@demo-winery.example", "weekly_summary": true })
 }
 
-on_both_databases!(
-    a_cross_site_settings_save_is_refused_and_changes_nothing,
-    |kind| async move {
-        let Some(app) = TestApp::signed_in(kind).await else {
-            return;
-        };
-        let before = get_settings(&app).await;
-        let response = app
-            .client
-            .post(app.url("/api/save_settings"))
-            .header("origin", "https://evil.example")
-            .json(&json!({ "settings": settings("Evil Corp"), "version": before["version"] }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::FORBIDDEN);
-        assert_eq!(get_settings(&app).await, before);
-        app.stop().await;
-    }
-);
+on_both_databases!(a_cross_site_settings_save_is_refused_and_changes_nothing, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else {
+        return;
+    };
+    let before = get_settings(&app).await;
+    let response = app
+        .client
+        .post(app.url("/api/save_settings"))
+        .header("origin", "https://evil.example")
+        .json(&json!({ "settings": settings("Evil Corp"), "version": before["version"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(get_settings(&app).await, before);
+    app.stop().await;
+});
 
 // --- Settings ----------------------------------------------------------------------------------
 
-on_both_databases!(
-    settings_default_to_the_install_details_and_save,
-    |kind| async move {
-        let Some(app) = TestApp::signed_in(kind).await else {
-            return;
-        };
-        let loaded = get_settings(&app).await;
-        assert_eq!(
-            loaded["settings"]["contact_email"], "dana@demo-winery.example",
-            "installer's email by default"
-        );
-        let response = app
+on_both_databases!(settings_default_to_the_install_details_and_save, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else {
+        return;
+    };
+    let loaded = get_settings(&app).await;
+    assert_eq!(loaded["settings"]["contact_email"], "dana@demo-winery.example", "installer's email by default");
+    let response = app
         .post_same_origin("/api/save_settings")
         .json(&json!({ "settings": settings("Demo Winery Estate"), "version": loaded["version"] }))
         .send()
         .await
         .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let reloaded = get_settings(&app).await;
-        assert_eq!(reloaded["settings"], settings("Demo Winery Estate"));
-        assert_ne!(reloaded["version"], loaded["version"]);
-        app.stop().await;
-    }
-);
+    assert_eq!(response.status(), StatusCode::OK);
+    let reloaded = get_settings(&app).await;
+    assert_eq!(reloaded["settings"], settings("Demo Winery Estate"));
+    assert_ne!(reloaded["version"], loaded["version"]);
+    app.stop().await;
+});
 
-on_both_databases!(
-    invalid_settings_get_field_errors_and_are_not_saved,
-    |kind| async move {
-        let Some(app) = TestApp::signed_in(kind).await else {
-            return;
-        };
-        let loaded = get_settings(&app).await;
-        let bad = json!({ "org_name": " ", "contact_name": "Dana", "contact_email": "not-an-email", "weekly_summary": false });
-        let response = app
-            .post_same_origin("/api/save_settings")
-            .json(&json!({ "settings": bad, "version": loaded["version"] }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["error"], "validation");
-        assert!(
-            body["fields"]["org_name"].is_string() && body["fields"]["contact_email"].is_string()
-        );
-        assert_eq!(get_settings(&app).await, loaded, "nothing saved");
-        app.stop().await;
-    }
-);
+on_both_databases!(invalid_settings_get_field_errors_and_are_not_saved, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else {
+        return;
+    };
+    let loaded = get_settings(&app).await;
+    let bad =
+        json!({ "org_name": " ", "contact_name": "Dana", "contact_email": "not-an-email", "weekly_summary": false });
+    let response = app
+        .post_same_origin("/api/save_settings")
+        .json(&json!({ "settings": bad, "version": loaded["version"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "validation");
+    assert!(body["fields"]["org_name"].is_string() && body["fields"]["contact_email"].is_string());
+    assert_eq!(get_settings(&app).await, loaded, "nothing saved");
+    app.stop().await;
+});
 
 on_both_databases!(two_concurrent_saves_lose_nothing, |kind| async move {
     let Some(app) = TestApp::signed_in(kind).await else {
@@ -849,16 +565,8 @@ on_both_databases!(two_concurrent_saves_lose_nothing, |kind| async move {
     let (a, b) = (a.unwrap(), b.unwrap());
     let mut statuses = [a.status().as_u16(), b.status().as_u16()];
     statuses.sort();
-    assert_eq!(
-        statuses,
-        [200, 409],
-        "one save wins, the other is told, none is silently overwritten"
-    );
-    let winner = if a.status() == StatusCode::OK {
-        "Window A"
-    } else {
-        "Window B"
-    };
+    assert_eq!(statuses, [200, 409], "one save wins, the other is told, none is silently overwritten");
+    let winner = if a.status() == StatusCode::OK { "Window A" } else { "Window B" };
     let loser = if a.status() == StatusCode::OK { b } else { a };
     assert_eq!(loser.json::<Value>().await.unwrap()["error"], "conflict");
     assert_eq!(get_settings(&app).await["settings"], settings(winner));
@@ -872,10 +580,7 @@ on_both_databases!(two_concurrent_saves_lose_nothing, |kind| async move {
         .await
         .unwrap();
     assert_eq!(retry.status(), StatusCode::OK);
-    assert_eq!(
-        get_settings(&app).await["settings"],
-        settings("Both windows")
-    );
+    assert_eq!(get_settings(&app).await["settings"], settings("Both windows"));
     app.stop().await;
 });
 
@@ -887,25 +592,10 @@ async fn a_signed_in_request_with_the_database_gone_gets_503_not_a_crash() {
         return;
     };
     let name = app.database.url.rsplit('/').next().unwrap().to_owned();
-    let mut admin =
-        <sqlx::PgConnection as sqlx::Connection>::connect(&common::postgres_admin_url())
-            .await
-            .unwrap();
-    sqlx::Executor::execute(
-        &mut admin,
-        format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#).as_str(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        app.get("/app").await.status(),
-        StatusCode::SERVICE_UNAVAILABLE
-    );
-    let api = app
-        .post_same_origin("/api/session_info")
-        .send()
-        .await
-        .unwrap();
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&common::postgres_admin_url()).await.unwrap();
+    sqlx::Executor::execute(&mut admin, format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#).as_str()).await.unwrap();
+    assert_eq!(app.get("/app").await.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let api = app.post_same_origin("/api/session_info").send().await.unwrap();
     assert_eq!(api.status(), StatusCode::SERVICE_UNAVAILABLE);
     app.stop().await;
 }

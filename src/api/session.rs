@@ -28,20 +28,14 @@ pub struct SessionInfo {
 #[server(prefix = "/api", endpoint = "session_info")]
 pub async fn get_session_info() -> Result<SessionInfo, AppError> {
     let session = super::ssr::require_session()?.0;
-    let minutes_left = (session.expires_at - chrono::Utc::now())
-        .num_minutes()
-        .max(0);
+    let minutes_left = (session.expires_at - chrono::Utc::now()).num_minutes().max(0);
     Ok(SessionInfo {
         tenant_id: session.tenant_id,
         user_name: session.user_name,
         user_email: session.user_email,
         theme: session.theme.as_str().to_owned(),
-        signed_in_at: session
-            .created_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        expires_at: session
-            .expires_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        signed_in_at: session.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        expires_at: session.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         minutes_left,
     })
 }

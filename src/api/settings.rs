@@ -34,43 +34,21 @@ impl MerchantSettings {
         };
         let mut errors = BTreeMap::new();
         if settings.org_name.is_empty() {
-            errors.insert(
-                "org_name".to_owned(),
-                "Enter your organisation's name.".to_owned(),
-            );
+            errors.insert("org_name".to_owned(), "Enter your organisation's name.".to_owned());
         } else if settings.org_name.chars().count() > MAX_NAME_LEN {
-            errors.insert(
-                "org_name".to_owned(),
-                format!("Use at most {MAX_NAME_LEN} characters."),
-            );
+            errors.insert("org_name".to_owned(), format!("Use at most {MAX_NAME_LEN} characters."));
         }
         if settings.contact_name.is_empty() {
-            errors.insert(
-                "contact_name".to_owned(),
-                "Enter the name of a contact person.".to_owned(),
-            );
+            errors.insert("contact_name".to_owned(), "Enter the name of a contact person.".to_owned());
         } else if settings.contact_name.chars().count() > MAX_NAME_LEN {
-            errors.insert(
-                "contact_name".to_owned(),
-                format!("Use at most {MAX_NAME_LEN} characters."),
-            );
+            errors.insert("contact_name".to_owned(), format!("Use at most {MAX_NAME_LEN} characters."));
         }
         if settings.contact_email.is_empty() {
-            errors.insert(
-                "contact_email".to_owned(),
-                "Enter a contact email address.".to_owned(),
-            );
+            errors.insert("contact_email".to_owned(), "Enter a contact email address.".to_owned());
         } else if !is_plausible_email(&settings.contact_email) {
-            errors.insert(
-                "contact_email".to_owned(),
-                "Enter an email address like name@winery.com.".to_owned(),
-            );
+            errors.insert("contact_email".to_owned(), "Enter an email address like name@winery.com.".to_owned());
         }
-        if errors.is_empty() {
-            Ok(settings)
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(settings) } else { Err(errors) }
     }
 }
 
@@ -115,27 +93,17 @@ pub async fn get_settings() -> Result<SettingsForm, AppError> {
         contact_email: stored.user_email.unwrap_or_default(),
         weekly_summary: false,
     });
-    Ok(SettingsForm {
-        settings,
-        version: stored
-            .version
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-    })
+    Ok(SettingsForm { settings, version: stored.version.to_rfc3339_opts(chrono::SecondsFormat::Micros, true) })
 }
 
 /// Saves the merchant's settings if nobody saved since `version` was read; returns the new form.
 #[server(prefix = "/api", endpoint = "save_settings", input = leptos::server_fn::codec::Json)]
-pub async fn save_settings(
-    settings: MerchantSettings,
-    version: String,
-) -> Result<SettingsForm, AppError> {
+pub async fn save_settings(settings: MerchantSettings, version: String) -> Result<SettingsForm, AppError> {
     use super::ssr::{fail, require_session, state, unavailable};
     use crate::server::clients;
 
     let session = require_session()?.0;
-    let settings = settings
-        .validate()
-        .map_err(|fields| fail(AppError::Validation { fields }))?;
+    let settings = settings.validate().map_err(|fields| fail(AppError::Validation { fields }))?;
     let expected = chrono::DateTime::parse_from_rfc3339(&version)
         .map_err(|_| fail(AppError::Conflict))?
         .with_timezone(&chrono::Utc);
@@ -145,10 +113,7 @@ pub async fn save_settings(
     match saved {
         Some(version) => {
             tracing::info!(tenant_id = %session.tenant_id, "settings saved");
-            Ok(SettingsForm {
-                settings,
-                version: version.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            })
+            Ok(SettingsForm { settings, version: version.to_rfc3339_opts(chrono::SecondsFormat::Micros, true) })
         }
         None => Err(fail(AppError::Conflict)),
     }
@@ -175,34 +140,19 @@ mod tests {
     #[test]
     fn empty_fields_are_reported_per_field() {
         let errors = MerchantSettings::default().validate().unwrap_err();
-        assert_eq!(
-            errors.keys().collect::<Vec<_>>(),
-            ["contact_email", "contact_name", "org_name"]
-        );
+        assert_eq!(errors.keys().collect::<Vec<_>>(), ["contact_email", "contact_name", "org_name"]);
     }
 
     #[test]
     fn overlong_names_are_refused() {
-        let errors = MerchantSettings {
-            org_name: "x".repeat(121),
-            ..valid()
-        }
-        .validate()
-        .unwrap_err();
+        let errors = MerchantSettings { org_name: "x".repeat(121), ..valid() }.validate().unwrap_err();
         assert!(errors.contains_key("org_name"));
     }
 
     #[test]
     fn implausible_emails_are_refused() {
-        for bad in [
-            "dana",
-            "dana@",
-            "@winery.com",
-            "dana@winery",
-            "da na@winery.com",
-            "a@b@c.com",
-            "dana@winery..com",
-        ] {
+        for bad in ["dana", "dana@", "@winery.com", "dana@winery", "da na@winery.com", "a@b@c.com", "dana@winery..com"]
+        {
             assert!(!is_plausible_email(bad), "{bad}");
         }
         assert!(is_plausible_email("dana+club@demo-winery.example"));

@@ -43,18 +43,14 @@ fn var(name: &str) -> Result<Option<String>, String> {
 fn read_settings() -> Result<Settings, String> {
     let addr_text = var("FAKE_C7_ADDR")?.unwrap_or_else(|| DEFAULT_ADDR.to_owned());
     let addr: SocketAddr = addr_text.parse().map_err(|_| {
-        format!(
-            "FAKE_C7_ADDR must be an IP address and port such as {DEFAULT_ADDR}, got {addr_text:?}"
-        )
+        format!("FAKE_C7_ADDR must be an IP address and port such as {DEFAULT_ADDR}, got {addr_text:?}")
     })?;
 
     let app_url = var("FAKE_C7_APP_URL")?.unwrap_or_else(|| DEFAULT_APP_URL.to_owned());
     match reqwest::Url::parse(&app_url) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
         _ => {
-            return Err(format!(
-                "FAKE_C7_APP_URL must be an http(s) URL such as {DEFAULT_APP_URL}, got {app_url:?}"
-            ));
+            return Err(format!("FAKE_C7_APP_URL must be an http(s) URL such as {DEFAULT_APP_URL}, got {app_url:?}"));
         }
     }
     let app_url = app_url.trim_end_matches('/').to_owned();
@@ -64,14 +60,11 @@ fn read_settings() -> Result<Settings, String> {
         Some(text) => text
             .parse::<u64>()
             .map(Duration::from_millis)
-            .map_err(|_| {
-                format!("FAKE_C7_LATENCY_MS must be a whole number of milliseconds, got {text:?}")
-            })?,
+            .map_err(|_| format!("FAKE_C7_LATENCY_MS must be a whole number of milliseconds, got {text:?}"))?,
     };
 
     let callback_user = var("COMMERCE7_USER")?.unwrap_or_else(|| DEFAULT_CALLBACK_USER.to_owned());
-    let callback_password =
-        var("COMMERCE7_PASSWORD")?.unwrap_or_else(|| DEFAULT_CALLBACK_PASSWORD.to_owned());
+    let callback_password = var("COMMERCE7_PASSWORD")?.unwrap_or_else(|| DEFAULT_CALLBACK_PASSWORD.to_owned());
 
     let mut config = FakeConfig::demo(app_url, callback_user, callback_password);
     config.latency = latency;
@@ -82,8 +75,7 @@ fn read_settings() -> Result<Settings, String> {
 }
 
 fn read_users(path: &str) -> Result<Vec<FakeUser>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| format!("FAKE_C7_USERS: cannot read {path}: {err}"))?;
+    let text = std::fs::read_to_string(path).map_err(|err| format!("FAKE_C7_USERS: cannot read {path}: {err}"))?;
     let users: Vec<FakeUser> = serde_json::from_str(&text).map_err(|err| {
         format!("FAKE_C7_USERS: {path} is not a JSON array of users (token, tenantId, id, firstName, lastName, email, role?): {err}")
     })?;
@@ -92,9 +84,7 @@ fn read_users(path: &str) -> Result<Vec<FakeUser>, String> {
     }
     for (index, user) in users.iter().enumerate() {
         if user.token.is_empty() || user.tenant_id.is_empty() || user.id.is_empty() {
-            return Err(format!(
-                "FAKE_C7_USERS: user #{index} in {path} needs a non-empty token, tenantId and id"
-            ));
+            return Err(format!("FAKE_C7_USERS: user #{index} in {path} needs a non-empty token, tenantId and id"));
         }
     }
     Ok(users)
@@ -134,9 +124,7 @@ async fn main() -> ExitCode {
     // A missing .env is fine; the environment may carry everything.
     let _ = dotenvy::from_path(".env");
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
 
     let settings = match read_settings() {

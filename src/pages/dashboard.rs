@@ -30,10 +30,7 @@ pub fn Dashboard() -> impl IntoView {
 fn SessionSummary(info: SessionInfo) -> impl IntoView {
     let hours = info.minutes_left / 60;
     let minutes = info.minutes_left % 60;
-    let name = info
-        .user_name
-        .clone()
-        .unwrap_or_else(|| "Commerce7 user".to_owned());
+    let name = info.user_name.clone().unwrap_or_else(|| "Commerce7 user".to_owned());
     view! {
         <section class="card" aria-labelledby="welcome">
             <h1 id="welcome">{format!("Welcome, {name}")}</h1>

@@ -65,25 +65,13 @@ pub struct StoredSettings {
 type ClientRow = (String, String, Option<String>, Option<DateTime<Utc>>);
 type PgClientRow = (Uuid, String, Option<String>, Option<DateTime<Utc>>);
 
-fn from_sqlite(
-    (id, tenant_id, org_name, uninstalled_at): ClientRow,
-) -> Result<Client, sqlx::Error> {
+fn from_sqlite((id, tenant_id, org_name, uninstalled_at): ClientRow) -> Result<Client, sqlx::Error> {
     let id = Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    Ok(Client {
-        id,
-        tenant_id,
-        org_name,
-        uninstalled_at,
-    })
+    Ok(Client { id, tenant_id, org_name, uninstalled_at })
 }
 
 fn from_pg((id, tenant_id, org_name, uninstalled_at): PgClientRow) -> Client {
-    Client {
-        id,
-        tenant_id,
-        org_name,
-        uninstalled_at,
-    }
+    Client { id, tenant_id, org_name, uninstalled_at }
 }
 
 /// Records an install: creates the client, or reactivates and refreshes it on reinstall. The
@@ -191,21 +179,19 @@ pub async fn uninstall(db: &Db, tenant_id: &str) -> Result<Option<u64>, sqlx::Er
 pub async fn find_by_tenant(db: &Db, tenant_id: &str) -> Result<Option<Client>, sqlx::Error> {
     match db {
         Db::Sqlite(pool) => {
-            let row: Option<ClientRow> = sqlx::query_as(
-                "SELECT id, tenant_id, org_name, uninstalled_at FROM clients WHERE tenant_id = ?1",
-            )
-            .bind(tenant_id)
-            .fetch_optional(pool)
-            .await?;
+            let row: Option<ClientRow> =
+                sqlx::query_as("SELECT id, tenant_id, org_name, uninstalled_at FROM clients WHERE tenant_id = ?1")
+                    .bind(tenant_id)
+                    .fetch_optional(pool)
+                    .await?;
             row.map(from_sqlite).transpose()
         }
         Db::Postgres(pool) => {
-            let row: Option<PgClientRow> = sqlx::query_as(
-                "SELECT id, tenant_id, org_name, uninstalled_at FROM clients WHERE tenant_id = $1",
-            )
-            .bind(tenant_id)
-            .fetch_optional(pool)
-            .await?;
+            let row: Option<PgClientRow> =
+                sqlx::query_as("SELECT id, tenant_id, org_name, uninstalled_at FROM clients WHERE tenant_id = $1")
+                    .bind(tenant_id)
+                    .fetch_optional(pool)
+                    .await?;
             Ok(row.map(from_pg))
         }
     }
@@ -213,13 +199,7 @@ pub async fn find_by_tenant(db: &Db, tenant_id: &str) -> Result<Option<Client>, 
 
 /// The merchant's settings and their version.
 pub async fn settings(db: &Db, client_id: Uuid) -> Result<Option<StoredSettings>, sqlx::Error> {
-    type Row = (
-        Json<Value>,
-        DateTime<Utc>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    );
+    type Row = (Json<Value>, DateTime<Utc>, Option<String>, Option<String>, Option<String>);
     let row: Option<Row> = match db {
         Db::Sqlite(pool) => {
             sqlx::query_as("SELECT settings, updated_at, org_name, org_contact, user_email FROM clients WHERE id = ?1")
@@ -234,15 +214,13 @@ pub async fn settings(db: &Db, client_id: Uuid) -> Result<Option<StoredSettings>
                 .await?
         }
     };
-    Ok(row.map(
-        |(Json(settings), version, org_name, org_contact, user_email)| StoredSettings {
-            settings,
-            version,
-            org_name,
-            org_contact,
-            user_email,
-        },
-    ))
+    Ok(row.map(|(Json(settings), version, org_name, org_contact, user_email)| StoredSettings {
+        settings,
+        version,
+        org_name,
+        org_contact,
+        user_email,
+    }))
 }
 
 /// Saves settings only if nobody changed them since `expected_version` was read (no lost
@@ -256,26 +234,26 @@ pub async fn save_settings<T: Serialize + Sync>(
     // A new version must differ from the old one even within the same microsecond.
     let version = now().max(expected_version + chrono::TimeDelta::microseconds(1));
     let updated = match db {
-        Db::Sqlite(pool) => sqlx::query(
-            "UPDATE clients SET settings = ?1, updated_at = ?2 WHERE id = ?3 AND updated_at = ?4",
-        )
-        .bind(Json(settings))
-        .bind(version)
-        .bind(client_id.to_string())
-        .bind(expected_version)
-        .execute(pool)
-        .await?
-        .rows_affected(),
-        Db::Postgres(pool) => sqlx::query(
-            "UPDATE clients SET settings = $1, updated_at = $2 WHERE id = $3 AND updated_at = $4",
-        )
-        .bind(Json(settings))
-        .bind(version)
-        .bind(client_id)
-        .bind(expected_version)
-        .execute(pool)
-        .await?
-        .rows_affected(),
+        Db::Sqlite(pool) => {
+            sqlx::query("UPDATE clients SET settings = ?1, updated_at = ?2 WHERE id = ?3 AND updated_at = ?4")
+                .bind(Json(settings))
+                .bind(version)
+                .bind(client_id.to_string())
+                .bind(expected_version)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }
+        Db::Postgres(pool) => {
+            sqlx::query("UPDATE clients SET settings = $1, updated_at = $2 WHERE id = $3 AND updated_at = $4")
+                .bind(Json(settings))
+                .bind(version)
+                .bind(client_id)
+                .bind(expected_version)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }
     };
     Ok((updated == 1).then_some(version))
 }

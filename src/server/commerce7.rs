@@ -65,20 +65,12 @@ impl Commerce7 {
             .connect_timeout(timeout)
             .user_agent(concat!("libero/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self {
-            http,
-            api_url: api_url.trim_end_matches('/').to_owned(),
-        })
+        Ok(Self { http, api_url: api_url.trim_end_matches('/').to_owned() })
     }
 
     /// Asks Commerce7 who holds `account` for `tenant_id`.
-    pub async fn verify_user(
-        &self,
-        tenant_id: &str,
-        account: &str,
-    ) -> Result<Commerce7User, VerifyError> {
-        let mut authorization =
-            HeaderValue::from_str(account).map_err(|_| VerifyError::Unauthorized)?;
+    pub async fn verify_user(&self, tenant_id: &str, account: &str) -> Result<Commerce7User, VerifyError> {
+        let mut authorization = HeaderValue::from_str(account).map_err(|_| VerifyError::Unauthorized)?;
         authorization.set_sensitive(true);
         let started = Instant::now();
         let response = self
@@ -88,7 +80,8 @@ impl Commerce7 {
             .header("tenant", tenant_id)
             .send()
             .await;
-        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        let elapsed_ms = elapsed.as_millis() as u64;
         let response = match response {
             Ok(response) => response,
             Err(err) => {
@@ -99,29 +92,23 @@ impl Commerce7 {
                 } else {
                     "request failed"
                 };
-                tracing::warn!(
-                    elapsed_ms,
-                    tenant_id,
-                    "Commerce7 {what}: {}",
-                    err.without_url()
-                );
+                let outcome = if err.is_timeout() { "timeout" } else { "error" };
+                crate::server::metrics::commerce7_call(elapsed.as_secs_f64(), outcome);
+                tracing::warn!(elapsed_ms, tenant_id, "Commerce7 {what}: {}", err.without_url());
                 return Err(VerifyError::Unavailable(what.to_owned()));
             }
         };
         let status = response.status();
-        tracing::info!(
-            elapsed_ms,
-            tenant_id,
-            status = status.as_u16(),
-            "Commerce7 account/user answered"
-        );
+        let outcome = match status.as_u16() {
+            200 => "ok",
+            401 | 403 => "unauthorized",
+            _ => "error",
+        };
+        crate::server::metrics::commerce7_call(elapsed.as_secs_f64(), outcome);
+        tracing::info!(elapsed_ms, tenant_id, status = status.as_u16(), "Commerce7 account/user answered");
         match status {
             StatusCode::OK => response.json::<Commerce7User>().await.map_err(|err| {
-                tracing::warn!(
-                    tenant_id,
-                    "Commerce7 answered 200 with an unexpected body: {}",
-                    err.without_url()
-                );
+                tracing::warn!(tenant_id, "Commerce7 answered 200 with an unexpected body: {}", err.without_url());
                 VerifyError::Unavailable("unexpected answer".to_owned())
             }),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(VerifyError::Unauthorized),
@@ -153,8 +140,7 @@ mod tests {
     #[test]
     fn answers_without_role_are_accepted() {
         let user: Commerce7User =
-            serde_json::from_str(r#"{"id":"1","firstName":"A","lastName":"B","email":"a@b.c"}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"id":"1","firstName":"A","lastName":"B","email":"a@b.c"}"#).unwrap();
         assert_eq!(user.role, None);
     }
 }

@@ -48,6 +48,34 @@ pub enum LogFormat {
     Json,
 }
 
+/// A rate limit: at most `count` requests per `per`, per client IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests allowed in a window (also the burst).
+    pub count: u32,
+    /// The window.
+    pub per: Duration,
+}
+
+impl RateLimit {
+    /// Parses `30/min`, `5/s`, `100/h`; `0` or `off` disables (`None`).
+    pub fn parse(input: &str) -> Option<Option<Self>> {
+        let input = input.trim();
+        if input == "0" || input.eq_ignore_ascii_case("off") {
+            return Some(None);
+        }
+        let (count, unit) = input.split_once('/')?;
+        let count: u32 = count.trim().parse().ok().filter(|c| *c > 0)?;
+        let per = match unit.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            other => parse_duration(other).filter(|d| !d.is_zero())?,
+        };
+        Some(Some(Self { count, per }))
+    }
+}
+
 /// Libero's settings.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -75,6 +103,18 @@ pub struct Config {
     pub frame_ancestors: Vec<String>,
     /// `LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
+    /// `SESSION_CLEANUP_INTERVAL`: how often the server deletes expired sessions (default 1h;
+    /// `None` when 0).
+    pub session_cleanup_interval: Option<Duration>,
+    /// `METRICS_TOKEN`: bearer token for `/metrics`; without it `/metrics` answers 404.
+    pub metrics_token: Option<Secret>,
+    /// `RATE_LIMIT_SIGN_IN`: sign-in attempts per client IP (default 30/min; `None` when 0).
+    pub rate_limit_sign_in: Option<RateLimit>,
+    /// `RATE_LIMIT_CALLBACKS`: install/uninstall callbacks per client IP (default 60/min).
+    pub rate_limit_callbacks: Option<RateLimit>,
+    /// `TRUSTED_PROXY_HOPS`: how many reverse proxies in front of the app append to
+    /// `X-Forwarded-For` (default 0: the header is ignored and the peer address is the client).
+    pub trusted_proxy_hops: usize,
 }
 
 /// Why the settings could not be read. The message says how to fix it.
@@ -109,11 +149,7 @@ impl Config {
 
     /// Parses the settings from any variable source (the environment, or a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            get(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
 
         let session_secret = match get("SESSION_SECRET") {
             None => return Err(ConfigError::MissingSecret),
@@ -156,8 +192,7 @@ impl Config {
             .unwrap_or_else(|| DEFAULT_COMMERCE7_API_URL.to_owned())
             .trim_end_matches('/')
             .to_owned();
-        if !(commerce7_api_url.starts_with("http://") || commerce7_api_url.starts_with("https://"))
-        {
+        if !(commerce7_api_url.starts_with("http://") || commerce7_api_url.starts_with("https://")) {
             return Err(ConfigError::Invalid {
                 name: "COMMERCE7_API_URL",
                 value: commerce7_api_url,
@@ -174,11 +209,7 @@ impl Config {
             })?,
         };
 
-        let log_format = match get("LOG_FORMAT")
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
+        let log_format = match get("LOG_FORMAT").as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => {
@@ -197,16 +228,35 @@ impl Config {
         {
             return Err(ConfigError::Invalid {
                 name: "DATABASE_URL",
-                value: database_url
-                    .split('@')
-                    .next_back()
-                    .unwrap_or_default()
-                    .to_owned(),
+                value: database_url.split('@').next_back().unwrap_or_default().to_owned(),
                 expected: "sqlite://<file> or postgres://user:password@host/database",
             });
         }
 
+        let rate_limit = |name: &'static str, default: &str| -> Result<Option<RateLimit>, ConfigError> {
+            let value = get(name).unwrap_or_else(|| default.to_owned());
+            RateLimit::parse(&value).ok_or(ConfigError::Invalid {
+                name,
+                value,
+                expected: "a limit such as 30/min, 5/s or 100/h, or 0 to disable",
+            })
+        };
+        let trusted_proxy_hops = match get("TRUSTED_PROXY_HOPS") {
+            None => 0,
+            Some(v) => v.parse().ok().filter(|n| *n <= 10).ok_or(ConfigError::Invalid {
+                name: "TRUSTED_PROXY_HOPS",
+                value: v,
+                expected: "the number of proxies in front of the app (0 to 10)",
+            })?,
+        };
+        let cleanup = duration("SESSION_CLEANUP_INTERVAL", Duration::from_secs(3600))?;
+
         Ok(Self {
+            session_cleanup_interval: (!cleanup.is_zero()).then_some(cleanup),
+            metrics_token: get("METRICS_TOKEN").map(Secret::new),
+            rate_limit_sign_in: rate_limit("RATE_LIMIT_SIGN_IN", "30/min")?,
+            rate_limit_callbacks: rate_limit("RATE_LIMIT_CALLBACKS", "60/min")?,
+            trusted_proxy_hops,
             database_url: Secret::new(database_url),
             session_secret,
             session_ttl,
@@ -245,9 +295,7 @@ pub fn parse_duration(input: &str) -> Option<Duration> {
         }
         let value: u64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let unit = match &rest[..unit_len] {
             "ms" => Duration::from_millis(value),
             "s" => Duration::from_secs(value),
@@ -278,10 +326,7 @@ mod tests {
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -306,21 +351,14 @@ mod tests {
     #[test]
     fn missing_secret_is_refused_with_the_documented_message() {
         let err = config(&[]).unwrap_err();
-        assert!(
-            err.to_string().starts_with("Missing SESSION_SECRET"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("Missing SESSION_SECRET"), "{err}");
         assert!(err.to_string().contains("libero secret"));
     }
 
     #[test]
     fn short_secret_is_refused_with_the_documented_message() {
         let err = config(&[("SESSION_SECRET", "too-short")]).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("SESSION_SECRET must be at least 32 characters"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("SESSION_SECRET must be at least 32 characters"), "{err}");
     }
 
     #[test]
@@ -346,22 +384,11 @@ mod tests {
     #[test]
     fn invalid_values_name_the_setting() {
         let err = config(&[("SESSION_SECRET", SECRET), ("SESSION_TTL", "forever")]).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("SESSION_TTL has an invalid value"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("SESSION_TTL has an invalid value"), "{err}");
         let err = config(&[("SESSION_SECRET", SECRET), ("COOKIE_SECURE", "maybe")]).unwrap_err();
         assert!(err.to_string().starts_with("COOKIE_SECURE"), "{err}");
-        let err = config(&[
-            ("SESSION_SECRET", SECRET),
-            ("DATABASE_URL", "mysql://u:pw@h/db"),
-        ])
-        .unwrap_err();
-        assert!(
-            !err.to_string().contains("pw"),
-            "the password must not be echoed: {err}"
-        );
+        let err = config(&[("SESSION_SECRET", SECRET), ("DATABASE_URL", "mysql://u:pw@h/db")]).unwrap_err();
+        assert!(!err.to_string().contains("pw"), "the password must not be echoed: {err}");
     }
 
     #[test]
@@ -379,12 +406,32 @@ mod tests {
     }
 
     #[test]
+    fn rate_limits_parse_counts_and_windows() {
+        assert_eq!(RateLimit::parse("30/min"), Some(Some(RateLimit { count: 30, per: Duration::from_secs(60) })));
+        assert_eq!(RateLimit::parse("5/s"), Some(Some(RateLimit { count: 5, per: Duration::from_secs(1) })));
+        assert_eq!(RateLimit::parse("100/h"), Some(Some(RateLimit { count: 100, per: Duration::from_secs(3600) })));
+        assert_eq!(RateLimit::parse("10/30s"), Some(Some(RateLimit { count: 10, per: Duration::from_secs(30) })));
+        assert_eq!(RateLimit::parse("0"), Some(None));
+        for bad in ["", "30", "0/min", "x/min", "5/fortnight"] {
+            assert_eq!(RateLimit::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn operations_defaults() {
+        let c = config(&[("SESSION_SECRET", SECRET)]).unwrap();
+        assert_eq!(c.session_cleanup_interval, Some(Duration::from_secs(3600)));
+        assert!(c.metrics_token.is_none());
+        assert_eq!(c.rate_limit_sign_in, Some(RateLimit { count: 30, per: Duration::from_secs(60) }));
+        assert_eq!(c.rate_limit_callbacks, Some(RateLimit { count: 60, per: Duration::from_secs(60) }));
+        assert_eq!(c.trusted_proxy_hops, 0);
+        let c = config(&[("SESSION_SECRET", SECRET), ("SESSION_CLEANUP_INTERVAL", "0")]).unwrap();
+        assert_eq!(c.session_cleanup_interval, None);
+    }
+
+    #[test]
     fn trailing_slash_is_removed_from_the_commerce7_url() {
-        let c = config(&[
-            ("SESSION_SECRET", SECRET),
-            ("COMMERCE7_API_URL", "http://127.0.0.1:9/v1/"),
-        ])
-        .unwrap();
+        let c = config(&[("SESSION_SECRET", SECRET), ("COMMERCE7_API_URL", "http://127.0.0.1:9/v1/")]).unwrap();
         assert_eq!(c.commerce7_api_url, "http://127.0.0.1:9/v1");
     }
 }

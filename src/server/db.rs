@@ -40,11 +40,7 @@ impl Db {
     /// Connects to `url`, creating the SQLite file if it does not exist.
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = PgPoolOptions::new()
-                .max_connections(20)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect(url)
-                .await?;
+            let pool = PgPoolOptions::new().max_connections(20).acquire_timeout(ACQUIRE_TIMEOUT).connect(url).await?;
             Ok(Self::Postgres(pool))
         } else {
             let options = SqliteConnectOptions::from_str(url)?
@@ -99,7 +95,5 @@ impl Db {
 /// unchanged (PostgreSQL keeps microseconds).
 pub fn now() -> chrono::DateTime<chrono::Utc> {
     use chrono::{DurationRound, TimeDelta};
-    chrono::Utc::now()
-        .duration_trunc(TimeDelta::microseconds(1))
-        .expect("valid timestamp")
+    chrono::Utc::now().duration_trunc(TimeDelta::microseconds(1)).expect("valid timestamp")
 }

@@ -22,6 +22,8 @@ pub enum ErrorKind {
     CrossSite,
     /// The database cannot be reached (503).
     DatabaseUnavailable,
+    /// Too many sign-in attempts from this address (429).
+    TooManyAttempts,
 }
 
 impl ErrorKind {
@@ -29,10 +31,9 @@ impl ErrorKind {
         match self {
             Self::BadSignInLink => StatusCode::BAD_REQUEST,
             Self::Commerce7Refused => StatusCode::UNAUTHORIZED,
-            Self::Commerce7Unavailable | Self::DatabaseUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Commerce7Unavailable | Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotInstalled | Self::CrossSite => StatusCode::FORBIDDEN,
+            Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -44,14 +45,13 @@ impl ErrorKind {
             Self::NotInstalled => "Libero isn't installed for this winery",
             Self::CrossSite => "Request refused",
             Self::DatabaseUnavailable => "Libero is temporarily unavailable",
+            Self::TooManyAttempts => "Too many sign-in attempts",
         }
     }
 
     fn message(self) -> &'static str {
         match self {
-            Self::BadSignInLink => {
-                "Open Libero from the Apps menu of your Commerce7 admin so that it can sign you in."
-            }
+            Self::BadSignInLink => "Open Libero from the Apps menu of your Commerce7 admin so that it can sign you in.",
             Self::Commerce7Refused => {
                 "Your Commerce7 sign-in could not be confirmed for this winery. Reload the Commerce7 admin and open Libero again; if it keeps happening, ask your account owner to check your access."
             }
@@ -59,11 +59,10 @@ impl ErrorKind {
             Self::NotInstalled => {
                 "Ask an account owner to install Libero from the Commerce7 App Store, then open it again from the admin."
             }
-            Self::CrossSite => {
-                "This action can only be taken from Libero itself. Go back to Libero and try again."
-            }
-            Self::DatabaseUnavailable => {
-                "Something on our side isn't answering. Try again in a minute."
+            Self::CrossSite => "This action can only be taken from Libero itself. Go back to Libero and try again.",
+            Self::DatabaseUnavailable => "Something on our side isn't answering. Try again in a minute.",
+            Self::TooManyAttempts => {
+                "Libero received too many sign-in attempts from your network. Wait a minute, then open it again."
             }
         }
     }
@@ -101,8 +100,6 @@ pub fn error_page(kind: ErrorKind) -> Response {
         .to_html()
     });
     let mut response = (kind.status(), Html(html)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

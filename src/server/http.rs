@@ -25,9 +25,7 @@ const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `/healthz` (the process is up) and `/readyz` (and can reach its database).
 pub fn operational_routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -36,11 +34,7 @@ async fn healthz() -> impl IntoResponse {
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match tokio::time::timeout(READINESS_TIMEOUT, state.db.ping()).await {
-        Ok(Ok(())) => (
-            StatusCode::OK,
-            no_store(),
-            Json(json!({ "status": "ready", "database": "ok" })),
-        ),
+        Ok(Ok(())) => (StatusCode::OK, no_store(), Json(json!({ "status": "ready", "database": "ok" }))),
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness check: database unreachable");
             (
@@ -72,10 +66,7 @@ pub fn with_security_headers(router: Router, config: &Config) -> Router {
             header::CONTENT_SECURITY_POLICY,
             frame_ancestors_policy(&config.frame_ancestors),
         ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -102,10 +93,7 @@ pub fn with_request_tracing(router: Router) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     router.layer(
         ServiceBuilder::new()
-            .layer(SetRequestIdLayer::new(
-                x_request_id.clone(),
-                MakeRequestUuid,
-            ))
+            .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(request_span)
@@ -117,11 +105,8 @@ pub fn with_request_tracing(router: Router) -> Router {
 }
 
 fn request_span(request: &Request<axum::body::Body>) -> tracing::Span {
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .and_then(|id| id.header_value().to_str().ok())
-        .unwrap_or("-");
+    let request_id =
+        request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
     tracing::info_span!(
         "request",
         request_id = %request_id,
@@ -136,20 +121,13 @@ mod tests {
 
     #[test]
     fn frame_ancestors_lists_self_then_the_configured_origins() {
-        let value = frame_ancestors_policy(&[
-            "https://*.commerce7.com".into(),
-            "http://localhost:4000".into(),
-        ]);
-        assert_eq!(
-            value,
-            "frame-ancestors 'self' https://*.commerce7.com http://localhost:4000"
-        );
+        let value = frame_ancestors_policy(&["https://*.commerce7.com".into(), "http://localhost:4000".into()]);
+        assert_eq!(value, "frame-ancestors 'self' https://*.commerce7.com http://localhost:4000");
     }
 
     #[test]
     fn frame_ancestors_skips_values_that_could_inject_directives() {
-        let value =
-            frame_ancestors_policy(&["https://ok.example".into(), "x; script-src *".into()]);
+        let value = frame_ancestors_policy(&["https://ok.example".into(), "x; script-src *".into()]);
         assert_eq!(value, "frame-ancestors 'self' https://ok.example");
     }
 }

@@ -7,6 +7,8 @@ pub mod config;
 pub mod db;
 pub mod error_page;
 pub mod http;
+pub mod metrics;
+pub mod ratelimit;
 pub mod sessions;
 pub mod telemetry;
 pub mod webhooks;
@@ -43,6 +45,10 @@ pub struct AppState {
     pub sessions: SessionCookies,
     /// The Commerce7 API client.
     pub commerce7: Commerce7,
+    /// The Prometheus recorder's handle.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Per-IP rate limits.
+    pub limits: ratelimit::RateLimiters,
 }
 
 /// Why the server could not start.
@@ -78,50 +84,36 @@ pub struct Application {
 impl Application {
     /// Connects to the database, applies migrations, and binds `leptos_options.site_addr`
     /// (port 0 picks a free port, as the tests do).
-    pub async fn build(
-        config: Config,
-        leptos_options: LeptosOptions,
-    ) -> Result<Self, StartupError> {
-        let db = Db::connect(config.database_url.expose())
-            .await
-            .map_err(StartupError::Database)?;
+    pub async fn build(config: Config, leptos_options: LeptosOptions) -> Result<Self, StartupError> {
+        let db = Db::connect(config.database_url.expose()).await.map_err(StartupError::Database)?;
         db.migrate().await?;
         let addr = leptos_options.site_addr;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartupError::Bind { addr, source })?;
-        let store = Arc::new(AppSessionStore::new(
-            db.clone(),
-            config.session_idle_timeout,
-        ));
-        let sessions =
-            SessionCookies::new(config.session_secret.expose(), config.cookie_secure, store);
+        let listener = TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
+        let store = Arc::new(AppSessionStore::new(db.clone(), config.session_idle_timeout));
+        let sessions = SessionCookies::new(config.session_secret.expose(), config.cookie_secure, store);
         let commerce7 = Commerce7::new(&config.commerce7_api_url, config.commerce7_timeout)?;
         if config.commerce7_user.is_none() || config.commerce7_password.is_none() {
             tracing::warn!(
                 "COMMERCE7_USER/COMMERCE7_PASSWORD are not set: install and uninstall callbacks will be refused"
             );
         }
+        let limits = ratelimit::RateLimiters::new(config.rate_limit_sign_in, config.rate_limit_callbacks);
         let state = AppState {
             leptos_options,
             db,
             config: Arc::new(config),
             sessions,
             commerce7,
+            metrics: metrics::recorder(),
+            limits,
         };
         let router = router(state.clone());
-        Ok(Self {
-            listener,
-            router,
-            state,
-        })
+        Ok(Self { listener, router, state })
     }
 
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr().expect("a bound listener has an address")
     }
 
     /// The shared state (the tests use its database handle).
@@ -130,18 +122,24 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then finishes the requests in flight and closes the pool.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> io::Result<()> {
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let db = self.state.db.clone();
-        let result = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let mut background = Vec::new();
+        if let Some(interval) = self.state.config.session_cleanup_interval {
+            background.push(tokio::spawn(sessions::cleanup::run_periodically(db.clone(), interval)));
+        }
+        let limits = self.state.limits.clone();
+        background.push(tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                ticker.tick().await;
+                limits.shrink();
+            }
+        }));
+        let result = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        background.iter().for_each(tokio::task::JoinHandle::abort);
         db.close().await;
         result
     }
@@ -156,26 +154,25 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
 
     let config = state.config.clone();
-    let router = Router::new()
-        .merge(http::operational_routes())
+    let callbacks = Router::new()
         .route("/install", post(webhooks::install))
         .route("/uninstall", post(webhooks::uninstall))
+        .route_layer(from_fn_with_state(state.clone(), ratelimit::limit_callbacks));
+    let router = Router::new()
+        .merge(http::operational_routes())
+        .route("/metrics", axum::routing::get(metrics::endpoint))
+        .merge(callbacks)
         .route("/logout", post(sessions::guard::logout))
         .leptos_routes_with_context(&state, routes, provide_state.clone(), {
             let options = options.clone();
             move || shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler_with_context::<
-            AppState,
-            _,
-        >(provide_state, shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(provide_state, shell))
         // Innermost first: the guard needs the session, the session needs the CSRF check passed.
         .layer(from_fn_with_state(state.clone(), sessions::session_guard))
-        .layer(from_fn_with_state(
-            state.sessions.clone(),
-            sessions::session_layer,
-        ))
+        .layer(from_fn_with_state(state.sessions.clone(), sessions::session_layer))
         .layer(from_fn(sessions::csrf_guard))
+        .layer(from_fn(metrics::track_http))
         .with_state(state);
     http::with_request_tracing(http::with_security_headers(router, &config))
 }

@@ -26,33 +26,23 @@ fn reply(status: StatusCode, error: &str) -> Response {
 }
 
 fn unauthorized() -> Response {
-    let mut response = reply(
-        StatusCode::UNAUTHORIZED,
-        "invalid or missing Basic credentials",
-    );
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static(r#"Basic realm="libero-callbacks""#),
-    );
+    let mut response = reply(StatusCode::UNAUTHORIZED, "invalid or missing Basic credentials");
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static(r#"Basic realm="libero-callbacks""#));
     response
 }
 
 /// Compares the request's Basic credentials with the configured pair in constant time (the
 /// values are hashed first so that their lengths leak nothing either).
 pub fn basic_auth_matches(config: &Config, headers: &HeaderMap) -> bool {
-    let (Some(user), Some(password)) = (
-        config.commerce7_user.as_deref(),
-        config.commerce7_password.as_ref(),
-    ) else {
+    let (Some(user), Some(password)) = (config.commerce7_user.as_deref(), config.commerce7_password.as_ref()) else {
         return false;
     };
     let Some(encoded) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Basic ")
-                .or_else(|| v.strip_prefix("basic "))
-        })
+        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
     else {
         return false;
     };
@@ -64,8 +54,7 @@ pub fn basic_auth_matches(config: &Config, headers: &HeaderMap) -> bool {
     };
     let (given_user, given_password) = (&decoded[..split], &decoded[split + 1..]);
     let user_ok = Sha256::digest(given_user).ct_eq(&Sha256::digest(user.as_bytes()));
-    let password_ok =
-        Sha256::digest(given_password).ct_eq(&Sha256::digest(password.expose().as_bytes()));
+    let password_ok = Sha256::digest(given_password).ct_eq(&Sha256::digest(password.expose().as_bytes()));
     (user_ok & password_ok).into()
 }
 
@@ -79,35 +68,22 @@ fn parse_callback(body: &Bytes) -> Result<Callback, Response> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|err| reply(StatusCode::BAD_REQUEST, &format!("malformed JSON: {err}")))?;
     let Value::Object(body) = value else {
-        return Err(reply(
-            StatusCode::BAD_REQUEST,
-            "the body must be a JSON object",
-        ));
+        return Err(reply(StatusCode::BAD_REQUEST, "the body must be a JSON object"));
     };
     let tenant_id = match body.get("tenantId") {
         Some(Value::String(t)) if is_tenant_slug(t) => t.clone(),
         Some(Value::String(_)) => {
-            return Err(reply(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "tenantId must be a Commerce7 tenant slug",
-            ));
+            return Err(reply(StatusCode::UNPROCESSABLE_ENTITY, "tenantId must be a Commerce7 tenant slug"));
         }
         _ => {
-            return Err(reply(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "tenantId is required",
-            ));
+            return Err(reply(StatusCode::UNPROCESSABLE_ENTITY, "tenantId is required"));
         }
     };
     Ok(Callback { tenant_id, body })
 }
 
 fn text(map: &Map<String, Value>, key: &str) -> Option<String> {
-    map.get(key)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.chars().take(500).collect())
+    map.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(|s| s.chars().take(500).collect())
 }
 
 /// `POST /install`: creates the client, or reactivates it on reinstall. 200 `{"ok":true}`.
@@ -116,10 +92,7 @@ pub async fn install(State(state): State<AppState>, headers: HeaderMap, body: By
         tracing::warn!("install callback with wrong or missing credentials");
         return unauthorized();
     }
-    let Callback {
-        tenant_id,
-        mut body,
-    } = match parse_callback(&body) {
+    let Callback { tenant_id, mut body } = match parse_callback(&body) {
         Ok(callback) => callback,
         Err(response) => return response,
     };
@@ -128,15 +101,11 @@ pub async fn install(State(state): State<AppState>, headers: HeaderMap, body: By
         Some(Value::Object(user)) => user,
         _ => Map::new(),
     };
-    let installer_name = [text(&user, "firstName"), text(&user, "lastName")]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let installer_name =
+        [text(&user, "firstName"), text(&user, "lastName")].into_iter().flatten().collect::<Vec<_>>().join(" ");
     let installation = Installation {
         org_name: text(&body, "organization-name"),
-        org_contact: text(&body, "organization-contact")
-            .or((!installer_name.is_empty()).then_some(installer_name)),
+        org_contact: text(&body, "organization-contact").or((!installer_name.is_empty()).then_some(installer_name)),
         user_id: text(&user, "id"),
         user_email: text(&user, "email"),
         install_data: Value::Object(body),
@@ -149,10 +118,7 @@ pub async fn install(State(state): State<AppState>, headers: HeaderMap, body: By
         }
         Err(err) => {
             tracing::error!(error = %err, "install callback: database error");
-            reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "database unavailable, try again",
-            )
+            reply(StatusCode::SERVICE_UNAVAILABLE, "database unavailable, try again")
         }
     }
 }
@@ -179,10 +145,7 @@ pub async fn uninstall(State(state): State<AppState>, headers: HeaderMap, body: 
         }
         Err(err) => {
             tracing::error!(error = %err, "uninstall callback: database error");
-            reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "database unavailable, try again",
-            )
+            reply(StatusCode::SERVICE_UNAVAILABLE, "database unavailable, try again")
         }
     }
 }
@@ -205,10 +168,7 @@ mod tests {
     fn with_basic(user_pass: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
         let encoded = base64::engine::general_purpose::STANDARD.encode(user_pass);
-        headers.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
-        );
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Basic {encoded}")).unwrap());
         headers
     }
 
@@ -223,19 +183,15 @@ mod tests {
         assert!(!basic_auth_matches(&config(), &with_basic("other:pa:ss")));
         assert!(!basic_auth_matches(&config(), &HeaderMap::new()));
         let mut bearer = HeaderMap::new();
-        bearer.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer c7:pa:ss"),
-        );
+        bearer.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer c7:pa:ss"));
         assert!(!basic_auth_matches(&config(), &bearer));
     }
 
     #[test]
     fn without_configured_credentials_nothing_matches() {
-        let config = Config::from_lookup(|k| {
-            (k == "SESSION_SECRET").then(|| "0123456789abcdef0123456789abcdef".into())
-        })
-        .unwrap();
+        let config =
+            Config::from_lookup(|k| (k == "SESSION_SECRET").then(|| "0123456789abcdef0123456789abcdef".into()))
+                .unwrap();
         assert!(!basic_auth_matches(&config, &with_basic(":")));
     }
 }

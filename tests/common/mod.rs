@@ -15,8 +15,7 @@ use tokio::sync::oneshot;
 
 /// Where the tests find PostgreSQL (override with `TEST_POSTGRES_URL`).
 pub fn postgres_admin_url() -> String {
-    std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 /// A secret that satisfies the rules.
@@ -44,11 +43,7 @@ impl FreshDatabase {
             TestDb::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let path: PathBuf = dir.path().join("libero-test.db");
-                Some(Self {
-                    url: format!("sqlite://{}", path.display()),
-                    _dir: Some(dir),
-                    pg_name: None,
-                })
+                Some(Self { url: format!("sqlite://{}", path.display()), _dir: Some(dir), pg_name: None })
             }
             TestDb::Postgres => {
                 let admin = postgres_admin_url();
@@ -65,18 +60,9 @@ impl FreshDatabase {
                     }
                 };
                 let name = format!("libero_test_{}", uuid::Uuid::new_v4().simple());
-                conn.execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
-                    .await
-                    .expect("create test database");
-                let base = admin
-                    .rsplit_once('/')
-                    .map(|(base, _)| base)
-                    .unwrap_or(&admin);
-                Some(Self {
-                    url: format!("{base}/{name}"),
-                    _dir: None,
-                    pg_name: Some(name),
-                })
+                conn.execute(format!(r#"CREATE DATABASE "{name}""#).as_str()).await.expect("create test database");
+                let base = admin.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin);
+                Some(Self { url: format!("{base}/{name}"), _dir: None, pg_name: Some(name) })
             }
         }
     }
@@ -88,18 +74,11 @@ impl Drop for FreshDatabase {
             // Drop runs outside any runtime guarantee: use a thread with its own small runtime.
             let admin = postgres_admin_url();
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                 rt.block_on(async move {
                     if let Ok(mut conn) = PgConnection::connect(&admin).await {
-                        let _ = conn
-                            .execute(
-                                format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#)
-                                    .as_str(),
-                            )
-                            .await;
+                        let _ =
+                            conn.execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str()).await;
                     }
                 });
             })
@@ -140,14 +119,8 @@ pub fn test_config(database_url: &str, extra: &[(&str, String)]) -> Config {
         ("DATABASE_URL".to_owned(), database_url.to_owned()),
         ("COOKIE_SECURE".to_owned(), "false".to_owned()),
         ("COMMERCE7_USER".to_owned(), "c7-callbacks".to_owned()),
-        (
-            "COMMERCE7_PASSWORD".to_owned(),
-            "callback-password".to_owned(),
-        ),
-        (
-            "COMMERCE7_API_URL".to_owned(),
-            "http://127.0.0.1:9/v1".to_owned(),
-        ),
+        ("COMMERCE7_PASSWORD".to_owned(), "callback-password".to_owned()),
+        ("COMMERCE7_API_URL".to_owned(), "http://127.0.0.1:9/v1".to_owned()),
         ("COMMERCE7_TIMEOUT".to_owned(), "2s".to_owned()),
     ]);
     for (k, v) in extra {
@@ -184,9 +157,7 @@ impl TestApp {
         let mut settings = vec![("COMMERCE7_API_URL", c7.api_url())];
         settings.extend(extra.iter().cloned());
         let config = test_config(&database.url, &settings);
-        let app = Application::build(config, test_leptos_options())
-            .await
-            .expect("the app starts");
+        let app = Application::build(config, test_leptos_options()).await.expect("the app starts");
         let addr = app.local_addr();
         let db = app.state().db.clone();
         let (tx, rx) = oneshot::channel::<()>();
@@ -220,28 +191,17 @@ impl TestApp {
 
     /// A GET with the shared cookie-keeping client.
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request")
+        self.client.get(self.url(path)).send().await.expect("request")
     }
 
     /// A POST from the app's own pages (the browser's `Origin` and `Sec-Fetch-Site`).
     pub fn post_same_origin(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .post(self.url(path))
-            .header("origin", &self.base)
-            .header("sec-fetch-site", "same-origin")
+        self.client.post(self.url(path)).header("origin", &self.base).header("sec-fetch-site", "same-origin")
     }
 
     /// Installs a tenant through the fake Commerce7's install callback.
     pub async fn install(&self, tenant: &str) {
-        let status = self
-            .c7
-            .send_install(tenant)
-            .await
-            .expect("install callback sent");
+        let status = self.c7.send_install(tenant).await.expect("install callback sent");
         assert_eq!(status.as_u16(), 200, "install callback accepted");
     }
 
@@ -261,10 +221,7 @@ impl TestApp {
 
     /// `GET /app?tenantId=…&account=…` with the shared client.
     pub async fn sign_in(&self, tenant: &str, token: &str) -> reqwest::Response {
-        self.get(&format!(
-            "/app?tenantId={tenant}&account={token}&adminUITheme=light"
-        ))
-        .await
+        self.get(&format!("/app?tenantId={tenant}&account={token}&adminUITheme=light")).await
     }
 
     /// Every session row.
@@ -300,27 +257,19 @@ impl TestApp {
                 .fetch_optional(pool)
                 .await
                 .unwrap(),
-            Db::Postgres(pool) => {
-                sqlx::query_scalar("SELECT id::text FROM clients WHERE tenant_id = $1")
-                    .bind(tenant)
-                    .fetch_optional(pool)
-                    .await
-                    .unwrap()
-            }
+            Db::Postgres(pool) => sqlx::query_scalar("SELECT id::text FROM clients WHERE tenant_id = $1")
+                .bind(tenant)
+                .fetch_optional(pool)
+                .await
+                .unwrap(),
         }
     }
 
     /// Number of client rows.
     pub async fn client_count(&self) -> i64 {
         match &self.db {
-            Db::Sqlite(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM clients")
-                .fetch_one(pool)
-                .await
-                .unwrap(),
-            Db::Postgres(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM clients")
-                .fetch_one(pool)
-                .await
-                .unwrap(),
+            Db::Sqlite(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM clients").fetch_one(pool).await.unwrap(),
+            Db::Postgres(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM clients").fetch_one(pool).await.unwrap(),
         }
     }
 
@@ -329,18 +278,10 @@ impl TestApp {
         assert!(["expires_at", "last_activity_at"].contains(&column));
         match &self.db {
             Db::Sqlite(pool) => {
-                sqlx::query(&format!("UPDATE app_sessions SET {column} = ?1"))
-                    .bind(value)
-                    .execute(pool)
-                    .await
-                    .unwrap();
+                sqlx::query(&format!("UPDATE app_sessions SET {column} = ?1")).bind(value).execute(pool).await.unwrap();
             }
             Db::Postgres(pool) => {
-                sqlx::query(&format!("UPDATE app_sessions SET {column} = $1"))
-                    .bind(value)
-                    .execute(pool)
-                    .await
-                    .unwrap();
+                sqlx::query(&format!("UPDATE app_sessions SET {column} = $1")).bind(value).execute(pool).await.unwrap();
             }
         }
     }
@@ -349,20 +290,12 @@ impl TestApp {
     pub fn session_cookie(&self) -> Option<String> {
         use reqwest::cookie::CookieStore;
         let header = self.jar.cookies(&self.base.parse().unwrap())?;
-        header
-            .to_str()
-            .unwrap()
-            .split("; ")
-            .find(|c| c.starts_with("__libero_session="))
-            .map(str::to_owned)
+        header.to_str().unwrap().split("; ").find(|c| c.starts_with("__libero_session=")).map(str::to_owned)
     }
 
     /// A client with no cookies and no redirects.
     pub fn bare_client() -> reqwest::Client {
-        reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
     }
 
     /// Stops the server and waits for it to finish its requests.

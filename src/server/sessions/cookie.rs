@@ -55,9 +55,7 @@ pub struct SessionCookies {
 
 impl std::fmt::Debug for SessionCookies {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionCookies")
-            .field("secure", &self.secure)
-            .finish_non_exhaustive()
+        f.debug_struct("SessionCookies").field("secure", &self.secure).finish_non_exhaustive()
     }
 }
 
@@ -65,11 +63,7 @@ impl SessionCookies {
     /// The signing key is derived (HKDF-SHA256) from `SESSION_SECRET`, which is at least 32
     /// characters long.
     pub fn new(secret: &str, secure: bool, store: Arc<AppSessionStore>) -> Self {
-        Self {
-            key: Key::derive_from(secret.as_bytes()),
-            secure,
-            store,
-        }
+        Self { key: Key::derive_from(secret.as_bytes()), secure, store }
     }
 
     /// The store sessions are loaded from.
@@ -118,11 +112,7 @@ impl SessionCookies {
             .path("/")
             // SameSite=None is what lets the cookie work inside the Commerce7 iframe; browsers only
             // accept it (and Partitioned) on Secure cookies, so plain-http set-ups get Lax.
-            .same_site(if self.secure {
-                SameSite::None
-            } else {
-                SameSite::Lax
-            })
+            .same_site(if self.secure { SameSite::None } else { SameSite::Lax })
             .build();
         if self.secure {
             cookie.set_partitioned(true);
@@ -136,11 +126,7 @@ impl SessionCookies {
         cookie.set_max_age(max_age.max(time::Duration::ZERO));
         let mut jar = CookieJar::new();
         jar.signed_mut(&self.key).add(cookie);
-        let signed = jar
-            .get(COOKIE_NAME)
-            .expect("just added")
-            .encoded()
-            .to_string();
+        let signed = jar.get(COOKIE_NAME).expect("just added").encoded().to_string();
         HeaderValue::from_str(&signed).expect("cookie serialisation is a valid header")
     }
 
@@ -149,18 +135,13 @@ impl SessionCookies {
         let mut cookie = self.base(String::new());
         cookie.set_max_age(time::Duration::ZERO);
         cookie.set_expires(time::OffsetDateTime::UNIX_EPOCH);
-        HeaderValue::from_str(&cookie.encoded().to_string())
-            .expect("cookie serialisation is a valid header")
+        HeaderValue::from_str(&cookie.encoded().to_string()).expect("cookie serialisation is a valid header")
     }
 }
 
 /// Middleware: puts a [`Session`] (and the [`CookieToken`]) in the request extensions; after the
 /// handler, saves a modified session and sets or clears the cookie.
-pub async fn session_layer(
-    State(cookies): State<SessionCookies>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+pub async fn session_layer(State(cookies): State<SessionCookies>, mut req: Request, next: Next) -> Response {
     let token = cookies.read(req.headers());
     if let CookieToken::Rejected(reason) = token {
         tracing::warn!(reason, "session cookie rejected");
@@ -180,12 +161,8 @@ pub async fn session_layer(
     }
     if session.is_empty().await {
         if token.was_sent() {
-            response
-                .headers_mut()
-                .append(header::SET_COOKIE, cookies.clear());
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response.headers_mut().append(header::SET_COOKIE, cookies.clear());
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
         return response;
     }
@@ -201,12 +178,8 @@ pub async fn session_layer(
             Some(Expiry::AtDateTime(at)) => at - time::OffsetDateTime::now_utc(),
             _ => time::Duration::ZERO,
         };
-        response
-            .headers_mut()
-            .append(header::SET_COOKIE, cookies.issue(id, max_age));
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response.headers_mut().append(header::SET_COOKIE, cookies.issue(id, max_age));
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
 }
@@ -218,11 +191,7 @@ mod tests {
 
     async fn cookies(secure: bool) -> SessionCookies {
         let db = Db::connect("sqlite::memory:").await.unwrap();
-        SessionCookies::new(
-            "0123456789abcdef0123456789abcdef",
-            secure,
-            Arc::new(AppSessionStore::new(db, None)),
-        )
+        SessionCookies::new("0123456789abcdef0123456789abcdef", secure, Arc::new(AppSessionStore::new(db, None)))
     }
 
     fn request_with(value: &str) -> HeaderMap {
@@ -232,13 +201,7 @@ mod tests {
     }
 
     fn cookie_pair(set_cookie: &HeaderValue) -> String {
-        set_cookie
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned()
+        set_cookie.to_str().unwrap().split(';').next().unwrap().to_owned()
     }
 
     #[tokio::test]
@@ -246,14 +209,7 @@ mod tests {
         let c = cookies(true).await;
         let value = c.issue(Id::default(), time::Duration::hours(8));
         let text = value.to_str().unwrap();
-        for attribute in [
-            "HttpOnly",
-            "Secure",
-            "SameSite=None",
-            "Partitioned",
-            "Path=/",
-            "Max-Age=28800",
-        ] {
+        for attribute in ["HttpOnly", "Secure", "SameSite=None", "Partitioned", "Path=/", "Max-Age=28800"] {
             assert!(text.contains(attribute), "{attribute} missing from {text}");
         }
     }
@@ -262,15 +218,9 @@ mod tests {
     async fn the_clearing_cookie_keeps_the_attributes_so_the_partitioned_cookie_is_removed() {
         let c = cookies(true).await;
         let text = c.clear().to_str().unwrap().to_owned();
-        for attribute in [
-            "__libero_session=;",
-            "HttpOnly",
-            "Secure",
-            "SameSite=None",
-            "Partitioned",
-            "Path=/",
-            "Max-Age=0",
-        ] {
+        for attribute in
+            ["__libero_session=;", "HttpOnly", "Secure", "SameSite=None", "Partitioned", "Path=/", "Max-Age=0"]
+        {
             assert!(text.contains(attribute), "{attribute} missing from {text}");
         }
     }
@@ -290,46 +240,31 @@ mod tests {
         let mut tampered = pair.clone();
         let last = tampered.pop().unwrap();
         tampered.push(if last == 'A' { 'B' } else { 'A' });
-        assert_eq!(
-            c.read(&request_with(&tampered)),
-            CookieToken::Rejected("bad_signature")
-        );
+        assert_eq!(c.read(&request_with(&tampered)), CookieToken::Rejected("bad_signature"));
     }
 
     #[tokio::test]
     async fn an_unsigned_token_is_rejected() {
         let c = cookies(true).await;
         let forged = format!("{COOKIE_NAME}={}", Id::default());
-        assert_eq!(
-            c.read(&request_with(&forged)),
-            CookieToken::Rejected("bad_signature")
-        );
+        assert_eq!(c.read(&request_with(&forged)), CookieToken::Rejected("bad_signature"));
     }
 
     #[tokio::test]
     async fn a_cookie_signed_with_another_secret_is_rejected() {
         let ours = cookies(true).await;
         let db = Db::connect("sqlite::memory:").await.unwrap();
-        let theirs = SessionCookies::new(
-            "another-secret-another-secret-000000",
-            true,
-            Arc::new(AppSessionStore::new(db, None)),
-        );
+        let theirs =
+            SessionCookies::new("another-secret-another-secret-000000", true, Arc::new(AppSessionStore::new(db, None)));
         let pair = cookie_pair(&theirs.issue(Id::default(), time::Duration::hours(1)));
-        assert_eq!(
-            ours.read(&request_with(&pair)),
-            CookieToken::Rejected("bad_signature")
-        );
+        assert_eq!(ours.read(&request_with(&pair)), CookieToken::Rejected("bad_signature"));
     }
 
     #[tokio::test]
     async fn an_oversized_cookie_is_rejected_without_verification() {
         let c = cookies(true).await;
         let huge = format!("{COOKIE_NAME}={}", "A".repeat(5000));
-        assert_eq!(
-            c.read(&request_with(&huge)),
-            CookieToken::Rejected("oversized")
-        );
+        assert_eq!(c.read(&request_with(&huge)), CookieToken::Rejected("oversized"));
     }
 
     #[tokio::test]
@@ -341,15 +276,8 @@ mod tests {
     #[tokio::test]
     async fn plain_http_cookies_are_lax_and_not_partitioned() {
         let c = cookies(false).await;
-        let text = c
-            .issue(Id::default(), time::Duration::hours(1))
-            .to_str()
-            .unwrap()
-            .to_owned();
+        let text = c.issue(Id::default(), time::Duration::hours(1)).to_str().unwrap().to_owned();
         assert!(text.contains("SameSite=Lax"), "{text}");
-        assert!(
-            !text.contains("Partitioned") && !text.contains("Secure"),
-            "{text}"
-        );
+        assert!(!text.contains("Partitioned") && !text.contains("Secure"), "{text}");
     }
 }

@@ -4,11 +4,9 @@
 //! out before streaming SSR has sent any header. The validated session reaches components and
 //! server functions through the request extensions ([`CurrentSession`]), never a second lookup.
 
-use std::net::SocketAddr;
-
 use axum::{
     Extension, Json,
-    extract::{ConnectInfo, Query, Request, State},
+    extract::{Query, Request, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -23,6 +21,7 @@ use crate::{
         commerce7::VerifyError,
         db::now,
         error_page::{ErrorKind, error_page},
+        metrics, ratelimit,
     },
 };
 
@@ -53,24 +52,29 @@ enum GuardError {
 }
 
 fn to_offset(dt: chrono::DateTime<chrono::Utc>) -> time::OffsetDateTime {
-    time::OffsetDateTime::from_unix_timestamp(dt.timestamp())
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    time::OffsetDateTime::from_unix_timestamp(dt.timestamp()).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
 /// Loads and validates this request's session, refreshing `last_activity_at` when it is due.
 async fn current_session(
     state: &AppState,
     session: &Session,
+    token: Option<CookieToken>,
 ) -> Result<Option<CurrentSession>, GuardError> {
     let Some(id) = session.id() else {
+        // No cookie, or one that failed its signature: the store is not even asked.
+        metrics::validation(match token {
+            Some(CookieToken::Rejected(_)) => "bad_signature",
+            _ => "missing",
+        });
         return Ok(None);
     };
     let Some(mut auth) = session.get::<AuthSession>(AUTH_KEY).await? else {
         return Ok(None);
     };
     session.set_expiry(Some(Expiry::AtDateTime(to_offset(auth.expires_at))));
-    let touch_every = chrono::TimeDelta::from_std(state.config.session_touch_interval)
-        .unwrap_or(chrono::TimeDelta::MAX);
+    let touch_every =
+        chrono::TimeDelta::from_std(state.config.session_touch_interval).unwrap_or(chrono::TimeDelta::MAX);
     if now() - auth.last_activity_at >= touch_every {
         auth.last_activity_at = state.sessions.store().touch(&id).await?;
     }
@@ -90,21 +94,12 @@ fn see_other(location: &'static str) -> Response {
 
 fn api_error(error: AppError) -> Response {
     let status = error.status();
-    (
-        status,
-        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        Json(error),
-    )
-        .into_response()
+    (status, [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], Json(error)).into_response()
 }
 
 /// Middleware: guards `/app`, `/settings` (303 → `/`) and the server functions (401), and signs
 /// the merchant in on `GET /app?tenantId=…&account=…`.
-pub async fn session_guard(
-    State(state): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+pub async fn session_guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let is_page = PROTECTED_PAGES.contains(&path);
     let is_api = path.starts_with(API_PREFIX);
@@ -119,40 +114,31 @@ pub async fn session_guard(
     if path == "/app" && req.method() == Method::GET {
         if let Some(query) = SignInQuery::from_uri(req.uri()) {
             let client = ClientInfo {
-                ip_address: client_ip(&req),
+                ip: ratelimit::request_ip(&state, &req),
                 user_agent: user_agent(req.headers()),
+                token: req.extensions().get::<CookieToken>().copied(),
             };
             return sign_in(&state, &session, query, client).await;
         }
     }
 
-    match current_session(&state, &session).await {
+    let token = req.extensions().get::<CookieToken>().copied();
+    match current_session(&state, &session, token).await {
         Ok(Some(current)) => {
             req.extensions_mut().insert(current);
             next.run(req).await
         }
         Ok(None) => {
-            let sent = req
-                .extensions()
-                .get::<CookieToken>()
-                .is_some_and(CookieToken::was_sent);
+            let sent = req.extensions().get::<CookieToken>().is_some_and(CookieToken::was_sent);
             if sent {
                 // Tell the browser to drop the dead cookie.
                 session.clear().await;
             }
-            if is_page {
-                see_other("/")
-            } else {
-                api_error(AppError::Unauthorized)
-            }
+            if is_page { see_other("/") } else { api_error(AppError::Unauthorized) }
         }
         Err(err) => {
             tracing::error!(error = %err, "session lookup failed");
-            if is_page {
-                error_page(ErrorKind::DatabaseUnavailable)
-            } else {
-                api_error(AppError::Unavailable)
-            }
+            if is_page { error_page(ErrorKind::DatabaseUnavailable) } else { api_error(AppError::Unavailable) }
         }
     }
 }
@@ -184,19 +170,12 @@ impl SignInQuery {
         if params.tenant_id.is_none() && params.account.is_none() {
             return None;
         }
-        let theme = params
-            .admin_ui_theme
-            .as_deref()
-            .map(|t| Theme::parse(Some(t)));
+        let theme = params.admin_ui_theme.as_deref().map(|t| Theme::parse(Some(t)));
         Some(match (params.tenant_id, params.account) {
             (Some(tenant_id), Some(account))
                 if is_tenant_slug(&tenant_id) && !account.is_empty() && account.len() <= 8192 =>
             {
-                Ok(Self {
-                    tenant_id,
-                    account,
-                    theme,
-                })
+                Ok(Self { tenant_id, account, theme })
             }
             _ => Err(()),
         })
@@ -205,44 +184,28 @@ impl SignInQuery {
 
 /// Commerce7 tenant ids are slugs.
 pub fn is_tenant_slug(value: &str) -> bool {
-    !value.is_empty()
-        && value.len() <= 100
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-fn client_ip(req: &Request) -> Option<String> {
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
+    !value.is_empty() && value.len() <= 100 && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn user_agent(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|ua| ua.chars().take(512).collect())
+    headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| ua.chars().take(512).collect())
 }
 
 /// Where a sign-in comes from, recorded on the session row.
 struct ClientInfo {
-    ip_address: Option<String>,
+    ip: Option<std::net::IpAddr>,
     user_agent: Option<String>,
+    token: Option<CookieToken>,
 }
 
-async fn sign_in(
-    state: &AppState,
-    session: &Session,
-    query: Result<SignInQuery, ()>,
-    origin: ClientInfo,
-) -> Response {
+async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery, ()>, origin: ClientInfo) -> Response {
     let Ok(query) = query else {
+        metrics::sign_in("bad_link");
         return error_page(ErrorKind::BadSignInLink);
     };
 
     // Fast path: this browser already has a valid session for this tenant. No Commerce7 call.
-    match current_session(state, session).await {
+    match current_session(state, session, origin.token).await {
         Ok(Some(CurrentSession(mut auth))) if auth.tenant_id == query.tenant_id => {
             if let Some(theme) = query.theme.filter(|t| *t != auth.theme) {
                 auth.theme = theme;
@@ -250,31 +213,46 @@ async fn sign_in(
                     tracing::error!(error = %err, "could not update the session theme");
                 }
             }
+            metrics::sign_in("fast_path");
             return see_other("/app");
         }
         Ok(_) => {}
         Err(err) => {
+            metrics::sign_in("error");
             tracing::error!(error = %err, "session lookup failed during sign-in");
             return error_page(ErrorKind::DatabaseUnavailable);
         }
     }
 
-    let user = match state
-        .commerce7
-        .verify_user(&query.tenant_id, &query.account)
-        .await
-    {
+    // Only attempts that would reach Commerce7 count against the limit.
+    if let (Some(limiter), Some(ip)) = (&state.limits.sign_in, origin.ip) {
+        if let Err(wait) = limiter.check(ip) {
+            metrics::sign_in("rate_limited");
+            metrics::rate_limited("sign_in");
+            tracing::warn!(%ip, "sign-in rate limit exceeded");
+            let mut response = error_page(ErrorKind::TooManyAttempts);
+            response.headers_mut().insert(header::RETRY_AFTER, ratelimit::retry_after(wait));
+            return response;
+        }
+    }
+
+    let user = match state.commerce7.verify_user(&query.tenant_id, &query.account).await {
         Ok(user) => user,
         Err(VerifyError::Unauthorized) => {
+            metrics::sign_in("commerce7_refused");
             tracing::info!(tenant_id = %query.tenant_id, "sign-in refused by Commerce7");
             return error_page(ErrorKind::Commerce7Refused);
         }
-        Err(VerifyError::Unavailable(_)) => return error_page(ErrorKind::Commerce7Unavailable),
+        Err(VerifyError::Unavailable(_)) => {
+            metrics::sign_in("commerce7_unavailable");
+            return error_page(ErrorKind::Commerce7Unavailable);
+        }
     };
 
     let client = match clients::find_by_tenant(&state.db, &query.tenant_id).await {
         Ok(Some(client)) if client.is_installed() => client,
         Ok(_) => {
+            metrics::sign_in("not_installed");
             tracing::info!(tenant_id = %query.tenant_id, "sign-in for a tenant that has not installed Libero");
             return error_page(ErrorKind::NotInstalled);
         }
@@ -285,8 +263,7 @@ async fn sign_in(
     };
 
     let now = now();
-    let ttl = chrono::TimeDelta::from_std(state.config.session_ttl)
-        .unwrap_or(chrono::TimeDelta::hours(8));
+    let ttl = chrono::TimeDelta::from_std(state.config.session_ttl).unwrap_or(chrono::TimeDelta::hours(8));
     let auth = AuthSession {
         client_id: client.id,
         tenant_id: client.tenant_id,
@@ -294,7 +271,7 @@ async fn sign_in(
         user_id: user.id,
         user_email: user.email,
         theme: query.theme.unwrap_or_default(),
-        ip_address: origin.ip_address,
+        ip_address: origin.ip.map(|ip| ip.to_string()),
         user_agent: origin.user_agent,
         created_at: now,
         last_activity_at: now,
@@ -311,6 +288,7 @@ async fn sign_in(
         return error_page(ErrorKind::DatabaseUnavailable);
     }
     session.set_expiry(Some(Expiry::AtDateTime(to_offset(auth.expires_at))));
+    metrics::sign_in("ok");
     tracing::info!(tenant_id = %auth.tenant_id, user_id = %auth.user_id, "merchant signed in");
     // The account token must not stay in the URL, the history or a Referer.
     see_other("/app")
@@ -331,16 +309,13 @@ pub fn is_same_origin(headers: &HeaderMap) -> bool {
     if let Some(site) = headers.get("sec-fetch-site") {
         return site.as_bytes() == b"same-origin";
     }
-    let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST))
-    else {
+    let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST)) else {
         return false;
     };
     let Ok(origin) = origin.to_str() else {
         return false;
     };
-    let authority = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"));
+    let authority = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
     authority.is_some_and(|authority| authority.as_bytes() == host.as_bytes())
 }
 
@@ -375,43 +350,21 @@ mod tests {
 
     #[test]
     fn sec_fetch_site_same_origin_is_accepted() {
-        assert!(is_same_origin(&headers(&[(
-            "sec-fetch-site",
-            "same-origin"
-        )])));
+        assert!(is_same_origin(&headers(&[("sec-fetch-site", "same-origin")])));
     }
 
     #[test]
     fn sec_fetch_site_cross_site_or_same_site_is_refused() {
-        assert!(!is_same_origin(&headers(&[
-            ("sec-fetch-site", "cross-site"),
-            ("origin", "http://a"),
-            ("host", "a")
-        ])));
-        assert!(!is_same_origin(&headers(&[(
-            "sec-fetch-site",
-            "same-site"
-        )])));
+        assert!(!is_same_origin(&headers(&[("sec-fetch-site", "cross-site"), ("origin", "http://a"), ("host", "a")])));
+        assert!(!is_same_origin(&headers(&[("sec-fetch-site", "same-site")])));
     }
 
     #[test]
     fn origin_matching_host_is_accepted_and_others_refused() {
-        assert!(is_same_origin(&headers(&[
-            ("origin", "http://127.0.0.1:3000"),
-            ("host", "127.0.0.1:3000")
-        ])));
-        assert!(!is_same_origin(&headers(&[
-            ("origin", "https://evil.example"),
-            ("host", "127.0.0.1:3000")
-        ])));
-        assert!(!is_same_origin(&headers(&[
-            ("origin", "null"),
-            ("host", "127.0.0.1:3000")
-        ])));
-        assert!(
-            !is_same_origin(&headers(&[("host", "127.0.0.1:3000")])),
-            "no origin information at all"
-        );
+        assert!(is_same_origin(&headers(&[("origin", "http://127.0.0.1:3000"), ("host", "127.0.0.1:3000")])));
+        assert!(!is_same_origin(&headers(&[("origin", "https://evil.example"), ("host", "127.0.0.1:3000")])));
+        assert!(!is_same_origin(&headers(&[("origin", "null"), ("host", "127.0.0.1:3000")])));
+        assert!(!is_same_origin(&headers(&[("host", "127.0.0.1:3000")])), "no origin information at all");
     }
 
     #[test]
@@ -425,9 +378,7 @@ mod tests {
 
     #[test]
     fn sign_in_query_is_parsed_and_decoded() {
-        let uri: Uri = "/app?tenantId=demo-winery&account=abc%2Bdef%3D&adminUITheme=dark"
-            .parse()
-            .unwrap();
+        let uri: Uri = "/app?tenantId=demo-winery&account=abc%2Bdef%3D&adminUITheme=dark".parse().unwrap();
         let query = SignInQuery::from_uri(&uri).unwrap().unwrap();
         assert_eq!(query.tenant_id, "demo-winery");
         assert_eq!(query.account, "abc+def=");

@@ -3,8 +3,10 @@
 //! The merchant is verified against Commerce7 once; after that the signed `__libero_session`
 //! cookie and one indexed row in `app_sessions` authenticate every request.
 
+pub mod cleanup;
 pub mod cookie;
 pub mod guard;
+pub mod stats;
 pub mod store;
 
 use chrono::{DateTime, Utc};
@@ -90,10 +92,7 @@ mod tests {
 
     #[test]
     fn token_hash_is_lowercase_sha256_hex() {
-        assert_eq!(
-            hash_token("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(hash_token("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]

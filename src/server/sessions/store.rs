@@ -23,7 +23,10 @@ use tower_sessions_sqlx_store::SqlxStoreError;
 use uuid::Uuid;
 
 use super::{AUTH_KEY, AuthSession, Theme, hash_token};
-use crate::server::db::{Db, now};
+use crate::server::{
+    db::{Db, now},
+    metrics,
+};
 
 /// Why a session id did not yield a session (for logs and metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,13 +97,9 @@ impl AppSessionStore {
     }
 
     /// Loads and validates the session of a cookie token.
-    pub async fn validate(
-        &self,
-        id: &Id,
-    ) -> Result<Result<(AuthSession, Record), Invalid>, sqlx::Error> {
+    pub async fn validate(&self, id: &Id) -> Result<Result<(AuthSession, Record), Invalid>, sqlx::Error> {
         let key = hash_token(&id.to_string());
-        const COLUMNS: &str =
-            "s.user_id, s.user_name, s.user_email, s.theme, s.ip_address, s.user_agent, s.data,
+        const COLUMNS: &str = "s.user_id, s.user_name, s.user_email, s.theme, s.ip_address, s.user_agent, s.data,
              s.last_activity_at, s.expires_at, s.created_at, c.tenant_id, c.uninstalled_at
              FROM app_sessions s JOIN clients c ON c.id = s.client_id";
         let row: Option<SessionRow> = match &self.db {
@@ -111,15 +110,14 @@ impl AppSessionStore {
                     .await?
             }
             Db::Postgres(pool) => {
-                sqlx::query_as(&format!(
-                    "SELECT s.client_id::text AS client_id, {COLUMNS} WHERE s.id = $1"
-                ))
-                .bind(&key)
-                .fetch_optional(pool)
-                .await?
+                sqlx::query_as(&format!("SELECT s.client_id::text AS client_id, {COLUMNS} WHERE s.id = $1"))
+                    .bind(&key)
+                    .fetch_optional(pool)
+                    .await?
             }
         };
         let Some(row) = row else {
+            metrics::validation(Invalid::Missing.as_str());
             return Ok(Err(Invalid::Missing));
         };
 
@@ -129,21 +127,20 @@ impl AppSessionStore {
         } else if row.expires_at <= now {
             Some(Invalid::Expired)
         } else if self.idle_timeout.is_some_and(|idle| {
-            now - row.last_activity_at
-                >= chrono::TimeDelta::from_std(idle).unwrap_or(chrono::TimeDelta::MAX)
+            now - row.last_activity_at >= chrono::TimeDelta::from_std(idle).unwrap_or(chrono::TimeDelta::MAX)
         }) {
             Some(Invalid::Idle)
         } else {
             None
         };
+        metrics::validation(verdict.map_or("ok", Invalid::as_str));
         if let Some(reason) = verdict {
             // Dead sessions are never revived: remove them now rather than at the next cleanup.
             self.delete_key(&key).await?;
             return Ok(Err(reason));
         }
 
-        let client_id =
-            Uuid::parse_str(&row.client_id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        let client_id = Uuid::parse_str(&row.client_id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         let auth = AuthSession {
             client_id,
             tenant_id: row.tenant_id,
@@ -158,15 +155,8 @@ impl AppSessionStore {
             expires_at: row.expires_at,
         };
         let mut data = row.data.0;
-        data.insert(
-            AUTH_KEY.to_owned(),
-            serde_json::to_value(&auth).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-        );
-        let record = Record {
-            id: *id,
-            data,
-            expiry_date: to_offset(row.expires_at),
-        };
+        data.insert(AUTH_KEY.to_owned(), serde_json::to_value(&auth).map_err(|e| sqlx::Error::Decode(Box::new(e)))?);
+        let record = Record { id: *id, data, expiry_date: to_offset(row.expires_at) };
         Ok(Ok((auth, record)))
     }
 
@@ -195,38 +185,25 @@ impl AppSessionStore {
 
     async fn delete_key(&self, key: &str) -> Result<(), sqlx::Error> {
         match &self.db {
-            Db::Sqlite(pool) => sqlx::query("DELETE FROM app_sessions WHERE id = ?1")
-                .bind(key)
-                .execute(pool)
-                .await
-                .map(drop)?,
-            Db::Postgres(pool) => sqlx::query("DELETE FROM app_sessions WHERE id = $1")
-                .bind(key)
-                .execute(pool)
-                .await
-                .map(drop)?,
+            Db::Sqlite(pool) => {
+                sqlx::query("DELETE FROM app_sessions WHERE id = ?1").bind(key).execute(pool).await.map(drop)?
+            }
+            Db::Postgres(pool) => {
+                sqlx::query("DELETE FROM app_sessions WHERE id = $1").bind(key).execute(pool).await.map(drop)?
+            }
         }
         Ok(())
     }
 
     /// Splits a record into the identity (columns) and the rest (the `data` JSON).
-    fn split(
-        record: &Record,
-    ) -> Result<(AuthSession, HashMap<String, Value>), session_store::Error> {
+    fn split(record: &Record) -> Result<(AuthSession, HashMap<String, Value>), session_store::Error> {
         let mut data = record.data.clone();
-        let auth = data
-            .remove(AUTH_KEY)
-            .ok_or_else(|| backend("an app session needs a signed-in identity"))?;
+        let auth = data.remove(AUTH_KEY).ok_or_else(|| backend("an app session needs a signed-in identity"))?;
         let auth: AuthSession = serde_json::from_value(auth).map_err(backend)?;
         Ok((auth, data))
     }
 
-    async fn insert(
-        &self,
-        key: &str,
-        auth: &AuthSession,
-        data: &HashMap<String, Value>,
-    ) -> Result<bool, sqlx::Error> {
+    async fn insert(&self, key: &str, auth: &AuthSession, data: &HashMap<String, Value>) -> Result<bool, sqlx::Error> {
         let now = now();
         let inserted = match &self.db {
             Db::Sqlite(pool) => sqlx::query(
@@ -284,6 +261,7 @@ impl SessionStore for AppSessionStore {
         loop {
             let key = hash_token(&record.id.to_string());
             if self.insert(&key, &auth, &data).await.map_err(db_error)? {
+                metrics::session_created();
                 return Ok(());
             }
             record.id = Id::default();
@@ -296,26 +274,26 @@ impl SessionStore for AppSessionStore {
         let now = now();
         // UPDATE only: zero rows means the session was deleted meanwhile, and it stays deleted.
         match &self.db {
-            Db::Sqlite(pool) => sqlx::query(
-                "UPDATE app_sessions SET data = ?1, theme = ?2, updated_at = ?3 WHERE id = ?4",
-            )
-            .bind(Json(&data))
-            .bind(auth.theme.as_str())
-            .bind(now)
-            .bind(&key)
-            .execute(pool)
-            .await
-            .map(drop),
-            Db::Postgres(pool) => sqlx::query(
-                "UPDATE app_sessions SET data = $1, theme = $2, updated_at = $3 WHERE id = $4",
-            )
-            .bind(Json(&data))
-            .bind(auth.theme.as_str())
-            .bind(now)
-            .bind(&key)
-            .execute(pool)
-            .await
-            .map(drop),
+            Db::Sqlite(pool) => {
+                sqlx::query("UPDATE app_sessions SET data = ?1, theme = ?2, updated_at = ?3 WHERE id = ?4")
+                    .bind(Json(&data))
+                    .bind(auth.theme.as_str())
+                    .bind(now)
+                    .bind(&key)
+                    .execute(pool)
+                    .await
+                    .map(drop)
+            }
+            Db::Postgres(pool) => {
+                sqlx::query("UPDATE app_sessions SET data = $1, theme = $2, updated_at = $3 WHERE id = $4")
+                    .bind(Json(&data))
+                    .bind(auth.theme.as_str())
+                    .bind(now)
+                    .bind(&key)
+                    .execute(pool)
+                    .await
+                    .map(drop)
+            }
         }
         .map_err(db_error)?;
         Ok(())
@@ -332,8 +310,6 @@ impl SessionStore for AppSessionStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        self.delete_key(&hash_token(&id.to_string()))
-            .await
-            .map_err(db_error)
+        self.delete_key(&hash_token(&id.to_string())).await.map_err(db_error)
     }
 }

@@ -1,0 +1,133 @@
+//! Prometheus metrics (the `metrics` facade with `metrics-exporter-prometheus`), served on
+//! `/metrics` behind `METRICS_TOKEN`.
+
+use std::{sync::OnceLock, time::Instant};
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{AppState, sessions::stats};
+
+/// Sessions created at sign-in.
+pub const SESSIONS_CREATED: &str = "libero_sessions_created_total";
+/// Session validations by outcome: ok, missing, bad_signature, expired, idle, revoked.
+pub const SESSION_VALIDATIONS: &str = "libero_session_validations_total";
+/// Sign-in attempts by outcome.
+pub const SIGN_INS: &str = "libero_sign_ins_total";
+/// Latency of Commerce7's `account/user`, by outcome.
+pub const COMMERCE7_DURATION: &str = "libero_commerce7_request_duration_seconds";
+/// Expired sessions deleted by cleanup.
+pub const CLEANUP_DELETED: &str = "libero_session_cleanup_deleted_total";
+/// Unix time of the last successful cleanup run.
+pub const CLEANUP_LAST_SUCCESS: &str = "libero_session_cleanup_last_success_timestamp_seconds";
+/// Sessions that have not expired (refreshed at every scrape).
+pub const ACTIVE_SESSIONS: &str = "libero_active_sessions";
+/// Rows in `app_sessions`, expired included (refreshed at every scrape).
+pub const SESSION_ROWS: &str = "libero_app_sessions_rows";
+/// HTTP latency by method, route and status.
+pub const HTTP_DURATION: &str = "libero_http_request_duration_seconds";
+/// Requests refused by a rate limit, by limit.
+pub const RATE_LIMITED: &str = "libero_rate_limited_total";
+
+const LATENCY_BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// Installs the process-wide recorder once and returns its handle.
+pub fn recorder() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("duration_seconds".to_owned()), &LATENCY_BUCKETS)
+                .expect("static, non-empty buckets")
+                .install_recorder()
+                .expect("no other metrics recorder is installed")
+        })
+        .clone()
+}
+
+/// Counts one session validation.
+pub fn validation(outcome: &'static str) {
+    counter!(SESSION_VALIDATIONS, "outcome" => outcome).increment(1);
+}
+
+/// Counts one sign-in attempt.
+pub fn sign_in(outcome: &'static str) {
+    counter!(SIGN_INS, "outcome" => outcome).increment(1);
+}
+
+/// Counts one created session.
+pub fn session_created() {
+    counter!(SESSIONS_CREATED).increment(1);
+}
+
+/// Records one Commerce7 call.
+pub fn commerce7_call(seconds: f64, outcome: &'static str) {
+    histogram!(COMMERCE7_DURATION, "outcome" => outcome).record(seconds);
+}
+
+/// Records a finished cleanup run.
+pub fn cleanup_finished(deleted: u64) {
+    counter!(CLEANUP_DELETED).increment(deleted);
+    gauge!(CLEANUP_LAST_SUCCESS).set(chrono::Utc::now().timestamp() as f64);
+}
+
+/// Counts one request refused by the `limit` rate limit.
+pub fn rate_limited(limit: &'static str) {
+    counter!(RATE_LIMITED, "limit" => limit).increment(1);
+}
+
+/// Middleware: HTTP latency by route template (never the raw path: bounded cardinality).
+pub async fn track_http(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let response = next.run(req).await;
+    let route = route.unwrap_or_else(|| "fallback".to_owned());
+    histogram!(HTTP_DURATION, "method" => method, "route" => route, "status" => response.status().as_u16().to_string())
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
+    let Some(given) =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    Sha256::digest(given.trim().as_bytes()).ct_eq(&Sha256::digest(expected.as_bytes())).into()
+}
+
+/// `GET /metrics`: 404 unless `METRICS_TOKEN` is set; 401 without the right bearer token.
+pub async fn endpoint(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(token) = state.config.metrics_token.as_ref() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if !bearer_matches(&headers, token.expose()) {
+        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))])
+            .into_response();
+    }
+    match stats::counts(&state.db).await {
+        Ok((rows, active)) => {
+            gauge!(SESSION_ROWS).set(rows as f64);
+            gauge!(ACTIVE_SESSIONS).set(active as f64);
+        }
+        Err(err) => tracing::warn!(error = %err, "metrics: could not count sessions"),
+    }
+    state.metrics.run_upkeep();
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        state.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,176 @@
+//! Per-client-IP rate limits on sign-in attempts and on the install/uninstall callbacks
+//! (governor's keyed GCRA limiter), answering 429 with `Retry-After`.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    num::NonZeroU32,
+    sync::Arc,
+    time::Duration,
+};
+
+use axum::{
+    Json,
+    extract::{ConnectInfo, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
+
+use super::{AppState, config::RateLimit, metrics};
+
+/// One keyed limiter.
+#[derive(Clone)]
+pub struct Limiter {
+    inner: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Limiter")
+    }
+}
+
+impl Limiter {
+    /// `limit.count` requests per `limit.per`, as a burst that refills evenly.
+    pub fn new(limit: RateLimit) -> Self {
+        let count = NonZeroU32::new(limit.count).unwrap_or(NonZeroU32::MIN);
+        let period = (limit.per / count.get()).max(Duration::from_nanos(1));
+        let quota = Quota::with_period(period).expect("a non-zero period").allow_burst(count);
+        Self { inner: Arc::new(RateLimiter::keyed(quota)) }
+    }
+
+    /// `Ok` when `ip` may go on; otherwise how long until it may.
+    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+        self.inner.check_key(&ip).map_err(|not_until| not_until.wait_time_from(self.inner.clock().now()))
+    }
+
+    /// Forgets idle clients (bounded memory).
+    pub fn shrink(&self) {
+        self.inner.retain_recent();
+        self.inner.shrink_to_fit();
+    }
+}
+
+/// The app's limiters; `None` where disabled.
+#[derive(Clone, Debug, Default)]
+pub struct RateLimiters {
+    /// Sign-in attempts (those that would call Commerce7).
+    pub sign_in: Option<Limiter>,
+    /// Install/uninstall callbacks.
+    pub callbacks: Option<Limiter>,
+}
+
+impl RateLimiters {
+    /// From the settings.
+    pub fn new(sign_in: Option<RateLimit>, callbacks: Option<RateLimit>) -> Self {
+        Self { sign_in: sign_in.map(Limiter::new), callbacks: callbacks.map(Limiter::new) }
+    }
+
+    /// Forgets idle clients of every limiter.
+    pub fn shrink(&self) {
+        self.sign_in.iter().chain(self.callbacks.iter()).for_each(Limiter::shrink);
+    }
+}
+
+/// The client's address: the TCP peer, or — behind `hops` trusted proxies that append to
+/// `X-Forwarded-For` — the entry the outermost trusted proxy added. Anything a client wrote into
+/// the header itself is never trusted.
+pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, hops: usize) -> Option<IpAddr> {
+    let peer = peer.map(|addr| addr.ip());
+    if hops == 0 {
+        return peer;
+    }
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    entries.len().checked_sub(hops).and_then(|i| entries.get(i)).and_then(|s| s.parse().ok()).or(peer)
+}
+
+/// The client IP of a request, by the app's proxy setting.
+pub fn request_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| *addr);
+    client_ip(req.headers(), peer, state.config.trusted_proxy_hops)
+}
+
+/// Whole seconds to wait, at least 1.
+pub fn retry_after(wait: Duration) -> HeaderValue {
+    HeaderValue::from((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))
+}
+
+/// Middleware for `/install` and `/uninstall`.
+pub async fn limit_callbacks(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let (Some(limiter), Some(ip)) = (&state.limits.callbacks, request_ip(&state, &req)) {
+        if let Err(wait) = limiter.check(ip) {
+            metrics::rate_limited("callbacks");
+            tracing::warn!(%ip, "callback rate limit exceeded");
+            let mut response =
+                (StatusCode::TOO_MANY_REQUESTS, Json(serde_json::json!({ "ok": false, "error": "too many requests" })))
+                    .into_response();
+            response.headers_mut().insert(header::RETRY_AFTER, retry_after(wait));
+            return response;
+        }
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xff(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static(value));
+        headers
+    }
+
+    const PEER: &str = "10.0.0.9:5000";
+
+    #[test]
+    fn without_trusted_proxies_the_header_is_ignored() {
+        let peer: SocketAddr = PEER.parse().unwrap();
+        assert_eq!(client_ip(&xff("1.2.3.4"), Some(peer), 0), Some(peer.ip()));
+    }
+
+    #[test]
+    fn behind_one_proxy_the_last_entry_is_the_client() {
+        let peer: SocketAddr = PEER.parse().unwrap();
+        // A client forged "6.6.6.6"; the proxy appended the real address.
+        assert_eq!(client_ip(&xff("6.6.6.6, 203.0.113.7"), Some(peer), 1), Some("203.0.113.7".parse().unwrap()));
+        assert_eq!(
+            client_ip(&xff("6.6.6.6, 203.0.113.7, 10.0.0.2"), Some(peer), 2),
+            Some("203.0.113.7".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_missing_or_short_header_falls_back_to_the_peer() {
+        let peer: SocketAddr = PEER.parse().unwrap();
+        assert_eq!(client_ip(&HeaderMap::new(), Some(peer), 1), Some(peer.ip()));
+        assert_eq!(client_ip(&xff("203.0.113.7"), Some(peer), 2), Some(peer.ip()));
+        assert_eq!(client_ip(&xff("not-an-ip"), Some(peer), 1), Some(peer.ip()));
+    }
+
+    #[test]
+    fn the_limiter_allows_the_burst_then_refuses_with_a_wait() {
+        let limiter = Limiter::new(RateLimit { count: 2, per: Duration::from_secs(60) });
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        assert!(limiter.check(ip).is_ok());
+        assert!(limiter.check(ip).is_ok());
+        let wait = limiter.check(ip).unwrap_err();
+        assert!(wait > Duration::from_secs(1) && wait <= Duration::from_secs(30), "{wait:?}");
+        assert!(limiter.check("203.0.113.8".parse().unwrap()).is_ok(), "other clients are unaffected");
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(retry_after(Duration::from_millis(1500)), HeaderValue::from(2u64));
+        assert_eq!(retry_after(Duration::from_millis(10)), HeaderValue::from(1u64));
+        assert_eq!(retry_after(Duration::ZERO), HeaderValue::from(1u64));
+    }
+}
