@@ -56,17 +56,8 @@ fn to_offset(dt: chrono::DateTime<chrono::Utc>) -> time::OffsetDateTime {
 }
 
 /// Loads and validates this request's session, refreshing `last_activity_at` when it is due.
-async fn current_session(
-    state: &AppState,
-    session: &Session,
-    token: Option<CookieToken>,
-) -> Result<Option<CurrentSession>, GuardError> {
+async fn current_session(state: &AppState, session: &Session) -> Result<Option<CurrentSession>, GuardError> {
     let Some(id) = session.id() else {
-        // No cookie, or one that failed its signature: the store is not even asked.
-        metrics::validation(match token {
-            Some(CookieToken::Rejected(_)) => "bad_signature",
-            _ => "missing",
-        });
         return Ok(None);
     };
     let Some(mut auth) = session.get::<AuthSession>(AUTH_KEY).await? else {
@@ -113,17 +104,19 @@ pub async fn session_guard(State(state): State<AppState>, mut req: Request, next
 
     if path == "/app" && req.method() == Method::GET {
         if let Some(query) = SignInQuery::from_uri(req.uri()) {
-            let client = ClientInfo {
-                ip: ratelimit::request_ip(&state, &req),
-                user_agent: user_agent(req.headers()),
-                token: req.extensions().get::<CookieToken>().copied(),
-            };
+            let client = ClientInfo { ip: ratelimit::request_ip(&state, &req), user_agent: user_agent(req.headers()) };
             return sign_in(&state, &session, query, client).await;
         }
     }
 
-    let token = req.extensions().get::<CookieToken>().copied();
-    match current_session(&state, &session, token).await {
+    if session.id().is_none() {
+        // No cookie, or one that failed its signature: the store is not even asked.
+        metrics::validation(match req.extensions().get::<CookieToken>() {
+            Some(CookieToken::Rejected(_)) => "bad_signature",
+            _ => "missing",
+        });
+    }
+    match current_session(&state, &session).await {
         Ok(Some(current)) => {
             req.extensions_mut().insert(current);
             next.run(req).await
@@ -195,7 +188,6 @@ fn user_agent(headers: &HeaderMap) -> Option<String> {
 struct ClientInfo {
     ip: Option<std::net::IpAddr>,
     user_agent: Option<String>,
-    token: Option<CookieToken>,
 }
 
 async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery, ()>, origin: ClientInfo) -> Response {
@@ -205,7 +197,7 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
     };
 
     // Fast path: this browser already has a valid session for this tenant. No Commerce7 call.
-    match current_session(state, session, origin.token).await {
+    match current_session(state, session).await {
         Ok(Some(CurrentSession(mut auth))) if auth.tenant_id == query.tenant_id => {
             if let Some(theme) = query.theme.filter(|t| *t != auth.theme) {
                 auth.theme = theme;

@@ -1,0 +1,357 @@
+//! Operations over real HTTP and real processes, on SQLite and PostgreSQL: batched cleanup
+//! under load, the operator CLI, rate limits, JSON logs and graceful shutdown.
+
+mod common;
+
+use std::{
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use chrono::Utc;
+use common::{OWNER_TOKEN, TENANT, TestApp, TestDb};
+use libero::server::{db::Db, sessions::cleanup};
+use reqwest::{StatusCode, header};
+use serde_json::Value;
+
+/// Inserts `count` already-expired sessions for the demo tenant, in one statement.
+async fn insert_expired(app: &TestApp, count: i64) {
+    let client_id = app.client_id(TENANT).await.expect("tenant installed");
+    let past = Utc::now() - chrono::TimeDelta::hours(2);
+    match &app.db {
+        Db::Sqlite(pool) => {
+            sqlx::query(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+                 INSERT INTO app_sessions (id, client_id, user_id, theme, data, last_activity_at, expires_at, created_at, updated_at)
+                 SELECT 'expired-' || i, ?2, 'c7-user-old', 'light', '{}', ?3, ?3, ?3, ?3 FROM n",
+            )
+            .bind(count)
+            .bind(client_id)
+            .bind(past)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+        Db::Postgres(pool) => {
+            sqlx::query(
+                "INSERT INTO app_sessions (id, client_id, user_id, theme, data, last_activity_at, expires_at, created_at, updated_at)
+                 SELECT 'expired-' || i, $2::uuid, 'c7-user-old', 'light', '{}', $3, $3, $3, $3 FROM generate_series(1, $1) AS i",
+            )
+            .bind(count)
+            .bind(client_id)
+            .bind(past)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+    }
+}
+
+on_both_databases!(cleanup_of_100k_expired_rows_spares_live_sessions_while_requests_are_answered, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    insert_expired(&app, 100_000).await;
+    let live = app.session_rows().await.into_iter().find(|r| !r.id.starts_with("expired-")).unwrap();
+
+    let db = app.db.clone();
+    let cleanup = tokio::spawn(async move { cleanup::delete_expired(&db, cleanup::DEFAULT_BATCH_SIZE).await });
+    let mut answered = 0;
+    while !cleanup.is_finished() {
+        let response = app.get("/app").await;
+        assert_eq!(response.status(), StatusCode::OK, "requests keep being answered during cleanup");
+        answered += 1;
+    }
+    let deleted = cleanup.await.unwrap().unwrap();
+    assert_eq!(deleted, 100_000);
+    assert!(answered > 0, "at least one request ran during the cleanup");
+    let rows = app.session_rows().await;
+    assert_eq!(rows.len(), 1, "only the live session is left");
+    assert_eq!(rows[0].id, live.id);
+    assert_eq!(app.get("/app").await.status(), StatusCode::OK);
+    app.stop().await;
+});
+
+on_both_databases!(the_background_task_deletes_expired_sessions, |kind| async move {
+    let Some(app) = TestApp::signed_in_with(kind, &[("SESSION_CLEANUP_INTERVAL", "1s".into())]).await else { return };
+    insert_expired(&app, 50).await;
+    let mut left = usize::MAX;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = app.session_rows().await.len();
+        if left == 1 {
+            break;
+        }
+    }
+    assert_eq!(left, 1, "expired rows removed by the server itself, the live one kept");
+    app.stop().await;
+});
+
+fn libero(args: &[&str], database_url: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_libero"))
+        .args(args)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DATABASE_URL", database_url)
+        .output()
+        .expect("the binary runs")
+}
+
+on_both_databases!(the_cleanup_command_prints_how_many_it_deleted, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    insert_expired(&app, 1_234).await;
+    let output = libero(&["sessions", "cleanup", "--batch-size", "500"], &app.database.url);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "Session cleanup: deleted 1234 expired sessions\n");
+    assert_eq!(app.session_rows().await.len(), 1);
+    let again = libero(&["sessions", "cleanup"], &app.database.url);
+    assert_eq!(String::from_utf8_lossy(&again.stdout), "Session cleanup: deleted 0 expired sessions\n");
+    app.stop().await;
+});
+
+on_both_databases!(the_stats_command_reports_the_monitoring_query, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    insert_expired(&app, 3).await;
+    let output = libero(&["sessions", "stats", "--json"], &app.database.url);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stats: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(stats["total_sessions"], 4);
+    assert_eq!(stats["active_sessions"], 1);
+    assert_eq!(stats["expired_sessions"], 3);
+    assert_eq!(stats["unique_clients"], 1);
+    // Three rows idle for 120 minutes and one just used: about 90 minutes on average.
+    let idle = stats["avg_idle_minutes"].as_f64().unwrap();
+    assert!((89.0..=91.0).contains(&idle), "average idle minutes {idle}");
+    assert_eq!(stats["active_per_client"][0]["tenant_id"], TENANT);
+    assert_eq!(stats["active_per_client"][0]["active_sessions"], 1);
+
+    let text = libero(&["sessions", "stats"], &app.database.url);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("total_sessions:   4"), "{text}");
+    assert!(text.contains("demo-winery"), "{text}");
+    app.stop().await;
+});
+
+#[test]
+fn the_cleanup_command_fails_clearly_when_the_database_is_unreachable() {
+    let output = libero(&["sessions", "cleanup"], "postgres://postgres@127.0.0.1:1/nothing");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot connect to the database"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_cleanup_function_deletes_expired_rows_and_returns_the_count() {
+    let Some(app) = TestApp::signed_in(TestDb::Postgres).await else { return };
+    insert_expired(&app, 42).await;
+    let Db::Postgres(pool) = &app.db else { unreachable!() };
+    let deleted: i32 = sqlx::query_scalar("SELECT cleanup_expired_app_sessions()").fetch_one(pool).await.unwrap();
+    assert_eq!(deleted, 42);
+    assert_eq!(app.session_rows().await.len(), 1);
+    app.stop().await;
+}
+
+// --- Rate limits ------------------------------------------------------------------------------
+
+on_both_databases!(sign_in_attempts_over_the_limit_get_429_with_retry_after, |kind| async move {
+    let Some(app) = TestApp::spawn_with(kind, &[("RATE_LIMIT_SIGN_IN", "2/min".into())]).await else { return };
+    app.install(TENANT).await;
+    let attempt = || async {
+        TestApp::bare_client()
+            .get(app.url(&format!("/app?tenantId={TENANT}&account=wrong-token")))
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(attempt().await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(attempt().await.status(), StatusCode::UNAUTHORIZED);
+    let limited = attempt().await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = limited.headers()[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert_eq!(app.c7.user_calls(), 2, "a limited attempt never reaches Commerce7");
+
+    // A forged X-Forwarded-For does not buy a fresh allowance (no proxy is trusted).
+    let spoofed = TestApp::bare_client()
+        .get(app.url(&format!("/app?tenantId={TENANT}&account={OWNER_TOKEN}")))
+        .header("x-forwarded-for", "198.51.100.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spoofed.status(), StatusCode::TOO_MANY_REQUESTS);
+    app.stop().await;
+});
+
+on_both_databases!(behind_a_trusted_proxy_limits_apply_per_forwarded_client, |kind| async move {
+    let extra = [("RATE_LIMIT_SIGN_IN", "1/min".to_owned()), ("TRUSTED_PROXY_HOPS", "1".to_owned())];
+    let Some(app) = TestApp::spawn_with(kind, &extra).await else { return };
+    app.install(TENANT).await;
+    let from = |ip: &'static str| {
+        TestApp::bare_client()
+            .get(app.url(&format!("/app?tenantId={TENANT}&account={OWNER_TOKEN}")))
+            .header("x-forwarded-for", ip)
+            .send()
+    };
+    assert_eq!(from("203.0.113.1").await.unwrap().status(), StatusCode::SEE_OTHER);
+    assert_eq!(from("203.0.113.1").await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(from("203.0.113.2").await.unwrap().status(), StatusCode::SEE_OTHER, "another client");
+    app.stop().await;
+});
+
+on_both_databases!(a_signed_in_browser_is_not_limited_when_it_reopens_the_app, |kind| async move {
+    let Some(app) = TestApp::signed_in_with(kind, &[("RATE_LIMIT_SIGN_IN", "1/min".into())]).await else { return };
+    for _ in 0..3 {
+        assert_eq!(app.sign_in(TENANT, OWNER_TOKEN).await.status(), StatusCode::SEE_OTHER, "fast path");
+    }
+    app.stop().await;
+});
+
+on_both_databases!(callbacks_over_the_limit_get_429_with_retry_after, |kind| async move {
+    let Some(app) = TestApp::spawn_with(kind, &[("RATE_LIMIT_CALLBACKS", "2/min".into())]).await else { return };
+    assert_eq!(app.c7.send_install(TENANT).await.unwrap().as_u16(), 200);
+    assert_eq!(app.c7.send_install(TENANT).await.unwrap().as_u16(), 200);
+    let response = TestApp::bare_client()
+        .post(app.url("/uninstall"))
+        .basic_auth(common::CALLBACK_USER, Some(common::CALLBACK_PASSWORD))
+        .json(&serde_json::json!({ "tenantId": TENANT }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key(header::RETRY_AFTER));
+    assert!(app.client_id(TENANT).await.is_some());
+    assert_eq!(app.sign_in(TENANT, OWNER_TOKEN).await.status(), StatusCode::SEE_OTHER, "the uninstall did not happen");
+    app.stop().await;
+});
+
+// --- Logs and lifecycle: the real binary ---------------------------------------------------------
+
+struct Server {
+    child: std::process::Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts the `libero` binary on a free port against a fresh SQLite file.
+fn start_binary(extra: &[(&str, &str)]) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_libero"));
+    command
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SESSION_SECRET", common::TEST_SECRET)
+        .env("DATABASE_URL", format!("sqlite://{}", dir.path().join("app.db").display()))
+        .env("LEPTOS_OUTPUT_NAME", "libero")
+        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+        .env("LEPTOS_SITE_ROOT", dir.path())
+        .env("COOKIE_SECURE", "false")
+        .env("COMMERCE7_USER", common::CALLBACK_USER)
+        .env("COMMERCE7_PASSWORD", common::CALLBACK_PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in extra {
+        command.env(k, v);
+    }
+    let child = command.spawn().expect("libero starts");
+    Server { child, base: format!("http://127.0.0.1:{port}"), _dir: dir }
+}
+
+async fn wait_ready(base: &str) {
+    for _ in 0..100 {
+        if let Ok(r) = reqwest::get(format!("{base}/readyz")).await {
+            if r.status() == StatusCode::OK {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server did not become ready");
+}
+
+fn terminate(child: &std::process::Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_have_one_line_per_request_with_its_id_and_never_a_token_or_cookie() {
+    let c7 = libero::fake_commerce7::FakeCommerce7::start(
+        ([127, 0, 0, 1], 0).into(),
+        libero::fake_commerce7::FakeConfig::demo(
+            "http://127.0.0.1:9",
+            common::CALLBACK_USER,
+            common::CALLBACK_PASSWORD,
+        ),
+    )
+    .await
+    .unwrap();
+    let api = c7.api_url();
+    let mut server = start_binary(&[("LOG_FORMAT", "json"), ("COMMERCE7_API_URL", &api)]);
+    wait_ready(&server.base).await;
+    c7.set_app_url(&server.base);
+    c7.send_install(TENANT).await.unwrap();
+
+    let client =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap();
+    let response =
+        client.get(format!("{}/app?tenantId={TENANT}&account={OWNER_TOKEN}", server.base)).send().await.unwrap();
+    let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let cookie_value = cookie.trim_start_matches("__libero_session=").to_owned();
+    let page =
+        client.get(format!("{}/app", server.base)).header("x-request-id", "req-under-test").send().await.unwrap();
+    assert_eq!(page.headers()["x-request-id"], "req-under-test", "a proxy's request id is kept and returned");
+
+    terminate(&server.child);
+    let output = server.child.wait_with_output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    server.child = Command::new("true").spawn().unwrap();
+    let logs = output.unwrap();
+    let lines: Vec<Value> =
+        logs.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("JSON line: {l}"))).collect();
+    let finished: Vec<&Value> = lines.iter().filter(|l| l["message"] == "finished processing request").collect();
+    // The request's span (id, method, path) is attached to each of its lines.
+    assert!(
+        finished.iter().any(|l| l["span"]["request_id"] == "req-under-test" && l["span"]["path"] == "/app"),
+        "{logs}"
+    );
+    assert!(finished.iter().all(|l| l["span"]["request_id"].is_string()), "every request line has an id");
+    assert!(finished.len() >= 4, "one line per request");
+    assert!(!logs.contains(OWNER_TOKEN), "the Commerce7 account token is never logged");
+    assert!(!logs.contains(&cookie_value), "the cookie is never logged");
+    assert!(!logs.contains("tenantId="), "query strings are never logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
+    let c7 = libero::fake_commerce7::FakeCommerce7::start(
+        ([127, 0, 0, 1], 0).into(),
+        libero::fake_commerce7::FakeConfig::demo(
+            "http://127.0.0.1:9",
+            common::CALLBACK_USER,
+            common::CALLBACK_PASSWORD,
+        ),
+    )
+    .await
+    .unwrap();
+    let api = c7.api_url();
+    let server = start_binary(&[("COMMERCE7_API_URL", &api), ("COMMERCE7_TIMEOUT", "10s")]);
+    wait_ready(&server.base).await;
+    c7.set_app_url(&server.base);
+    c7.send_install(TENANT).await.unwrap();
+    c7.set_latency(Duration::from_millis(1500));
+
+    let url = format!("{}/app?tenantId={TENANT}&account={OWNER_TOKEN}", server.base);
+    let in_flight = tokio::spawn(async move {
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap().get(url).send().await
+    });
+    // Wait until the request is inside the app (Commerce7 has been asked), then stop the server.
+    while c7.user_calls() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    terminate(&server.child);
+    let response = in_flight.await.unwrap().expect("the in-flight request is answered");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "signed in despite the shutdown");
+    let mut child = server.child;
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
