@@ -56,6 +56,7 @@ async fn main() {
         ("COMMERCE7_USER", "bench".to_owned()),
         ("COMMERCE7_PASSWORD", "bench-password".to_owned()),
         ("SESSION_TOUCH_INTERVAL", "60s".to_owned()),
+        ("RATE_LIMIT_SIGN_IN", "0".to_owned()),
     ];
     let config = Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).expect("settings");
     let options = LeptosOptions::builder()

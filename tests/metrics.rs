@@ -1,5 +1,6 @@
 //! `/metrics`: hidden without `METRICS_TOKEN`, behind its bearer token, and counting what the
-//! operators' alerts need. One test per process keeps the global recorder's counts exact.
+//! operators' alerts need — on SQLite and PostgreSQL. The recorder is process-wide, so one test
+//! runs both databases one after the other and compares counts before and after.
 
 mod common;
 
@@ -9,60 +10,59 @@ use reqwest::StatusCode;
 fn value(metrics: &str, line_start: &str) -> f64 {
     metrics
         .lines()
-        .find(|l| l.starts_with(line_start))
-        .unwrap_or_else(|| panic!("{line_start} missing from:\n{metrics}"))
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+        .find(|l| l.starts_with(line_start) && l[line_start.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_are_served_behind_the_token_and_count_sessions() {
+async fn scrape(app: &TestApp) -> String {
+    let response = app.client.get(app.url("/metrics")).bearer_auth("scrape-secret").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    response.text().await.unwrap()
+}
+
+async fn metrics_count_sessions_on(kind: TestDb) {
     // Without a token configured, /metrics does not exist.
-    let Some(hidden) = TestApp::spawn(TestDb::Sqlite).await else { return };
+    let Some(hidden) = TestApp::spawn(kind).await else { return };
     assert_eq!(hidden.get("/metrics").await.status(), StatusCode::NOT_FOUND);
     hidden.stop().await;
 
-    let Some(app) = TestApp::spawn_with(TestDb::Sqlite, &[("METRICS_TOKEN", "scrape-secret".into())]).await else {
-        return;
-    };
-    let scrape = |token: &'static str| app.client.get(app.url("/metrics")).bearer_auth(token).send();
+    let Some(app) = TestApp::spawn_with(kind, &[("METRICS_TOKEN", "scrape-secret".into())]).await else { return };
     assert_eq!(app.get("/metrics").await.status(), StatusCode::UNAUTHORIZED, "no token");
-    assert_eq!(scrape("wrong").await.unwrap().status(), StatusCode::UNAUTHORIZED, "wrong token");
+    let wrong = app.client.get(app.url("/metrics")).bearer_auth("wrong").send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "wrong token");
 
+    let before = scrape(&app).await;
     app.install(TENANT).await;
     assert_eq!(app.sign_in(TENANT, OWNER_TOKEN).await.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.get("/app").await.status(), StatusCode::OK);
-    assert_eq!(TestApp::bare_client().get(app.url("/settings")).send().await.unwrap().status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        TestApp::bare_client()
-            .get(app.url("/app"))
-            .header("cookie", "__libero_session=forged")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::SEE_OTHER
-    );
+    let anonymous = TestApp::bare_client().get(app.url("/settings")).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
+    let forged =
+        TestApp::bare_client().get(app.url("/app")).header("cookie", "__libero_session=forged").send().await.unwrap();
+    assert_eq!(forged.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.sign_in(TENANT, "invalid-token").await.status(), StatusCode::SEE_OTHER, "fast path");
+    let after = scrape(&app).await;
 
-    let response = scrape("scrape-secret").await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
-    let metrics = response.text().await.unwrap();
-
-    assert_eq!(value(&metrics, "libero_sessions_created_total"), 1.0);
-    assert_eq!(value(&metrics, r#"libero_sign_ins_total{outcome="ok"}"#), 1.0);
-    assert_eq!(value(&metrics, r#"libero_sign_ins_total{outcome="fast_path"}"#), 1.0);
-    assert!(value(&metrics, r#"libero_session_validations_total{outcome="ok"}"#) >= 2.0);
-    assert_eq!(value(&metrics, r#"libero_session_validations_total{outcome="missing"}"#), 1.0);
-    assert_eq!(value(&metrics, r#"libero_session_validations_total{outcome="bad_signature"}"#), 1.0);
-    assert_eq!(value(&metrics, r#"libero_commerce7_request_duration_seconds_count{outcome="ok"}"#), 1.0);
-    assert_eq!(value(&metrics, "libero_active_sessions"), 1.0);
-    assert_eq!(value(&metrics, "libero_app_sessions_rows"), 1.0);
-    assert!(metrics.contains(r#"libero_http_request_duration_seconds_bucket{method="GET",route="/app",status="200""#));
-    assert!(!metrics.contains(OWNER_TOKEN));
+    let delta = |name: &str| value(&after, name) - value(&before, name);
+    assert_eq!(delta("libero_sessions_created_total"), 1.0);
+    assert_eq!(delta(r#"libero_sign_ins_total{outcome="ok"}"#), 1.0);
+    assert_eq!(delta(r#"libero_sign_ins_total{outcome="fast_path"}"#), 1.0);
+    assert_eq!(delta(r#"libero_session_validations_total{outcome="ok"}"#), 2.0, "dashboard + fast path");
+    assert_eq!(delta(r#"libero_session_validations_total{outcome="missing"}"#), 1.0);
+    assert_eq!(delta(r#"libero_session_validations_total{outcome="bad_signature"}"#), 1.0);
+    assert_eq!(delta(r#"libero_commerce7_request_duration_seconds_count{outcome="ok"}"#), 1.0);
+    assert_eq!(value(&after, "libero_active_sessions"), 1.0);
+    assert_eq!(value(&after, "libero_app_sessions_rows"), 1.0);
+    assert!(after.contains(r#"libero_http_request_duration_seconds_bucket{method="GET",route="/app",status="200""#));
+    assert!(!after.contains(OWNER_TOKEN));
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_behind_the_token_and_count_sessions_on_both_databases() {
+    metrics_count_sessions_on(TestDb::Sqlite).await;
+    metrics_count_sessions_on(TestDb::Postgres).await;
 }

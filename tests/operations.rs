@@ -274,18 +274,18 @@ fn terminate(child: &std::process::Child) {
     assert!(status.success());
 }
 
+async fn start_fake() -> libero::fake_commerce7::FakeCommerce7 {
+    let config = libero::fake_commerce7::FakeConfig::demo(
+        "http://127.0.0.1:9",
+        common::CALLBACK_USER,
+        common::CALLBACK_PASSWORD,
+    );
+    libero::fake_commerce7::FakeCommerce7::start(([127, 0, 0, 1], 0).into(), config).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_have_one_line_per_request_with_its_id_and_never_a_token_or_cookie() {
-    let c7 = libero::fake_commerce7::FakeCommerce7::start(
-        ([127, 0, 0, 1], 0).into(),
-        libero::fake_commerce7::FakeConfig::demo(
-            "http://127.0.0.1:9",
-            common::CALLBACK_USER,
-            common::CALLBACK_PASSWORD,
-        ),
-    )
-    .await
-    .unwrap();
+    let c7 = start_fake().await;
     let api = c7.api_url();
     let mut server = start_binary(&[("LOG_FORMAT", "json"), ("COMMERCE7_API_URL", &api)]);
     wait_ready(&server.base).await;
@@ -323,16 +323,7 @@ async fn json_logs_have_one_line_per_request_with_its_id_and_never_a_token_or_co
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
-    let c7 = libero::fake_commerce7::FakeCommerce7::start(
-        ([127, 0, 0, 1], 0).into(),
-        libero::fake_commerce7::FakeConfig::demo(
-            "http://127.0.0.1:9",
-            common::CALLBACK_USER,
-            common::CALLBACK_PASSWORD,
-        ),
-    )
-    .await
-    .unwrap();
+    let c7 = start_fake().await;
     let api = c7.api_url();
     let server = start_binary(&[("COMMERCE7_API_URL", &api), ("COMMERCE7_TIMEOUT", "10s")]);
     wait_ready(&server.base).await;
