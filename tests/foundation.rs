@@ -176,6 +176,22 @@ fn short_session_secret_stops_startup_with_the_message() {
 }
 
 #[test]
+fn a_malformed_dotenv_stops_startup_instead_of_being_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), "SESSION_SECRET=0123456789abcdef0123456789abcdef\nFRAME_ANCESTORS=a b\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_libero"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("LEPTOS_OUTPUT_NAME", "libero")
+        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot read .env"), "{stderr}");
+}
+
+#[test]
 fn secret_command_prints_a_usable_secret() {
     let output = run_binary(&["secret"], &[]);
     assert!(output.status.success());

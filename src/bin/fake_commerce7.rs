@@ -121,8 +121,11 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // A missing .env is fine; the environment may carry everything.
-    let _ = dotenvy::from_path(".env");
+    // A missing .env is fine; the environment may carry everything. A broken one is not.
+    if let Err(err) = libero::server::config::load_dotenv() {
+        eprintln!("fake-commerce7: {err}");
+        return ExitCode::FAILURE;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();

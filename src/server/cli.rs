@@ -95,7 +95,7 @@ async fn serve() -> Result<(), String> {
 
 /// The operator commands need only the database: no SESSION_SECRET, no LEPTOS_* settings.
 async fn connect_from_env() -> Result<Db, String> {
-    let _ = dotenvy::from_path(".env");
+    super::config::load_dotenv().map_err(|e| e.to_string())?;
     let url = std::env::var("DATABASE_URL")
         .ok()
         .filter(|u| !u.trim().is_empty())

@@ -126,6 +126,9 @@ pub enum ConfigError {
     /// `SESSION_SECRET` is too short to derive a signing key from.
     #[error("SESSION_SECRET must be at least 32 characters (it has {0}): {SECRET_HINT}")]
     ShortSecret(usize),
+    /// `./.env` exists but cannot be read.
+    #[error("cannot read .env: {0} (values with spaces need quotes: KEY=\"a b\")")]
+    DotEnv(String),
     /// A setting has a value that cannot be parsed.
     #[error("{name} has an invalid value {value:?}: {expected}")]
     Invalid {
@@ -142,8 +145,7 @@ impl Config {
     /// Reads the process environment, after loading `./.env` (if present) without overriding
     /// variables that are already set.
     pub fn from_env() -> Result<Self, ConfigError> {
-        // Only the working directory's .env: searching parent directories surprises people.
-        let _ = dotenvy::from_path(".env");
+        load_dotenv()?;
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
@@ -274,6 +276,16 @@ impl Config {
                 .collect(),
             log_format,
         })
+    }
+}
+
+/// Loads `./.env` (only the working directory's: searching parents surprises people) without
+/// overriding variables that are already set. A missing file is fine; a broken one is an error.
+pub fn load_dotenv() -> Result<(), ConfigError> {
+    match dotenvy::from_path(".env") {
+        Ok(()) => Ok(()),
+        Err(dotenvy::Error::Io(err)) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(ConfigError::DotEnv(err.to_string())),
     }
 }
 
