@@ -178,7 +178,8 @@ fn short_session_secret_stops_startup_with_the_message() {
 #[test]
 fn a_malformed_dotenv_stops_startup_instead_of_being_ignored() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(".env"), "SESSION_SECRET=0123456789abcdef0123456789abcdef\nFRAME_ANCESTORS=a b\n").unwrap();
+    std::fs::write(dir.path().join(".env"), "SESSION_SECRET=0123456789abcdef0123456789abcdef\nFRAME_ANCESTORS=a b\n")
+        .unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_libero"))
         .current_dir(dir.path())
         .env_clear()

@@ -599,3 +599,69 @@ async fn a_signed_in_request_with_the_database_gone_gets_503_not_a_crash() {
     assert_eq!(api.status(), StatusCode::SERVICE_UNAVAILABLE);
     app.stop().await;
 }
+
+on_both_databases!(a_malformed_server_function_body_gets_400_and_changes_nothing, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    let before = get_settings(&app).await;
+    let response = app
+        .post_same_origin("/api/save_settings")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body("{\"settings\": 42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(response.json::<Value>().await.unwrap()["error"], "bad_request");
+    assert_eq!(get_settings(&app).await, before);
+    app.stop().await;
+});
+
+on_both_databases!(trailing_slashes_do_not_bypass_the_guard_or_the_sign_in, |kind| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    for path in ["/app/", "/settings/", "/settings//"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(location(&response), "/", "{path}");
+    }
+    let response = app.get(&format!("/app/?tenantId={TENANT}&account={OWNER_TOKEN}")).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/app", "signed in, token dropped from the URL");
+    app.stop().await;
+});
+
+on_both_databases!(plain_signed_in_requests_neither_rewrite_the_row_nor_reissue_the_cookie, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    let updated_before = app.session_updated_at().await;
+    for path in ["/app", "/settings"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(set_cookies(&response).is_empty(), "{path}: no Set-Cookie on a plain request");
+    }
+    assert_eq!(app.session_updated_at().await, updated_before, "no write within the touch interval");
+    app.stop().await;
+});
+
+on_both_databases!(a_session_of_an_uninstalled_or_reinstalled_tenant_is_refused, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    let cookie = app.session_cookie().unwrap();
+    // Uninstall without deleting the row (as if a sign-in had raced the uninstall).
+    app.mark_uninstalled(TENANT).await;
+    let response = TestApp::bare_client().get(app.url("/app")).header(header::COOKIE, &cookie).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "revoked");
+    // A reinstall does not bring sessions from before it back.
+    app.install(TENANT).await;
+    let response = TestApp::bare_client().get(app.url("/app")).header(header::COOKIE, &cookie).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "older than the installation");
+    app.stop().await;
+});
+
+on_both_databases!(a_same_origin_post_without_sec_fetch_site_is_judged_by_origin_and_host, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    let foreign =
+        app.client.post(app.url("/api/session_info")).header("origin", "http://127.0.0.1:1").send().await.unwrap();
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    let own = app.client.post(app.url("/api/session_info")).header("origin", &app.base).send().await.unwrap();
+    assert_eq!(own.status(), StatusCode::OK);
+    app.stop().await;
+});

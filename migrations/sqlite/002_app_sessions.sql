@@ -11,8 +11,10 @@ CREATE TABLE IF NOT EXISTS app_sessions (
     ip_address        TEXT,
     user_agent        TEXT,
     data              TEXT NOT NULL DEFAULT '{}',
-    last_activity_at  TEXT NOT NULL,
-    expires_at        TEXT NOT NULL,
+    -- Compared as text: only the app's RFC 3339 UTC form ("2026-11-28T09:00:00.123456+00:00") sorts
+    -- correctly, so other forms (such as datetime('now')) are refused.
+    last_activity_at  TEXT NOT NULL CHECK (last_activity_at GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*+00:00'),
+    expires_at        TEXT NOT NULL CHECK (expires_at GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*+00:00'),
     created_at        TEXT NOT NULL,
     updated_at        TEXT NOT NULL
 );

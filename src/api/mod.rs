@@ -37,9 +37,18 @@ pub enum AppError {
     /// The database is unreachable (HTTP 503).
     #[error("Libero is temporarily unavailable. Try again in a minute.")]
     Unavailable,
+    /// The request's arguments could not be read (HTTP 400).
+    #[error("The request could not be read: {message}")]
+    BadRequest {
+        /// What could not be read.
+        message: String,
+    },
     /// Transport or encoding trouble between the browser and the server.
     #[error("Libero couldn't be reached. Check your connection and try again.")]
-    Transport(String),
+    Transport {
+        /// Technical detail, for the console.
+        message: String,
+    },
 }
 
 impl AppError {
@@ -52,7 +61,8 @@ impl AppError {
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict => StatusCode::CONFLICT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Transport(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Transport { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -61,13 +71,20 @@ impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        Self::Transport(value.to_string())
+        match value {
+            // On the server these mean the browser sent arguments that do not decode.
+            #[cfg(feature = "ssr")]
+            ServerFnErrorErr::Args(message) | ServerFnErrorErr::Deserialization(message) => {
+                ssr::fail(Self::BadRequest { message })
+            }
+            other => Self::Transport { message: other.to_string() },
+        }
     }
 }
 
 impl From<ServerFnError> for AppError {
     fn from(value: ServerFnError) -> Self {
-        Self::Transport(value.to_string())
+        Self::Transport { message: value.to_string() }
     }
 }
 
@@ -103,5 +120,27 @@ pub mod ssr {
     /// The shared state.
     pub fn state() -> AppState {
         expect_context::<AppState>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_round_trips_through_its_json_encoding() {
+        let errors = [
+            AppError::Unauthorized,
+            AppError::Forbidden,
+            AppError::Validation { fields: BTreeMap::from([("org_name".to_owned(), "Required".to_owned())]) },
+            AppError::Conflict,
+            AppError::Unavailable,
+            AppError::BadRequest { message: "bad".to_owned() },
+            AppError::Transport { message: "down".to_owned() },
+        ];
+        for error in errors {
+            let bytes = error.ser();
+            assert_eq!(AppError::de(bytes), error);
+        }
     }
 }

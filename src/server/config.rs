@@ -180,7 +180,22 @@ impl Config {
                 expected: "a positive duration such as 8h",
             });
         }
+        if session_ttl > Duration::from_secs(30 * 86_400) {
+            return Err(ConfigError::Invalid {
+                name: "SESSION_TTL",
+                value: format!("{}s", session_ttl.as_secs()),
+                expected: "at most 30 days (30d)",
+            });
+        }
         let idle = duration("SESSION_IDLE_TIMEOUT", Duration::from_secs(3600))?;
+        let touch = duration("SESSION_TOUCH_INTERVAL", Duration::from_secs(60))?;
+        if !idle.is_zero() && touch >= idle {
+            return Err(ConfigError::Invalid {
+                name: "SESSION_TOUCH_INTERVAL",
+                value: format!("{}s", touch.as_secs()),
+                expected: "shorter than SESSION_IDLE_TIMEOUT, or active merchants would be signed out as idle",
+            });
+        }
         let commerce7_timeout = duration("COMMERCE7_TIMEOUT", Duration::from_secs(5))?;
         if commerce7_timeout.is_zero() {
             return Err(ConfigError::Invalid {
@@ -263,7 +278,7 @@ impl Config {
             session_secret,
             session_ttl,
             session_idle_timeout: (!idle.is_zero()).then_some(idle),
-            session_touch_interval: duration("SESSION_TOUCH_INTERVAL", Duration::from_secs(60))?,
+            session_touch_interval: touch,
             commerce7_api_url,
             commerce7_user: get("COMMERCE7_USER"),
             commerce7_password: get("COMMERCE7_PASSWORD").map(Secret::new),
@@ -385,6 +400,16 @@ mod tests {
         assert!(c.cookie_secure);
         assert_eq!(c.frame_ancestors, vec![DEFAULT_FRAME_ANCESTORS.to_owned()]);
         assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn a_touch_interval_not_shorter_than_the_idle_timeout_is_refused() {
+        let err =
+            config(&[("SESSION_SECRET", SECRET), ("SESSION_IDLE_TIMEOUT", "1m"), ("SESSION_TOUCH_INTERVAL", "2m")])
+                .unwrap_err();
+        assert!(err.to_string().starts_with("SESSION_TOUCH_INTERVAL"), "{err}");
+        let err = config(&[("SESSION_SECRET", SECRET), ("SESSION_TTL", "365d")]).unwrap_err();
+        assert!(err.to_string().starts_with("SESSION_TTL"), "{err}");
     }
 
     #[test]

@@ -101,5 +101,8 @@ pub fn error_page(kind: ErrorKind) -> Response {
     });
     let mut response = (kind.status(), Html(html)).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // A failed sign-in is answered at /app?…&account=…: its subresources must not carry that
+    // URL in a Referer.
+    response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     response
 }

@@ -40,9 +40,14 @@ impl Limiter {
         Self { inner: Arc::new(RateLimiter::keyed(quota)) }
     }
 
-    /// `Ok` when `ip` may go on; otherwise how long until it may.
+    /// `Ok` when `ip` may go on; otherwise how long until it may. IPv6 clients are keyed by
+    /// their /64, which one subscriber can rotate through freely.
     pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
-        self.inner.check_key(&ip).map_err(|not_until| not_until.wait_time_from(self.inner.clock().now()))
+        let key = match ip {
+            IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+            v4 => v4,
+        };
+        self.inner.check_key(&key).map_err(|not_until| not_until.wait_time_from(self.inner.clock().now()))
     }
 
     /// Forgets idle clients (bounded memory).
@@ -89,7 +94,16 @@ pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, hops: usize) -> 
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect();
-    entries.len().checked_sub(hops).and_then(|i| entries.get(i)).and_then(|s| s.parse().ok()).or(peer)
+    entries.len().checked_sub(hops).and_then(|i| entries.get(i)).and_then(|s| parse_forwarded_ip(s)).or(peer)
+}
+
+/// `203.0.113.7`, `203.0.113.7:4711`, `2001:db8::1` or `[2001:db8::1]:4711`.
+fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
+        .or_else(|| entry.trim_start_matches('[').trim_end_matches(']').parse().ok())
 }
 
 /// The client IP of a request, by the app's proxy setting.
@@ -146,6 +160,22 @@ mod tests {
             client_ip(&xff("6.6.6.6, 203.0.113.7, 10.0.0.2"), Some(peer), 2),
             Some("203.0.113.7".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn forwarded_entries_with_ports_or_brackets_are_understood() {
+        let peer: SocketAddr = PEER.parse().unwrap();
+        assert_eq!(client_ip(&xff("203.0.113.7:4711"), Some(peer), 1), Some("203.0.113.7".parse().unwrap()));
+        assert_eq!(client_ip(&xff("[2001:db8::1]:4711"), Some(peer), 1), Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(client_ip(&xff("[2001:db8::1]"), Some(peer), 1), Some("2001:db8::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn ipv6_clients_share_one_allowance_per_slash_64() {
+        let limiter = Limiter::new(RateLimit { count: 1, per: Duration::from_secs(60) });
+        assert!(limiter.check("2001:db8:1:2::1".parse().unwrap()).is_ok());
+        assert!(limiter.check("2001:db8:1:2::ffff".parse().unwrap()).is_err(), "same /64");
+        assert!(limiter.check("2001:db8:1:3::1".parse().unwrap()).is_ok(), "another /64");
     }
 
     #[test]

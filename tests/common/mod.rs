@@ -286,6 +286,41 @@ impl TestApp {
         }
     }
 
+    /// `updated_at` of the only session row.
+    pub async fn session_updated_at(&self) -> DateTime<Utc> {
+        match &self.db {
+            Db::Sqlite(pool) => {
+                sqlx::query_scalar("SELECT updated_at FROM app_sessions").fetch_one(pool).await.unwrap()
+            }
+            Db::Postgres(pool) => {
+                sqlx::query_scalar("SELECT updated_at FROM app_sessions").fetch_one(pool).await.unwrap()
+            }
+        }
+    }
+
+    /// Sets `uninstalled_at` directly, leaving the sessions in place.
+    pub async fn mark_uninstalled(&self, tenant: &str) {
+        let now = Utc::now();
+        match &self.db {
+            Db::Sqlite(pool) => {
+                sqlx::query("UPDATE clients SET uninstalled_at = ?1 WHERE tenant_id = ?2")
+                    .bind(now)
+                    .bind(tenant)
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+            Db::Postgres(pool) => {
+                sqlx::query("UPDATE clients SET uninstalled_at = $1 WHERE tenant_id = $2")
+                    .bind(now)
+                    .bind(tenant)
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
     /// The `__libero_session` cookie the shared client holds, as sent (`name=value`).
     pub fn session_cookie(&self) -> Option<String> {
         use reqwest::cookie::CookieStore;

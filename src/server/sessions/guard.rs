@@ -38,6 +38,14 @@ impl std::fmt::Debug for CurrentSession {
     }
 }
 
+/// `/app/` is `/app`: the router accepts a trailing slash, so the guard must too.
+fn normalized(path: &str) -> &str {
+    match path.trim_end_matches('/') {
+        "" => "/",
+        trimmed => trimmed,
+    }
+}
+
 /// Pages that need a session.
 pub const PROTECTED_PAGES: [&str; 2] = ["/app", "/settings"];
 /// Where the server functions live.
@@ -63,7 +71,6 @@ async fn current_session(state: &AppState, session: &Session) -> Result<Option<C
     let Some(mut auth) = session.get::<AuthSession>(AUTH_KEY).await? else {
         return Ok(None);
     };
-    session.set_expiry(Some(Expiry::AtDateTime(to_offset(auth.expires_at))));
     let touch_every =
         chrono::TimeDelta::from_std(state.config.session_touch_interval).unwrap_or(chrono::TimeDelta::MAX);
     if now() - auth.last_activity_at >= touch_every {
@@ -91,7 +98,7 @@ fn api_error(error: AppError) -> Response {
 /// Middleware: guards `/app`, `/settings` (303 → `/`) and the server functions (401), and signs
 /// the merchant in on `GET /app?tenantId=…&account=…`.
 pub async fn session_guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let path = req.uri().path();
+    let path = normalized(req.uri().path());
     let is_page = PROTECTED_PAGES.contains(&path);
     let is_api = path.starts_with(API_PREFIX);
     if !is_page && !is_api {
@@ -201,6 +208,8 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
         Ok(Some(CurrentSession(mut auth))) if auth.tenant_id == query.tenant_id => {
             if let Some(theme) = query.theme.filter(|t| *t != auth.theme) {
                 auth.theme = theme;
+                // The save re-issues the cookie: keep its Max-Age the remaining lifetime.
+                session.set_expiry(Some(Expiry::AtDateTime(to_offset(auth.expires_at))));
                 if let Err(err) = session.insert(AUTH_KEY, &auth).await {
                     tracing::error!(error = %err, "could not update the session theme");
                 }
@@ -314,7 +323,7 @@ pub fn is_same_origin(headers: &HeaderMap) -> bool {
 /// Middleware: because the cookie is `SameSite=None`, a cookie-authenticated state change
 /// (`POST /logout`, server functions) must come from the app's own origin; others get 403.
 pub async fn csrf_guard(req: Request, next: Next) -> Response {
-    let path = req.uri().path();
+    let path = normalized(req.uri().path());
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let cookie_authenticated = path == "/logout" || path.starts_with(API_PREFIX);
     if changes_state && cookie_authenticated && !is_same_origin(req.headers()) {

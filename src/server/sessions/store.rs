@@ -75,6 +75,7 @@ struct SessionRow {
     expires_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
     uninstalled_at: Option<DateTime<Utc>>,
+    installed_at: DateTime<Utc>,
 }
 
 fn backend<E: std::fmt::Display>(err: E) -> session_store::Error {
@@ -100,7 +101,7 @@ impl AppSessionStore {
     pub async fn validate(&self, id: &Id) -> Result<Result<(AuthSession, Record), Invalid>, sqlx::Error> {
         let key = hash_token(&id.to_string());
         const COLUMNS: &str = "s.user_id, s.user_name, s.user_email, s.theme, s.ip_address, s.user_agent, s.data,
-             s.last_activity_at, s.expires_at, s.created_at, c.tenant_id, c.uninstalled_at
+             s.last_activity_at, s.expires_at, s.created_at, c.tenant_id, c.uninstalled_at, c.installed_at
              FROM app_sessions s JOIN clients c ON c.id = s.client_id";
         let row: Option<SessionRow> = match &self.db {
             Db::Sqlite(pool) => {
@@ -122,7 +123,9 @@ impl AppSessionStore {
         };
 
         let now = now();
-        let verdict = if row.uninstalled_at.is_some() {
+        // A session is only as old as the installation it belongs to: one created while an
+        // uninstall was committing, or before a reinstall, stays dead.
+        let verdict = if row.uninstalled_at.is_some() || row.created_at < row.installed_at {
             Some(Invalid::Revoked)
         } else if row.expires_at <= now {
             Some(Invalid::Expired)
