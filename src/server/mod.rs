@@ -140,7 +140,10 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await;
         background.iter().for_each(tokio::task::JoinHandle::abort);
-        db.close().await;
+        // Closing waits for every checked-out connection; never let that hang a shutdown.
+        if tokio::time::timeout(std::time::Duration::from_secs(10), db.close()).await.is_err() {
+            tracing::warn!("database pool did not close within 10 s; exiting anyway");
+        }
         result
     }
 }

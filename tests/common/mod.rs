@@ -166,6 +166,7 @@ impl TestApp {
         }));
         let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
             .cookie_provider(jar.clone())
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -330,7 +331,11 @@ impl TestApp {
 
     /// A client with no cookies and no redirects.
     pub fn bare_client() -> reqwest::Client {
-        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+        reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
     }
 
     /// Stops the server and waits for it to finish its requests.
@@ -339,7 +344,12 @@ impl TestApp {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
-            let _ = server.await;
+            // A test must fail, not hang, if the server does not drain.
+            let abort = server.abort_handle();
+            if tokio::time::timeout(std::time::Duration::from_secs(20), server).await.is_err() {
+                abort.abort();
+                panic!("the server did not shut down within 20 s");
+            }
         }
     }
 }
