@@ -8,16 +8,11 @@
 //! Use a database made for the run: it is migrated and filled with expired rows. Everything
 //! runs on loopback and stops by itself.
 
-use std::{
-    net::SocketAddr,
-    time::{Duration, Instant},
-};
+mod support;
 
-use leptos::config::LeptosOptions;
-use libero::{
-    fake_commerce7::{FakeCommerce7, FakeConfig},
-    server::{Application, config::Config, db::Db, sessions::cleanup},
-};
+use std::time::{Duration, Instant};
+
+use libero::server::{db::Db, sessions::cleanup};
 
 #[tokio::main]
 async fn main() {
@@ -25,44 +20,8 @@ async fn main() {
     let rows: i64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let batch: i64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(cleanup::DEFAULT_BATCH_SIZE);
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = std::env::var("BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
-
-    let c7 = FakeCommerce7::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        FakeConfig::demo("http://127.0.0.1:9", "bench", "bench-password"),
-    )
-    .await
-    .expect("fake Commerce7");
-    let vars = [
-        ("SESSION_SECRET", "bench-secret-0123456789abcdef0123456789abcdef".to_owned()),
-        ("DATABASE_URL", database_url.clone()),
-        ("COOKIE_SECURE", "false".to_owned()),
-        ("COMMERCE7_API_URL", c7.api_url()),
-        ("COMMERCE7_USER", "bench".to_owned()),
-        ("COMMERCE7_PASSWORD", "bench-password".to_owned()),
-        ("SESSION_TOUCH_INTERVAL", "0".to_owned()),
-        ("SESSION_CLEANUP_INTERVAL", "0".to_owned()),
-    ];
-    let config = Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).expect("settings");
-    let options = LeptosOptions::builder()
-        .output_name("libero")
-        .site_root("target/site")
-        .site_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .build();
-    let app = Application::build(config, options).await.expect("app");
-    let base = format!("http://{}", app.local_addr());
-    let db = app.state().db.clone();
-    c7.set_app_url(&base);
-    tokio::spawn(app.run_until(std::future::pending()));
-    assert_eq!(c7.send_install("demo-winery").await.expect("install").as_u16(), 200);
-
-    let browser =
-        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap();
-    let signed_in =
-        browser.get(format!("{base}/app?tenantId=demo-winery&account=demo-owner-token")).send().await.unwrap();
-    assert_eq!(signed_in.status().as_u16(), 303);
+    let bench = support::start(&[("SESSION_TOUCH_INTERVAL", "0")]).await;
+    let (base, db, browser) = (&bench.base, bench.db.clone(), &bench.browser);
 
     // Fill the backlog in one statement.
     let fill = Instant::now();
@@ -96,7 +55,7 @@ async fn main() {
             sqlx::query("ANALYZE app_sessions").execute(pool).await.unwrap();
         }
     }
-    println!("database: {}", if database_url.starts_with("postgres") { "postgres" } else { "sqlite" });
+    println!("database: {}", bench.backend);
     println!("filled {rows} expired rows in {:.2?}", fill.elapsed());
 
     let cleaner = db.clone();

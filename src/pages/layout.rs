@@ -2,6 +2,19 @@
 
 use leptos::prelude::*;
 
+/// The top bar with the brand, shared by the pages and the server's error pages.
+#[component]
+pub fn BrandHeader() -> impl IntoView {
+    view! {
+        <header class="topbar">
+            <a class="brand" href="/">
+                <span class="brand-mark" aria-hidden="true">"L"</span>
+                <span class="brand-name">"Libero"</span>
+            </a>
+        </header>
+    }
+}
+
 /// Brand header, main landmark and footer around a page's content.
 #[component]
 pub fn Page(children: Children) -> impl IntoView {
@@ -14,12 +27,7 @@ pub fn Page(children: Children) -> impl IntoView {
 
     view! {
         <a class="skip-link" href="#content">"Skip to content"</a>
-        <header class="topbar">
-            <a class="brand" href="/">
-                <span class="brand-mark" aria-hidden="true">"L"</span>
-                <span class="brand-name">"Libero"</span>
-            </a>
-        </header>
+        <BrandHeader/>
         <main id="content" class="content" tabindex="-1">
             {children()}
         </main>

@@ -7,6 +7,8 @@ use axum::{
 };
 use leptos::prelude::*;
 
+use crate::pages::layout::BrandHeader;
+
 /// The situations a merchant can meet outside the normal pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -81,12 +83,7 @@ pub fn error_page(kind: ErrorKind) -> Response {
                     <link rel="stylesheet" href="/pkg/libero.css"/>
                 </head>
                 <body>
-                    <header class="topbar">
-                        <a class="brand" href="/">
-                            <span class="brand-mark" aria-hidden="true">"L"</span>
-                            <span class="brand-name">"Libero"</span>
-                        </a>
-                    </header>
+                    <BrandHeader/>
                     <main id="content" class="content">
                         <section class="card narrow" role="alert">
                             <h1>{kind.title()}</h1>
