@@ -597,6 +597,14 @@ async fn a_signed_in_request_with_the_database_gone_gets_503_not_a_crash() {
     assert_eq!(app.get("/app").await.status(), StatusCode::SERVICE_UNAVAILABLE);
     let api = app.post_same_origin("/api/session_info").send().await.unwrap();
     assert_eq!(api.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let callback = TestApp::bare_client()
+        .post(app.url("/install"))
+        .basic_auth(common::CALLBACK_USER, Some(common::CALLBACK_PASSWORD))
+        .json(&json!({ "tenantId": TENANT }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(callback.status(), StatusCode::SERVICE_UNAVAILABLE, "Commerce7 is told to try again");
     app.stop().await;
 }
 
