@@ -19,7 +19,7 @@ test: setup
 	@scripts/test.sh
 
 fake-commerce7:
-	cargo run --features ssr --bin fake-commerce7
+	cargo run -p fake-commerce7
 
 release: setup
 	cargo leptos build --release

@@ -12,11 +12,26 @@ WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = { version = "=\([0-9.]*\)".*/\1
 say() { printf '\033[1;34m[bootstrap]\033[0m %s\n' "$*"; }
 export PATH="$HOME/.cargo/bin:$PATH"
 
-# 1. The pinned Rust toolchain and its wasm32 target (RUSTUP_AUTO_INSTALL may be 0).
-if ! command -v rustup >/dev/null 2>&1; then
-  echo "rustup is required: https://rustup.rs" >&2
+# 0. What this script cannot install for you: say exactly what is missing, all at once.
+missing=()
+command -v rustup >/dev/null 2>&1 \
+  || missing+=("rustup — install it from https://rustup.rs (curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh), then open a new shell")
+command -v cc >/dev/null 2>&1 \
+  || missing+=("a C compiler (cc) — Debian/Ubuntu: sudo apt-get install build-essential; Fedora: sudo dnf install gcc; macOS: xcode-select --install")
+if ! command -v node >/dev/null 2>&1; then
+  missing+=("Node.js 18 or newer — https://nodejs.org, macOS: brew install node, Debian/Ubuntu: sudo apt-get install nodejs npm")
+elif [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 18 ]; then
+  missing+=("Node.js 18 or newer (found $(node --version)) — https://nodejs.org or brew install node")
+fi
+command -v npm >/dev/null 2>&1 \
+  || missing+=("npm (comes with Node.js; Debian/Ubuntu: sudo apt-get install npm)")
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "Libero's set-up needs these first:" >&2
+  for item in "${missing[@]}"; do echo "  - $item" >&2; done
   exit 1
 fi
+
+# 1. The pinned Rust toolchain and its wasm32 target (RUSTUP_AUTO_INSTALL may be 0).
 toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
 if ! rustup run "$toolchain" rustc --print target-libdir --target wasm32-unknown-unknown >/dev/null 2>&1 \
   || [ ! -d "$(rustup run "$toolchain" rustc --print target-libdir --target wasm32-unknown-unknown)" ]; then
@@ -39,22 +54,26 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGE
     cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
 fi
 
-# 4. Chromium for Playwright. Debian's package where we can install it; elsewhere Playwright's own.
-if [ -z "${CHROMIUM_PATH:-}" ] && [ ! -x /usr/bin/chromium ]; then
+# 4. npm dependencies: Playwright and npm's binaryen (wasm-opt; Debian's 108 breaks hydration).
+if [ ! -d end2end/node_modules/@playwright/test ] || [ ! -x end2end/node_modules/.bin/wasm-opt ] \
+  || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
+  say "installing end2end npm dependencies"
+  (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# 5. Chromium for Playwright: CHROMIUM_PATH if given; else Debian's package (as root with apt);
+#    else Playwright's own Chromium, which needs no root (macOS, non-root Linux users).
+if [ -n "${CHROMIUM_PATH:-}" ]; then
+  [ -x "$CHROMIUM_PATH" ] || { echo "CHROMIUM_PATH=$CHROMIUM_PATH is not an executable" >&2; exit 1; }
+elif [ ! -x /usr/bin/chromium ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     say "installing Debian's chromium"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   else
-    say "no /usr/bin/chromium: Playwright will use its own browser (run 'npx playwright install chromium' in end2end/ once)"
+    say "no system Chromium: installing Playwright's Chromium (once, no root needed; or set CHROMIUM_PATH)"
+    (cd end2end && npx playwright install chromium)
   fi
-fi
-
-# 5. npm dependencies: Playwright and npm's binaryen (wasm-opt; Debian's 108 breaks hydration).
-if [ ! -d end2end/node_modules/@playwright/test ] || [ ! -x end2end/node_modules/.bin/wasm-opt ] \
-  || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
-  say "installing end2end npm dependencies"
-  (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # 6. A development .env with a fresh SESSION_SECRET (never in CI: tests set their own).

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PWD/end2end/node_modules/.bin:$PATH"
 
-cargo build --features ssr --bin fake-commerce7
+cargo build -p fake-commerce7
 target/debug/fake-commerce7 &
 fake_pid=$!
 trap 'kill "$fake_pid" 2>/dev/null || true' EXIT INT TERM

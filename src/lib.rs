@@ -2,8 +2,7 @@
 
 pub mod api;
 pub mod app;
-#[cfg(feature = "ssr")]
-pub mod fake_commerce7;
+pub mod error;
 pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod server;

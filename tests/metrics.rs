@@ -1,6 +1,6 @@
 //! `/metrics`: hidden without `METRICS_TOKEN`, behind its bearer token, and counting what the
-//! operators' alerts need — on SQLite and PostgreSQL. The recorder is process-wide, so one test
-//! runs both databases one after the other and compares counts before and after.
+//! operators' alerts need — on SQLite and PostgreSQL. The recorder is process-wide, so the two
+//! database variants take turns and compare counts before and after.
 
 mod common;
 
@@ -61,8 +61,10 @@ async fn metrics_count_sessions_on(kind: TestDb) {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_are_served_behind_the_token_and_count_sessions_on_both_databases() {
-    metrics_count_sessions_on(TestDb::Sqlite).await;
-    metrics_count_sessions_on(TestDb::Postgres).await;
-}
+/// The recorder is global to the test process: the two variants take turns so deltas are theirs.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+on_both_databases!(metrics_are_served_behind_the_token_and_count_sessions, |kind| async move {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    metrics_count_sessions_on(kind).await;
+});

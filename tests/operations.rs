@@ -4,12 +4,12 @@
 mod common;
 
 use std::{
-    process::{Command, Stdio},
-    time::Duration,
+    process::Command,
+    time::{Duration, Instant},
 };
 
 use chrono::Utc;
-use common::{OWNER_TOKEN, TENANT, TestApp, TestDb};
+use common::{OWNER_TOKEN, TENANT, TestApp, TestDb, child::ChildServer};
 use libero::server::{db::Db, sessions::cleanup};
 use reqwest::{StatusCode, header};
 use serde_json::Value;
@@ -48,24 +48,34 @@ async fn insert_expired(app: &TestApp, count: i64) {
 }
 
 on_both_databases!(cleanup_of_100k_expired_rows_spares_live_sessions_while_requests_are_answered, |kind| async move {
-    let Some(app) = TestApp::signed_in(kind).await else { return };
+    // Touch interval 0: every signed-in request writes its row, so requests compete with the
+    // cleanup's deletes for the database instead of only reading.
+    let Some(app) = TestApp::signed_in_with(kind, &[("SESSION_TOUCH_INTERVAL", "0".into())]).await else { return };
     insert_expired(&app, 100_000).await;
     let live = app.session_rows().await.into_iter().find(|r| !r.id.starts_with("expired-")).unwrap();
 
     let db = app.db.clone();
-    let cleanup = tokio::spawn(async move { cleanup::delete_expired(&db, cleanup::DEFAULT_BATCH_SIZE).await });
-    let mut answered = 0;
+    let cleanup = tokio::spawn(async move {
+        let started = Instant::now();
+        let deleted = cleanup::delete_expired(&db, cleanup::DEFAULT_BATCH_SIZE).await;
+        (started, deleted, Instant::now())
+    });
+    let mut answered_at = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
     while !cleanup.is_finished() {
+        assert!(Instant::now() < deadline, "the cleanup did not finish within 120 s");
         let response = app.get("/app").await;
         assert_eq!(response.status(), StatusCode::OK, "requests keep being answered during cleanup");
-        answered += 1;
+        answered_at.push(Instant::now());
     }
-    let deleted = cleanup.await.unwrap().unwrap();
-    assert_eq!(deleted, 100_000);
-    assert!(answered > 0, "at least one request ran during the cleanup");
+    let (started, deleted, finished) = cleanup.await.unwrap();
+    assert_eq!(deleted.unwrap(), 100_000);
+    let during = answered_at.iter().filter(|t| **t > started && **t < finished).count();
+    assert!(during >= 2, "{during} requests answered between the cleanup's start and end (of {})", answered_at.len());
     let rows = app.session_rows().await;
     assert_eq!(rows.len(), 1, "only the live session is left");
     assert_eq!(rows[0].id, live.id);
+    assert!(rows[0].last_activity_at > live.last_activity_at, "the requests wrote their touch during the cleanup");
     assert_eq!(app.get("/app").await.status(), StatusCode::OK);
     app.stop().await;
 });
@@ -225,97 +235,55 @@ on_both_databases!(callbacks_over_the_limit_get_429_with_retry_after, |kind| asy
 
 // --- Logs and lifecycle: the real binary ---------------------------------------------------------
 
-struct Server {
-    child: std::process::Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-/// Starts the `libero` binary on a free port against a fresh SQLite file.
-fn start_binary(extra: &[(&str, &str)]) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_libero"));
-    command
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("SESSION_SECRET", common::TEST_SECRET)
-        .env("DATABASE_URL", format!("sqlite://{}", dir.path().join("app.db").display()))
-        .env("LEPTOS_OUTPUT_NAME", "libero")
-        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
-        .env("LEPTOS_SITE_ROOT", dir.path())
-        .env("COOKIE_SECURE", "false")
-        .env("COMMERCE7_USER", common::CALLBACK_USER)
-        .env("COMMERCE7_PASSWORD", common::CALLBACK_PASSWORD)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in extra {
-        command.env(k, v);
-    }
-    let child = command.spawn().expect("libero starts");
-    Server { child, base: format!("http://127.0.0.1:{port}"), _dir: dir }
-}
-
-async fn wait_ready(base: &str) {
-    for _ in 0..100 {
-        if let Ok(r) = reqwest::get(format!("{base}/readyz")).await {
-            if r.status() == StatusCode::OK {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server did not become ready");
-}
-
-fn terminate(child: &std::process::Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-}
-
-async fn start_fake() -> libero::fake_commerce7::FakeCommerce7 {
-    let config = libero::fake_commerce7::FakeConfig::demo(
-        "http://127.0.0.1:9",
-        common::CALLBACK_USER,
-        common::CALLBACK_PASSWORD,
-    );
-    libero::fake_commerce7::FakeCommerce7::start(([127, 0, 0, 1], 0).into(), config).await.unwrap()
+async fn start_fake() -> fake_commerce7::FakeCommerce7 {
+    let config =
+        fake_commerce7::FakeConfig::demo("http://127.0.0.1:9", common::CALLBACK_USER, common::CALLBACK_PASSWORD);
+    fake_commerce7::FakeCommerce7::start(([127, 0, 0, 1], 0).into(), config).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_have_one_line_per_request_with_its_id_and_never_a_token_or_cookie() {
     let c7 = start_fake().await;
     let api = c7.api_url();
-    let mut server = start_binary(&[("LOG_FORMAT", "json"), ("COMMERCE7_API_URL", &api)]);
-    wait_ready(&server.base).await;
+    let mut server = ChildServer::start(&[("COMMERCE7_API_URL", &api)]).await;
     c7.set_app_url(&server.base);
-    c7.send_install(TENANT).await.unwrap();
+    assert_eq!(c7.send_install(TENANT).await.unwrap().as_u16(), 200);
 
+    // Every request of ours carries its own id; the install callback (sent by the fake) does not.
     let client =
         reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap();
-    let response =
-        client.get(format!("{}/app?tenantId={TENANT}&account={OWNER_TOKEN}", server.base)).send().await.unwrap();
+    let ours = ["req-sign-in", "req-dashboard", "req-settings", "req-health"];
+    let response = client
+        .get(format!("{}/app?tenantId={TENANT}&account={OWNER_TOKEN}", server.base))
+        .header("x-request-id", ours[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
     let cookie_value = cookie.trim_start_matches("__libero_session=").to_owned();
-    let page =
-        client.get(format!("{}/app", server.base)).header("x-request-id", "req-under-test").send().await.unwrap();
-    assert_eq!(page.headers()["x-request-id"], "req-under-test", "a proxy's request id is kept and returned");
+    for (id, path) in [(ours[1], "/app"), (ours[2], "/settings"), (ours[3], "/healthz")] {
+        let page = client.get(format!("{}{path}", server.base)).header("x-request-id", id).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK, "{path}");
+        assert_eq!(page.headers()["x-request-id"], id, "a proxy's request id is kept and returned");
+    }
 
-    terminate(&server.child);
-    let output = server.child.wait_with_output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-    server.child = Command::new("true").spawn().unwrap();
-    let logs = output.unwrap();
+    server.terminate();
+    assert!(server.exit_status().await.success());
     let lines: Vec<Value> =
-        logs.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("JSON line: {l}"))).collect();
+        server.lines().iter().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("JSON line: {l}"))).collect();
+    let logs = server.lines().join("\n");
     let finished: Vec<&Value> = lines.iter().filter(|l| l["message"] == "finished processing request").collect();
-    // The request's span (id, method, path) is attached to each of its lines.
-    assert!(
-        finished.iter().any(|l| l["span"]["request_id"] == "req-under-test" && l["span"]["path"] == "/app"),
-        "{logs}"
-    );
+    // Exactly one line per request: our four and the install callback, nothing twice.
+    assert_eq!(finished.len(), ours.len() + 1, "{logs}");
+    for id in ours {
+        let of_request: Vec<_> = finished.iter().filter(|l| l["span"]["request_id"] == id).collect();
+        assert_eq!(of_request.len(), 1, "one line for {id}: {logs}");
+    }
+    let dashboard = finished.iter().find(|l| l["span"]["request_id"] == ours[1]).unwrap();
+    assert_eq!(dashboard["span"]["path"], "/app");
+    assert_eq!(dashboard["span"]["method"], "GET");
     assert!(finished.iter().all(|l| l["span"]["request_id"].is_string()), "every request line has an id");
-    assert!(finished.len() >= 4, "one line per request");
     assert!(!logs.contains(OWNER_TOKEN), "the Commerce7 account token is never logged");
     assert!(!logs.contains(&cookie_value), "the cookie is never logged");
     assert!(!logs.contains("tenantId="), "query strings are never logged");
@@ -325,10 +293,9 @@ async fn json_logs_have_one_line_per_request_with_its_id_and_never_a_token_or_co
 async fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
     let c7 = start_fake().await;
     let api = c7.api_url();
-    let server = start_binary(&[("COMMERCE7_API_URL", &api), ("COMMERCE7_TIMEOUT", "10s")]);
-    wait_ready(&server.base).await;
+    let mut server = ChildServer::start(&[("COMMERCE7_API_URL", &api), ("COMMERCE7_TIMEOUT", "10s")]).await;
     c7.set_app_url(&server.base);
-    c7.send_install(TENANT).await.unwrap();
+    assert_eq!(c7.send_install(TENANT).await.unwrap().as_u16(), 200);
     c7.set_latency(Duration::from_millis(1500));
 
     let url = format!("{}/app?tenantId={TENANT}&account={OWNER_TOKEN}", server.base);
@@ -336,13 +303,14 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
         reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap().get(url).send().await
     });
     // Wait until the request is inside the app (Commerce7 has been asked), then stop the server.
+    let deadline = Instant::now() + Duration::from_secs(10);
     while c7.user_calls() == 0 {
+        assert!(Instant::now() < deadline, "the sign-in never reached Commerce7");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    terminate(&server.child);
+    server.terminate();
     let response = in_flight.await.unwrap().expect("the in-flight request is answered");
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "signed in despite the shutdown");
-    let mut child = server.child;
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let status = server.exit_status().await;
     assert!(status.success(), "exit status {status:?}");
 }

@@ -231,12 +231,16 @@ on_both_databases!(forged_tampered_unknown_and_oversized_cookies_get_no_session,
         ("oversized", format!("__libero_session={}", "A".repeat(6000))),
         ("garbage", "__libero_session=%%%".to_owned()),
     ];
+    let send = |cookie: String| TestApp::bare_client().get(app.url("/app")).header(header::COOKIE, cookie).send();
+    // Positive control: the genuine cookie, sent exactly the same way, is a session.
+    assert_eq!(send(genuine.clone()).await.unwrap().status(), StatusCode::OK, "the genuine cookie works");
     let before = app.session_rows().await.len();
     for (what, cookie) in cases {
-        let response = TestApp::bare_client().get(app.url("/app")).header(header::COOKIE, cookie).send().await.unwrap();
+        let response = send(cookie).await.unwrap();
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{what}");
         assert_eq!(app.session_rows().await.len(), before, "{what}: no row created");
     }
+    assert_eq!(send(genuine).await.unwrap().status(), StatusCode::OK, "the genuine session survived the attempts");
     app.stop().await;
 });
 
@@ -551,18 +555,88 @@ on_both_databases!(invalid_settings_get_field_errors_and_are_not_saved, |kind| a
     app.stop().await;
 });
 
+/// Holds the database's lock on the demo tenant's `clients` row (PostgreSQL: `FOR UPDATE`;
+/// SQLite: the single write lock) so that requests writing it pile up behind it.
+enum RowLock {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection, String),
+}
+
+impl RowLock {
+    async fn take(app: &TestApp) -> Self {
+        use sqlx::Connection;
+        match app.db {
+            libero::server::db::Db::Sqlite(_) => {
+                let mut conn = sqlx::SqliteConnection::connect(&app.database.url).await.unwrap();
+                sqlx::Executor::execute(&mut conn, "BEGIN IMMEDIATE").await.unwrap();
+                Self::Sqlite(conn)
+            }
+            libero::server::db::Db::Postgres(_) => {
+                let mut conn = sqlx::PgConnection::connect(&app.database.url).await.unwrap();
+                sqlx::Executor::execute(&mut conn, "BEGIN").await.unwrap();
+                sqlx::query("SELECT 1 FROM clients WHERE tenant_id = $1 FOR UPDATE")
+                    .bind(TENANT)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                let name = app.database.postgres_name().unwrap().to_owned();
+                Self::Postgres(conn, name)
+            }
+        }
+    }
+
+    /// Returns once `n` other statements wait on the lock (PostgreSQL reports it; SQLite cannot,
+    /// so the requests get a bounded moment to reach their `UPDATE` and must still be waiting).
+    async fn wait_for_waiters(&mut self, n: i64) {
+        match self {
+            Self::Sqlite(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+            Self::Postgres(_, name) => {
+                let mut observer = <sqlx::PgConnection as sqlx::Connection>::connect(&common::postgres_admin_url()).await.unwrap();
+                for _ in 0..200 {
+                    let waiting: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+                    )
+                    .bind(&*name)
+                    .fetch_one(&mut observer)
+                    .await
+                    .unwrap();
+                    if waiting >= n {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                }
+                panic!("the saves never waited on the row lock together");
+            }
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            Self::Sqlite(mut conn) => sqlx::Executor::execute(&mut conn, "ROLLBACK").await.map(drop).unwrap(),
+            Self::Postgres(mut conn, _) => sqlx::Executor::execute(&mut conn, "ROLLBACK").await.map(drop).unwrap(),
+        }
+    }
+}
+
 on_both_databases!(two_concurrent_saves_lose_nothing, |kind| async move {
     let Some(app) = TestApp::signed_in(kind).await else {
         return;
     };
     let version = get_settings(&app).await["version"].clone();
     let save = |org: &'static str| {
-        app.post_same_origin("/api/save_settings")
-            .json(&json!({ "settings": settings(org), "version": version }))
-            .send()
+        tokio::spawn(
+            app.post_same_origin("/api/save_settings")
+                .json(&json!({ "settings": settings(org), "version": version }))
+                .send(),
+        )
     };
-    let (a, b) = tokio::join!(save("Window A"), save("Window B"));
-    let (a, b) = (a.unwrap(), b.unwrap());
+    // Both saves are in flight at once, held by the database until both wait for it.
+    let mut lock = RowLock::take(&app).await;
+    let (a, b) = (save("Window A"), save("Window B"));
+    lock.wait_for_waiters(2).await;
+    assert!(!a.is_finished() && !b.is_finished(), "both saves are waiting on the database together");
+    lock.release().await;
+    let (a, b) = (a.await.unwrap().unwrap(), b.await.unwrap().unwrap());
     let mut statuses = [a.status().as_u16(), b.status().as_u16()];
     statuses.sort();
     assert_eq!(statuses, [200, 409], "one save wins, the other is told, none is silently overwritten");
@@ -591,7 +665,7 @@ async fn a_signed_in_request_with_the_database_gone_gets_503_not_a_crash() {
     let Some(app) = TestApp::signed_in(TestDb::Postgres).await else {
         return;
     };
-    let name = app.database.url.rsplit('/').next().unwrap().to_owned();
+    let name = app.database.postgres_name().expect("a PostgreSQL database").to_owned();
     let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&common::postgres_admin_url()).await.unwrap();
     sqlx::Executor::execute(&mut admin, format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#).as_str()).await.unwrap();
     assert_eq!(app.get("/app").await.status(), StatusCode::SERVICE_UNAVAILABLE);

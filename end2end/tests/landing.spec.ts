@@ -1,4 +1,8 @@
 import { expect, test } from "@playwright/test";
+import { useServers } from "../support/servers";
+
+// This file's own Libero and fake Commerce7 (fresh database); `baseURL` is the app.
+useServers("landing");
 
 test("the landing page is rendered by the server", async ({ page }) => {
   const response = await page.goto("/");
@@ -19,11 +23,16 @@ test("the details toggle works once the page has hydrated", async ({ page }) => 
 
 test("without the wasm bundle the same click does nothing (the toggle needs hydration)", async ({ page }) => {
   await page.route("**/*.wasm", (route) => route.abort());
+  // Once the wasm request has failed the page can never hydrate: nothing left to wait for.
+  const wasmFailed = page.waitForEvent("requestfailed", (request) => request.url().endsWith(".wasm"));
   await page.goto("/");
+  await wasmFailed;
   await page.getByRole("button", { name: "Show the details" }).click();
-  // Give a would-be handler ample time to react before asserting that nothing changed.
-  await page.waitForTimeout(500);
+  // A hydrated handler reacts within the click's task and renders by the next frame; wait for
+  // two frames to pass, then check that nothing changed.
+  await page.evaluate(() => new Promise<void>((done) => requestAnimationFrame(() => requestAnimationFrame(() => done()))));
   await expect(page.locator("#how-it-works")).toBeHidden();
+  await expect(page.getByRole("button", { name: "Show the details" })).toHaveAttribute("aria-expanded", "false");
   await expect(page.locator("body")).not.toHaveAttribute("data-hydrated", "true");
 });
 

@@ -5,11 +5,9 @@
 
 use std::net::SocketAddr;
 
+use fake_commerce7::{FakeCommerce7, FakeConfig};
 use leptos::config::LeptosOptions;
-use libero::{
-    fake_commerce7::{FakeCommerce7, FakeConfig},
-    server::{Application, config::Config, db::Db},
-};
+use libero::server::{Application, config::Config, db::Db};
 
 /// A running app for a load script.
 pub struct Bench {

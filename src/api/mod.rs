@@ -1,96 +1,16 @@
 //! Server functions (`/api/…`) and the types they share with the browser.
 
 pub mod session;
+pub mod sessions;
 pub mod settings;
 
-use std::collections::BTreeMap;
-
-use leptos::server_fn::{
-    ServerFnError,
-    codec::JsonEncoding,
-    error::{FromServerFnError, ServerFnErrorErr},
-};
-use serde::{Deserialize, Serialize};
-
-/// What can go wrong in a server function, as the UI sees it: it matches on the variant, never
-/// on a message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[serde(tag = "error", rename_all = "snake_case")]
-pub enum AppError {
-    /// No valid session (HTTP 401): the UI returns to `/`.
-    #[error("Your session has ended. Open Libero again from your Commerce7 admin.")]
-    Unauthorized,
-    /// A cross-site request (HTTP 403).
-    #[error("This request was refused because it did not come from Libero itself.")]
-    Forbidden,
-    /// Field errors, keyed by field name (HTTP 422).
-    #[error("Please correct the highlighted fields.")]
-    Validation {
-        /// Field name → message.
-        fields: BTreeMap<String, String>,
-    },
-    /// Someone saved in between (HTTP 409).
-    #[error(
-        "These settings were changed in another window. Reload the page to see the latest version, then save again."
-    )]
-    Conflict,
-    /// The database is unreachable (HTTP 503).
-    #[error("Libero is temporarily unavailable. Try again in a minute.")]
-    Unavailable,
-    /// The request's arguments could not be read (HTTP 400).
-    #[error("The request could not be read: {message}")]
-    BadRequest {
-        /// What could not be read.
-        message: String,
-    },
-    /// Transport or encoding trouble between the browser and the server.
-    #[error("Libero couldn't be reached. Check your connection and try again.")]
-    Transport {
-        /// Technical detail, for the console.
-        message: String,
-    },
-}
-
-impl AppError {
-    /// The HTTP status that carries this error.
-    pub fn status(&self) -> http::StatusCode {
-        use http::StatusCode;
-        match self {
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
-            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Conflict => StatusCode::CONFLICT,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Transport { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-}
-
-impl FromServerFnError for AppError {
-    type Encoder = JsonEncoding;
-
-    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        match value {
-            // On the server these mean the browser sent arguments that do not decode.
-            #[cfg(feature = "ssr")]
-            ServerFnErrorErr::Args(message) | ServerFnErrorErr::Deserialization(message) => {
-                ssr::fail(Self::BadRequest { message })
-            }
-            other => Self::Transport { message: other.to_string() },
-        }
-    }
-}
-
-impl From<ServerFnError> for AppError {
-    fn from(value: ServerFnError) -> Self {
-        Self::Transport { message: value.to_string() }
-    }
-}
+pub use crate::error::AppError;
 
 /// Server-side helpers shared by the server functions.
 #[cfg(feature = "ssr")]
 pub mod ssr {
+    pub use crate::error::fail;
+
     use super::AppError;
     use crate::server::{AppState, sessions::CurrentSession};
     use leptos::prelude::*;
@@ -103,14 +23,6 @@ pub mod ssr {
             .ok_or_else(|| fail(AppError::Unauthorized))
     }
 
-    /// Sets the HTTP status of `error` on the response and returns it.
-    pub fn fail(error: AppError) -> AppError {
-        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-            response.set_status(error.status());
-        }
-        error
-    }
-
     /// Logs a database error with context and turns it into a 503 for the browser.
     pub fn unavailable(err: impl std::fmt::Display, what: &str) -> AppError {
         tracing::error!(error = %err, "{what}");
@@ -120,27 +32,5 @@ pub mod ssr {
     /// The shared state.
     pub fn state() -> AppState {
         expect_context::<AppState>()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_error_round_trips_through_its_json_encoding() {
-        let errors = [
-            AppError::Unauthorized,
-            AppError::Forbidden,
-            AppError::Validation { fields: BTreeMap::from([("org_name".to_owned(), "Required".to_owned())]) },
-            AppError::Conflict,
-            AppError::Unavailable,
-            AppError::BadRequest { message: "bad".to_owned() },
-            AppError::Transport { message: "down".to_owned() },
-        ];
-        for error in errors {
-            let bytes = error.ser();
-            assert_eq!(AppError::de(bytes), error);
-        }
     }
 }

@@ -19,7 +19,8 @@ pub struct MerchantSettings {
     pub contact_name: String,
     /// Contact email.
     pub contact_email: String,
-    /// Opt-in to a weekly summary email.
+    /// Opt-in to a weekly summary email (an unticked checkbox sends nothing: false).
+    #[serde(default)]
     pub weekly_summary: bool,
 }
 
@@ -97,25 +98,100 @@ pub async fn get_settings() -> Result<SettingsForm, AppError> {
 }
 
 /// Saves the merchant's settings if nobody saved since `version` was read; returns the new form.
-#[server(prefix = "/api", endpoint = "save_settings", input = leptos::server_fn::codec::Json)]
+///
+/// Its arguments travel as an HTML form (`settings[org_name]=…&…&version=…`, leptos's default
+/// encoding) so that the settings page's `<ActionForm>` also works before the wasm has loaded:
+/// the browser then posts the form itself and is sent back to `/settings`.
+#[server(prefix = "/api", endpoint = "save_settings")]
 pub async fn save_settings(settings: MerchantSettings, version: String) -> Result<SettingsForm, AppError> {
-    use super::ssr::{fail, require_session, state, unavailable};
+    let saved = ssr::save(settings, version).await;
+    ssr::redirect_a_plain_form_post(saved.as_ref().err());
+    saved
+}
+
+#[cfg(feature = "ssr")]
+mod ssr {
+    use http::{HeaderValue, StatusCode, header};
+    use leptos::{prelude::use_context, server_fn::error::ServerFnUrlError};
+    use leptos_axum::ResponseOptions;
+
+    use super::{AppError, MerchantSettings, SaveSettings, SettingsForm};
+    use crate::api::ssr::{fail, require_session, state, unavailable};
     use crate::server::clients;
 
-    let session = require_session()?.0;
-    let settings = settings.validate().map_err(|fields| fail(AppError::Validation { fields }))?;
-    let expected = chrono::DateTime::parse_from_rfc3339(&version)
-        .map_err(|_| fail(AppError::Conflict))?
-        .with_timezone(&chrono::Utc);
-    let saved = clients::save_settings(&state().db, session.client_id, &settings, expected)
-        .await
-        .map_err(|e| unavailable(e, "saving settings failed"))?;
-    match saved {
-        Some(version) => {
-            tracing::info!(tenant_id = %session.tenant_id, "settings saved");
-            Ok(SettingsForm { settings, version: version.to_rfc3339_opts(chrono::SecondsFormat::Micros, true) })
+    /// Where the settings form lives.
+    const SETTINGS_PAGE: &str = "/settings";
+
+    /// Validates and saves, refusing a save based on an outdated `version` (409).
+    pub async fn save(settings: MerchantSettings, version: String) -> Result<SettingsForm, AppError> {
+        let session = require_session()?.0;
+        let settings = settings.validate().map_err(|fields| fail(AppError::Validation { fields }))?;
+        let expected = chrono::DateTime::parse_from_rfc3339(&version)
+            .map_err(|_| fail(AppError::Conflict))?
+            .with_timezone(&chrono::Utc);
+        let saved = clients::save_settings(&state().db, session.client_id, &settings, expected)
+            .await
+            .map_err(|e| unavailable(e, "saving settings failed"))?;
+        match saved {
+            Some(version) => {
+                tracing::info!(tenant_id = %session.tenant_id, "settings saved");
+                Ok(SettingsForm { settings, version: version.to_rfc3339_opts(chrono::SecondsFormat::Micros, true) })
+            }
+            None => Err(fail(AppError::Conflict)),
         }
-        None => Err(fail(AppError::Conflict)),
+    }
+
+    /// A form the browser posted itself (no JavaScript yet) asks for HTML: answer `303 →
+    /// /settings`, with the error (never the merchant's input) in leptos's `__path`/`__err` query,
+    /// which the page's `ServerAction` shows as it would a fetched answer. Without this the
+    /// error's status (422, 409, …) would replace leptos's redirect and leave the merchant on a
+    /// JSON body.
+    pub fn redirect_a_plain_form_post(error: Option<&AppError>) {
+        let wants_html = use_context::<http::request::Parts>()
+            .and_then(|parts| parts.headers.get(header::ACCEPT)?.to_str().ok().map(|a| a.contains("text/html")))
+            .unwrap_or(false);
+        let Some(response) = use_context::<ResponseOptions>().filter(|_| wants_html) else {
+            return;
+        };
+        let location = error.map_or_else(|| SETTINGS_PAGE.to_owned(), |error| with_error(SETTINGS_PAGE, error));
+        if let Ok(location) = HeaderValue::from_str(&location) {
+            response.set_status(StatusCode::SEE_OTHER);
+            response.insert_header(header::LOCATION, location);
+        }
+    }
+
+    /// `path?__path=/api/save_settings&__err=<the error, encoded as leptos reads it>`.
+    fn with_error(path: &str, error: &AppError) -> String {
+        use leptos::server_fn::ServerFn;
+        // `to_url` wants an absolute base; only the path and query are kept.
+        match ServerFnUrlError::new(SaveSettings::PATH, error.clone()).to_url(&format!("http://libero{path}")) {
+            Ok(url) => format!("{}?{}", url.path(), url.query().unwrap_or_default()),
+            Err(_) => path.to_owned(),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn an_error_travels_in_the_query_leptos_reads() {
+            let location = with_error(SETTINGS_PAGE, &AppError::Conflict);
+            let (path, query) = location.split_once('?').unwrap();
+            assert_eq!(path, "/settings");
+            let pairs: Vec<(String, String)> = url_pairs(query);
+            assert_eq!(pairs[0], ("__path".to_owned(), "/api/save_settings".to_owned()));
+            assert_eq!(pairs[1].0, "__err");
+            assert_eq!(ServerFnUrlError::<AppError>::decode_err(&pairs[1].1), AppError::Conflict);
+        }
+
+        fn url_pairs(query: &str) -> Vec<(String, String)> {
+            reqwest::Url::parse(&format!("http://x/?{query}"))
+                .unwrap()
+                .query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        }
     }
 }
 

@@ -3,7 +3,10 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use super::app_frame::{AppFrame, ErrorNotice, Section};
+use super::{
+    app_frame::{AppFrame, ErrorNotice, Section},
+    your_sessions::YourSessions,
+};
 use crate::api::session::{SessionInfo, get_session_info};
 
 /// The dashboard.
@@ -22,6 +25,7 @@ pub fn Dashboard() -> impl IntoView {
                     })
                 }}
             </Suspense>
+            <YourSessions/>
         </AppFrame>
     }
 }

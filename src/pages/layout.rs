@@ -8,7 +8,8 @@ pub fn BrandHeader() -> impl IntoView {
     view! {
         <header class="topbar">
             <a class="brand" href="/">
-                <span class="brand-mark" aria-hidden="true">"L"</span>
+                // The favicon (public/favicon.svg) is the mark; the name beside it is the text.
+                <img class="brand-mark" src="/favicon.svg" alt="" width="28" height="28"/>
                 <span class="brand-name">"Libero"</span>
             </a>
         </header>

@@ -6,3 +6,4 @@ pub mod landing;
 pub mod layout;
 pub mod not_found;
 pub mod settings;
+pub mod your_sessions;

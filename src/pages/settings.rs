@@ -8,7 +8,7 @@ use leptos_meta::Title;
 use super::app_frame::{AppFrame, ErrorNotice, Section, leave_if_unauthorized};
 use crate::api::{
     AppError,
-    settings::{MerchantSettings, SaveSettings, SettingsForm, get_settings},
+    settings::{SaveSettings, SettingsForm, get_settings},
 };
 
 /// The settings page.
@@ -34,13 +34,13 @@ pub fn Settings() -> impl IntoView {
     }
 }
 
+/// The form. An `ActionForm` posting to `save_settings`: once hydrated it sends the fields with
+/// `fetch` and stays on the page; before (or without) the wasm, the browser posts the same form
+/// and is sent back here, where the action's error (from the redirect's query) is shown the same
+/// way. The fields are not controlled by signals: the form's own data is what is sent.
 #[component]
 fn SettingsEditor(form: SettingsForm) -> impl IntoView {
     let SettingsForm { settings, version } = form;
-    let org_name = RwSignal::new(settings.org_name);
-    let contact_name = RwSignal::new(settings.contact_name);
-    let contact_email = RwSignal::new(settings.contact_email);
-    let weekly_summary = RwSignal::new(settings.weekly_summary);
     let version = RwSignal::new(version);
     let save = ServerAction::<SaveSettings>::new();
 
@@ -55,23 +55,7 @@ fn SettingsEditor(form: SettingsForm) -> impl IntoView {
         Some(Err(AppError::Validation { fields })) => fields,
         _ => BTreeMap::new(),
     });
-    let error_for = move |field: &'static str| move || field_errors.get().get(field).cloned();
-
-    let on_submit = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        if save.pending().get_untracked() {
-            return;
-        }
-        save.dispatch(SaveSettings {
-            settings: MerchantSettings {
-                org_name: org_name.get_untracked(),
-                contact_name: contact_name.get_untracked(),
-                contact_email: contact_email.get_untracked(),
-                weekly_summary: weekly_summary.get_untracked(),
-            },
-            version: version.get_untracked(),
-        });
-    };
+    let error_for = move |field: &'static str| Signal::derive(move || field_errors.get().get(field).cloned());
 
     view! {
         <div aria-live="polite">
@@ -81,18 +65,15 @@ fn SettingsEditor(form: SettingsForm) -> impl IntoView {
                 None => None,
             }}
         </div>
-        <form class="form" on:submit=on_submit novalidate>
-            <TextField id="org_name" label="Organisation name" kind="text" value=org_name error=Signal::derive(error_for("org_name")) autocomplete="organization"/>
-            <TextField id="contact_name" label="Contact name" kind="text" value=contact_name error=Signal::derive(error_for("contact_name")) autocomplete="name"/>
-            <TextField id="contact_email" label="Contact email" kind="email" value=contact_email error=Signal::derive(error_for("contact_email")) autocomplete="email"/>
+        <ActionForm action=save attr:class="form" attr:novalidate=true>
+            // The version read with the form: the save is refused (409) if someone saved since.
+            <input type="hidden" name="version" value=move || version.get()/>
+            <TextField id="org_name" label="Organisation name" kind="text" value=settings.org_name error=error_for("org_name") autocomplete="organization"/>
+            <TextField id="contact_name" label="Contact name" kind="text" value=settings.contact_name error=error_for("contact_name") autocomplete="name"/>
+            <TextField id="contact_email" label="Contact email" kind="email" value=settings.contact_email error=error_for("contact_email") autocomplete="email"/>
             <div class="field checkbox">
-                <input
-                    type="checkbox"
-                    id="weekly_summary"
-                    name="weekly_summary"
-                    prop:checked=move || weekly_summary.get()
-                    on:change=move |ev| weekly_summary.set(event_target_checked(&ev))
-                />
+                // Ticked sends `true`; unticked sends nothing, which the server reads as false.
+                <input type="checkbox" id="weekly_summary" name="settings[weekly_summary]" value="true" checked=settings.weekly_summary/>
                 <label for="weekly_summary">
                     "Send me a weekly summary"
                     <span class="hint">" — club sign-ups and orders, every Monday"</span>
@@ -103,16 +84,18 @@ fn SettingsEditor(form: SettingsForm) -> impl IntoView {
                     {move || if save.pending().get() { "Saving…" } else { "Save settings" }}
                 </button>
             </div>
-        </form>
+        </ActionForm>
     }
 }
 
+/// A labelled text input named `settings[<id>]` (the server function's argument), with its
+/// field error.
 #[component]
 fn TextField(
     id: &'static str,
     label: &'static str,
     kind: &'static str,
-    value: RwSignal<String>,
+    value: String,
     error: Signal<Option<String>>,
     autocomplete: &'static str,
 ) -> impl IntoView {
@@ -124,10 +107,9 @@ fn TextField(
             <input
                 type=kind
                 id=id
-                name=id
+                name=format!("settings[{id}]")
                 autocomplete=autocomplete
-                prop:value=move || value.get()
-                on:input=move |ev| value.set(event_target_value(&ev))
+                value=value
                 aria-invalid=move || error.get().is_some().to_string()
                 aria-describedby=move || error.get().is_some().then(|| described_by.clone())
             />

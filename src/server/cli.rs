@@ -1,4 +1,5 @@
-//! The `libero` command line: `serve` (default), `migrate`, `sessions cleanup|stats`, `secret`.
+//! The `libero` command line: `serve` (default), `migrate`, `sessions cleanup|stats|revoke|list`,
+//! `secret`, `doctor`.
 
 use std::process::ExitCode;
 
@@ -10,7 +11,7 @@ use super::{
     Application,
     config::Config,
     db::Db,
-    sessions::{cleanup, stats},
+    sessions::{cleanup, manage, stats},
     telemetry,
 };
 
@@ -35,6 +36,9 @@ enum Command {
     },
     /// Print a new random SESSION_SECRET.
     Secret,
+    /// Check the settings, the database and its migrations, Commerce7 and the cookie/framing
+    /// settings without changing anything; one line per check, exit 1 if any check fails.
+    Doctor,
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,6 +56,24 @@ enum SessionsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delete every session of a tenant, or of one user of it (incident response); prints how many.
+    Revoke {
+        /// Commerce7 tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// Only this Commerce7 user id.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// List a tenant's active sessions: who, from where, since when. Never ids or tokens.
+    List {
+        /// Commerce7 tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// Machine-readable JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Parses the arguments and runs the command; the exit code says whether it worked.
@@ -65,6 +87,8 @@ pub async fn run() -> ExitCode {
             println!("{}", new_secret());
             Ok(())
         }
+        // Prints its own report; the exit code says whether any check failed.
+        Command::Doctor => return super::doctor::run().await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -121,9 +145,50 @@ async fn sessions(command: SessionsCommand) -> Result<(), String> {
             }
             Err(e) => Err(format!("cannot read session statistics: {e}")),
         },
+        SessionsCommand::Revoke { tenant, user } => revoke(&db, &tenant, user.as_deref()).await,
+        SessionsCommand::List { tenant, json } => list(&db, &tenant, json).await,
     };
     db.close().await;
     result
+}
+
+async fn revoke(db: &Db, tenant: &str, user: Option<&str>) -> Result<(), String> {
+    let client_id = known_tenant(db, tenant).await?;
+    let revoked = manage::revoke(db, client_id, user).await.map_err(|e| format!("cannot revoke sessions: {e}"))?;
+    let whose = user.map_or_else(|| format!("tenant {tenant}"), |user| format!("tenant {tenant} user {user}"));
+    println!("Revoked {revoked} sessions for {whose}");
+    Ok(())
+}
+
+async fn list(db: &Db, tenant: &str, json: bool) -> Result<(), String> {
+    let client_id = known_tenant(db, tenant).await?;
+    let sessions = manage::list_tenant(db, client_id, tenant, idle_timeout_from_env()?)
+        .await
+        .map_err(|e| format!("cannot list sessions: {e}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&sessions).expect("sessions serialise"));
+    } else {
+        print!("{}", sessions.to_text());
+    }
+    Ok(())
+}
+
+async fn known_tenant(db: &Db, tenant: &str) -> Result<uuid::Uuid, String> {
+    manage::client_of_tenant(db, tenant)
+        .await
+        .map_err(|e| format!("cannot read clients: {e}"))?
+        .ok_or_else(|| format!("unknown tenant {tenant:?}: no client with that tenant id has installed Libero"))
+}
+
+/// `SESSION_IDLE_TIMEOUT` as `serve` reads it (default 1 h, `0` = off), so that `sessions list`
+/// shows the sessions the server would still accept.
+fn idle_timeout_from_env() -> Result<Option<std::time::Duration>, String> {
+    let Some(value) = std::env::var("SESSION_IDLE_TIMEOUT").ok().filter(|v| !v.trim().is_empty()) else {
+        return Ok(Some(std::time::Duration::from_secs(3600)));
+    };
+    super::config::parse_duration(value.trim())
+        .map(|idle| (!idle.is_zero()).then_some(idle))
+        .ok_or_else(|| format!("SESSION_IDLE_TIMEOUT={value:?} is not a duration such as 1h, 30m or 0"))
 }
 
 async fn migrate() -> Result<(), String> {

@@ -14,6 +14,8 @@ pub const DEFAULT_COMMERCE7_API_URL: &str = "https://api.commerce7.com/v1";
 pub const DEFAULT_FRAME_ANCESTORS: &str = "https://*.commerce7.com";
 /// Minimum length of `SESSION_SECRET`.
 pub const MIN_SECRET_LEN: usize = 32;
+/// The callback password `.env.example` ships with: fine on a laptop, refused in production.
+pub const EXAMPLE_CALLBACK_PASSWORD: &str = "libero-dev-callback-password";
 
 const SECRET_HINT: &str = "generate one with `libero secret` or `openssl rand -hex 32` and put it in \
 the environment or in .env as SESSION_SECRET=<value>";
@@ -129,6 +131,16 @@ pub enum ConfigError {
     /// `./.env` exists but cannot be read.
     #[error("cannot read .env: {0} (values with spaces need quotes: KEY=\"a b\")")]
     DotEnv(String),
+    /// A development value in production (`LEPTOS_ENV=PROD`).
+    #[error("{name} {problem} in production (LEPTOS_ENV=PROD): {fix}")]
+    NotForProduction {
+        /// The variable's name.
+        name: &'static str,
+        /// What is wrong with its value.
+        problem: &'static str,
+        /// What to set instead.
+        fix: &'static str,
+    },
     /// A setting has a value that cannot be parsed.
     #[error("{name} has an invalid value {value:?}: {expected}")]
     Invalid {
@@ -268,7 +280,7 @@ impl Config {
         };
         let cleanup = duration("SESSION_CLEANUP_INTERVAL", Duration::from_secs(3600))?;
 
-        Ok(Self {
+        let config = Self {
             session_cleanup_interval: (!cleanup.is_zero()).then_some(cleanup),
             metrics_token: get("METRICS_TOKEN").map(Secret::new),
             rate_limit_sign_in: rate_limit("RATE_LIMIT_SIGN_IN", "30/min")?,
@@ -290,7 +302,58 @@ impl Config {
                 .map(str::to_owned)
                 .collect(),
             log_format,
-        })
+        };
+        if get("LEPTOS_ENV").is_some_and(|env| is_production(&env)) {
+            config.refuse_development_values()?;
+        }
+        Ok(config)
+    }
+
+    /// Refuses the values that are fine on a laptop but unsafe in production.
+    fn refuse_development_values(&self) -> Result<(), ConfigError> {
+        if self.commerce7_password.as_ref().is_some_and(|p| p.expose() == EXAMPLE_CALLBACK_PASSWORD) {
+            return Err(ConfigError::NotForProduction {
+                name: "COMMERCE7_PASSWORD",
+                problem: "is the example value from .env.example",
+                fix: "set COMMERCE7_PASSWORD to a secret of your own (e.g. from `libero secret`) and enter the same in the Commerce7 Dev Center",
+            });
+        }
+        if self.commerce7_api_url.starts_with("http://") && !is_loopback_url(&self.commerce7_api_url) {
+            return Err(ConfigError::NotForProduction {
+                name: "COMMERCE7_API_URL",
+                problem: "uses plain http:// to another host, which would send account tokens in clear,",
+                fix: "set COMMERCE7_API_URL=https://api.commerce7.com/v1 (or another https:// URL)",
+            });
+        }
+        if !self.cookie_secure {
+            return Err(ConfigError::NotForProduction {
+                name: "COOKIE_SECURE",
+                problem: "is false, which drops Secure/SameSite=None/Partitioned from the session cookie,",
+                fix: "set COOKIE_SECURE=true (or leave it unset) and serve the app over HTTPS",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Whether `LEPTOS_ENV` names production, as leptos reads it (`prod`/`production`, any case).
+fn is_production(leptos_env: &str) -> bool {
+    leptos_env.eq_ignore_ascii_case("prod") || leptos_env.eq_ignore_ascii_case("production")
+}
+
+/// Whether `url`'s host is this machine (`localhost`, 127.0.0.0/8, `::1`).
+fn is_loopback_url(url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    match url.host_str() {
+        Some(host) if host.eq_ignore_ascii_case("localhost") => true,
+        Some(host) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
     }
 }
 
@@ -464,6 +527,78 @@ mod tests {
         assert_eq!(c.trusted_proxy_hops, 0);
         let c = config(&[("SESSION_SECRET", SECRET), ("SESSION_CLEANUP_INTERVAL", "0")]).unwrap();
         assert_eq!(c.session_cleanup_interval, None);
+    }
+
+    /// A production configuration with good values.
+    const PRODUCTION: [(&str, &str); 5] = [
+        ("SESSION_SECRET", SECRET),
+        ("LEPTOS_ENV", "PROD"),
+        ("COMMERCE7_USER", "winery-callbacks"),
+        ("COMMERCE7_PASSWORD", "a-password-of-our-own-0123456789"),
+        ("COMMERCE7_API_URL", "https://api.commerce7.com/v1"),
+    ];
+
+    fn production_with(overrides: &[(&'static str, &'static str)]) -> Result<Config, ConfigError> {
+        let mut vars: Vec<(&str, &str)> = PRODUCTION.iter().filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k)).copied().collect();
+        vars.extend_from_slice(overrides);
+        config(&vars)
+    }
+
+    #[test]
+    fn a_production_configuration_with_good_values_parses() {
+        let c = production_with(&[]).unwrap();
+        assert!(c.cookie_secure);
+        for env in ["prod", "Production", "PRODUCTION"] {
+            production_with(&[("LEPTOS_ENV", env)]).unwrap();
+        }
+        production_with(&[("COMMERCE7_API_URL", "http://127.0.0.1:4010/v1")]).expect("loopback may be plain http");
+        production_with(&[("COMMERCE7_API_URL", "http://localhost:4010/v1")]).expect("localhost too");
+        production_with(&[("COMMERCE7_API_URL", "http://[::1]:4010/v1")]).expect("and ::1");
+    }
+
+    #[test]
+    fn production_refuses_the_example_callback_password() {
+        let err = production_with(&[("COMMERCE7_PASSWORD", EXAMPLE_CALLBACK_PASSWORD)]).unwrap_err();
+        assert!(err.to_string().starts_with("COMMERCE7_PASSWORD is the example value"), "{err}");
+        assert!(err.to_string().contains("set COMMERCE7_PASSWORD to a secret of your own"), "{err}");
+        assert!(!err.to_string().contains(EXAMPLE_CALLBACK_PASSWORD), "the password is not echoed: {err}");
+        assert!(!err.to_string().contains('\n'), "one line: {err}");
+    }
+
+    #[test]
+    fn production_refuses_plain_http_to_commerce7_on_another_host() {
+        for url in ["http://api.commerce7.com/v1", "http://10.0.0.5:4010/v1", "http://localhost.evil.example/v1"] {
+            let err = production_with(&[("COMMERCE7_API_URL", url)]).unwrap_err();
+            assert!(err.to_string().starts_with("COMMERCE7_API_URL uses plain http://"), "{url}: {err}");
+            assert!(err.to_string().contains("set COMMERCE7_API_URL=https://"), "{err}");
+        }
+    }
+
+    #[test]
+    fn production_refuses_cookie_secure_false() {
+        let err = production_with(&[("COOKIE_SECURE", "false")]).unwrap_err();
+        assert!(err.to_string().starts_with("COOKIE_SECURE is false"), "{err}");
+        assert!(err.to_string().contains("set COOKIE_SECURE=true"), "{err}");
+    }
+
+    #[test]
+    fn development_keeps_accepting_development_values() {
+        for env in [None, Some("DEV"), Some("development")] {
+            let mut vars = vec![
+                ("SESSION_SECRET", SECRET),
+                ("COMMERCE7_PASSWORD", EXAMPLE_CALLBACK_PASSWORD),
+                ("COMMERCE7_API_URL", "http://fake-c7.internal:4010/v1"),
+                ("COOKIE_SECURE", "false"),
+            ];
+            vars.extend(env.map(|e| ("LEPTOS_ENV", e)));
+            config(&vars).unwrap_or_else(|e| panic!("{env:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn the_refused_example_password_is_the_one_in_env_example() {
+        let example = include_str!("../../.env.example");
+        assert!(example.lines().any(|l| l == format!("COMMERCE7_PASSWORD={EXAMPLE_CALLBACK_PASSWORD}")));
     }
 
     #[test]

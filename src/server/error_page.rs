@@ -80,6 +80,7 @@ pub fn error_page(kind: ErrorKind) -> Response {
                     <meta charset="utf-8"/>
                     <meta name="viewport" content="width=device-width, initial-scale=1"/>
                     <title>{format!("{} · Libero", kind.title())}</title>
+                    <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
                     <link rel="stylesheet" href="/pkg/libero.css"/>
                 </head>
                 <body>

@@ -1,11 +1,14 @@
 //! Prometheus metrics (the `metrics` facade with `metrics-exporter-prometheus`), served on
 //! `/metrics` behind `METRICS_TOKEN`.
 
-use std::{sync::OnceLock, time::Instant};
+use std::{
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
 
 use axum::{
     extract::{MatchedPath, Request, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -37,6 +40,9 @@ pub const HTTP_DURATION: &str = "libero_http_request_duration_seconds";
 /// Requests refused by a rate limit, by limit.
 pub const RATE_LIMITED: &str = "libero_rate_limited_total";
 
+/// How often histogram samples are folded into their buckets when nobody scrapes.
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
 const LATENCY_BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// Installs the process-wide recorder once and returns its handle.
@@ -51,6 +57,23 @@ pub fn recorder() -> PrometheusHandle {
                 .expect("no other metrics recorder is installed")
         })
         .clone()
+}
+
+/// Folds recorded histogram samples into their buckets every `interval`, for as long as the
+/// server runs (`Application::run_until` aborts it at shutdown).
+///
+/// The recorder keeps every histogram sample until upkeep runs, and upkeep otherwise runs only
+/// on a scrape: without `METRICS_TOKEN` (or with a scraper that is down) memory grew by every
+/// request. A timer rather than "record nothing when metrics are off" because it also bounds the
+/// token-set-but-unscraped case, and the recorder stays one process-wide thing that does not
+/// depend on any one server's settings.
+pub async fn run_upkeep_periodically(handle: PrometheusHandle, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        handle.run_upkeep();
+    }
 }
 
 /// Counts one session validation.
@@ -84,13 +107,33 @@ pub fn rate_limited(limit: &'static str) {
     counter!(RATE_LIMITED, "limit" => limit).increment(1);
 }
 
-/// Middleware: HTTP latency by route template (never the raw path: bounded cardinality).
+/// The `method` label: the standard methods by name, anything a client invents as `other`, so
+/// that no client can create label values (and memory) at will.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The `route` label: the router's template for matched routes, `fallback` for everything else
+/// (static files, unknown paths), never the raw path.
+pub fn route_label(matched: Option<&MatchedPath>) -> String {
+    matched.map_or_else(|| "fallback".to_owned(), |p| p.as_str().to_owned())
+}
+
+/// Middleware: HTTP latency by method, route template and status, all of bounded cardinality.
 pub async fn track_http(req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    let route = route_label(req.extensions().get::<MatchedPath>());
+    let method = method_label(req.method());
     let response = next.run(req).await;
-    let route = route.unwrap_or_else(|| "fallback".to_owned());
     histogram!(HTTP_DURATION, "method" => method, "route" => route, "status" => response.status().as_u16().to_string())
         .record(started.elapsed().as_secs_f64());
     response
@@ -130,4 +173,34 @@ pub async fn endpoint(State(state): State<AppState>, headers: HeaderMap) -> Resp
         state.metrics.render(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_methods_keep_their_name_and_invented_ones_are_other() {
+        for (method, label) in [
+            (Method::GET, "GET"),
+            (Method::HEAD, "HEAD"),
+            (Method::POST, "POST"),
+            (Method::PUT, "PUT"),
+            (Method::PATCH, "PATCH"),
+            (Method::DELETE, "DELETE"),
+            (Method::OPTIONS, "OPTIONS"),
+            (Method::TRACE, "other"),
+            (Method::CONNECT, "other"),
+        ] {
+            assert_eq!(method_label(&method), label);
+        }
+        for invented in ["FOOBAR", "get", "PROPFIND", "X1", "X2"] {
+            assert_eq!(method_label(&Method::from_bytes(invented.as_bytes()).unwrap()), "other", "{invented}");
+        }
+    }
+
+    #[test]
+    fn unmatched_paths_share_the_fallback_route_label() {
+        assert_eq!(route_label(None), "fallback");
+    }
 }

@@ -5,6 +5,7 @@ pub mod clients;
 pub mod commerce7;
 pub mod config;
 pub mod db;
+pub mod doctor;
 pub mod error_page;
 pub mod http;
 pub mod metrics;
@@ -128,6 +129,10 @@ impl Application {
         if let Some(interval) = self.state.config.session_cleanup_interval {
             background.push(tokio::spawn(sessions::cleanup::run_periodically(db.clone(), interval)));
         }
+        if std::env::var_os("SOAK_OLD_TMP").is_none() { background.push(tokio::spawn(metrics::run_upkeep_periodically(
+            self.state.metrics.clone(),
+            metrics::UPKEEP_INTERVAL,
+        ))); }
         let limits = self.state.limits.clone();
         background.push(tokio::spawn(async move {
             let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));

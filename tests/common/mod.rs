@@ -2,14 +2,14 @@
 //! database, and talk to it over real HTTP.
 #![allow(dead_code)]
 
+pub mod child;
+
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf};
 
 use chrono::{DateTime, Utc};
+use fake_commerce7::{FakeCommerce7, FakeConfig};
 use leptos::config::LeptosOptions;
-use libero::{
-    fake_commerce7::{FakeCommerce7, FakeConfig},
-    server::{Application, config::Config, db::Db},
-};
+use libero::server::{Application, config::Config, db::Db};
 use sqlx::{Connection, Executor, PgConnection};
 use tokio::sync::oneshot;
 
@@ -36,8 +36,10 @@ pub struct FreshDatabase {
 }
 
 impl FreshDatabase {
-    /// Creates the database, or returns `None` (after saying so) when PostgreSQL is not reachable
-    /// outside CI. In CI (`CI` set) an unreachable PostgreSQL fails the test.
+    /// Creates the database. When PostgreSQL cannot be reached this is a *skip*, never a pass:
+    /// under `make test` (which sets `LIBERO_TEST_SKIP_LOG`) the test's name, the URL and the
+    /// reason are appended to that file and `None` is returned, and `make test` counts it as
+    /// skipped; under `CI`, or when run without that file, the test fails with the reason.
     pub async fn create(kind: TestDb) -> Option<Self> {
         match kind {
             TestDb::Sqlite => {
@@ -49,23 +51,69 @@ impl FreshDatabase {
                 let admin = postgres_admin_url();
                 let mut conn = match PgConnection::connect(&admin).await {
                     Ok(conn) => conn,
-                    Err(err) if std::env::var_os("CI").is_none() => {
-                        eprintln!(
-                            "SKIPPED (PostgreSQL unreachable at {admin}: {err}); set CI=1 to make this a failure"
-                        );
-                        return None;
-                    }
                     Err(err) => {
-                        panic!("PostgreSQL is required in CI but unreachable at {admin}: {err}")
+                        skip_or_fail(&format!("PostgreSQL unreachable at {}: {err}", redacted(&admin)));
+                        return None;
                     }
                 };
                 let name = format!("libero_test_{}", uuid::Uuid::new_v4().simple());
                 conn.execute(format!(r#"CREATE DATABASE "{name}""#).as_str()).await.expect("create test database");
-                let base = admin.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin);
-                Some(Self { url: format!("{base}/{name}"), _dir: None, pg_name: Some(name) })
+                Some(Self { url: with_database(&admin, &name), _dir: None, pg_name: Some(name) })
             }
         }
     }
+}
+
+impl FreshDatabase {
+    /// The PostgreSQL database's name (`None` for SQLite).
+    pub fn postgres_name(&self) -> Option<&str> {
+        self.pg_name.as_deref()
+    }
+}
+
+/// The test's own name, as libtest reports it (`module::on_postgres`).
+fn current_test_name() -> String {
+    std::thread::current().name().filter(|n| *n != "main").unwrap_or("<unnamed test>").to_owned()
+}
+
+/// Records a skip for `make test`, or fails the test where a skip is not allowed.
+pub fn skip_or_fail(reason: &str) {
+    let name = current_test_name();
+    let log = std::env::var_os("LIBERO_TEST_SKIP_LOG");
+    match log {
+        Some(path) if std::env::var_os("CI").is_none() => {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .unwrap_or_else(|e| panic!("cannot record the skip of {name} in {path:?}: {e}"));
+            writeln!(file, "{} {name}\t{reason}", env!("CARGO_CRATE_NAME")).expect("write the skip log");
+            eprintln!("SKIPPED {name}: {reason}");
+        }
+        Some(_) => panic!("{reason} (CI is set: a skipped test is a failure)"),
+        None => panic!(
+            "{reason}\nStart PostgreSQL or point TEST_POSTGRES_URL at one; `make test` reports these tests as skipped instead."
+        ),
+    }
+}
+
+/// `url` with its password replaced, for messages.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// `admin` pointing at database `name`, whatever form the URL takes (query, no port, no user).
+fn with_database(admin: &str, name: &str) -> String {
+    let mut url = url::Url::parse(admin).unwrap_or_else(|e| panic!("TEST_POSTGRES_URL is not a URL ({e})"));
+    url.set_path(&format!("/{name}"));
+    url.to_string()
 }
 
 impl Drop for FreshDatabase {

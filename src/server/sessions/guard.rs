@@ -13,9 +13,9 @@ use axum::{
 };
 use tower_sessions::{Session, session::Expiry};
 
-use super::{AUTH_KEY, AuthSession, Theme, cookie::CookieToken};
+use super::{AUTH_KEY, AuthSession, Theme, cookie::CookieToken, to_offset};
 use crate::{
-    api::AppError,
+    error::AppError,
     server::{
         AppState, clients,
         commerce7::VerifyError,
@@ -57,10 +57,6 @@ enum GuardError {
     Session(#[from] tower_sessions::session::Error),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
-}
-
-fn to_offset(dt: chrono::DateTime<chrono::Utc>) -> time::OffsetDateTime {
-    time::OffsetDateTime::from_unix_timestamp(dt.timestamp()).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
 /// Loads and validates this request's session, refreshing `last_activity_at` when it is due.

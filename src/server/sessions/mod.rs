@@ -6,8 +6,10 @@
 pub mod cleanup;
 pub mod cookie;
 pub mod guard;
+pub mod manage;
 pub mod stats;
 pub mod store;
+pub mod user_agent;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -78,9 +80,44 @@ pub struct AuthSession {
     pub last_activity_at: DateTime<Utc>,
     /// Absolute expiry (read from the row).
     pub expires_at: DateTime<Utc>,
+    /// The client's `install_generation` at sign-in: the session is valid only while the client
+    /// is still on it (a reinstall after an uninstall moves it on).
+    #[serde(default)]
+    pub install_generation: i64,
+    /// SHA-256 (hex) of the Commerce7 account token this session was verified with; `None` for
+    /// sessions from before it was recorded. Only that token takes the sign-in fast path.
+    #[serde(default)]
+    pub account_token_hash: Option<String>,
 }
 
-/// SHA-256 (hex) of a cookie token: the `app_sessions.id` of that token.
+impl AuthSession {
+    /// Whether `account` is the token this session was verified with (compared in constant
+    /// time over the hashes). A session without a recorded token matches none.
+    pub fn was_verified_with(&self, account: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.account_token_hash
+            .as_deref()
+            .is_some_and(|stored| bool::from(stored.as_bytes().ct_eq(hash_token(account).as_bytes())))
+    }
+}
+
+/// The latest `last_activity_at` of a session that is idle at `now`: idle means unused for
+/// `idle_timeout` or longer, i.e. `last_activity_at <= now - idle_timeout`. `None` when the idle
+/// rule is off. The store, the cleanup and the statistics all draw the line here.
+pub fn idle_cutoff(now: DateTime<Utc>, idle_timeout: Option<std::time::Duration>) -> Option<DateTime<Utc>> {
+    let idle = chrono::TimeDelta::from_std(idle_timeout?).ok()?;
+    now.checked_sub_signed(idle)
+}
+
+/// A chrono instant as tower-sessions' `time` instant (microsecond precision, like the
+/// database); out of range becomes the epoch, i.e. already expired.
+pub fn to_offset(dt: DateTime<Utc>) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(dt.timestamp_micros()) * 1_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+/// SHA-256 (hex) of a token: of a cookie token, the `app_sessions.id` of that token; of a
+/// Commerce7 account token, the `app_sessions.account_token_hash` it is recognised by.
 pub fn hash_token(token: &str) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -101,5 +138,48 @@ mod tests {
         assert_eq!(Theme::parse(Some("DARK")), Theme::Dark);
         assert_eq!(Theme::parse(Some("purple")), Theme::Light);
         assert_eq!(Theme::parse(None), Theme::Light);
+    }
+
+    fn verified_with(account: Option<&str>) -> AuthSession {
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        AuthSession {
+            client_id: Uuid::nil(),
+            tenant_id: "demo-winery".into(),
+            user_id: "u".into(),
+            user_name: None,
+            user_email: None,
+            theme: Theme::Light,
+            ip_address: None,
+            user_agent: None,
+            created_at: at,
+            last_activity_at: at,
+            expires_at: at,
+            install_generation: 1,
+            account_token_hash: account.map(hash_token),
+        }
+    }
+
+    #[test]
+    fn only_the_verified_account_token_matches() {
+        let session = verified_with(Some("dana-token"));
+        assert!(session.was_verified_with("dana-token"));
+        assert!(!session.was_verified_with("sam-token"));
+        assert!(!session.was_verified_with(""));
+        assert!(!verified_with(None).was_verified_with("dana-token"), "no recorded token, no fast path");
+    }
+
+    #[test]
+    fn the_idle_cutoff_is_now_minus_the_timeout_or_none() {
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        assert_eq!(idle_cutoff(now, Some(std::time::Duration::from_secs(3600))), Some(now - chrono::TimeDelta::hours(1)));
+        assert_eq!(idle_cutoff(now, None), None);
+    }
+
+    #[test]
+    fn expiry_instants_keep_the_microseconds() {
+        let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
+        let offset = to_offset(at);
+        assert_eq!(offset.unix_timestamp(), 1_700_000_000);
+        assert_eq!(offset.microsecond(), 123_456);
     }
 }

@@ -22,7 +22,7 @@ use tower_sessions::{
 use tower_sessions_sqlx_store::SqlxStoreError;
 use uuid::Uuid;
 
-use super::{AUTH_KEY, AuthSession, Theme, hash_token};
+use super::{AUTH_KEY, AuthSession, Theme, hash_token, to_offset};
 use crate::server::{
     db::{Db, now},
     metrics,
@@ -84,11 +84,6 @@ fn backend<E: std::fmt::Display>(err: E) -> session_store::Error {
 
 fn db_error(err: sqlx::Error) -> session_store::Error {
     SqlxStoreError::from(err).into()
-}
-
-fn to_offset(dt: DateTime<Utc>) -> time::OffsetDateTime {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(dt.timestamp_micros()) * 1_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
 impl AppSessionStore {

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use libero::fake_commerce7::{FakeCommerce7, FakeConfig, FakeUser, admin_url_of};
+use fake_commerce7::{FakeCommerce7, FakeConfig, FakeUser, admin_url_of};
 use tracing_subscriber::EnvFilter;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:4010";
@@ -90,40 +90,20 @@ fn read_users(path: &str) -> Result<Vec<FakeUser>, String> {
     Ok(users)
 }
 
-/// Resolves on ctrl-c or (on Unix) SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %err, "cannot listen for ctrl-c");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+/// Reads `./.env` into the environment (variables already set win). A missing file is fine;
+/// one that cannot be parsed is not.
+fn load_dotenv() -> Result<(), String> {
+    match dotenvy::from_path(".env") {
+        Ok(()) => Ok(()),
+        Err(dotenvy::Error::Io(err)) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(format!("cannot read .env: {err} (values with spaces need quotes: KEY=\"a b\")")),
     }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // A missing .env is fine; the environment may carry everything. A broken one is not.
-    if let Err(err) = libero::server::config::load_dotenv() {
-        eprintln!("fake-commerce7: {err}");
+    if let Err(message) = load_dotenv() {
+        eprintln!("fake-commerce7: {message}");
         return ExitCode::FAILURE;
     }
     tracing_subscriber::fmt()
@@ -172,7 +152,12 @@ async fn main() -> ExitCode {
         "fake Commerce7 ready"
     );
 
-    shutdown_signal().await;
+    // A stand-in needs no drain on SIGTERM (the default action ends it); ctrl-c stops it
+    // cleanly in a terminal.
+    if let Err(err) = tokio::signal::ctrl_c().await {
+        tracing::error!(error = %err, "cannot listen for ctrl-c");
+        std::future::pending::<()>().await;
+    }
     tracing::info!("shutting down");
     fake.shutdown().await;
     ExitCode::SUCCESS

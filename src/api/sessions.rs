@@ -1,0 +1,122 @@
+//! "Your sessions": the signed-in user's own active sessions for this winery, and signing them
+//! out. Scoped to the same tenant *and* the same user in the SQL itself
+//! (`server::sessions::manage`); the browser sees opaque handles, never row ids.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::AppError;
+
+/// One of the user's sessions, as the dashboard lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MySession {
+    /// Opaque name to sign this session out with (not the row id, not the token).
+    pub handle: String,
+    /// Browser and operating system, e.g. "Chrome on Windows".
+    pub device: String,
+    /// IP address at sign-in.
+    pub ip_address: Option<String>,
+    /// Sign-in time, RFC 3339.
+    pub signed_in_at: String,
+    /// Last request, RFC 3339 (to within `SESSION_TOUCH_INTERVAL`).
+    pub last_active_at: String,
+    /// Whether this is the session of the browser asking.
+    pub current: bool,
+}
+
+/// The signed-in user's active sessions for this winery: this browser's first, then the most
+/// recently used.
+#[server(prefix = "/api", endpoint = "list_my_sessions")]
+pub async fn list_my_sessions() -> Result<Vec<MySession>, AppError> {
+    use crate::api::ssr::{require_session, state, unavailable};
+    use crate::server::sessions::{manage, user_agent::Device};
+
+    let me = require_session()?.0;
+    let current = ssr::current_row_id()?;
+    let state = state();
+    let handles = ssr::handles();
+    let rows = manage::list_own(&state.db, me.client_id, &me.user_id, state.config.session_idle_timeout)
+        .await
+        .map_err(|e| unavailable(e, "listing the user's sessions failed"))?;
+    let mut sessions: Vec<MySession> = rows
+        .into_iter()
+        .map(|row| MySession {
+            handle: handles.of(&row.id),
+            device: Device::parse(row.user_agent.as_deref()).label(),
+            ip_address: row.ip_address,
+            signed_in_at: ssr::rfc3339(row.created_at),
+            last_active_at: ssr::rfc3339(row.last_activity_at),
+            current: row.id == current,
+        })
+        .collect();
+    sessions.sort_by_key(|s| !s.current);
+    Ok(sessions)
+}
+
+/// Signs out one of the user's *other* sessions. A handle that is not one of the user's own
+/// sessions gets 404 (whether it exists for someone else or not at all); this browser's own
+/// session is refused — that is what *Sign out* at the top is for.
+#[server(prefix = "/api", endpoint = "sign_out_session")]
+pub async fn sign_out_session(handle: String) -> Result<(), AppError> {
+    use crate::api::ssr::{fail, require_session, state, unavailable};
+    use crate::server::sessions::manage;
+
+    let me = require_session()?.0;
+    let handles = ssr::handles();
+    if handles.names(&handle, &ssr::current_row_id()?) {
+        return Err(fail(AppError::BadRequest {
+            message: "to sign out of this browser, use Sign out at the top of the page".to_owned(),
+        }));
+    }
+    let ended = manage::end_own(&state().db, me.client_id, &me.user_id, &handles, &handle)
+        .await
+        .map_err(|e| unavailable(e, "signing a session out failed"))?;
+    if !ended {
+        return Err(fail(AppError::SessionNotFound));
+    }
+    tracing::info!(tenant_id = %me.tenant_id, user_id = %me.user_id, "user signed out one of their other sessions");
+    Ok(())
+}
+
+/// Signs out every session of the user for this winery except this browser's; returns how many.
+#[server(prefix = "/api", endpoint = "sign_out_other_sessions")]
+pub async fn sign_out_other_sessions() -> Result<u64, AppError> {
+    use crate::api::ssr::{require_session, state, unavailable};
+    use crate::server::sessions::manage;
+
+    let me = require_session()?.0;
+    let current = ssr::current_row_id()?;
+    let ended = manage::end_own_others(&state().db, me.client_id, &me.user_id, &current)
+        .await
+        .map_err(|e| unavailable(e, "signing other sessions out failed"))?;
+    tracing::info!(tenant_id = %me.tenant_id, user_id = %me.user_id, ended, "user signed out their other sessions");
+    Ok(ended)
+}
+
+#[cfg(feature = "ssr")]
+mod ssr {
+    use leptos::prelude::use_context;
+
+    use crate::{
+        api::{AppError, ssr::fail},
+        server::sessions::{hash_token, manage::SessionHandles},
+    };
+
+    /// The row id of this request's session: its tower-sessions id hashed as the store does.
+    pub fn current_row_id() -> Result<String, AppError> {
+        use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<tower_sessions::Session>().and_then(tower_sessions::Session::id))
+            .map(|id| hash_token(&id.to_string()))
+            .ok_or_else(|| fail(AppError::Unauthorized))
+    }
+
+    /// The handle key, derived from `SESSION_SECRET`.
+    pub fn handles() -> SessionHandles {
+        SessionHandles::new(crate::api::ssr::state().config.session_secret.expose())
+    }
+
+    /// A timestamp as the browser gets it.
+    pub fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
+        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+}

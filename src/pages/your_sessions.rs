@@ -1,0 +1,129 @@
+//! The dashboard's "Your sessions" panel: where this user is signed in to Libero for this winery,
+//! with a way to sign out the others. The buttons are `ActionForm`s: they post to the server
+//! functions before hydration too, and after it the list refreshes in place.
+
+use leptos::prelude::*;
+
+use super::app_frame::{ErrorNotice, leave_if_unauthorized};
+use crate::api::{
+    AppError,
+    sessions::{MySession, SignOutOtherSessions, SignOutSession, list_my_sessions},
+};
+
+/// The panel.
+#[component]
+pub fn YourSessions() -> impl IntoView {
+    let sign_out = ServerAction::<SignOutSession>::new();
+    let sign_out_others = ServerAction::<SignOutOtherSessions>::new();
+    // Every answer of either button reloads the list.
+    let sessions =
+        Resource::new(move || (sign_out.version().get(), sign_out_others.version().get()), |_| list_my_sessions());
+
+    // The outcome of the latest button, in words.
+    let outcome = RwSignal::new(None::<Result<String, AppError>>);
+    Effect::new(move |_| {
+        if let Some(result) = sign_out.value().get() {
+            outcome.set(Some(result.map(|()| "That session is signed out.".to_owned())));
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(result) = sign_out_others.value().get() {
+            outcome.set(Some(result.map(|ended| match ended {
+                0 => "You were not signed in anywhere else.".to_owned(),
+                1 => "Signed out 1 other session.".to_owned(),
+                n => format!("Signed out {n} other sessions."),
+            })));
+        }
+    });
+    let notice = move || {
+        outcome.get().map(|result| match result {
+            Ok(message) => view! { <p class="notice ok" role="status">{message}</p> }.into_any(),
+            Err(error) => {
+                leave_if_unauthorized(&error);
+                view! { <p class="notice error" role="alert">{error.to_string()}</p> }.into_any()
+            }
+        })
+    };
+
+    view! {
+        <section class="card" aria-labelledby="your-sessions" data-testid="your-sessions">
+            <h2 id="your-sessions">"Your sessions"</h2>
+            <p class="hint">
+                "Where you are signed in to Libero for this winery. If you don't recognise one, sign it out."
+            </p>
+            <div aria-live="polite">{notice}</div>
+            <Transition fallback=|| view! { <p aria-busy="true">"Loading your sessions…"</p> }>
+                {move || {
+                    sessions.get().map(|result| match result {
+                        Ok(list) => view! { <SessionList list sign_out sign_out_others/> }.into_any(),
+                        Err(error) => view! { <ErrorNotice error/> }.into_any(),
+                    })
+                }}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn SessionList(
+    list: Vec<MySession>,
+    sign_out: ServerAction<SignOutSession>,
+    sign_out_others: ServerAction<SignOutOtherSessions>,
+) -> impl IntoView {
+    let others = list.iter().filter(|s| !s.current).count();
+    let busy = move || sign_out.pending().get() || sign_out_others.pending().get();
+    view! {
+        <ul class="sessions">
+            {list.into_iter().map(|session| view! { <SessionRow session sign_out busy/> }).collect_view()}
+        </ul>
+        {if others == 0 {
+            view! { <p class="hint">"You are not signed in anywhere else."</p> }.into_any()
+        } else {
+            view! {
+                <ActionForm action=sign_out_others>
+                    <button type="submit" class="button secondary" id="sign-out-others" disabled=busy>
+                        "Sign out all other sessions"
+                    </button>
+                </ActionForm>
+            }
+            .into_any()
+        }}
+    }
+}
+
+#[component]
+fn SessionRow(
+    session: MySession,
+    sign_out: ServerAction<SignOutSession>,
+    busy: impl Fn() -> bool + Send + Sync + Copy + 'static,
+) -> impl IntoView {
+    let MySession { handle, device, ip_address, signed_in_at, last_active_at, current } = session;
+    // Several "Sign out" buttons on one page: screen readers hear which session each one ends.
+    let sign_out_label = format!("Sign out {device}, signed in {}", readable(&signed_in_at));
+    view! {
+        <li class="session" data-testid="session" data-current=current.to_string()>
+            <div class="session-main">
+                <p class="session-device">
+                    <strong>{device}</strong>
+                    {current.then(|| view! { <span class="badge">"This browser"</span> })}
+                </p>
+                <p class="session-meta">
+                    <span>{format!("IP {}", ip_address.unwrap_or_else(|| "unknown".to_owned()))}</span>
+                    <span>"Signed in " <time datetime=signed_in_at.clone()>{readable(&signed_in_at)}</time></span>
+                    <span>"Last active " <time datetime=last_active_at.clone()>{readable(&last_active_at)}</time></span>
+                </p>
+            </div>
+            {(!current).then(|| view! {
+                <ActionForm action=sign_out>
+                    <input type="hidden" name="handle" value=handle/>
+                    <button type="submit" class="button secondary" disabled=busy aria-label=sign_out_label>"Sign out"</button>
+                </ActionForm>
+            })}
+        </li>
+    }
+}
+
+/// `2024-05-01T10:02:33Z` → `2024-05-01 10:02:33 UTC`, as the dashboard writes times.
+fn readable(rfc3339: &str) -> String {
+    rfc3339.replacen('T', " ", 1).replace('Z', " UTC")
+}

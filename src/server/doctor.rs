@@ -1,0 +1,771 @@
+//! `libero doctor`: checks a set-up before (or instead of) starting the server, printing one line
+//! per check — `ok`, `warn`, `FAIL` or `skip` — and, when a check is not ok, what to do.
+//!
+//! It reads the settings exactly as `libero serve` does (environment, then `./.env`), but changes
+//! nothing: it never creates the SQLite file, never applies a migration and never signs anyone in.
+//! Secrets are never printed: URLs are shown with their password replaced by `***`, and every
+//! line is scrubbed of the values of `SESSION_SECRET`, `COMMERCE7_PASSWORD`, `METRICS_TOKEN` and
+//! the database password before it is written.
+
+use std::{
+    fmt,
+    io::Write,
+    path::Path,
+    process::ExitCode,
+    str::FromStr,
+    time::{Duration, Instant},
+};
+
+use sqlx::{
+    Connection, PgConnection, SqliteConnection,
+    migrate::{Migration, Migrator},
+    postgres::PgConnectOptions,
+    sqlite::SqliteConnectOptions,
+};
+
+use super::config::{self, Config, DEFAULT_COMMERCE7_API_URL, DEFAULT_DATABASE_URL};
+// What `libero migrate` would apply.
+use super::db::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+
+/// How long the database may take to accept a connection.
+pub const DATABASE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long Commerce7 may take to answer.
+pub const COMMERCE7_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The outcome of one check, from best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    /// Nothing to do.
+    Ok,
+    /// Not checked, because something it depends on failed.
+    Skip,
+    /// Works, but probably not as intended.
+    Warn,
+    /// Will not work: the exit code is 1.
+    Fail,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Skip => "skip",
+            Self::Warn => "warn",
+            Self::Fail => "FAIL",
+        }
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What was checked.
+    pub name: &'static str,
+    /// How it went.
+    pub status: Status,
+    /// What was found and, when not ok, what to do.
+    pub message: String,
+}
+
+impl Check {
+    fn new(name: &'static str, status: Status, message: impl Into<String>) -> Self {
+        Self { name, status, message: message.into() }
+    }
+
+    /// One check made of several findings: the worst status wins, the messages are joined.
+    fn from_findings(name: &'static str, ok_message: String, findings: Vec<(Status, String)>) -> Self {
+        match findings.iter().map(|(status, _)| *status).max() {
+            None => Self::new(name, Status::Ok, ok_message),
+            Some(status) => {
+                let message = findings.into_iter().map(|(_, message)| message).collect::<Vec<_>>().join("; ");
+                Self::new(name, status, message)
+            }
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:<5} {:<16} {}", self.status.label(), self.name, self.message)
+    }
+}
+
+/// Prints each check as soon as it is known (slow checks are bounded, but a person is waiting),
+/// without any secret, and remembers the worst status.
+struct Report {
+    secrets: Vec<String>,
+    worst: Status,
+}
+
+impl Report {
+    fn print(&mut self, check: Check) {
+        self.worst = self.worst.max(check.status);
+        // `libero doctor | head -1` must not panic on the closed pipe.
+        let _ = writeln!(std::io::stdout(), "{}", scrub(&check.to_string(), &self.secrets));
+    }
+}
+
+/// Runs every check, prints one line each, and fails when any check fails (warnings alone
+/// succeed).
+pub async fn run() -> ExitCode {
+    let dotenv = config::load_dotenv();
+    let env = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let mut report = Report { secrets: secrets_in(&env), worst: Status::Ok };
+
+    let parsed = dotenv.and_then(|()| Config::from_lookup(env));
+    let config = match parsed {
+        Ok(config) => {
+            let source = if Path::new(".env").exists() {
+                "the environment and ./.env"
+            } else {
+                "the environment (no ./.env in the working directory)"
+            };
+            report.print(Check::new("configuration", Status::Ok, format!("settings parse, read from {source}")));
+            Some(config)
+        }
+        Err(err) => {
+            report.print(Check::new("configuration", Status::Fail, err.to_string()));
+            None
+        }
+    };
+
+    // The database and Commerce7 checks need one setting each, so they also run when another
+    // setting is broken.
+    let database_url = match &config {
+        Some(config) => config.database_url.expose().to_owned(),
+        None => env("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+    };
+    let database = connect(&database_url).await;
+    report.print(database.check());
+    report.print(migrations(database).await);
+
+    let commerce7_url = match &config {
+        Some(config) => Some(config.commerce7_api_url.clone()),
+        None => env("COMMERCE7_API_URL")
+            .or_else(|| Some(DEFAULT_COMMERCE7_API_URL.to_owned()))
+            .map(|url| url.trim_end_matches('/').to_owned())
+            .filter(|url| url.starts_with("http://") || url.starts_with("https://")),
+    };
+    report.print(match commerce7_url {
+        Some(url) => commerce7(&url, config.as_ref().map(|c| c.commerce7_timeout)).await,
+        None => Check::new("commerce7", Status::Skip, "COMMERCE7_API_URL is not an http(s) URL (see configuration)"),
+    });
+
+    match &config {
+        Some(config) => {
+            report.print(cookies_and_framing(config));
+            report.print(callbacks(config));
+        }
+        None => {
+            for name in ["cookies/framing", "callbacks"] {
+                report.print(Check::new(name, Status::Skip, "needs a configuration that parses (see configuration)"));
+            }
+        }
+    }
+
+    if report.worst == Status::Fail { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Database
+
+enum Conn {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+/// What connecting to `DATABASE_URL` gave.
+enum Database {
+    Connected {
+        conn: Conn,
+        shown: String,
+        elapsed: Duration,
+    },
+    /// An SQLite file that does not exist yet (the server would create it, empty).
+    MissingFile {
+        shown: String,
+        backend: Backend,
+    },
+    Unusable(Check),
+}
+
+#[derive(Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn migrator(self) -> &'static Migrator {
+        match self {
+            Self::Sqlite => &SQLITE_MIGRATIONS,
+            Self::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "SQLite",
+            Self::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+impl Database {
+    fn check(&self) -> Check {
+        match self {
+            Self::Connected { conn, shown, elapsed } => {
+                let backend = match conn {
+                    Conn::Sqlite(_) => Backend::Sqlite,
+                    Conn::Postgres(_) => Backend::Postgres,
+                };
+                Check::new(
+                    "database",
+                    Status::Ok,
+                    format!("{} {shown} reachable ({} ms)", backend.name(), elapsed.as_millis()),
+                )
+            }
+            Self::MissingFile { shown, .. } => {
+                let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_else(|_| "?".into());
+                Check::new(
+                    "database",
+                    Status::Warn,
+                    format!(
+                        "{shown} does not exist yet: `libero migrate` (or `libero serve`) creates it empty; if you \
+                         expected data there, DATABASE_URL names the wrong file (a relative path is resolved from \
+                         the working directory, {cwd})"
+                    ),
+                )
+            }
+            Self::Unusable(check) => check.clone(),
+        }
+    }
+}
+
+async fn connect(url: &str) -> Database {
+    let shown = redact_url(url);
+    let unusable = |message: String| Database::Unusable(Check::new("database", Status::Fail, message));
+    let started = Instant::now();
+    let conn = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let options = match PgConnectOptions::from_str(url) {
+            Ok(options) => options,
+            Err(err) => return unusable(format!("DATABASE_URL {shown} cannot be used: {err}")),
+        };
+        tokio::time::timeout(DATABASE_TIMEOUT, PgConnection::connect_with(&options))
+            .await
+            .map(|result| result.map(Conn::Postgres))
+    } else if url.starts_with("sqlite:") {
+        // Never create the file: a doctor that leaves an empty database behind would hide a
+        // DATABASE_URL that points to the wrong place.
+        let options = match SqliteConnectOptions::from_str(url) {
+            Ok(options) => options.create_if_missing(false),
+            Err(err) => return unusable(format!("DATABASE_URL {shown} cannot be used: {err}")),
+        };
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if !in_memory && !options.get_filename().exists() {
+            return Database::MissingFile { shown, backend: Backend::Sqlite };
+        }
+        tokio::time::timeout(DATABASE_TIMEOUT, SqliteConnection::connect_with(&options))
+            .await
+            .map(|result| result.map(Conn::Sqlite))
+    } else {
+        return unusable(format!(
+            "DATABASE_URL {shown} is neither sqlite://<file> nor postgres://user:password@host/database"
+        ));
+    };
+    match conn {
+        Ok(Ok(conn)) => Database::Connected { conn, shown, elapsed: started.elapsed() },
+        Ok(Err(err)) => unusable(format!(
+            "cannot connect to {shown}: {}: check the host, port, database name, user and password in \
+             DATABASE_URL, and that this machine may reach the database (firewall, TLS: ?sslmode=require)",
+            error_chain(&err)
+        )),
+        Err(_) => unusable(format!(
+            "no answer from {shown} within {} s: check the host and port in DATABASE_URL and the network \
+             (firewall, VPN, Supabase network restrictions)",
+            DATABASE_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// A migration as recorded in `_sqlx_migrations`.
+struct Applied {
+    version: i64,
+    checksum: Vec<u8>,
+    success: bool,
+}
+
+async fn applied_migrations(conn: &mut Conn) -> Result<Option<Vec<Applied>>, sqlx::Error> {
+    const SELECT: &str = "SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version";
+    let rows: Vec<(i64, Vec<u8>, bool)> = match conn {
+        Conn::Sqlite(conn) => {
+            let (tables,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
+                    .fetch_one(&mut *conn)
+                    .await?;
+            if tables == 0 {
+                return Ok(None);
+            }
+            sqlx::query_as(SELECT).fetch_all(&mut *conn).await?
+        }
+        Conn::Postgres(conn) => {
+            let (exists,): (bool,) =
+                sqlx::query_as("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(&mut *conn).await?;
+            if !exists {
+                return Ok(None);
+            }
+            sqlx::query_as(SELECT).fetch_all(&mut *conn).await?
+        }
+    };
+    Ok(Some(rows.into_iter().map(|(version, checksum, success)| Applied { version, checksum, success }).collect()))
+}
+
+fn label(migration: &Migration) -> String {
+    format!("{:03} {}", migration.version, migration.description)
+}
+
+/// Compares what this release would apply with what the database recorded, the way
+/// `Migrator::run` does before it applies anything — but applies nothing.
+async fn migrations(database: Database) -> Check {
+    const NAME: &str = "migrations";
+    let (mut conn, backend) = match database {
+        Database::Connected { conn, .. } => {
+            let backend = match conn {
+                Conn::Sqlite(_) => Backend::Sqlite,
+                Conn::Postgres(_) => Backend::Postgres,
+            };
+            (conn, backend)
+        }
+        Database::MissingFile { backend, .. } => {
+            let pending = backend.migrator().iter().filter(|m| !m.migration_type.is_down_migration()).count();
+            return Check::new(
+                NAME,
+                Status::Fail,
+                format!("all {pending} pending (the database file does not exist): run `libero migrate`"),
+            );
+        }
+        Database::Unusable(_) => return Check::new(NAME, Status::Skip, "needs a reachable database"),
+    };
+    let known: Vec<&Migration> = backend.migrator().iter().filter(|m| !m.migration_type.is_down_migration()).collect();
+    let applied = applied_migrations(&mut conn).await;
+    match conn {
+        Conn::Sqlite(conn) => drop(conn.close().await),
+        Conn::Postgres(conn) => drop(conn.close().await),
+    }
+    let applied = match applied {
+        Ok(applied) => applied.unwrap_or_default(),
+        Err(err) => {
+            return Check::new(
+                NAME,
+                Status::Fail,
+                format!(
+                    "cannot read _sqlx_migrations: {}: does the DATABASE_URL user own the tables?",
+                    error_chain(&err)
+                ),
+            );
+        }
+    };
+    let mut findings = Vec::new();
+
+    let failed: Vec<String> = applied.iter().filter(|a| !a.success).map(|a| a.version.to_string()).collect();
+    if !failed.is_empty() {
+        findings.push((
+            Status::Fail,
+            format!(
+                "migration {} failed part-way (success = false in _sqlx_migrations): `libero serve` will refuse \
+                 to start; repair the schema by hand, delete that row, then run `libero migrate`",
+                failed.join(", ")
+            ),
+        ));
+    }
+    let unknown: Vec<String> = applied
+        .iter()
+        .filter(|a| !known.iter().any(|m| m.version == a.version))
+        .map(|a| a.version.to_string())
+        .collect();
+    if !unknown.is_empty() {
+        findings.push((
+            Status::Fail,
+            format!(
+                "the database has migration {} that this release does not know (was a newer release \
+                 deployed?): `libero serve` will refuse to start; run the matching release",
+                unknown.join(", ")
+            ),
+        ));
+    }
+    let changed: Vec<String> = known
+        .iter()
+        .filter(|m| applied.iter().any(|a| a.version == m.version && a.success && *a.checksum != *m.checksum))
+        .map(|m| label(m))
+        .collect();
+    if !changed.is_empty() {
+        findings.push((
+            Status::Fail,
+            format!(
+                "migration {} was edited after it was applied (checksum differs): `libero serve` will refuse to \
+                 start; restore the original file from the release",
+                changed.join(", ")
+            ),
+        ));
+    }
+    let pending: Vec<String> =
+        known.iter().filter(|m| !applied.iter().any(|a| a.version == m.version)).map(|m| label(m)).collect();
+    if !pending.is_empty() {
+        findings.push((
+            Status::Fail,
+            format!(
+                "{} of {} pending ({}): run `libero migrate` (`libero serve` also applies them at start-up)",
+                pending.len(),
+                known.len(),
+                pending.join(", ")
+            ),
+        ));
+    }
+    let latest = known.last().map(|m| label(m)).unwrap_or_default();
+    Check::from_findings(NAME, format!("all {} applied (latest: {latest})", known.len()), findings)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commerce7
+
+/// `GET {COMMERCE7_API_URL}/account/user` without a token: any HTTP answer (Commerce7 says 401)
+/// proves the API is reachable from here.
+async fn commerce7(api_url: &str, sign_in_timeout: Option<Duration>) -> Check {
+    const NAME: &str = "commerce7";
+    let url = format!("{api_url}/account/user");
+    let shown = redact_url(&url);
+    let client = match reqwest::Client::builder()
+        .timeout(COMMERCE7_TIMEOUT)
+        .connect_timeout(COMMERCE7_TIMEOUT)
+        .user_agent(concat!("libero-doctor/", env!("CARGO_PKG_VERSION")))
+        .build()
+    {
+        Ok(client) => client,
+        Err(err) => {
+            return Check::new(NAME, Status::Fail, format!("cannot build an HTTP client: {}", error_chain(&err)));
+        }
+    };
+    let started = Instant::now();
+    let response = client.get(&url).send().await;
+    let elapsed = started.elapsed();
+    let response = match response {
+        Ok(response) => response,
+        Err(err) => {
+            let reason = if err.is_timeout() {
+                format!("no answer within {} s", COMMERCE7_TIMEOUT.as_secs())
+            } else {
+                error_chain(&err.without_url())
+            };
+            return Check::new(
+                NAME,
+                Status::Fail,
+                format!(
+                    "cannot reach {shown}: {reason}: every sign-in would fail with a 503 page; check \
+                     COMMERCE7_API_URL and that this machine can reach it (DNS, firewall, proxy)"
+                ),
+            );
+        }
+    };
+    let status = response.status().as_u16();
+    let mut findings = Vec::new();
+    if response.status().is_server_error() {
+        findings.push((
+            Status::Warn,
+            format!("{shown} is reachable but answered HTTP {status}: sign-ins fail with a 503 page while it does"),
+        ));
+    } else if status == 404 {
+        findings.push((
+            Status::Warn,
+            format!(
+                "{shown} answered HTTP 404: is COMMERCE7_API_URL the API base including the version (e.g. \
+                 {DEFAULT_COMMERCE7_API_URL})?"
+            ),
+        ));
+    }
+    if let Some(limit) = sign_in_timeout.filter(|limit| elapsed > *limit) {
+        findings.push((
+            Status::Warn,
+            format!(
+                "{shown} took {} ms, longer than COMMERCE7_TIMEOUT ({} ms): sign-ins would fail with a 503 page; \
+                 raise COMMERCE7_TIMEOUT or check the network",
+                elapsed.as_millis(),
+                limit.as_millis()
+            ),
+        ));
+    }
+    Check::from_findings(
+        NAME,
+        format!("{shown} reachable (HTTP {status} to a request without a token, {} ms)", elapsed.as_millis()),
+        findings,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cookies, framing, callbacks
+
+/// `http://localhost`, `http://127.0.0.1`, `http://[::1]` and `*.localhost`: browsers treat them
+/// as secure contexts, and nobody on the network can change them.
+fn is_loopback(origin: &str) -> bool {
+    let rest = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = if authority.starts_with('[') {
+        authority.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default().to_owned()
+    };
+    let host = host.to_ascii_lowercase();
+    host == "localhost" || host.ends_with(".localhost") || host.starts_with("127.") || host == "[::1]"
+}
+
+/// `FRAME_ANCESTORS` against `COOKIE_SECURE`: the cookie must be able to travel inside the
+/// frames the app allows.
+pub fn cookies_and_framing(config: &Config) -> Check {
+    const NAME: &str = "cookies/framing";
+    let is_keyword = |s: &str| s.eq_ignore_ascii_case("'self'") || s.eq_ignore_ascii_case("'none'");
+    let others: Vec<&str> =
+        config.frame_ancestors.iter().map(String::as_str).filter(|origin| !is_keyword(origin)).collect();
+    let mut findings = Vec::new();
+
+    if !config.cookie_secure && !others.is_empty() {
+        findings.push((
+            Status::Fail,
+            format!(
+                "COOKIE_SECURE=false makes the session cookie SameSite=Lax and not Partitioned, so browsers do \
+                 not send it inside a frame on another site, yet FRAME_ANCESTORS lets {} frame the app: every \
+                 merchant in the Commerce7 iframe would be sent back to the landing page; set COOKIE_SECURE=true \
+                 and serve the app over HTTPS (browsers treat http://localhost as secure), or, if the app is never \
+                 framed, FRAME_ANCESTORS=\"'self'\"",
+                others.join(" ")
+            ),
+        ));
+    }
+    for origin in &others {
+        let lower = origin.to_ascii_lowercase();
+        if !(origin.chars().all(|c| c.is_ascii_graphic()) && !origin.contains(';')) {
+            findings.push((Status::Warn, format!("FRAME_ANCESTORS entry {origin:?} is ignored (it contains ';')")));
+        } else if matches!(lower.as_str(), "*" | "http:" | "https:" | "http://*" | "https://*") {
+            findings.push((
+                Status::Warn,
+                format!(
+                    "FRAME_ANCESTORS {origin} lets any site frame the app (clickjacking): name Commerce7's \
+                     origin, {}",
+                    config::DEFAULT_FRAME_ANCESTORS
+                ),
+            ));
+        } else if lower.starts_with("http://") && !is_loopback(&lower) {
+            findings.push((
+                Status::Warn,
+                format!(
+                    "FRAME_ANCESTORS allows {origin} over plain http: anyone on the network path can change that \
+                     page; use https://"
+                ),
+            ));
+        }
+    }
+    let cookie = if config.cookie_secure {
+        "COOKIE_SECURE=true (Secure; SameSite=None; Partitioned)"
+    } else {
+        "COOKIE_SECURE=false (SameSite=Lax; the app is not framed by other sites)"
+    };
+    let ancestors = std::iter::once("'self'").chain(others.iter().copied()).collect::<Vec<_>>().join(" ");
+    Check::from_findings(NAME, format!("{cookie}, frame-ancestors {ancestors}"), findings)
+}
+
+/// The Basic-auth pair of the install/uninstall callbacks.
+pub fn callbacks(config: &Config) -> Check {
+    let missing: Vec<&str> = [
+        ("COMMERCE7_USER", config.commerce7_user.is_none()),
+        ("COMMERCE7_PASSWORD", config.commerce7_password.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(name, missing)| missing.then_some(name))
+    .collect();
+    if missing.is_empty() {
+        return Check::new("callbacks", Status::Ok, "COMMERCE7_USER and COMMERCE7_PASSWORD are set");
+    }
+    Check::new(
+        "callbacks",
+        Status::Warn,
+        format!(
+            "{} not set: every install and uninstall callback would be refused (401), so no tenant can install \
+             Libero; set both to the Basic-auth pair entered in the Commerce7 Dev Center",
+            missing.join(" and ")
+        ),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Never printing secrets
+
+/// `scheme://user:password@host/…?password=…` with every password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.to_ascii_lowercase().contains("password") => format!("{key}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("&");
+            format!("{path}?{query}")
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// The values no line may contain: the secrets in the environment and the database password.
+fn secrets_in(env: &impl Fn(&str) -> Option<String>) -> Vec<String> {
+    let mut secrets: Vec<String> =
+        ["SESSION_SECRET", "COMMERCE7_PASSWORD", "METRICS_TOKEN"].into_iter().filter_map(env).collect();
+    if let Some(url) = env("DATABASE_URL")
+        && let Some((_, rest)) = url.split_once("://")
+        && let Some((userinfo, _)) = rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())].rsplit_once('@')
+        && let Some((_, password)) = userinfo.split_once(':')
+    {
+        secrets.push(password.to_owned());
+        secrets.push(percent_decode(password));
+    }
+    // Very short values would blank out ordinary words; they are not worth hiding anyway.
+    secrets.retain(|secret| secret.len() >= 4);
+    secrets
+}
+
+fn percent_decode(input: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = input.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(high << 4 | low);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn scrub(line: &str, secrets: &[String]) -> String {
+    secrets.iter().fold(line.to_owned(), |line, secret| line.replace(secret.as_str(), "***"))
+}
+
+/// An error and its causes, `outer: inner: innermost`, without repeats.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn config(vars: &[(&str, &str)]) -> Config {
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| {
+            if name == "SESSION_SECRET" {
+                return Some(SECRET.to_owned());
+            }
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn urls_lose_their_passwords_and_keep_the_rest() {
+        assert_eq!(
+            redact_url("postgres://libero:s3cret@db.example.com:5432/postgres?sslmode=require"),
+            "postgres://libero:***@db.example.com:5432/postgres?sslmode=require"
+        );
+        assert_eq!(redact_url("postgres://h/db?user=u&password=pw&x=1"), "postgres://h/db?user=u&password=***&x=1");
+        assert_eq!(redact_url("postgres://postgres@127.0.0.1:1/x"), "postgres://postgres@127.0.0.1:1/x");
+        assert_eq!(redact_url("sqlite://libero.db"), "sqlite://libero.db");
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+    }
+
+    #[test]
+    fn the_database_password_is_scrubbed_even_percent_encoded() {
+        let env = |name: &str| (name == "DATABASE_URL").then(|| "postgres://u:p%40ssword@h/db".to_owned());
+        let secrets = secrets_in(&env);
+        assert_eq!(scrub("failed for p@ssword and p%40ssword", &secrets), "failed for *** and ***");
+    }
+
+    #[test]
+    fn loopback_origins_are_recognised() {
+        for origin in ["http://localhost:4010", "http://127.0.0.1", "http://[::1]:8080", "http://app.localhost"] {
+            assert!(is_loopback(origin), "{origin}");
+        }
+        for origin in ["http://admin.example.com", "http://localhost.example.com", "http://10.0.0.1"] {
+            assert!(!is_loopback(origin), "{origin}");
+        }
+    }
+
+    #[test]
+    fn the_defaults_are_consistent() {
+        assert_eq!(cookies_and_framing(&config(&[])).status, Status::Ok);
+    }
+
+    #[test]
+    fn insecure_cookies_with_a_cross_site_frame_ancestor_fail() {
+        let check = cookies_and_framing(&config(&[("COOKIE_SECURE", "false")]));
+        assert_eq!(check.status, Status::Fail, "{check}");
+        assert!(check.message.contains("COOKIE_SECURE=true"), "{check}");
+    }
+
+    #[test]
+    fn insecure_cookies_for_an_unframed_app_are_fine() {
+        let check = cookies_and_framing(&config(&[("COOKIE_SECURE", "false"), ("FRAME_ANCESTORS", "'self'")]));
+        assert_eq!(check.status, Status::Ok, "{check}");
+    }
+
+    #[test]
+    fn plain_http_frame_ancestors_warn_unless_loopback() {
+        let check = cookies_and_framing(&config(&[("FRAME_ANCESTORS", "http://admin.example.com")]));
+        assert_eq!(check.status, Status::Warn, "{check}");
+        let check = cookies_and_framing(&config(&[("FRAME_ANCESTORS", "http://localhost:4010")]));
+        assert_eq!(check.status, Status::Ok, "{check}");
+    }
+
+    #[test]
+    fn a_wildcard_frame_ancestor_warns() {
+        let check = cookies_and_framing(&config(&[("FRAME_ANCESTORS", "*")]));
+        assert_eq!(check.status, Status::Warn, "{check}");
+    }
+
+    #[test]
+    fn missing_callback_credentials_warn_and_name_the_variable() {
+        let check = callbacks(&config(&[("COMMERCE7_USER", "c7")]));
+        assert_eq!(check.status, Status::Warn);
+        assert!(check.message.starts_with("COMMERCE7_PASSWORD not set"), "{check}");
+        let check = callbacks(&config(&[("COMMERCE7_USER", "c7"), ("COMMERCE7_PASSWORD", "pw-pw-pw")]));
+        assert_eq!(check.status, Status::Ok);
+    }
+}

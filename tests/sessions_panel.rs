@@ -1,0 +1,543 @@
+//! "Your sessions" and the operators' `libero sessions revoke|list`, over real HTTP and real
+//! processes, on SQLite and PostgreSQL. Each browser is a client with a cookie jar of its own.
+
+mod common;
+
+use std::{process::Command, sync::Arc};
+
+use chrono::{DateTime, Utc};
+use common::{OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, TENANT, TestApp, TestDb};
+use libero::server::db::Db;
+use reqwest::{StatusCode, cookie::CookieStore};
+use serde_json::Value;
+
+const STAFF_TOKEN: &str = "demo-staff-token";
+const DANA: &str = "c7-user-dana";
+const SAM: &str = "c7-user-sam";
+
+const CHROME_ON_WINDOWS: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+const FIREFOX_ON_MACOS: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:127.0) Gecko/20100101 Firefox/127.0";
+const SAFARI_ON_IOS: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+
+/// A browser of its own: its own cookie jar, its own `User-Agent`, redirects off.
+struct Browser {
+    client: reqwest::Client,
+    jar: Arc<reqwest::cookie::Jar>,
+    base: String,
+}
+
+impl Browser {
+    fn new(app: &TestApp, user_agent: &str) -> Self {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(user_agent)
+            .build()
+            .unwrap();
+        Self { client, jar, base: app.base.clone() }
+    }
+
+    /// A new browser in which `token`'s user of `tenant` signs in.
+    async fn signed_in(app: &TestApp, user_agent: &str, tenant: &str, token: &str) -> Self {
+        let browser = Self::new(app, user_agent);
+        let url = format!("{}/app?tenantId={tenant}&account={token}&adminUITheme=light", browser.base);
+        let response = browser.client.get(url).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "sign-in redirects");
+        assert!(browser.cookie().is_some(), "the browser holds a session cookie");
+        browser
+    }
+
+    /// The `__libero_session=…` cookie this browser holds.
+    fn cookie(&self) -> Option<String> {
+        let header = self.jar.cookies(&self.base.parse().unwrap())?;
+        header.to_str().unwrap().split("; ").find(|c| c.starts_with("__libero_session=")).map(str::to_owned)
+    }
+
+    /// The session token inside the signed cookie (the value is the 44-character HMAC, then the
+    /// token).
+    fn token(&self) -> String {
+        let cookie = self.cookie().expect("cookie held");
+        let value = cookie.trim_start_matches("__libero_session=");
+        value.replace("%2B", "+").replace("%2F", "/").replace("%3D", "=")[44..].to_owned()
+    }
+
+    async fn dashboard_status(&self) -> StatusCode {
+        self.client.get(format!("{}/app", self.base)).send().await.unwrap().status()
+    }
+
+    /// A POST as the app's own pages send it.
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .header("origin", &self.base)
+            .header("sec-fetch-site", "same-origin")
+    }
+
+    /// `list_my_sessions`, which must succeed.
+    async fn sessions(&self) -> Vec<Value> {
+        let response = self.post("/api/list_my_sessions").send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    /// The handle of this browser's own session (the one marked current).
+    async fn own_handle(&self) -> String {
+        let sessions = self.sessions().await;
+        let current = sessions.iter().find(|s| s["current"] == true).expect("the current session is listed");
+        current["handle"].as_str().unwrap().to_owned()
+    }
+
+    async fn sign_out(&self, handle: &str) -> reqwest::Response {
+        self.post("/api/sign_out_session").form(&[("handle", handle)]).send().await.unwrap()
+    }
+
+    async fn sign_out_others(&self) -> reqwest::Response {
+        self.post("/api/sign_out_other_sessions").send().await.unwrap()
+    }
+}
+
+/// A running app with both demo tenants installed.
+async fn app_with_tenants(kind: TestDb) -> Option<TestApp> {
+    let app = TestApp::spawn(kind).await?;
+    app.install(TENANT).await;
+    app.install(OTHER_TENANT).await;
+    Some(app)
+}
+
+/// Inserts a session row for `user_id` of the demo tenant directly (for idle and expired rows).
+async fn insert_session(app: &TestApp, id: &str, user_id: &str, last_activity: DateTime<Utc>, expires: DateTime<Utc>) {
+    let client_id = app.client_id(TENANT).await.expect("tenant installed");
+    match &app.db {
+        Db::Sqlite(pool) => {
+            sqlx::query(
+                "INSERT INTO app_sessions (id, client_id, user_id, theme, data, last_activity_at, expires_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, 'light', '{}', ?4, ?5, ?4, ?4)",
+            )
+            .bind(id)
+            .bind(client_id)
+            .bind(user_id)
+            .bind(last_activity)
+            .bind(expires)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+        Db::Postgres(pool) => {
+            sqlx::query(
+                "INSERT INTO app_sessions (id, client_id, user_id, theme, data, last_activity_at, expires_at, created_at, updated_at)
+                 VALUES ($1, $2::uuid, $3, 'light', '{}', $4, $5, $4, $4)",
+            )
+            .bind(id)
+            .bind(client_id)
+            .bind(user_id)
+            .bind(last_activity)
+            .bind(expires)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+    }
+}
+
+fn handles(sessions: &[Value]) -> Vec<String> {
+    sessions.iter().map(|s| s["handle"].as_str().unwrap().to_owned()).collect()
+}
+
+// --- "Your sessions" --------------------------------------------------------------------------
+
+on_both_databases!(the_list_shows_exactly_my_sessions_with_this_browser_marked, |kind| async move {
+    let Some(app) = app_with_tenants(kind).await else { return };
+    let chrome = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
+    let firefox = Browser::signed_in(&app, FIREFOX_ON_MACOS, TENANT, OWNER_TOKEN).await;
+    // An idle and an expired session of Dana's are not active: not listed.
+    let hours_ago = |h| Utc::now() - chrono::TimeDelta::hours(h);
+    insert_session(&app, "idle-row", DANA, hours_ago(2), Utc::now() + chrono::TimeDelta::hours(4)).await;
+    insert_session(&app, "expired-row", DANA, Utc::now(), hours_ago(1)).await;
+
+    let from_chrome = chrome.sessions().await;
+    assert_eq!(from_chrome.len(), 2, "{from_chrome:#?}");
+    assert_eq!(from_chrome[0]["current"], true, "this browser comes first");
+    assert_eq!(from_chrome[0]["device"], "Chrome on Windows");
+    assert_eq!(from_chrome[1]["current"], false);
+    assert_eq!(from_chrome[1]["device"], "Firefox on macOS");
+    for session in &from_chrome {
+        assert_eq!(session["ip_address"], "127.0.0.1");
+        assert!(session["signed_in_at"].as_str().unwrap().ends_with('Z'));
+        assert!(session["last_active_at"].as_str().unwrap().ends_with('Z'));
+    }
+
+    let from_firefox = firefox.sessions().await;
+    assert_eq!(from_firefox.len(), 2);
+    assert_eq!(from_firefox[0]["device"], "Firefox on macOS", "the other browser sees itself as current");
+    assert_eq!(from_firefox[0]["current"], true);
+    let mut a = handles(&from_chrome);
+    let mut b = handles(&from_firefox);
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "the same two sessions, under the same handles");
+    app.stop().await;
+});
+
+on_both_databases!(the_list_never_carries_row_ids_or_tokens, |kind| async move {
+    let Some(app) = app_with_tenants(kind).await else { return };
+    let chrome = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
+    let firefox = Browser::signed_in(&app, FIREFOX_ON_MACOS, TENANT, OWNER_TOKEN).await;
+    let body = chrome.post("/api/list_my_sessions").send().await.unwrap().text().await.unwrap();
+    let rows = app.session_rows().await;
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert!(!body.contains(&row.id), "row id {} sent to the browser: {body}", row.id);
+    }
+    for browser in [&chrome, &firefox] {
+        assert!(!body.contains(&browser.token()), "a cookie token sent to the browser: {body}");
+    }
+    for handle in handles(&serde_json::from_str::<Vec<Value>>(&body).unwrap()) {
+        assert_eq!(handle.len(), 32);
+        assert!(rows.iter().all(|row| !row.id.contains(&handle)), "a handle is not a piece of a row id");
+    }
+    app.stop().await;
+});
+
+on_both_databases!(another_users_and_another_tenants_sessions_are_never_listed, |kind| async move {
+    let Some(app) = app_with_tenants(kind).await else { return };
+    let dana = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
+    let sam = Browser::signed_in(&app, FIREFOX_ON_MACOS, TENANT, STAFF_TOKEN).await;
+    let lee = Browser::signed_in(&app, SAFARI_ON_IOS, OTHER_TENANT, OTHER_TOKEN).await;
+    assert_eq!(app.session_rows().await.len(), 3, "all three sessions exist");
+
+    let seen_by_dana = dana.sessions().await;
+    assert_eq!(seen_by_dana.len(), 1, "only Dana's own session: {seen_by_dana:#?}");
+    assert_eq!(seen_by_dana[0]["device"], "Chrome on Windows");
+    assert_eq!(seen_by_dana[0]["current"], true);
+    let seen_by_sam = sam.sessions().await;
+    assert_eq!(seen_by_sam.len(), 1, "only Sam's own session");
+    assert_eq!(seen_by_sam[0]["device"], "Firefox on macOS");
+    let seen_by_lee = lee.sessions().await;
+    assert_eq!(seen_by_lee.len(), 1, "only Lee's own session");
+    assert_eq!(seen_by_lee[0]["device"], "Safari on iOS");
+    app.stop().await;
+});
+
+on_both_databases!(the_dashboard_shows_your_sessions_with_this_browser_marked, |kind| async move {
+    let Some(app) = app_with_tenants(kind).await else { return };
+    let chrome = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
+    let _firefox = Browser::signed_in(&app, FIREFOX_ON_MACOS, TENANT, OWNER_TOKEN).await;
+    let response = chrome.client.get(format!("{}/app", app.base)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().await.unwrap();
+    for text in
+        ["Your sessions", "Chrome on Windows", "This browser", "Firefox on macOS", "Sign out all other sessions"]
+    {
+        assert!(html.contains(text), "{text:?} missing from the dashboard");
+    }
+    // Before hydration the buttons are plain form POSTs to the server functions.
+    assert!(html.contains(r#"action="/api/sign_out_session""#), "per-session sign-out form");
+    assert!(html.contains(r#"action="/api/sign_out_other_sessions""#), "sign-out-all form");
+    app.stop().await;
+});
+
+on_both_databases!(signing_out_my_other_session_ends_it, |kind| async move {
+    let Some(app) = app_with_tenants(kind).await else { return };
+    let chrome = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
+    let firefox = Browser::signed_in(&app, FIREFOX_ON_MACOS, TENANT, OWNER_TOKEN).await;
+    let firefox_handle = firefox.own_handle().await;
+
+    let response = chrome.sign_out(&firefox_handle).await;
+    assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+
+    assert_eq!(firefox.dashboard_status().await, StatusCode::SEE_OTHER, "the other browser is signed out");
+    assert_eq!(chrome.dashboard_status().await, StatusCode::OK, "this browser stays signed in");
+    assert_eq!(chrome.sessions().await.len(), 1);
+    assert_eq!(app.session_rows().await.len(), 1);
+    app.stop().await;
+});
+
+on_both_databases!(a_sign_out_posted_before_hydration_returns_to_the_dashboard, |kind| async move {
+    let Some(app) = app_with_tenants(kind).await else { return };
+    let chrome = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
+    let firefox = Browser::signed_in(&app, FIREFOX_ON_MACOS, TENANT, OWNER_TOKEN).await;
+    // What the browser sends for the panel's form before the wasm has loaded.
+    let response = chrome
+        .post("/api/sign_out_session")
+        .header("accept", "text/html")
+        .header("referer", app.url("/app"))
+        .form(&[("handle", firefox.own_handle().await)])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_redirection(), "{}", response.status());
+    let location = response.headers()["location"].to_str().unwrap();
+    assert!(location.trim_end_matches('?') == app.url("/app"), "back to the dashboard, got {location}");
+    assert_eq!(firefox.dashboard_status().await, StatusCode::SEE_OTHER);
+    assert_eq!(chrome.dashboard_status().await, StatusCode::OK);
+    app.stop().await;
+});
+
+on_both_databases!(signing_out_another_users_session_is_refused_and_changes_nothing, |kind| async move {
+    let Some(app) = app_with_tenants(kind).await else { return };
+    let dana = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
+    let dana_elsewhere = Browser::signed_in(&app, FIREFOX_ON_MACOS, TENANT, OWNER_TOKEN).await;
+    let sam = Browser::signed_in(&app, SAFARI_ON_IOS, TENANT, STAFF_TOKEN).await;
+    let lee = Browser::signed_in(&app, SAFARI_ON_IOS, OTHER_TENANT, OTHER_TOKEN).await;
+
+    for handle in [sam.own_handle().await, lee.own_handle().await] {
+        let response = dana.sign_out(&handle).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "session_not_found");
+    }
+    assert_eq!(sam.dashboard_status().await, StatusCode::OK, "Sam is still signed in");
+    assert_eq!(lee.dashboard_status().await, StatusCode::OK, "Lee is still signed in");
+    assert_eq!(app.session_rows().await.len(), 4, "nothing was deleted");
+
+    // The positive control: the same request with Dana's own other session's handle works.
+    let response = dana.sign_out(&dana_elsewhere.own_handle().await).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(dana_elsewhere.dashboard_status().await, StatusCode::SEE_OTHER);
+    assert_eq!(app.session_rows().await.len(), 3);
+    app.stop().await;
+});
+
+on_both_databases!(a_made_up_handle_is_not_found, |kind| async move {
+    let Some(app) = app_with_tenants(kind).await else { return };
+    let dana = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
+    for handle in ["0123456789abcdef0123456789abcdef", "", "not-a-handle"] {
+        assert_eq!(dana.sign_out(handle).await.status(), StatusCode::NOT_FOUND, "{handle:?}");
+    }
+    assert_eq!(dana.dashboard_status().await, StatusCode::OK);
+    app.stop().await;
+});
+
+on_both_databases!(this_browsers_own_session_cannot_be_ended_through_the_panel, |kind| async move {
+    let Some(app) = app_with_tenants(kind).await else { return };
+    let dana = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
+    let response = dana.sign_out(&dana.own_handle().await).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(dana.dashboard_status().await, StatusCode::OK, "still signed in: logout is for that");
+    app.stop().await;
+});
+
+on_both_databases!(signing_out_all_other_sessions_keeps_only_this_one, |kind| async move {
+    let Some(app) = app_with_tenants(kind).await else { return };
+    let chrome = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
+    let firefox = Browser::signed_in(&app, FIREFOX_ON_MACOS, TENANT, OWNER_TOKEN).await;
+    let phone = Browser::signed_in(&app, SAFARI_ON_IOS, TENANT, OWNER_TOKEN).await;
+    let sam = Browser::signed_in(&app, FIREFOX_ON_MACOS, TENANT, STAFF_TOKEN).await;
+    let lee = Browser::signed_in(&app, CHROME_ON_WINDOWS, OTHER_TENANT, OTHER_TOKEN).await;
+
+    let response = chrome.sign_out_others().await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.json::<u64>().await.unwrap(), 2, "two other sessions ended");
+
+    assert_eq!(firefox.dashboard_status().await, StatusCode::SEE_OTHER);
+    assert_eq!(phone.dashboard_status().await, StatusCode::SEE_OTHER);
+    assert_eq!(chrome.dashboard_status().await, StatusCode::OK, "this browser stays signed in");
+    assert_eq!(sam.dashboard_status().await, StatusCode::OK, "another user's session is untouched");
+    assert_eq!(lee.dashboard_status().await, StatusCode::OK, "another tenant's session is untouched");
+    assert_eq!(chrome.sessions().await.len(), 1);
+    app.stop().await;
+});
+
+on_both_databases!(the_panel_functions_answer_401_without_a_session, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    let bare = TestApp::bare_client();
+    for path in ["/api/list_my_sessions", "/api/sign_out_session", "/api/sign_out_other_sessions"] {
+        let response = bare
+            .post(app.url(path))
+            .header("origin", &app.base)
+            .header("sec-fetch-site", "same-origin")
+            .form(&[("handle", "0123456789abcdef0123456789abcdef")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "unauthorized", "{path}");
+    }
+    assert_eq!(app.session_rows().await.len(), 1, "the signed-in session is untouched");
+    app.stop().await;
+});
+
+on_both_databases!(cross_site_posts_to_the_panel_functions_are_refused, |kind| async move {
+    let Some(app) = app_with_tenants(kind).await else { return };
+    let chrome = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
+    let firefox = Browser::signed_in(&app, FIREFOX_ON_MACOS, TENANT, OWNER_TOKEN).await;
+    let handle = firefox.own_handle().await;
+    let cross_site = |path: &str| {
+        chrome
+            .client
+            .post(app.url(path))
+            .header("origin", "https://evil.example")
+            .header("sec-fetch-site", "cross-site")
+    };
+
+    let response = cross_site("/api/sign_out_session").form(&[("handle", handle.as_str())]).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = cross_site("/api/sign_out_other_sessions").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(cross_site("/api/list_my_sessions").send().await.unwrap().status(), StatusCode::FORBIDDEN);
+
+    assert_eq!(firefox.dashboard_status().await, StatusCode::OK, "nothing was signed out");
+    assert_eq!(app.session_rows().await.len(), 2);
+    app.stop().await;
+});
+
+// --- Operators: `libero sessions revoke|list` -------------------------------------------------
+
+/// Runs the binary with nothing but `DATABASE_URL` (and `PATH`), in an empty directory.
+fn libero(args: &[&str], database_url: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_libero"))
+        .args(args)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DATABASE_URL", database_url)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+on_both_databases!(revoke_with_a_user_deletes_only_that_users_sessions_of_the_tenant, |kind| async move {
+    let Some(app) = app_with_tenants(kind).await else { return };
+    let dana = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
+    let sam = Browser::signed_in(&app, FIREFOX_ON_MACOS, TENANT, STAFF_TOKEN).await;
+    let sam_elsewhere = Browser::signed_in(&app, SAFARI_ON_IOS, TENANT, STAFF_TOKEN).await;
+    let lee = Browser::signed_in(&app, SAFARI_ON_IOS, OTHER_TENANT, OTHER_TOKEN).await;
+
+    let output = libero(&["sessions", "revoke", "--tenant", TENANT, "--user", SAM], &app.database.url);
+    assert_eq!(stdout(&output), "Revoked 2 sessions for tenant demo-winery user c7-user-sam\n");
+    assert_eq!(sam.dashboard_status().await, StatusCode::SEE_OTHER);
+    assert_eq!(sam_elsewhere.dashboard_status().await, StatusCode::SEE_OTHER);
+    assert_eq!(dana.dashboard_status().await, StatusCode::OK, "another user of the tenant is untouched");
+    assert_eq!(lee.dashboard_status().await, StatusCode::OK, "another tenant is untouched");
+    app.stop().await;
+});
+
+on_both_databases!(revoke_without_a_user_deletes_every_session_of_the_tenant, |kind| async move {
+    let Some(app) = app_with_tenants(kind).await else { return };
+    let dana = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
+    let sam = Browser::signed_in(&app, FIREFOX_ON_MACOS, TENANT, STAFF_TOKEN).await;
+    let lee = Browser::signed_in(&app, SAFARI_ON_IOS, OTHER_TENANT, OTHER_TOKEN).await;
+
+    let output = libero(&["sessions", "revoke", "--tenant", TENANT], &app.database.url);
+    assert_eq!(stdout(&output), "Revoked 2 sessions for tenant demo-winery\n");
+    assert_eq!(dana.dashboard_status().await, StatusCode::SEE_OTHER);
+    assert_eq!(sam.dashboard_status().await, StatusCode::SEE_OTHER);
+    assert_eq!(lee.dashboard_status().await, StatusCode::OK, "another tenant is untouched");
+    assert_eq!(app.session_rows().await.len(), 1);
+    app.stop().await;
+});
+
+on_both_databases!(revoke_and_list_of_an_unknown_tenant_fail_with_exit_1, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    for args in
+        [&["sessions", "revoke", "--tenant", "no-such-winery"][..], &["sessions", "list", "--tenant", "no-such-winery"]]
+    {
+        let output = libero(args, &app.database.url);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("unknown tenant") && stderr.contains("no-such-winery"), "{stderr}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+    }
+    assert_eq!(app.session_rows().await.len(), 1, "nothing deleted");
+    app.stop().await;
+});
+
+on_both_databases!(list_prints_the_tenants_active_sessions_as_a_table, |kind| async move {
+    let Some(app) = app_with_tenants(kind).await else { return };
+    let _dana = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
+    let _sam = Browser::signed_in(&app, FIREFOX_ON_MACOS, TENANT, STAFF_TOKEN).await;
+    let _lee = Browser::signed_in(&app, SAFARI_ON_IOS, OTHER_TENANT, OTHER_TOKEN).await;
+    let hours_ago = |h| Utc::now() - chrono::TimeDelta::hours(h);
+    insert_session(&app, "idle-row", DANA, hours_ago(2), Utc::now() + chrono::TimeDelta::hours(4)).await;
+    insert_session(&app, "expired-row", DANA, Utc::now(), hours_ago(1)).await;
+
+    let text = stdout(&libero(&["sessions", "list", "--tenant", TENANT], &app.database.url));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "Active sessions for tenant demo-winery: 2", "{text}");
+    for column in ["USER ID", "NAME", "EMAIL", "IP", "BROWSER", "SIGNED IN", "LAST ACTIVE", "EXPIRES"] {
+        assert!(lines[1].contains(column), "{column} missing: {text}");
+    }
+    assert_eq!(lines.len(), 4, "a header and two sessions: {text}");
+    let dana = lines.iter().find(|l| l.starts_with(DANA)).expect("Dana's line");
+    for value in ["Dana Owner", "dana@demo-winery.example", "127.0.0.1", "Chrome on Windows", "UTC"] {
+        assert!(dana.contains(value), "{value} missing: {dana}");
+    }
+    let sam = lines.iter().find(|l| l.starts_with(SAM)).expect("Sam's line");
+    assert!(sam.contains("Sam Staff") && sam.contains("Firefox on macOS"), "{sam}");
+    assert!(!text.contains("Lee"), "another tenant's session is not listed: {text}");
+    app.stop().await;
+});
+
+on_both_databases!(list_json_has_one_object_per_active_session, |kind| async move {
+    let Some(app) = app_with_tenants(kind).await else { return };
+    let _dana = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
+    let _lee = Browser::signed_in(&app, SAFARI_ON_IOS, OTHER_TENANT, OTHER_TOKEN).await;
+
+    let json: Value =
+        serde_json::from_str(&stdout(&libero(&["sessions", "list", "--tenant", TENANT, "--json"], &app.database.url)))
+            .expect("JSON");
+    assert_eq!(json["tenant_id"], TENANT);
+    let sessions = json["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1);
+    let session = sessions[0].as_object().unwrap();
+    let mut keys: Vec<&str> = session.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["browser", "created_at", "expires_at", "ip_address", "last_activity_at", "user_email", "user_id", "user_name"]
+    );
+    assert_eq!(session["user_id"], DANA);
+    assert_eq!(session["user_name"], "Dana Owner");
+    assert_eq!(session["browser"], "Chrome on Windows");
+    assert_eq!(session["ip_address"], "127.0.0.1");
+    app.stop().await;
+});
+
+on_both_databases!(list_never_prints_row_ids_or_cookie_tokens, |kind| async move {
+    let Some(app) = app_with_tenants(kind).await else { return };
+    let browsers = [
+        Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await,
+        Browser::signed_in(&app, FIREFOX_ON_MACOS, TENANT, OWNER_TOKEN).await,
+        Browser::signed_in(&app, SAFARI_ON_IOS, TENANT, STAFF_TOKEN).await,
+    ];
+    let rows = app.session_rows().await;
+    assert_eq!(rows.len(), 3);
+    let mut handles_seen = Vec::new();
+    for browser in &browsers {
+        handles_seen.extend(handles(&browser.sessions().await));
+    }
+
+    for args in [&["sessions", "list", "--tenant", TENANT][..], &["sessions", "list", "--tenant", TENANT, "--json"]] {
+        let output = libero(args, &app.database.url);
+        let printed = format!("{}{}", stdout(&output), String::from_utf8_lossy(&output.stderr));
+        for row in &rows {
+            assert!(!printed.contains(&row.id), "row id printed by {args:?}");
+            assert!(!printed.contains(&row.id[..16]), "part of a row id printed by {args:?}");
+        }
+        for browser in &browsers {
+            let cookie = browser.cookie().unwrap();
+            assert!(!printed.contains(&browser.token()), "a cookie token printed by {args:?}");
+            assert!(!printed.contains(cookie.trim_start_matches("__libero_session=")), "a cookie printed");
+        }
+        for handle in &handles_seen {
+            assert!(!printed.contains(handle.as_str()), "a handle printed by {args:?}");
+        }
+    }
+    app.stop().await;
+});
+
+#[test]
+fn revoke_needs_a_tenant() {
+    let output = libero(&["sessions", "revoke"], "sqlite://unused.db");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--tenant"));
+}
