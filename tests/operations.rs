@@ -57,7 +57,7 @@ on_both_databases!(cleanup_of_100k_expired_rows_spares_live_sessions_while_reque
     let db = app.db.clone();
     let cleanup = tokio::spawn(async move {
         let started = Instant::now();
-        let deleted = cleanup::delete_expired(&db, cleanup::DEFAULT_BATCH_SIZE).await;
+        let deleted = cleanup::delete_expired(&db, cleanup::DEFAULT_BATCH_SIZE, Some(Duration::from_secs(3600))).await;
         (started, deleted, Instant::now())
     });
     let mut answered_at = Vec::new();

@@ -734,7 +734,7 @@ on_both_databases!(a_session_of_an_uninstalled_or_reinstalled_tenant_is_refused,
     // A reinstall does not bring sessions from before it back.
     app.install(TENANT).await;
     let response = TestApp::bare_client().get(app.url("/app")).header(header::COOKIE, &cookie).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER, "older than the installation");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "signed in under the previous install generation");
     app.stop().await;
 });
 

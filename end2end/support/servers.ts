@@ -202,6 +202,22 @@ function checkBuilt() {
   }
 }
 
+/**
+ * A server binary built by plain `cargo build` (not by cargo-leptos) asks for `pkg/<name>_bg.wasm`,
+ * which cargo-leptos never writes: the pages would never hydrate. Say so at once.
+ */
+async function siteMismatch(appUrl: string): Promise<string | undefined> {
+  const html = await (await fetch(`${appUrl}/`)).text();
+  const wasm = /["'](\/[^"']+\.wasm)["']/.exec(html)?.[1];
+  if (wasm && !existsSync(join(SITE_ROOT, wasm))) {
+    return (
+      `${APP_BIN} links ${wasm}, which ${SITE_ROOT} does not have: the binary was not built by ` +
+      "`cargo leptos build` (or the site is from another build). Run `cargo leptos build` again."
+    );
+  }
+  return undefined;
+}
+
 /** Starts a fake Commerce7 and a Libero on fresh ports with a fresh database. */
 export async function startServers(label = "e2e"): Promise<Servers> {
   checkBuilt();
@@ -260,6 +276,11 @@ export async function startServers(label = "e2e"): Promise<Servers> {
     ]);
     const errors = results.flatMap((r) => (r.status === "rejected" ? [String(r.reason?.message ?? r.reason)] : []));
     if (errors.length === 0) {
+      const mismatch = await siteMismatch(appUrl);
+      if (mismatch) {
+        await stop();
+        throw new Error(mismatch);
+      }
       return { appUrl, adminUrl, c7Url, databaseFile, logs, stop };
     }
     const portTaken = fake.lostItsPort() || app.lostItsPort();
@@ -276,30 +297,42 @@ export async function startServers(label = "e2e"): Promise<Servers> {
  * servers' output attached to every failed test. Returns a getter for use inside the tests.
  */
 export function useServers(label: string): () => Servers {
+  // Started once, on first need. Playwright resolves `baseURL` (through its context options)
+  // already for the beforeAll hooks, before their bodies run, so the fixture may be first.
+  let starting: Promise<Servers> | undefined;
   let servers: Servers | undefined;
+  const start = (): Promise<Servers> => {
+    starting ??= startServers(label).then((s) => (servers = s));
+    return starting;
+  };
   const current = (): Servers => {
     if (!servers) throw new Error(`the servers for "${label}" are not running`);
     return servers;
   };
+  const startTimeout = START_ATTEMPTS * (START_TIMEOUT_MS + 2 * STOP_TIMEOUT_MS) + 5_000;
 
+  test.use({
+    baseURL: [
+      async ({}, use) => {
+        // A start-up failure is reported once, by the beforeAll hook below.
+        const started = await start().catch(() => undefined);
+        await use(started?.appUrl);
+      },
+      { timeout: startTimeout },
+    ],
+  });
   test.beforeAll(async ({}, testInfo) => {
-    testInfo.setTimeout(START_ATTEMPTS * START_TIMEOUT_MS + 3 * STOP_TIMEOUT_MS);
-    servers = await startServers(label);
+    testInfo.setTimeout(startTimeout);
+    await start();
   });
   test.afterAll(async ({}, testInfo) => {
     testInfo.setTimeout(3 * STOP_TIMEOUT_MS);
     await servers?.stop();
-    servers = undefined;
   });
   test.afterEach(async ({}, testInfo) => {
     if (servers && testInfo.status !== testInfo.expectedStatus) {
       await testInfo.attach("servers.log", { body: servers.logs(), contentType: "text/plain" });
     }
-  });
-  test.use({
-    baseURL: async ({}, use) => {
-      await use(current().appUrl);
-    },
   });
   return current;
 }

@@ -130,26 +130,35 @@ async fn connect_from_env() -> Result<Db, String> {
 async fn sessions(command: SessionsCommand) -> Result<(), String> {
     let db = connect_from_env().await?;
     let result = match command {
-        SessionsCommand::Cleanup { batch_size } => cleanup::delete_expired(&db, batch_size)
-            .await
-            .map(|deleted| println!("Session cleanup: deleted {deleted} expired sessions"))
-            .map_err(|e| format!("session cleanup failed: {e}")),
-        SessionsCommand::Stats { json } => match stats::collect(&db).await {
-            Ok(stats) if json => {
-                println!("{}", serde_json::to_string_pretty(&stats).expect("stats serialise"));
-                Ok(())
-            }
-            Ok(stats) => {
-                print!("{}", stats.to_text());
-                Ok(())
-            }
-            Err(e) => Err(format!("cannot read session statistics: {e}")),
-        },
+        SessionsCommand::Cleanup { batch_size } => cleanup_sessions(&db, batch_size).await,
+        SessionsCommand::Stats { json } => print_stats(&db, json).await,
         SessionsCommand::Revoke { tenant, user } => revoke(&db, &tenant, user.as_deref()).await,
         SessionsCommand::List { tenant, json } => list(&db, &tenant, json).await,
     };
     db.close().await;
     result
+}
+
+/// Deletes expired sessions and those idle for `SESSION_IDLE_TIMEOUT` (read as `serve` reads it).
+async fn cleanup_sessions(db: &Db, batch_size: i64) -> Result<(), String> {
+    let deleted = cleanup::delete_expired(db, batch_size, idle_timeout_from_env()?)
+        .await
+        .map_err(|e| format!("session cleanup failed: {e}"))?;
+    println!("Session cleanup: deleted {deleted} expired sessions");
+    Ok(())
+}
+
+/// The monitoring query; sessions idle for `SESSION_IDLE_TIMEOUT` are not counted as active.
+async fn print_stats(db: &Db, json: bool) -> Result<(), String> {
+    let stats = stats::collect(db, idle_timeout_from_env()?)
+        .await
+        .map_err(|e| format!("cannot read session statistics: {e}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&stats).expect("stats serialise"));
+    } else {
+        print!("{}", stats.to_text());
+    }
+    Ok(())
 }
 
 async fn revoke(db: &Db, tenant: &str, user: Option<&str>) -> Result<(), String> {
@@ -180,8 +189,8 @@ async fn known_tenant(db: &Db, tenant: &str) -> Result<uuid::Uuid, String> {
         .ok_or_else(|| format!("unknown tenant {tenant:?}: no client with that tenant id has installed Libero"))
 }
 
-/// `SESSION_IDLE_TIMEOUT` as `serve` reads it (default 1 h, `0` = off), so that `sessions list`
-/// shows the sessions the server would still accept.
+/// `SESSION_IDLE_TIMEOUT` as `serve` reads it (default 1 h, `0` = off), so that `sessions list`,
+/// `stats` and `cleanup` draw the line between active and idle where the server does.
 fn idle_timeout_from_env() -> Result<Option<std::time::Duration>, String> {
     let Some(value) = std::env::var("SESSION_IDLE_TIMEOUT").ok().filter(|v| !v.trim().is_empty()) else {
         return Ok(Some(std::time::Duration::from_secs(3600)));

@@ -20,6 +20,9 @@ pub struct Client {
     pub org_name: Option<String>,
     /// `None` while installed.
     pub uninstalled_at: Option<DateTime<Utc>>,
+    /// Which installation this is: 1 at the first install, one more at each install that
+    /// follows an uninstall. Sessions signed in under another generation are dead.
+    pub install_generation: i64,
 }
 
 impl Client {
@@ -62,20 +65,25 @@ pub struct StoredSettings {
     pub user_email: Option<String>,
 }
 
-type ClientRow = (String, String, Option<String>, Option<DateTime<Utc>>);
-type PgClientRow = (Uuid, String, Option<String>, Option<DateTime<Utc>>);
+type ClientRow = (String, String, Option<String>, Option<DateTime<Utc>>, i64);
+type PgClientRow = (Uuid, String, Option<String>, Option<DateTime<Utc>>, i64);
 
-fn from_sqlite((id, tenant_id, org_name, uninstalled_at): ClientRow) -> Result<Client, sqlx::Error> {
+fn from_sqlite((id, tenant_id, org_name, uninstalled_at, install_generation): ClientRow) -> Result<Client, sqlx::Error> {
     let id = Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    Ok(Client { id, tenant_id, org_name, uninstalled_at })
+    Ok(Client { id, tenant_id, org_name, uninstalled_at, install_generation })
 }
 
-fn from_pg((id, tenant_id, org_name, uninstalled_at): PgClientRow) -> Client {
-    Client { id, tenant_id, org_name, uninstalled_at }
+fn from_pg((id, tenant_id, org_name, uninstalled_at, install_generation): PgClientRow) -> Client {
+    Client { id, tenant_id, org_name, uninstalled_at, install_generation }
 }
 
 /// Records an install: creates the client, or reactivates and refreshes it on reinstall. The
 /// merchant's settings survive a reinstall.
+///
+/// Idempotent for sessions: only an install that follows an uninstall starts a new installation
+/// (`install_generation` + 1, `installed_at` = now), which ends every older session. A repeated
+/// install callback of an installed tenant (Commerce7 may retry) refreshes the install details
+/// and changes nothing about sessions.
 pub async fn install(db: &Db, install: &Installation) -> Result<Client, sqlx::Error> {
     let now = now();
     match db {
@@ -87,9 +95,13 @@ pub async fn install(db: &Db, install: &Installation) -> Result<Client, sqlx::Er
                  ON CONFLICT (tenant_id) DO UPDATE SET
                      org_name = excluded.org_name, org_contact = excluded.org_contact,
                      user_id = excluded.user_id, user_email = excluded.user_email,
-                     install_data = excluded.install_data, installed_at = excluded.installed_at,
+                     install_data = excluded.install_data,
+                     installed_at = CASE WHEN clients.uninstalled_at IS NULL
+                                         THEN clients.installed_at ELSE excluded.installed_at END,
+                     install_generation = clients.install_generation
+                                          + CASE WHEN clients.uninstalled_at IS NULL THEN 0 ELSE 1 END,
                      uninstalled_at = NULL, updated_at = excluded.updated_at
-                 RETURNING id, tenant_id, org_name, uninstalled_at",
+                 RETURNING id, tenant_id, org_name, uninstalled_at, install_generation",
             )
             .bind(Uuid::new_v4().to_string())
             .bind(&install.tenant_id)
@@ -111,9 +123,13 @@ pub async fn install(db: &Db, install: &Installation) -> Result<Client, sqlx::Er
                  ON CONFLICT (tenant_id) DO UPDATE SET
                      org_name = EXCLUDED.org_name, org_contact = EXCLUDED.org_contact,
                      user_id = EXCLUDED.user_id, user_email = EXCLUDED.user_email,
-                     install_data = EXCLUDED.install_data, installed_at = EXCLUDED.installed_at,
+                     install_data = EXCLUDED.install_data,
+                     installed_at = CASE WHEN clients.uninstalled_at IS NULL
+                                         THEN clients.installed_at ELSE EXCLUDED.installed_at END,
+                     install_generation = clients.install_generation
+                                          + CASE WHEN clients.uninstalled_at IS NULL THEN 0 ELSE 1 END,
                      uninstalled_at = NULL, updated_at = EXCLUDED.updated_at
-                 RETURNING id, tenant_id, org_name, uninstalled_at",
+                 RETURNING id, tenant_id, org_name, uninstalled_at, install_generation",
             )
             .bind(&install.tenant_id)
             .bind(&install.org_name)
@@ -180,7 +196,7 @@ pub async fn find_by_tenant(db: &Db, tenant_id: &str) -> Result<Option<Client>, 
     match db {
         Db::Sqlite(pool) => {
             let row: Option<ClientRow> =
-                sqlx::query_as("SELECT id, tenant_id, org_name, uninstalled_at FROM clients WHERE tenant_id = ?1")
+                sqlx::query_as("SELECT id, tenant_id, org_name, uninstalled_at, install_generation FROM clients WHERE tenant_id = ?1")
                     .bind(tenant_id)
                     .fetch_optional(pool)
                     .await?;
@@ -188,7 +204,7 @@ pub async fn find_by_tenant(db: &Db, tenant_id: &str) -> Result<Option<Client>, 
         }
         Db::Postgres(pool) => {
             let row: Option<PgClientRow> =
-                sqlx::query_as("SELECT id, tenant_id, org_name, uninstalled_at FROM clients WHERE tenant_id = $1")
+                sqlx::query_as("SELECT id, tenant_id, org_name, uninstalled_at, install_generation FROM clients WHERE tenant_id = $1")
                     .bind(tenant_id)
                     .fetch_optional(pool)
                     .await?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::{
     Json, Router,
     extract::State,
-    http::{HeaderName, HeaderValue, Request, StatusCode, header},
+    http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, header},
     response::IntoResponse,
     routing::get,
 };
@@ -52,6 +52,15 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             )
         }
     }
+}
+
+/// The credentials of `Authorization: <scheme> <credentials>` when the scheme is `scheme`.
+/// Schemes are case-insensitive (RFC 9110 §11.1: `basic`, `BASIC` and `Basic` are one scheme);
+/// the credentials are returned as sent, without surrounding spaces.
+pub fn authorization_credentials<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (given, credentials) = value.trim_start().split_once(' ')?;
+    given.eq_ignore_ascii_case(scheme).then(|| credentials.trim())
 }
 
 fn no_store() -> [(HeaderName, HeaderValue); 1] {
@@ -118,6 +127,28 @@ fn request_span(request: &Request<axum::body::Body>) -> tracing::Span {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn authorization(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn authorization_schemes_match_whatever_their_case() {
+        for value in ["Basic abc=", "basic abc=", "BASIC abc=", "bAsIc   abc= "] {
+            assert_eq!(authorization_credentials(&authorization(value), "Basic"), Some("abc="), "{value}");
+        }
+        assert_eq!(authorization_credentials(&authorization("bearer t0ken"), "Bearer"), Some("t0ken"));
+    }
+
+    #[test]
+    fn another_scheme_or_no_header_gives_no_credentials() {
+        assert_eq!(authorization_credentials(&authorization("Bearer abc="), "Basic"), None);
+        assert_eq!(authorization_credentials(&authorization("Basicabc="), "Basic"), None, "no space: not the scheme");
+        assert_eq!(authorization_credentials(&authorization("Basic"), "Basic"), None);
+        assert_eq!(authorization_credentials(&HeaderMap::new(), "Basic"), None);
+    }
 
     #[test]
     fn frame_ancestors_lists_self_then_the_configured_origins() {

@@ -127,9 +127,13 @@ impl Application {
         let db = self.state.db.clone();
         let mut background = Vec::new();
         if let Some(interval) = self.state.config.session_cleanup_interval {
-            background.push(tokio::spawn(sessions::cleanup::run_periodically(db.clone(), interval)));
+            background.push(tokio::spawn(sessions::cleanup::run_periodically(
+                db.clone(),
+                interval,
+                self.state.config.session_idle_timeout,
+            )));
         }
-        if std::env::var_os("SOAK_OLD_TMP").is_none() { background.push(tokio::spawn(metrics::run_upkeep_periodically(
+        if std::env::var("SOAK_OLD_TMP").unwrap_or_default().is_empty() { background.push(tokio::spawn(metrics::run_upkeep_periodically(
             self.state.metrics.clone(),
             metrics::UPKEEP_INTERVAL,
         ))); }
@@ -179,7 +183,7 @@ pub fn router(state: AppState) -> Router {
         // Innermost first: the guard needs the session, the session needs the CSRF check passed.
         .layer(from_fn_with_state(state.clone(), sessions::session_guard))
         .layer(from_fn_with_state(state.sessions.clone(), sessions::session_layer))
-        .layer(from_fn(sessions::csrf_guard))
+        .layer(from_fn_with_state(state.clone(), sessions::csrf_guard))
         .layer(from_fn(metrics::track_http))
         .with_state(state);
     http::with_request_tracing(http::with_security_headers(router, &config))

@@ -18,6 +18,7 @@ use super::{
     AppState,
     clients::{self, Installation},
     config::Config,
+    http::authorization_credentials,
     sessions::guard::is_tenant_slug,
 };
 
@@ -34,19 +35,16 @@ fn unauthorized() -> Response {
 }
 
 /// Compares the request's Basic credentials with the configured pair in constant time (the
-/// values are hashed first so that their lengths leak nothing either).
+/// values are hashed first so that their lengths leak nothing either). The scheme is
+/// case-insensitive.
 pub fn basic_auth_matches(config: &Config, headers: &HeaderMap) -> bool {
     let (Some(user), Some(password)) = (config.commerce7_user.as_deref(), config.commerce7_password.as_ref()) else {
         return false;
     };
-    let Some(encoded) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
-    else {
+    let Some(encoded) = authorization_credentials(headers, "Basic") else {
         return false;
     };
-    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded) else {
         return false;
     };
     let Some(split) = decoded.iter().position(|b| *b == b':') else {
@@ -175,6 +173,16 @@ mod tests {
     #[test]
     fn the_configured_credentials_match() {
         assert!(basic_auth_matches(&config(), &with_basic("c7:pa:ss")));
+    }
+
+    #[test]
+    fn the_basic_scheme_is_case_insensitive() {
+        let encoded = base64::engine::general_purpose::STANDARD.encode("c7:pa:ss");
+        for scheme in ["basic", "BASIC", "bAsIc"] {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("{scheme} {encoded}")).unwrap());
+            assert!(basic_auth_matches(&config(), &headers), "{scheme}");
+        }
     }
 
     #[test]

@@ -277,13 +277,15 @@ impl TestApp {
     pub async fn session_rows(&self) -> Vec<SessionRow> {
         match &self.db {
             Db::Sqlite(pool) => sqlx::query_as(
-                "SELECT id, client_id, user_id, theme, data, expires_at, last_activity_at, created_at FROM app_sessions",
+                "SELECT id, client_id, user_id, user_name, theme, data, expires_at, last_activity_at, created_at, updated_at,
+                        install_generation, account_token_hash FROM app_sessions",
             )
             .fetch_all(pool)
             .await
             .unwrap(),
             Db::Postgres(pool) => sqlx::query_as(
-                "SELECT id, client_id::text AS client_id, user_id, theme, data::text AS data, expires_at, last_activity_at, created_at FROM app_sessions",
+                "SELECT id, client_id::text AS client_id, user_id, user_name, theme, data::text AS data, expires_at,
+                        last_activity_at, created_at, updated_at, install_generation, account_token_hash FROM app_sessions",
             )
             .fetch_all(pool)
             .await
@@ -408,11 +410,16 @@ pub struct SessionRow {
     pub id: String,
     pub client_id: String,
     pub user_id: String,
+    pub user_name: Option<String>,
     pub theme: String,
     pub data: String,
     pub expires_at: DateTime<Utc>,
     pub last_activity_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub install_generation: i64,
+    /// SHA-256 (hex) of the account token the session was verified with.
+    pub account_token_hash: Option<String>,
 }
 
 /// Runs a test body on both databases: `both_databases!(name, |app| async move { … })` makes

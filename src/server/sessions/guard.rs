@@ -13,7 +13,7 @@ use axum::{
 };
 use tower_sessions::{Session, session::Expiry};
 
-use super::{AUTH_KEY, AuthSession, Theme, cookie::CookieToken, to_offset};
+use super::{AUTH_KEY, AuthSession, Theme, cookie::CookieToken, hash_token, to_offset};
 use crate::{
     error::AppError,
     server::{
@@ -92,21 +92,36 @@ fn api_error(error: AppError) -> Response {
 }
 
 /// Middleware: guards `/app`, `/settings` (303 → `/`) and the server functions (401), and signs
-/// the merchant in on `GET /app?tenantId=…&account=…`.
-pub async fn session_guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// the merchant in on `GET /app?tenantId=…&account=…`. Every answer on these paths — pages,
+/// server-function results and errors, redirects — is `Cache-Control: no-store`: nothing
+/// signed-in may be kept by a cache or shown again by Back after logout.
+pub async fn session_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = normalized(req.uri().path());
     let is_page = PROTECTED_PAGES.contains(&path);
     let is_api = path.starts_with(API_PREFIX);
     if !is_page && !is_api {
         return next.run(req).await;
     }
+    let mut response = guard(state, req, next, is_page).await;
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> Response {
     let Some(session) = req.extensions().get::<Session>().cloned() else {
         tracing::error!("session layer missing in front of the guard");
         return error_page(ErrorKind::DatabaseUnavailable);
     };
 
-    if path == "/app" && req.method() == Method::GET {
+    if normalized(req.uri().path()) == "/app" && req.method() == Method::GET {
         if let Some(query) = SignInQuery::from_uri(req.uri()) {
+            if !is_navigation(req.headers()) {
+                // An <img>, a fetch() or a <script> pointed at the sign-in URL by another site:
+                // it may neither sign this browser in nor end its session.
+                metrics::sign_in("wrong_destination");
+                tracing::info!("sign-in refused: not a document or iframe navigation");
+                return error_page(ErrorKind::BadSignInLink);
+            }
             let client = ClientInfo { ip: ratelimit::request_ip(&state, &req), user_agent: user_agent(req.headers()) };
             return sign_in(&state, &session, query, client).await;
         }
@@ -137,6 +152,15 @@ pub async fn session_guard(State(state): State<AppState>, mut req: Request, next
             if is_page { error_page(ErrorKind::DatabaseUnavailable) } else { api_error(AppError::Unavailable) }
         }
     }
+}
+
+/// Whether a request is a navigation that may sign in: `Sec-Fetch-Dest` absent (older
+/// browsers, non-browser clients), `document` (the app in its own tab) or `iframe` (inside the
+/// Commerce7 admin).
+pub fn is_navigation(headers: &HeaderMap) -> bool {
+    headers.get("sec-fetch-dest").is_none_or(|dest| {
+        dest.as_bytes().eq_ignore_ascii_case(b"iframe") || dest.as_bytes().eq_ignore_ascii_case(b"document")
+    })
 }
 
 /// The query string Commerce7 opens the app with.
@@ -193,25 +217,20 @@ struct ClientInfo {
     user_agent: Option<String>,
 }
 
+/// `GET /app?tenantId&account`: the fast path when this browser's session was verified with this
+/// very account token for this tenant; otherwise the tenant must be installed, then Commerce7
+/// verifies the token and a new session (new id) replaces this browser's.
 async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery, ()>, origin: ClientInfo) -> Response {
     let Ok(query) = query else {
         metrics::sign_in("bad_link");
         return error_page(ErrorKind::BadSignInLink);
     };
 
-    // Fast path: this browser already has a valid session for this tenant. No Commerce7 call.
+    // Fast path: same tenant AND the same account token as at sign-in. No Commerce7 call. Any
+    // other token (another user on a shared computer, a junk one) goes to Commerce7.
     match current_session(state, session).await {
-        Ok(Some(CurrentSession(mut auth))) if auth.tenant_id == query.tenant_id => {
-            if let Some(theme) = query.theme.filter(|t| *t != auth.theme) {
-                auth.theme = theme;
-                // The save re-issues the cookie: keep its Max-Age the remaining lifetime.
-                session.set_expiry(Some(Expiry::AtDateTime(to_offset(auth.expires_at))));
-                if let Err(err) = session.insert(AUTH_KEY, &auth).await {
-                    tracing::error!(error = %err, "could not update the session theme");
-                }
-            }
-            metrics::sign_in("fast_path");
-            return see_other("/app");
+        Ok(Some(CurrentSession(auth))) if auth.tenant_id == query.tenant_id && auth.was_verified_with(&query.account) => {
+            return fast_path(session, auth, query.theme).await;
         }
         Ok(_) => {}
         Err(err) => {
@@ -221,31 +240,7 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
         }
     }
 
-    // Only attempts that would reach Commerce7 count against the limit.
-    if let (Some(limiter), Some(ip)) = (&state.limits.sign_in, origin.ip) {
-        if let Err(wait) = limiter.check(ip) {
-            metrics::sign_in("rate_limited");
-            metrics::rate_limited("sign_in");
-            tracing::warn!(%ip, "sign-in rate limit exceeded");
-            let mut response = error_page(ErrorKind::TooManyAttempts);
-            response.headers_mut().insert(header::RETRY_AFTER, ratelimit::retry_after(wait));
-            return response;
-        }
-    }
-
-    let user = match state.commerce7.verify_user(&query.tenant_id, &query.account).await {
-        Ok(user) => user,
-        Err(VerifyError::Unauthorized) => {
-            metrics::sign_in("commerce7_refused");
-            tracing::info!(tenant_id = %query.tenant_id, "sign-in refused by Commerce7");
-            return error_page(ErrorKind::Commerce7Refused);
-        }
-        Err(VerifyError::Unavailable(_)) => {
-            metrics::sign_in("commerce7_unavailable");
-            return error_page(ErrorKind::Commerce7Unavailable);
-        }
-    };
-
+    // The tenant first: a junk or uninstalled tenant costs Commerce7 nothing.
     let client = match clients::find_by_tenant(&state.db, &query.tenant_id).await {
         Ok(Some(client)) if client.is_installed() => client,
         Ok(_) => {
@@ -254,8 +249,22 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
             return error_page(ErrorKind::NotInstalled);
         }
         Err(err) => {
+            metrics::sign_in("error");
             tracing::error!(error = %err, "client lookup failed during sign-in");
             return error_page(ErrorKind::DatabaseUnavailable);
+        }
+    };
+
+    if let Some(response) = rate_limited(state, origin.ip) {
+        return response;
+    }
+
+    let user = match state.commerce7.verify_user(&query.tenant_id, &query.account).await {
+        Ok(user) => user,
+        Err(VerifyError::Unauthorized) => return refused(session, &query.tenant_id).await,
+        Err(VerifyError::Unavailable(_)) => {
+            metrics::sign_in("commerce7_unavailable");
+            return error_page(ErrorKind::Commerce7Unavailable);
         }
     };
 
@@ -270,11 +279,61 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
         theme: query.theme.unwrap_or_default(),
         ip_address: origin.ip.map(|ip| ip.to_string()),
         user_agent: origin.user_agent,
+        // One reading of the app's clock for every timestamp of the row.
         created_at: now,
         last_activity_at: now,
         expires_at: now + ttl,
+        install_generation: client.install_generation,
+        account_token_hash: Some(hash_token(&query.account)),
     };
-    // Fixation defence: whatever session this browser had is deleted and a new id is issued.
+    start_session(session, auth).await
+}
+
+/// Reopened with the token this session was verified with: update the theme if it changed.
+async fn fast_path(session: &Session, mut auth: AuthSession, theme: Option<Theme>) -> Response {
+    if let Some(theme) = theme.filter(|t| *t != auth.theme) {
+        auth.theme = theme;
+        // The save re-issues the cookie: keep its Max-Age the remaining lifetime.
+        session.set_expiry(Some(Expiry::AtDateTime(to_offset(auth.expires_at))));
+        if let Err(err) = session.insert(AUTH_KEY, &auth).await {
+            tracing::error!(error = %err, "could not update the session theme");
+        }
+    }
+    metrics::sign_in("fast_path");
+    see_other("/app")
+}
+
+/// Only attempts that would reach Commerce7 count against the sign-in limit.
+fn rate_limited(state: &AppState, ip: Option<std::net::IpAddr>) -> Option<Response> {
+    let (Some(limiter), Some(ip)) = (&state.limits.sign_in, ip) else {
+        return None;
+    };
+    let wait = limiter.check(ip).err()?;
+    metrics::sign_in("rate_limited");
+    metrics::rate_limited("sign_in");
+    tracing::warn!(%ip, "sign-in rate limit exceeded");
+    let mut response = error_page(ErrorKind::TooManyAttempts);
+    response.headers_mut().insert(header::RETRY_AFTER, ratelimit::retry_after(wait));
+    Some(response)
+}
+
+/// Commerce7 refused the token: the 401 page, and this browser's session ends too. Someone
+/// presented a token that is not the session's and is not valid: on a shared computer the
+/// previous user's session must not be one click away.
+async fn refused(session: &Session, tenant_id: &str) -> Response {
+    metrics::sign_in("commerce7_refused");
+    tracing::info!(tenant_id = %tenant_id, "sign-in refused by Commerce7");
+    if session.id().is_some() {
+        if let Err(err) = session.flush().await {
+            // The cookie is still cleared (the session is empty), so this browser is signed out.
+            tracing::error!(error = %err, "could not delete the session after a refused sign-in");
+        }
+    }
+    error_page(ErrorKind::Commerce7Refused)
+}
+
+/// Fixation defence: whatever session this browser had is deleted and a new id is issued.
+async fn start_session(session: &Session, auth: AuthSession) -> Response {
     let fresh = async {
         session.cycle_id().await?;
         session.clear().await;
@@ -301,28 +360,34 @@ pub async fn logout(Extension(session): Extension<Session>) -> Response {
     see_other("/")
 }
 
-/// Whether a request comes from the app's own origin, by `Sec-Fetch-Site` or else `Origin`.
-pub fn is_same_origin(headers: &HeaderMap) -> bool {
+/// Whether a request comes from the app's own origin: by `Sec-Fetch-Site` when the browser sends
+/// it, else by `Origin`, which must be exactly `<scheme>://<Host>`. The scheme is `https` when
+/// the app is served over TLS (`tls`: `COOKIE_SECURE=true`, directly or behind a TLS-terminating
+/// proxy), `http` otherwise — an `https://` page is not the same origin as the plain-http app on
+/// the same host, nor the other way round.
+pub fn is_same_origin(headers: &HeaderMap, tls: bool) -> bool {
     if let Some(site) = headers.get("sec-fetch-site") {
         return site.as_bytes() == b"same-origin";
     }
     let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST)) else {
         return false;
     };
-    let Ok(origin) = origin.to_str() else {
+    let (Ok(origin), Ok(host)) = (origin.to_str(), host.to_str()) else {
         return false;
     };
-    let authority = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
-    authority.is_some_and(|authority| authority.as_bytes() == host.as_bytes())
+    let scheme = if tls { "https://" } else { "http://" };
+    origin
+        .get(..scheme.len())
+        .is_some_and(|given| given.eq_ignore_ascii_case(scheme) && origin[scheme.len()..].eq_ignore_ascii_case(host))
 }
 
 /// Middleware: because the cookie is `SameSite=None`, a cookie-authenticated state change
 /// (`POST /logout`, server functions) must come from the app's own origin; others get 403.
-pub async fn csrf_guard(req: Request, next: Next) -> Response {
+pub async fn csrf_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = normalized(req.uri().path());
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let cookie_authenticated = path == "/logout" || path.starts_with(API_PREFIX);
-    if changes_state && cookie_authenticated && !is_same_origin(req.headers()) {
+    if changes_state && cookie_authenticated && !is_same_origin(req.headers(), state.config.cookie_secure) {
         tracing::warn!(path, "cross-site request refused");
         return if path.starts_with(API_PREFIX) {
             api_error(AppError::Forbidden)
@@ -347,21 +412,52 @@ mod tests {
 
     #[test]
     fn sec_fetch_site_same_origin_is_accepted() {
-        assert!(is_same_origin(&headers(&[("sec-fetch-site", "same-origin")])));
+        assert!(is_same_origin(&headers(&[("sec-fetch-site", "same-origin")]), true));
     }
 
     #[test]
     fn sec_fetch_site_cross_site_or_same_site_is_refused() {
-        assert!(!is_same_origin(&headers(&[("sec-fetch-site", "cross-site"), ("origin", "http://a"), ("host", "a")])));
-        assert!(!is_same_origin(&headers(&[("sec-fetch-site", "same-site")])));
+        let cross = headers(&[("sec-fetch-site", "cross-site"), ("origin", "http://a"), ("host", "a")]);
+        assert!(!is_same_origin(&cross, false));
+        assert!(!is_same_origin(&headers(&[("sec-fetch-site", "same-site")]), true));
     }
 
     #[test]
     fn origin_matching_host_is_accepted_and_others_refused() {
-        assert!(is_same_origin(&headers(&[("origin", "http://127.0.0.1:3000"), ("host", "127.0.0.1:3000")])));
-        assert!(!is_same_origin(&headers(&[("origin", "https://evil.example"), ("host", "127.0.0.1:3000")])));
-        assert!(!is_same_origin(&headers(&[("origin", "null"), ("host", "127.0.0.1:3000")])));
-        assert!(!is_same_origin(&headers(&[("host", "127.0.0.1:3000")])), "no origin information at all");
+        assert!(is_same_origin(&headers(&[("origin", "http://127.0.0.1:3000"), ("host", "127.0.0.1:3000")]), false));
+        assert!(!is_same_origin(&headers(&[("origin", "https://evil.example"), ("host", "127.0.0.1:3000")]), false));
+        assert!(!is_same_origin(&headers(&[("origin", "null"), ("host", "127.0.0.1:3000")]), false));
+        assert!(!is_same_origin(&headers(&[("host", "127.0.0.1:3000")]), false), "no origin information at all");
+    }
+
+    #[test]
+    fn the_origin_fallback_compares_the_scheme_with_how_the_app_is_served() {
+        let https = headers(&[("origin", "https://libero.example"), ("host", "libero.example")]);
+        let http = headers(&[("origin", "http://libero.example"), ("host", "libero.example")]);
+        assert!(is_same_origin(&https, true), "served over TLS: the https origin is ours");
+        assert!(!is_same_origin(&http, true), "served over TLS: a plain-http page on the host is not");
+        assert!(is_same_origin(&http, false), "served over plain http: the http origin is ours");
+        assert!(!is_same_origin(&https, false), "served over plain http: an https page is not");
+    }
+
+    #[test]
+    fn the_origin_fallback_ignores_case_but_not_prefixes() {
+        assert!(is_same_origin(&headers(&[("origin", "HTTPS://Libero.Example"), ("host", "libero.example")]), true));
+        let longer = headers(&[("origin", "https://libero.example.evil"), ("host", "libero.example")]);
+        assert!(!is_same_origin(&longer, true));
+        assert!(!is_same_origin(&headers(&[("origin", "https:/"), ("host", "")]), true));
+    }
+
+    #[test]
+    fn only_document_and_iframe_navigations_may_sign_in() {
+        assert!(is_navigation(&headers(&[])), "no Sec-Fetch-Dest: an older browser");
+        assert!(is_navigation(&headers(&[("sec-fetch-dest", "iframe")])));
+        assert!(is_navigation(&headers(&[("sec-fetch-dest", "document")])));
+        for dest in ["image", "empty", "script", "frame", "style", "object", "embed"] {
+            let mut map = HeaderMap::new();
+            map.insert("sec-fetch-dest", HeaderValue::from_str(dest).unwrap());
+            assert!(!is_navigation(&map), "{dest}");
+        }
     }
 
     #[test]

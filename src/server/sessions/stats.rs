@@ -1,8 +1,14 @@
 //! The guide's monitoring query, on both databases, plus active sessions per client.
+//!
+//! "Active" is what the store would accept: not expired and not idle for `SESSION_IDLE_TIMEOUT`
+//! or longer, so the counts need the same idle timeout as the server.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::idle_cutoff;
 use crate::server::db::{Db, now};
 
 /// What `libero sessions stats` reports.
@@ -10,10 +16,12 @@ use crate::server::db::{Db, now};
 pub struct SessionStats {
     /// All rows.
     pub total_sessions: i64,
-    /// `expires_at` in the future.
+    /// `expires_at` in the future and used within the idle timeout.
     pub active_sessions: i64,
     /// `expires_at` in the past (waiting for cleanup).
     pub expired_sessions: i64,
+    /// Not expired, but unused for the idle timeout or longer (dead; waiting for cleanup).
+    pub idle_sessions: i64,
     /// Distinct clients with a row.
     pub unique_clients: i64,
     /// Average minutes since `last_activity_at` (`null` without rows).
@@ -31,58 +39,74 @@ pub struct ClientSessions {
     pub active_sessions: i64,
 }
 
-type Totals = (i64, Option<i64>, Option<i64>, i64, Option<f64>);
+type Totals = (i64, Option<i64>, Option<i64>, Option<i64>, i64, Option<f64>);
 
-/// Runs the monitoring query at `now`.
-pub async fn collect(db: &Db) -> Result<SessionStats, sqlx::Error> {
+/// With the idle rule off, no `last_activity_at` is at or before the epoch.
+fn idle_before(now: DateTime<Utc>, idle_timeout: Option<Duration>) -> DateTime<Utc> {
+    idle_cutoff(now, idle_timeout).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+/// Runs the monitoring query at `now`; sessions idle for `idle_timeout` or longer are not
+/// active (`None`: the idle rule is off).
+pub async fn collect(db: &Db, idle_timeout: Option<Duration>) -> Result<SessionStats, sqlx::Error> {
     let now: DateTime<Utc> = now();
+    let idle_before = idle_before(now, idle_timeout);
     let (totals, per_client): (Totals, Vec<(String, i64)>) = match db {
         Db::Sqlite(pool) => (
             sqlx::query_as(
                 "SELECT COUNT(*),
-                        SUM(CASE WHEN expires_at > ?1 THEN 1 ELSE 0 END),
+                        SUM(CASE WHEN expires_at > ?1 AND last_activity_at > ?2 THEN 1 ELSE 0 END),
                         SUM(CASE WHEN expires_at < ?1 THEN 1 ELSE 0 END),
+                        SUM(CASE WHEN expires_at >= ?1 AND last_activity_at <= ?2 THEN 1 ELSE 0 END),
                         COUNT(DISTINCT client_id),
                         AVG((julianday(?1) - julianday(last_activity_at)) * 1440.0)
                  FROM app_sessions",
             )
             .bind(now)
+            .bind(idle_before)
             .fetch_one(pool)
             .await?,
             sqlx::query_as(
                 "SELECT c.tenant_id, COUNT(*) FROM app_sessions s JOIN clients c ON c.id = s.client_id
-                 WHERE s.expires_at > ?1 GROUP BY c.tenant_id ORDER BY 2 DESC, 1 LIMIT 100",
+                 WHERE s.expires_at > ?1 AND s.last_activity_at > ?2
+                 GROUP BY c.tenant_id ORDER BY 2 DESC, 1 LIMIT 100",
             )
             .bind(now)
+            .bind(idle_before)
             .fetch_all(pool)
             .await?,
         ),
         Db::Postgres(pool) => (
             sqlx::query_as(
                 "SELECT COUNT(*),
-                        COUNT(*) FILTER (WHERE expires_at > $1),
+                        COUNT(*) FILTER (WHERE expires_at > $1 AND last_activity_at > $2),
                         COUNT(*) FILTER (WHERE expires_at < $1),
+                        COUNT(*) FILTER (WHERE expires_at >= $1 AND last_activity_at <= $2),
                         COUNT(DISTINCT client_id),
                         AVG(EXTRACT(EPOCH FROM ($1 - last_activity_at)) / 60)::float8
                  FROM app_sessions",
             )
             .bind(now)
+            .bind(idle_before)
             .fetch_one(pool)
             .await?,
             sqlx::query_as(
                 "SELECT c.tenant_id, COUNT(*) FROM app_sessions s JOIN clients c ON c.id = s.client_id
-                 WHERE s.expires_at > $1 GROUP BY c.tenant_id ORDER BY 2 DESC, 1 LIMIT 100",
+                 WHERE s.expires_at > $1 AND s.last_activity_at > $2
+                 GROUP BY c.tenant_id ORDER BY 2 DESC, 1 LIMIT 100",
             )
             .bind(now)
+            .bind(idle_before)
             .fetch_all(pool)
             .await?,
         ),
     };
-    let (total, active, expired, unique_clients, avg_idle) = totals;
+    let (total, active, expired, idle, unique_clients, avg_idle) = totals;
     Ok(SessionStats {
         total_sessions: total,
         active_sessions: active.unwrap_or(0),
         expired_sessions: expired.unwrap_or(0),
+        idle_sessions: idle.unwrap_or(0),
         unique_clients,
         avg_idle_minutes: avg_idle.map(|m| (m * 10.0).round() / 10.0),
         active_per_client: per_client
@@ -92,23 +116,36 @@ pub async fn collect(db: &Db) -> Result<SessionStats, sqlx::Error> {
     })
 }
 
-/// `(rows, active)` for the metrics gauges: two index-friendly counts.
+/// `(rows, not expired)` for the metrics gauges: two index-friendly counts. Idle rows count as
+/// not expired here; [`counts_with_idle`] leaves them out like `sessions stats` does.
 pub async fn counts(db: &Db) -> Result<(i64, i64), sqlx::Error> {
+    counts_with_idle(db, None).await
+}
+
+/// `(rows, active)`: active as in [`collect`], idle rows left out.
+pub async fn counts_with_idle(db: &Db, idle_timeout: Option<Duration>) -> Result<(i64, i64), sqlx::Error> {
     let now = now();
+    let idle_before = idle_before(now, idle_timeout);
     match db {
         Db::Sqlite(pool) => {
             sqlx::query_as(
-                "SELECT COUNT(*), (SELECT COUNT(*) FROM app_sessions WHERE expires_at > ?1) FROM app_sessions",
+                "SELECT COUNT(*),
+                        (SELECT COUNT(*) FROM app_sessions WHERE expires_at > ?1 AND last_activity_at > ?2)
+                 FROM app_sessions",
             )
             .bind(now)
+            .bind(idle_before)
             .fetch_one(pool)
             .await
         }
         Db::Postgres(pool) => {
             sqlx::query_as(
-                "SELECT COUNT(*), (SELECT COUNT(*) FROM app_sessions WHERE expires_at > $1) FROM app_sessions",
+                "SELECT COUNT(*),
+                        (SELECT COUNT(*) FROM app_sessions WHERE expires_at > $1 AND last_activity_at > $2)
+                 FROM app_sessions",
             )
             .bind(now)
+            .bind(idle_before)
             .fetch_one(pool)
             .await
         }
@@ -119,10 +156,11 @@ impl SessionStats {
     /// The human-readable report of `libero sessions stats`.
     pub fn to_text(&self) -> String {
         let mut out = format!(
-            "total_sessions:   {}\nactive_sessions:  {}\nexpired_sessions: {}\nunique_clients:   {}\navg_idle_minutes: {}\n",
+            "total_sessions:   {}\nactive_sessions:  {}\nexpired_sessions: {}\nidle_sessions:    {}\nunique_clients:   {}\navg_idle_minutes: {}\n",
             self.total_sessions,
             self.active_sessions,
             self.expired_sessions,
+            self.idle_sessions,
             self.unique_clients,
             self.avg_idle_minutes.map_or_else(|| "-".to_owned(), |m| format!("{m:.1}")),
         );

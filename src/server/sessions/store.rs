@@ -5,8 +5,10 @@
 //! - `create` inserts (retrying on the astronomically unlikely id collision); `save` is a plain
 //!   `UPDATE … WHERE id`, never an upsert, so a request in flight cannot bring back a session
 //!   that logout or uninstall deleted.
-//! - `load` only returns a *valid* session: the row exists, is not expired, not idle, and its
-//!   client is installed. Expired and idle rows are deleted on sight.
+//! - `load` only returns a *valid* session ([`verdict`]): the row exists, is not expired, not
+//!   idle, its client is installed and still on the install generation the session was signed
+//!   in under. Dead rows are deleted on sight.
+//! - Every timestamp of a row comes from the app's clock (`db::now()`).
 
 use std::{collections::HashMap, time::Duration};
 
@@ -22,7 +24,7 @@ use tower_sessions::{
 use tower_sessions_sqlx_store::SqlxStoreError;
 use uuid::Uuid;
 
-use super::{AUTH_KEY, AuthSession, Theme, hash_token, to_offset};
+use super::{AUTH_KEY, AuthSession, Theme, hash_token, idle_cutoff, to_offset};
 use crate::server::{
     db::{Db, now},
     metrics,
@@ -37,7 +39,7 @@ pub enum Invalid {
     Expired,
     /// Unused for longer than the idle timeout.
     Idle,
-    /// The tenant uninstalled the app.
+    /// The tenant uninstalled the app, or reinstalled it after the session began.
     Revoked,
 }
 
@@ -74,8 +76,41 @@ struct SessionRow {
     last_activity_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
+    install_generation: i64,
+    account_token_hash: Option<String>,
     uninstalled_at: Option<DateTime<Utc>>,
-    installed_at: DateTime<Utc>,
+    client_generation: i64,
+}
+
+/// What a session's validity depends on, as read from its row and its client's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts {
+    /// `app_sessions.expires_at`.
+    pub expires_at: DateTime<Utc>,
+    /// `app_sessions.last_activity_at`.
+    pub last_activity_at: DateTime<Utc>,
+    /// `app_sessions.install_generation`: the client's generation at sign-in.
+    pub session_generation: i64,
+    /// `clients.install_generation` now.
+    pub client_generation: i64,
+    /// Whether `clients.uninstalled_at` is set.
+    pub uninstalled: bool,
+}
+
+/// Why a session is not valid at `now`, or `None` when it is. A session is only as old as the
+/// installation it was signed in under: one created while an uninstall was committing stays dead
+/// (its client is uninstalled), and so does one from before a reinstall (another generation).
+/// Generations are integers, so no clocks of different instances are compared.
+pub fn verdict(facts: &Facts, now: DateTime<Utc>, idle_timeout: Option<Duration>) -> Option<Invalid> {
+    if facts.uninstalled || facts.session_generation != facts.client_generation {
+        Some(Invalid::Revoked)
+    } else if facts.expires_at <= now {
+        Some(Invalid::Expired)
+    } else if idle_cutoff(now, idle_timeout).is_some_and(|cutoff| facts.last_activity_at <= cutoff) {
+        Some(Invalid::Idle)
+    } else {
+        None
+    }
 }
 
 fn backend<E: std::fmt::Display>(err: E) -> session_store::Error {
@@ -96,7 +131,8 @@ impl AppSessionStore {
     pub async fn validate(&self, id: &Id) -> Result<Result<(AuthSession, Record), Invalid>, sqlx::Error> {
         let key = hash_token(&id.to_string());
         const COLUMNS: &str = "s.user_id, s.user_name, s.user_email, s.theme, s.ip_address, s.user_agent, s.data,
-             s.last_activity_at, s.expires_at, s.created_at, c.tenant_id, c.uninstalled_at, c.installed_at
+             s.last_activity_at, s.expires_at, s.created_at, s.install_generation, s.account_token_hash,
+             c.tenant_id, c.uninstalled_at, c.install_generation AS client_generation
              FROM app_sessions s JOIN clients c ON c.id = s.client_id";
         let row: Option<SessionRow> = match &self.db {
             Db::Sqlite(pool) => {
@@ -117,22 +153,16 @@ impl AppSessionStore {
             return Ok(Err(Invalid::Missing));
         };
 
-        let now = now();
-        // A session is only as old as the installation it belongs to: one created while an
-        // uninstall was committing, or before a reinstall, stays dead.
-        let verdict = if row.uninstalled_at.is_some() || row.created_at < row.installed_at {
-            Some(Invalid::Revoked)
-        } else if row.expires_at <= now {
-            Some(Invalid::Expired)
-        } else if self.idle_timeout.is_some_and(|idle| {
-            now - row.last_activity_at >= chrono::TimeDelta::from_std(idle).unwrap_or(chrono::TimeDelta::MAX)
-        }) {
-            Some(Invalid::Idle)
-        } else {
-            None
+        let facts = Facts {
+            expires_at: row.expires_at,
+            last_activity_at: row.last_activity_at,
+            session_generation: row.install_generation,
+            client_generation: row.client_generation,
+            uninstalled: row.uninstalled_at.is_some(),
         };
-        metrics::validation(verdict.map_or("ok", Invalid::as_str));
-        if let Some(reason) = verdict {
+        let invalid = verdict(&facts, now(), self.idle_timeout);
+        metrics::validation(invalid.map_or("ok", Invalid::as_str));
+        if let Some(reason) = invalid {
             // Dead sessions are never revived: remove them now rather than at the next cleanup.
             self.delete_key(&key).await?;
             return Ok(Err(reason));
@@ -151,6 +181,8 @@ impl AppSessionStore {
             created_at: row.created_at,
             last_activity_at: row.last_activity_at,
             expires_at: row.expires_at,
+            install_generation: row.install_generation,
+            account_token_hash: row.account_token_hash,
         };
         let mut data = row.data.0;
         data.insert(AUTH_KEY.to_owned(), serde_json::to_value(&auth).map_err(|e| sqlx::Error::Decode(Box::new(e)))?);
@@ -201,13 +233,16 @@ impl AppSessionStore {
         Ok((auth, data))
     }
 
+    /// Inserts a new row. Its timestamps are the identity's, all taken from one reading of the
+    /// app's clock at sign-in: `created_at` = `last_activity_at` = `updated_at`, and `expires_at`
+    /// = `created_at` + `SESSION_TTL`.
     async fn insert(&self, key: &str, auth: &AuthSession, data: &HashMap<String, Value>) -> Result<bool, sqlx::Error> {
-        let now = now();
         let inserted = match &self.db {
             Db::Sqlite(pool) => sqlx::query(
                 "INSERT INTO app_sessions (id, client_id, user_id, user_name, user_email, theme, ip_address,
-                     user_agent, data, last_activity_at, expires_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?10)
+                     user_agent, data, last_activity_at, expires_at, created_at, updated_at,
+                     install_generation, account_token_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)
                  ON CONFLICT (id) DO NOTHING",
             )
             .bind(key)
@@ -219,16 +254,19 @@ impl AppSessionStore {
             .bind(&auth.ip_address)
             .bind(&auth.user_agent)
             .bind(Json(data))
-            .bind(now)
+            .bind(auth.last_activity_at)
             .bind(auth.expires_at)
             .bind(auth.created_at)
+            .bind(auth.install_generation)
+            .bind(&auth.account_token_hash)
             .execute(pool)
             .await?
             .rows_affected(),
             Db::Postgres(pool) => sqlx::query(
                 "INSERT INTO app_sessions (id, client_id, user_id, user_name, user_email, theme, ip_address,
-                     user_agent, data, last_activity_at, expires_at, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $10)
+                     user_agent, data, last_activity_at, expires_at, created_at, updated_at,
+                     install_generation, account_token_hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14)
                  ON CONFLICT (id) DO NOTHING",
             )
             .bind(key)
@@ -240,9 +278,11 @@ impl AppSessionStore {
             .bind(&auth.ip_address)
             .bind(&auth.user_agent)
             .bind(Json(data))
-            .bind(now)
+            .bind(auth.last_activity_at)
             .bind(auth.expires_at)
             .bind(auth.created_at)
+            .bind(auth.install_generation)
+            .bind(&auth.account_token_hash)
             .execute(pool)
             .await?
             .rows_affected(),
@@ -309,5 +349,52 @@ impl SessionStore for AppSessionStore {
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         self.delete_key(&hash_token(&id.to_string())).await.map_err(db_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn at(minutes: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000, 0).unwrap() + chrono::TimeDelta::minutes(minutes)
+    }
+
+    /// A session signed in at minute 0 under generation 1, living 8 h.
+    fn fresh() -> Facts {
+        Facts {
+            expires_at: at(480),
+            last_activity_at: at(0),
+            session_generation: 1,
+            client_generation: 1,
+            uninstalled: false,
+        }
+    }
+
+    #[test]
+    fn a_fresh_session_of_the_current_generation_is_valid() {
+        assert_eq!(verdict(&fresh(), at(10), Some(HOUR)), None);
+    }
+
+    #[test]
+    fn another_install_generation_is_revoked_whatever_the_clocks_say() {
+        let reinstalled = Facts { client_generation: 2, ..fresh() };
+        assert_eq!(verdict(&reinstalled, at(10), Some(HOUR)), Some(Invalid::Revoked));
+    }
+
+    #[test]
+    fn an_uninstalled_client_revokes_even_its_current_generation() {
+        let uninstalled = Facts { uninstalled: true, ..fresh() };
+        assert_eq!(verdict(&uninstalled, at(10), Some(HOUR)), Some(Invalid::Revoked));
+    }
+
+    #[test]
+    fn expiry_and_idleness_are_judged_at_now() {
+        assert_eq!(verdict(&fresh(), at(480), None), Some(Invalid::Expired));
+        assert_eq!(verdict(&fresh(), at(60), Some(HOUR)), Some(Invalid::Idle), "idle at exactly the timeout");
+        assert_eq!(verdict(&fresh(), at(59), Some(HOUR)), None);
+        assert_eq!(verdict(&fresh(), at(300), None), None, "no idle rule when it is off");
     }
 }
