@@ -61,7 +61,9 @@ async fn main() {
     let cleaner = db.clone();
     let started = Instant::now();
     let job = tokio::spawn(async move {
-        let deleted = cleanup::delete_expired(&cleaner, batch, Some(std::time::Duration::from_secs(3600))).await.expect("cleanup");
+        let deleted = cleanup::delete_expired(&cleaner, batch, Some(std::time::Duration::from_secs(3600)))
+            .await
+            .expect("cleanup");
         (deleted, started.elapsed())
     });
     let mut latencies = Vec::new();

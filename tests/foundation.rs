@@ -225,3 +225,41 @@ fn a_failing_database_stops_startup_with_the_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot connect to the database"), "{stderr}");
 }
+
+#[test]
+fn production_refuses_to_start_with_cookie_secure_false() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("app.db").display());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_libero"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SESSION_SECRET", common::TEST_SECRET)
+        .env("DATABASE_URL", &url)
+        .env("COMMERCE7_USER", common::CALLBACK_USER)
+        .env("COMMERCE7_PASSWORD", common::CALLBACK_PASSWORD)
+        .env("COOKIE_SECURE", "false")
+        .env("LEPTOS_ENV", "PROD")
+        .env("LEPTOS_OUTPUT_NAME", "libero")
+        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A server that starts anyway must fail this test, not hang it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("libero started in production with COOKIE_SECURE=false");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let message = stderr.lines().find(|l| l.contains("COOKIE_SECURE")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(message.contains("LEPTOS_ENV=PROD") && message.contains("set COOKIE_SECURE=true"), "{message}");
+    assert!(!dir.path().join("app.db").exists(), "refused before touching the database");
+}

@@ -48,7 +48,13 @@ async fn sign_in_as(app: &TestApp, token: &str, dest: &str) -> reqwest::Response
 
 /// Inserts `count` sessions of the demo tenant with the given activity and expiry, ids
 /// `<prefix>-<n>`.
-async fn insert_sessions(app: &TestApp, prefix: &str, count: i64, last_activity: DateTime<Utc>, expires: DateTime<Utc>) {
+async fn insert_sessions(
+    app: &TestApp,
+    prefix: &str,
+    count: i64,
+    last_activity: DateTime<Utc>,
+    expires: DateTime<Utc>,
+) {
     let client_id = app.client_id(TENANT).await.expect("tenant installed");
     match &app.db {
         Db::Sqlite(pool) => {
@@ -173,7 +179,9 @@ on_both_databases!(a_session_without_a_recorded_token_is_verified_with_commerce7
     let Some(app) = TestApp::signed_in(kind).await else { return };
     // A session from before the token was recorded (the migration leaves these NULL).
     match &app.db {
-        Db::Sqlite(pool) => sqlx::query("UPDATE app_sessions SET account_token_hash = NULL").execute(pool).await.map(drop),
+        Db::Sqlite(pool) => {
+            sqlx::query("UPDATE app_sessions SET account_token_hash = NULL").execute(pool).await.map(drop)
+        }
         Db::Postgres(pool) => {
             sqlx::query("UPDATE app_sessions SET account_token_hash = NULL").execute(pool).await.map(drop)
         }

@@ -63,10 +63,43 @@ async fn metrics_count_sessions_on(kind: TestDb) {
     app.stop().await;
 }
 
-/// The recorder is global to the test process: the two variants take turns so deltas are theirs.
+/// The sum of every sample line of `name` whose labels include `label`.
+fn sum_with_label(metrics: &str, name: &str, label: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with('{')) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn http_labels_are_bounded_on(kind: TestDb) {
+    let Some(app) = TestApp::spawn_with(kind, &[("METRICS_TOKEN", "scrape-secret".into())]).await else { return };
+    let before = scrape(&app).await;
+    let foobar = reqwest::Method::from_bytes(b"FOOBAR").unwrap();
+    let invented = app.client.request(foobar, app.url("/healthz")).send().await.unwrap();
+    assert!(invented.status().is_client_error(), "{}", invented.status());
+    let unknown_path = format!("/made-up-{}", uuid::Uuid::new_v4().simple());
+    assert_eq!(app.get(&unknown_path).await.status(), StatusCode::NOT_FOUND);
+    let after = scrape(&app).await;
+
+    let count = "libero_http_request_duration_seconds_count";
+    let delta = |label: &str| sum_with_label(&after, count, label) - sum_with_label(&before, count, label);
+    assert_eq!(delta(r#"method="other",route="/healthz""#), 1.0, "the invented method is counted as other");
+    assert!(!after.contains("FOOBAR"), "an invented method never becomes a label");
+    assert!(delta(r#"route="fallback",status="404""#) >= 1.0, "unknown paths share the fallback route");
+    assert!(!after.contains(&unknown_path), "a path nobody routes never becomes a label");
+    app.stop().await;
+}
+
+/// The recorder is global to the test process: the variants take turns so deltas are theirs.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 on_both_databases!(metrics_are_served_behind_the_token_and_count_sessions, |kind| async move {
     let _turn = ONE_AT_A_TIME.lock().await;
     metrics_count_sessions_on(kind).await;
+});
+
+on_both_databases!(http_method_and_route_labels_take_a_bounded_set_of_values, |kind| async move {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    http_labels_are_bounded_on(kind).await;
 });

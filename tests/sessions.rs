@@ -495,6 +495,19 @@ fn settings(org: &str) -> Value {
     json!({ "org_name": org, "contact_name": "Dana Owner", "contact_email": "dana@demo-winery.example", "weekly_summary": true })
 }
 
+/// `save_settings`'s arguments as the settings form sends them (`settings[org_name]=…`,
+/// `version=…`; an unticked checkbox sends nothing).
+fn settings_form(settings: &Value, version: &Value) -> Vec<(String, String)> {
+    let mut fields = vec![("version".to_owned(), version.as_str().unwrap_or_default().to_owned())];
+    for name in ["org_name", "contact_name", "contact_email"] {
+        fields.push((format!("settings[{name}]"), settings[name].as_str().unwrap().to_owned()));
+    }
+    if settings["weekly_summary"] == true {
+        fields.push(("settings[weekly_summary]".to_owned(), "true".to_owned()));
+    }
+    fields
+}
+
 on_both_databases!(a_cross_site_settings_save_is_refused_and_changes_nothing, |kind| async move {
     let Some(app) = TestApp::signed_in(kind).await else {
         return;
@@ -504,7 +517,7 @@ on_both_databases!(a_cross_site_settings_save_is_refused_and_changes_nothing, |k
         .client
         .post(app.url("/api/save_settings"))
         .header("origin", "https://evil.example")
-        .json(&json!({ "settings": settings("Evil Corp"), "version": before["version"] }))
+        .form(&settings_form(&settings("Evil Corp"), &before["version"]))
         .send()
         .await
         .unwrap();
@@ -523,7 +536,7 @@ on_both_databases!(settings_default_to_the_install_details_and_save, |kind| asyn
     assert_eq!(loaded["settings"]["contact_email"], "dana@demo-winery.example", "installer's email by default");
     let response = app
         .post_same_origin("/api/save_settings")
-        .json(&json!({ "settings": settings("Demo Winery Estate"), "version": loaded["version"] }))
+        .form(&settings_form(&settings("Demo Winery Estate"), &loaded["version"]))
         .send()
         .await
         .unwrap();
@@ -543,7 +556,7 @@ on_both_databases!(invalid_settings_get_field_errors_and_are_not_saved, |kind| a
         json!({ "org_name": " ", "contact_name": "Dana", "contact_email": "not-an-email", "weekly_summary": false });
     let response = app
         .post_same_origin("/api/save_settings")
-        .json(&json!({ "settings": bad, "version": loaded["version"] }))
+        .form(&settings_form(&bad, &loaded["version"]))
         .send()
         .await
         .unwrap();
@@ -552,6 +565,85 @@ on_both_databases!(invalid_settings_get_field_errors_and_are_not_saved, |kind| a
     assert_eq!(body["error"], "validation");
     assert!(body["fields"]["org_name"].is_string() && body["fields"]["contact_email"].is_string());
     assert_eq!(get_settings(&app).await, loaded, "nothing saved");
+    app.stop().await;
+});
+
+/// What a browser sends when the settings form is submitted before the wasm has loaded (or with
+/// JavaScript off): a same-origin form navigation that asks for HTML.
+fn browser_form_post(app: &TestApp, fields: &[(String, String)]) -> reqwest::RequestBuilder {
+    app.post_same_origin("/api/save_settings")
+        .header(header::ACCEPT, "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+        .header(header::REFERER, app.url("/settings"))
+        .form(fields)
+}
+
+/// The `value` of the settings page's hidden `version` input.
+fn version_in(html: &str) -> Value {
+    let rest = &html[html.find(r#"name="version""#).expect("a version field in the form")..];
+    let value = &rest[rest.find(r#"value=""#).unwrap() + 7..];
+    Value::from(&value[..value.find('"').unwrap()])
+}
+
+on_both_databases!(the_settings_form_posts_to_the_server_function_before_hydration, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    let html = app.get("/settings").await.text().await.unwrap();
+    let form = &html[html.find("<form").unwrap()..];
+    let form = &form[..form.find('>').unwrap()];
+    assert!(form.contains(r#"action="/api/save_settings""#) && form.contains(r#"method="post""#), "{form}");
+    // The fields carry the saved values in the HTML itself, not only once the wasm runs.
+    assert!(html.contains(r#"name="settings[contact_email]""#) && html.contains(r#"value="dana@demo-winery.example""#));
+    assert_eq!(version_in(&html), get_settings(&app).await["version"]);
+    app.stop().await;
+});
+
+on_both_databases!(a_settings_form_posted_without_javascript_is_saved_and_returns_to_the_page, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    let version = version_in(&app.get("/settings").await.text().await.unwrap());
+    let response = browser_form_post(&app, &settings_form(&settings("Estate Without Script"), &version))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/settings", "back on the form, nothing in the URL");
+    assert_eq!(get_settings(&app).await["settings"], settings("Estate Without Script"));
+    let page = app.get("/settings").await.text().await.unwrap();
+    assert!(page.contains(r#"value="Estate Without Script""#), "the merchant sees the saved values");
+    assert!(page.contains(r#"name="settings[weekly_summary]" value="true" checked"#), "and the ticked box");
+    app.stop().await;
+});
+
+on_both_databases!(a_settings_form_posted_without_javascript_shows_field_errors_and_conflicts, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    let before = get_settings(&app).await;
+    let bad =
+        json!({ "org_name": " ", "contact_name": "Dana", "contact_email": "not-an-email", "weekly_summary": false });
+    let response = browser_form_post(&app, &settings_form(&bad, &before["version"])).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let back = location(&response).to_owned();
+    assert!(back.starts_with("/settings?"), "{back}");
+    assert!(!back.contains("not-an-email") && !back.contains("Dana"), "the input never goes into the URL: {back}");
+    let page = app.get(&back).await.text().await.unwrap();
+    assert!(page.contains("Please correct the highlighted fields."), "{page}");
+    assert!(page.contains("Enter your organisation&#x27;s name.") || page.contains("Enter your organisation's name."));
+    assert!(page.contains("Enter an email address like name@winery.com."));
+    assert_eq!(get_settings(&app).await, before, "nothing saved");
+
+    // A save on top of a version someone else replaced is refused with the plain message.
+    let saved = app
+        .post_same_origin("/api/save_settings")
+        .form(&settings_form(&settings("Other window"), &before["version"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), StatusCode::OK);
+    let stale = browser_form_post(&app, &settings_form(&settings("This window"), &before["version"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::SEE_OTHER);
+    let page = app.get(location(&stale)).await.text().await.unwrap();
+    assert!(page.contains("These settings were changed in another window."), "{page}");
+    assert_eq!(get_settings(&app).await["settings"], settings("Other window"), "the other window's save stands");
     app.stop().await;
 });
 
@@ -626,7 +718,7 @@ on_both_databases!(two_concurrent_saves_lose_nothing, |kind| async move {
     let save = |org: &'static str| {
         tokio::spawn(
             app.post_same_origin("/api/save_settings")
-                .json(&json!({ "settings": settings(org), "version": version }))
+                .form(&settings_form(&settings(org), &version))
                 .send(),
         )
     };
@@ -649,7 +741,7 @@ on_both_databases!(two_concurrent_saves_lose_nothing, |kind| async move {
     let fresh = get_settings(&app).await["version"].clone();
     let retry = app
         .post_same_origin("/api/save_settings")
-        .json(&json!({ "settings": settings("Both windows"), "version": fresh }))
+        .form(&settings_form(&settings("Both windows"), &fresh))
         .send()
         .await
         .unwrap();
@@ -687,8 +779,8 @@ on_both_databases!(a_malformed_server_function_body_gets_400_and_changes_nothing
     let before = get_settings(&app).await;
     let response = app
         .post_same_origin("/api/save_settings")
-        .header(header::CONTENT_TYPE, "application/json")
-        .body("{\"settings\": 42")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body("settings[weekly_summary]=maybe&version=42")
         .send()
         .await
         .unwrap();

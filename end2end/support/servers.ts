@@ -17,9 +17,13 @@ import { join, resolve } from "node:path";
 import { test } from "@playwright/test";
 
 export const REPO_ROOT = resolve(__dirname, "..", "..");
-const FAKE_BIN = join(REPO_ROOT, "target", "debug", "fake-commerce7");
-const APP_BIN = join(REPO_ROOT, "target", "debug", "libero");
-const SITE_ROOT = join(REPO_ROOT, "target", "site");
+// What `cargo leptos build` and the fake's build leave in <repo>/target. E2E_TARGET_DIR may name a
+// copy of debug/libero, debug/fake-commerce7 and site/ instead (e.g. to keep testing one build
+// while other cargo commands relink target/debug/libero without cargo-leptos' settings).
+const TARGET_DIR = resolve(process.env.E2E_TARGET_DIR ?? join(REPO_ROOT, "target"));
+const FAKE_BIN = join(TARGET_DIR, "debug", "fake-commerce7");
+const APP_BIN = join(TARGET_DIR, "debug", "libero");
+const SITE_ROOT = join(TARGET_DIR, "site");
 
 /** Test-only secrets, shared by the fake (which sends the callbacks) and the app (which checks them). */
 export const SESSION_SECRET = "e2e-secret-0123456789abcdef0123456789abcdef";

@@ -68,7 +68,9 @@ pub struct StoredSettings {
 type ClientRow = (String, String, Option<String>, Option<DateTime<Utc>>, i64);
 type PgClientRow = (Uuid, String, Option<String>, Option<DateTime<Utc>>, i64);
 
-fn from_sqlite((id, tenant_id, org_name, uninstalled_at, install_generation): ClientRow) -> Result<Client, sqlx::Error> {
+fn from_sqlite(
+    (id, tenant_id, org_name, uninstalled_at, install_generation): ClientRow,
+) -> Result<Client, sqlx::Error> {
     let id = Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     Ok(Client { id, tenant_id, org_name, uninstalled_at, install_generation })
 }
@@ -195,19 +197,21 @@ pub async fn uninstall(db: &Db, tenant_id: &str) -> Result<Option<u64>, sqlx::Er
 pub async fn find_by_tenant(db: &Db, tenant_id: &str) -> Result<Option<Client>, sqlx::Error> {
     match db {
         Db::Sqlite(pool) => {
-            let row: Option<ClientRow> =
-                sqlx::query_as("SELECT id, tenant_id, org_name, uninstalled_at, install_generation FROM clients WHERE tenant_id = ?1")
-                    .bind(tenant_id)
-                    .fetch_optional(pool)
-                    .await?;
+            let row: Option<ClientRow> = sqlx::query_as(
+                "SELECT id, tenant_id, org_name, uninstalled_at, install_generation FROM clients WHERE tenant_id = ?1",
+            )
+            .bind(tenant_id)
+            .fetch_optional(pool)
+            .await?;
             row.map(from_sqlite).transpose()
         }
         Db::Postgres(pool) => {
-            let row: Option<PgClientRow> =
-                sqlx::query_as("SELECT id, tenant_id, org_name, uninstalled_at, install_generation FROM clients WHERE tenant_id = $1")
-                    .bind(tenant_id)
-                    .fetch_optional(pool)
-                    .await?;
+            let row: Option<PgClientRow> = sqlx::query_as(
+                "SELECT id, tenant_id, org_name, uninstalled_at, install_generation FROM clients WHERE tenant_id = $1",
+            )
+            .bind(tenant_id)
+            .fetch_optional(pool)
+            .await?;
             Ok(row.map(from_pg))
         }
     }

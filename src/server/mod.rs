@@ -133,10 +133,10 @@ impl Application {
                 self.state.config.session_idle_timeout,
             )));
         }
-        if std::env::var("SOAK_OLD_TMP").unwrap_or_default().is_empty() { background.push(tokio::spawn(metrics::run_upkeep_periodically(
+        background.push(tokio::spawn(metrics::run_upkeep_periodically(
             self.state.metrics.clone(),
             metrics::UPKEEP_INTERVAL,
-        ))); }
+        )));
         let limits = self.state.limits.clone();
         background.push(tokio::spawn(async move {
             let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));

@@ -113,18 +113,19 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
         return error_page(ErrorKind::DatabaseUnavailable);
     };
 
-    if normalized(req.uri().path()) == "/app" && req.method() == Method::GET {
-        if let Some(query) = SignInQuery::from_uri(req.uri()) {
-            if !is_navigation(req.headers()) {
-                // An <img>, a fetch() or a <script> pointed at the sign-in URL by another site:
-                // it may neither sign this browser in nor end its session.
-                metrics::sign_in("wrong_destination");
-                tracing::info!("sign-in refused: not a document or iframe navigation");
-                return error_page(ErrorKind::BadSignInLink);
-            }
-            let client = ClientInfo { ip: ratelimit::request_ip(&state, &req), user_agent: user_agent(req.headers()) };
-            return sign_in(&state, &session, query, client).await;
+    if normalized(req.uri().path()) == "/app"
+        && req.method() == Method::GET
+        && let Some(query) = SignInQuery::from_uri(req.uri())
+    {
+        if !is_navigation(req.headers()) {
+            // An <img>, a fetch() or a <script> pointed at the sign-in URL by another site: it
+            // may neither sign this browser in nor end its session.
+            metrics::sign_in("wrong_destination");
+            tracing::info!("sign-in refused: not a document or iframe navigation");
+            return error_page(ErrorKind::BadSignInLink);
         }
+        let client = ClientInfo { ip: ratelimit::request_ip(&state, &req), user_agent: user_agent(req.headers()) };
+        return sign_in(&state, &session, query, client).await;
     }
 
     if session.id().is_none() {
@@ -229,7 +230,9 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
     // Fast path: same tenant AND the same account token as at sign-in. No Commerce7 call. Any
     // other token (another user on a shared computer, a junk one) goes to Commerce7.
     match current_session(state, session).await {
-        Ok(Some(CurrentSession(auth))) if auth.tenant_id == query.tenant_id && auth.was_verified_with(&query.account) => {
+        Ok(Some(CurrentSession(auth)))
+            if auth.tenant_id == query.tenant_id && auth.was_verified_with(&query.account) =>
+        {
             return fast_path(session, auth, query.theme).await;
         }
         Ok(_) => {}
@@ -323,11 +326,11 @@ fn rate_limited(state: &AppState, ip: Option<std::net::IpAddr>) -> Option<Respon
 async fn refused(session: &Session, tenant_id: &str) -> Response {
     metrics::sign_in("commerce7_refused");
     tracing::info!(tenant_id = %tenant_id, "sign-in refused by Commerce7");
-    if session.id().is_some() {
-        if let Err(err) = session.flush().await {
-            // The cookie is still cleared (the session is empty), so this browser is signed out.
-            tracing::error!(error = %err, "could not delete the session after a refused sign-in");
-        }
+    if session.id().is_some()
+        && let Err(err) = session.flush().await
+    {
+        // The cookie is still cleared (the session is empty), so this browser is signed out.
+        tracing::error!(error = %err, "could not delete the session after a refused sign-in");
     }
     error_page(ErrorKind::Commerce7Refused)
 }

@@ -171,7 +171,10 @@ mod tests {
     #[test]
     fn the_idle_cutoff_is_now_minus_the_timeout_or_none() {
         let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        assert_eq!(idle_cutoff(now, Some(std::time::Duration::from_secs(3600))), Some(now - chrono::TimeDelta::hours(1)));
+        assert_eq!(
+            idle_cutoff(now, Some(std::time::Duration::from_secs(3600))),
+            Some(now - chrono::TimeDelta::hours(1))
+        );
         assert_eq!(idle_cutoff(now, None), None);
     }
 
