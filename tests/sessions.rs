@@ -554,12 +554,8 @@ on_both_databases!(invalid_settings_get_field_errors_and_are_not_saved, |kind| a
     let loaded = get_settings(&app).await;
     let bad =
         json!({ "org_name": " ", "contact_name": "Dana", "contact_email": "not-an-email", "weekly_summary": false });
-    let response = app
-        .post_same_origin("/api/save_settings")
-        .form(&settings_form(&bad, &loaded["version"]))
-        .send()
-        .await
-        .unwrap();
+    let response =
+        app.post_same_origin("/api/save_settings").form(&settings_form(&bad, &loaded["version"])).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "validation");
@@ -603,10 +599,8 @@ on_both_databases!(the_settings_form_posts_to_the_server_function_before_hydrati
 on_both_databases!(a_settings_form_posted_without_javascript_is_saved_and_returns_to_the_page, |kind| async move {
     let Some(app) = TestApp::signed_in(kind).await else { return };
     let version = version_in(&app.get("/settings").await.text().await.unwrap());
-    let response = browser_form_post(&app, &settings_form(&settings("Estate Without Script"), &version))
-        .send()
-        .await
-        .unwrap();
+    let response =
+        browser_form_post(&app, &settings_form(&settings("Estate Without Script"), &version)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/settings", "back on the form, nothing in the URL");
     assert_eq!(get_settings(&app).await["settings"], settings("Estate Without Script"));
@@ -640,10 +634,8 @@ on_both_databases!(a_settings_form_posted_without_javascript_shows_field_errors_
         .await
         .unwrap();
     assert_eq!(saved.status(), StatusCode::OK);
-    let stale = browser_form_post(&app, &settings_form(&settings("This window"), &before["version"]))
-        .send()
-        .await
-        .unwrap();
+    let stale =
+        browser_form_post(&app, &settings_form(&settings("This window"), &before["version"])).send().await.unwrap();
     assert_eq!(stale.status(), StatusCode::SEE_OTHER);
     let page = app.get(location(&stale)).await.text().await.unwrap();
     assert!(page.contains("These settings were changed in another window."), "{page}");
@@ -687,7 +679,8 @@ impl RowLock {
         match self {
             Self::Sqlite(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
             Self::Postgres(_, name) => {
-                let mut observer = <sqlx::PgConnection as sqlx::Connection>::connect(&common::postgres_admin_url()).await.unwrap();
+                let mut observer =
+                    <sqlx::PgConnection as sqlx::Connection>::connect(&common::postgres_admin_url()).await.unwrap();
                 for _ in 0..200 {
                     let waiting: i64 = sqlx::query_scalar(
                         "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
@@ -720,11 +713,7 @@ on_both_databases!(two_concurrent_saves_lose_nothing, |kind| async move {
     };
     let version = get_settings(&app).await["version"].clone();
     let save = |org: &'static str| {
-        tokio::spawn(
-            app.post_same_origin("/api/save_settings")
-                .form(&settings_form(&settings(org), &version))
-                .send(),
-        )
+        tokio::spawn(app.post_same_origin("/api/save_settings").form(&settings_form(&settings(org), &version)).send())
     };
     // Both saves are in flight at once, held by the database until both wait for it.
     let mut lock = RowLock::take(&app).await;

@@ -168,7 +168,7 @@ function describeExit(exit: Exit): string {
   return `exit code ${exit.code}`;
 }
 
-/** Two distinct ports that are free right now on 127.0.0.1. */
+/** `count` distinct ports that are free right now on 127.0.0.1. */
 async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from(
@@ -211,7 +211,7 @@ function checkBuilt() {
  * which cargo-leptos never writes: the pages would never hydrate. Say so at once.
  */
 async function siteMismatch(appUrl: string): Promise<string | undefined> {
-  const html = await (await fetch(`${appUrl}/`)).text();
+  const html = await (await fetch(`${appUrl}/`, { signal: AbortSignal.timeout(5_000) })).text();
   const wasm = /["'](\/[^"']+\.wasm)["']/.exec(html)?.[1];
   if (wasm && !existsSync(join(SITE_ROOT, wasm))) {
     return (
@@ -280,7 +280,7 @@ export async function startServers(label = "e2e"): Promise<Servers> {
     ]);
     const errors = results.flatMap((r) => (r.status === "rejected" ? [String(r.reason?.message ?? r.reason)] : []));
     if (errors.length === 0) {
-      const mismatch = await siteMismatch(appUrl);
+      const mismatch = await siteMismatch(appUrl).catch((err) => `cannot read ${appUrl}/: ${err}`);
       if (mismatch) {
         await stop();
         throw new Error(mismatch);
@@ -322,7 +322,7 @@ export function useServers(label: string): () => Servers {
         const started = await start().catch(() => undefined);
         await use(started?.appUrl);
       },
-      { timeout: startTimeout },
+      { scope: "test", timeout: startTimeout },
     ],
   });
   test.beforeAll(async ({}, testInfo) => {

@@ -19,6 +19,7 @@ test.describe(() => {
         .click();
       await expect(page.getByText("Install callback for demo-winery")).toContainText("200");
 
+      await page.goto(`${adminUrl}/`);
       await page.getByRole("link", { name: "Open as Dana Owner (light theme)" }).click();
       const app = page.frameLocator("#app-frame");
       await expect(app.getByRole("heading", { name: "Welcome, Dana Owner" })).toBeVisible();

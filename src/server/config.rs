@@ -539,7 +539,8 @@ mod tests {
     ];
 
     fn production_with(overrides: &[(&'static str, &'static str)]) -> Result<Config, ConfigError> {
-        let mut vars: Vec<(&str, &str)> = PRODUCTION.iter().filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k)).copied().collect();
+        let mut vars: Vec<(&str, &str)> =
+            PRODUCTION.iter().filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k)).copied().collect();
         vars.extend_from_slice(overrides);
         config(&vars)
     }
