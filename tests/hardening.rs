@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use common::{CALLBACK_PASSWORD, CALLBACK_USER, OWNER_TOKEN, TENANT, TestApp, TestDb};
@@ -283,21 +283,7 @@ on_both_databases!(the_servers_cleanup_task_deletes_idle_rows, |kind| async move
 
 /// Runs the real binary from an empty directory, with `env` and optionally a `.env` file.
 fn libero(args: &[&str], database_url: &str, env: &[(&str, &str)], dotenv: Option<&str>) -> std::process::Output {
-    let dir = tempfile::tempdir().unwrap();
-    if let Some(contents) = dotenv {
-        std::fs::write(dir.path().join(".env"), contents).unwrap();
-    }
-    let mut command = Command::new(env!("CARGO_BIN_EXE_libero"));
-    command
-        .args(args)
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("DATABASE_URL", database_url);
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let output = command.output().expect("the binary runs");
+    let output = common::child::run_libero(args, database_url, env, dotenv);
     assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
     output
 }

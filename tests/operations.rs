@@ -3,10 +3,7 @@
 
 mod common;
 
-use std::{
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use common::{OWNER_TOKEN, TENANT, TestApp, TestDb, child::ChildServer};
@@ -96,15 +93,7 @@ on_both_databases!(the_background_task_deletes_expired_sessions, |kind| async mo
 });
 
 fn libero(args: &[&str], database_url: &str) -> std::process::Output {
-    let dir = tempfile::tempdir().unwrap();
-    Command::new(env!("CARGO_BIN_EXE_libero"))
-        .args(args)
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("DATABASE_URL", database_url)
-        .output()
-        .expect("the binary runs")
+    common::child::run_libero(args, database_url, &[], None)
 }
 
 on_both_databases!(the_cleanup_command_prints_how_many_it_deleted, |kind| async move {

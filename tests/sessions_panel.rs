@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::{process::Command, sync::Arc};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use common::{OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, TENANT, TestApp, TestDb};
@@ -389,15 +389,7 @@ on_both_databases!(cross_site_posts_to_the_panel_functions_are_refused, |kind| a
 
 /// Runs the binary with nothing but `DATABASE_URL` (and `PATH`), in an empty directory.
 fn libero(args: &[&str], database_url: &str) -> std::process::Output {
-    let dir = tempfile::tempdir().unwrap();
-    Command::new(env!("CARGO_BIN_EXE_libero"))
-        .args(args)
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("DATABASE_URL", database_url)
-        .output()
-        .expect("the binary runs")
+    common::child::run_libero(args, database_url, &[], None)
 }
 
 fn stdout(output: &std::process::Output) -> String {

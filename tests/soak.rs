@@ -87,7 +87,7 @@ async fn memory_stays_flat_under_signed_in_traffic_without_metrics_token() {
     .unwrap();
     let api = c7.api_url();
     // Request logs off: they cost time and no memory. The start-up line stays (it gives the port).
-    let mut server = ChildServer::start(&[("COMMERCE7_API_URL", &api), ("RUST_LOG", "warn,libero=info"), ("LIBERO_EXP", "1"), (std::env::var("EXP").unwrap().as_str(), "1")]).await;
+    let mut server = ChildServer::start(&[("COMMERCE7_API_URL", &api), ("RUST_LOG", "warn,libero=info"), ("LIBERO_EXP", "1"), ("MALLOC_ARENA_MAX", "1"), (std::env::var("EXP").unwrap().as_str(), "1")]).await;
     c7.set_app_url(&server.base);
     assert_eq!(c7.send_install(TENANT).await.unwrap().as_u16(), 200);
     let sign_in = TestApp::bare_client()

@@ -128,3 +128,26 @@ impl Drop for ChildServer {
         }
     }
 }
+
+/// Runs a one-shot `libero` command (`migrate`, `sessions …`) from an empty directory with
+/// nothing but `PATH`, `DATABASE_URL`, `env` and, when given, a `.env` file with `dotenv`.
+pub fn run_libero(
+    args: &[&str],
+    database_url: &str,
+    env: &[(&str, &str)],
+    dotenv: Option<&str>,
+) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(contents) = dotenv {
+        std::fs::write(dir.path().join(".env"), contents).unwrap();
+    }
+    Command::new(env!("CARGO_BIN_EXE_libero"))
+        .args(args)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DATABASE_URL", database_url)
+        .envs(env.iter().copied())
+        .output()
+        .expect("the binary runs")
+}
