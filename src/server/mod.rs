@@ -133,8 +133,8 @@ impl Application {
                 self.state.config.session_idle_timeout,
             )));
         }
-        if std::env::var_os("LIBERO_EXP_NOUPKEEP").is_none() { background
-            .push(tokio::spawn(metrics::run_upkeep_periodically(self.state.metrics.clone(), if std::env::var_os("LIBERO_EXP_UPKEEP_1S").is_some() { std::time::Duration::from_secs(1) } else { metrics::UPKEEP_INTERVAL }))); }
+        background
+            .push(tokio::spawn(metrics::run_upkeep_periodically(self.state.metrics.clone(), metrics::UPKEEP_INTERVAL)));
         let limits = self.state.limits.clone();
         background.push(tokio::spawn(async move {
             let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));
