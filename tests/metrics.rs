@@ -33,6 +33,9 @@ async fn metrics_count_sessions_on(kind: TestDb) {
     assert_eq!(app.get("/metrics").await.status(), StatusCode::UNAUTHORIZED, "no token");
     let wrong = app.client.get(app.url("/metrics")).bearer_auth("wrong").send().await.unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "wrong token");
+    let any_case =
+        app.client.get(app.url("/metrics")).header("authorization", "bEARER scrape-secret").send().await.unwrap();
+    assert_eq!(any_case.status(), StatusCode::OK, "the scheme is case-insensitive (RFC 9110)");
 
     let before = scrape(&app).await;
     app.install(TENANT).await;

@@ -140,12 +140,10 @@ pub async fn track_http(req: Request, next: Next) -> Response {
 }
 
 fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
-    let Some(given) =
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
-    else {
+    let Some(given) = crate::server::http::authorization_credentials(headers, "Bearer") else {
         return false;
     };
-    Sha256::digest(given.trim().as_bytes()).ct_eq(&Sha256::digest(expected.as_bytes())).into()
+    Sha256::digest(given.as_bytes()).ct_eq(&Sha256::digest(expected.as_bytes())).into()
 }
 
 /// `GET /metrics`: 404 unless `METRICS_TOKEN` is set; 401 without the right bearer token.
@@ -157,7 +155,7 @@ pub async fn endpoint(State(state): State<AppState>, headers: HeaderMap) -> Resp
         return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))])
             .into_response();
     }
-    match stats::counts(&state.db).await {
+    match stats::counts_with_idle(&state.db, state.config.session_idle_timeout).await {
         Ok((rows, active)) => {
             gauge!(SESSION_ROWS).set(rows as f64);
             gauge!(ACTIVE_SESSIONS).set(active as f64);
