@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{TimeDelta, Utc};
 use common::{CALLBACK_PASSWORD, CALLBACK_USER, OWNER_TOKEN, TENANT, TestApp, TestDb};
 use libero::server::{db::Db, sessions::cleanup, sessions::hash_token};
 use reqwest::{StatusCode, header};
@@ -46,57 +46,14 @@ async fn sign_in_as(app: &TestApp, token: &str, dest: &str) -> reqwest::Response
         .unwrap()
 }
 
-/// Inserts `count` sessions of the demo tenant with the given activity and expiry, ids
-/// `<prefix>-<n>`.
-async fn insert_sessions(
-    app: &TestApp,
-    prefix: &str,
-    count: i64,
-    last_activity: DateTime<Utc>,
-    expires: DateTime<Utc>,
-) {
-    let client_id = app.client_id(TENANT).await.expect("tenant installed");
-    match &app.db {
-        Db::Sqlite(pool) => {
-            sqlx::query(
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
-                 INSERT INTO app_sessions (id, client_id, user_id, theme, data, last_activity_at, expires_at, created_at, updated_at)
-                 SELECT ?2 || '-' || i, ?3, 'c7-user-old', 'light', '{}', ?4, ?5, ?4, ?4 FROM n",
-            )
-            .bind(count)
-            .bind(prefix)
-            .bind(client_id)
-            .bind(last_activity)
-            .bind(expires)
-            .execute(pool)
-            .await
-            .unwrap();
-        }
-        Db::Postgres(pool) => {
-            sqlx::query(
-                "INSERT INTO app_sessions (id, client_id, user_id, theme, data, last_activity_at, expires_at, created_at, updated_at)
-                 SELECT $2 || '-' || i, $3::uuid, 'c7-user-old', 'light', '{}', $4, $5, $4, $4 FROM generate_series(1, $1) AS i",
-            )
-            .bind(count)
-            .bind(prefix)
-            .bind(client_id)
-            .bind(last_activity)
-            .bind(expires)
-            .execute(pool)
-            .await
-            .unwrap();
-        }
-    }
-}
-
 /// Two hours unused, four hours left: idle under the default 1 h timeout, not expired.
 async fn insert_idle(app: &TestApp, count: i64) {
-    insert_sessions(app, "idle", count, Utc::now() - TimeDelta::hours(2), Utc::now() + TimeDelta::hours(4)).await;
+    app.insert_sessions("idle", count, Utc::now() - TimeDelta::hours(2), Utc::now() + TimeDelta::hours(4)).await;
 }
 
 /// Expired an hour ago (and unused for two).
 async fn insert_expired(app: &TestApp, count: i64) {
-    insert_sessions(app, "expired", count, Utc::now() - TimeDelta::hours(2), Utc::now() - TimeDelta::hours(1)).await;
+    app.insert_sessions("expired", count, Utc::now() - TimeDelta::hours(2), Utc::now() - TimeDelta::hours(1)).await;
 }
 
 /// Session row ids starting with `prefix`.

@@ -13,35 +13,8 @@ use serde_json::Value;
 
 /// Inserts `count` already-expired sessions for the demo tenant, in one statement.
 async fn insert_expired(app: &TestApp, count: i64) {
-    let client_id = app.client_id(TENANT).await.expect("tenant installed");
     let past = Utc::now() - chrono::TimeDelta::hours(2);
-    match &app.db {
-        Db::Sqlite(pool) => {
-            sqlx::query(
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
-                 INSERT INTO app_sessions (id, client_id, user_id, theme, data, last_activity_at, expires_at, created_at, updated_at)
-                 SELECT 'expired-' || i, ?2, 'c7-user-old', 'light', '{}', ?3, ?3, ?3, ?3 FROM n",
-            )
-            .bind(count)
-            .bind(client_id)
-            .bind(past)
-            .execute(pool)
-            .await
-            .unwrap();
-        }
-        Db::Postgres(pool) => {
-            sqlx::query(
-                "INSERT INTO app_sessions (id, client_id, user_id, theme, data, last_activity_at, expires_at, created_at, updated_at)
-                 SELECT 'expired-' || i, $2::uuid, 'c7-user-old', 'light', '{}', $3, $3, $3, $3 FROM generate_series(1, $1) AS i",
-            )
-            .bind(count)
-            .bind(client_id)
-            .bind(past)
-            .execute(pool)
-            .await
-            .unwrap();
-        }
-    }
+    app.insert_sessions("expired", count, past, past).await;
 }
 
 on_both_databases!(cleanup_of_100k_expired_rows_spares_live_sessions_while_requests_are_answered, |kind| async move {

@@ -273,6 +273,49 @@ impl TestApp {
         self.get(&format!("/app?tenantId={tenant}&account={token}&adminUITheme=light")).await
     }
 
+    /// Inserts `count` sessions of the demo tenant with the given activity and expiry, ids
+    /// `<prefix>-<n>`.
+    pub async fn insert_sessions(
+        &self,
+        prefix: &str,
+        count: i64,
+        last_activity: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) {
+        let client_id = self.client_id(TENANT).await.expect("tenant installed");
+        match &self.db {
+            Db::Sqlite(pool) => {
+                sqlx::query(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+                     INSERT INTO app_sessions (id, client_id, user_id, theme, data, last_activity_at, expires_at, created_at, updated_at)
+                     SELECT ?2 || '-' || i, ?3, 'c7-user-old', 'light', '{}', ?4, ?5, ?4, ?4 FROM n",
+                )
+                .bind(count)
+                .bind(prefix)
+                .bind(client_id)
+                .bind(last_activity)
+                .bind(expires)
+                .execute(pool)
+                .await
+                .unwrap();
+            }
+            Db::Postgres(pool) => {
+                sqlx::query(
+                    "INSERT INTO app_sessions (id, client_id, user_id, theme, data, last_activity_at, expires_at, created_at, updated_at)
+                     SELECT $2 || '-' || i, $3::uuid, 'c7-user-old', 'light', '{}', $4, $5, $4, $4 FROM generate_series(1, $1) AS i",
+                )
+                .bind(count)
+                .bind(prefix)
+                .bind(client_id)
+                .bind(last_activity)
+                .bind(expires)
+                .execute(pool)
+                .await
+                .unwrap();
+            }
+        }
+    }
+
     /// Every session row.
     pub async fn session_rows(&self) -> Vec<SessionRow> {
         match &self.db {
