@@ -16,12 +16,38 @@ fn body_class() -> &'static str {
     {
         use crate::server::sessions::{CurrentSession, Theme};
         let theme = use_context::<http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<CurrentSession>().map(|s| s.0.theme));
+            .and_then(|parts| parts.extensions.get::<CurrentSession>().map(|s| s.auth.theme));
         if theme == Some(Theme::Dark) {
             return "theme-dark";
         }
     }
     "theme-light"
+}
+
+/// On a page rendered with a session: the tab token for this tab, and the script that keeps it
+/// (`src/pages/tab.js`). Both only in this `no-store` page.
+fn tab_bootstrap() -> Option<AnyView> {
+    #[cfg(feature = "ssr")]
+    {
+        use crate::server::sessions::TabBootstrap;
+        return use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<TabBootstrap>().cloned())
+            .map(|tab| {
+                view! {
+                    <meta
+                        name="libero-tab"
+                        content=tab.token
+                        data-tenant=tab.tenant_id
+                        data-theme=tab.theme.as_str()
+                        data-expires-in=tab.expires_in.to_string()
+                    />
+                    <script inner_html=crate::tab::BOOTSTRAP_SCRIPT></script>
+                }
+                .into_any()
+            });
+    }
+    #[cfg(not(feature = "ssr"))]
+    None
 }
 
 /// The document around the app, rendered on the server only.
@@ -34,6 +60,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
+                {tab_bootstrap()}
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>

@@ -71,8 +71,9 @@ test.describe(() => {
       // The tablet's next click finds its session ended and says so.
       await expect(tablet.locator("body")).toHaveAttribute("data-hydrated", "true");
       await tablet.getByRole("link", { name: "Settings", exact: true }).click();
-      await expect(tablet).toHaveURL(`${appUrl}/?session=ended`);
-      await expect(tablet.getByRole("status")).toContainText("Your Libero session has ended");
+      await expect(tablet.locator("#no-session")).toHaveAttribute("data-reason", "ended");
+      await expect(tablet.getByRole("heading", { level: 1 })).toHaveText("Your Libero session has ended");
+      await expect(tablet).toHaveURL(`${appUrl}/settings`);
     } finally {
       await Promise.all([admin.close(), office.close(), counter.close()]);
     }

@@ -3,6 +3,7 @@
 pub mod session;
 pub mod sessions;
 pub mod settings;
+pub mod tab;
 
 pub use crate::error::AppError;
 

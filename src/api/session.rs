@@ -25,9 +25,9 @@ pub struct SessionInfo {
 }
 
 /// The signed-in merchant and their session.
-#[server(prefix = "/api", endpoint = "session_info")]
+#[server(prefix = "/api", endpoint = "session_info", client = crate::tab::TabClient)]
 pub async fn get_session_info() -> Result<SessionInfo, AppError> {
-    let session = super::ssr::require_session()?.0;
+    let session = super::ssr::require_session()?.auth;
     let minutes_left = (session.expires_at - chrono::Utc::now()).num_minutes().max(0);
     Ok(SessionInfo {
         tenant_id: session.tenant_id,

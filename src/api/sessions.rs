@@ -26,12 +26,12 @@ pub struct MySession {
 
 /// The signed-in user's active sessions for this winery: this browser's first, then the most
 /// recently used.
-#[server(prefix = "/api", endpoint = "list_my_sessions")]
+#[server(prefix = "/api", endpoint = "list_my_sessions", client = crate::tab::TabClient)]
 pub async fn list_my_sessions() -> Result<Vec<MySession>, AppError> {
     use crate::api::ssr::{require_session, state, unavailable};
     use crate::server::sessions::{manage, user_agent::Device};
 
-    let me = require_session()?.0;
+    let me = require_session()?.auth;
     let current = ssr::current_row_id()?;
     let state = state();
     let handles = ssr::handles();
@@ -56,12 +56,12 @@ pub async fn list_my_sessions() -> Result<Vec<MySession>, AppError> {
 /// Signs out one of the user's *other* sessions. A handle that is not one of the user's own
 /// sessions gets 404 (whether it exists for someone else or not at all); this browser's own
 /// session is refused — that is what *Sign out* at the top is for.
-#[server(prefix = "/api", endpoint = "sign_out_session")]
+#[server(prefix = "/api", endpoint = "sign_out_session", client = crate::tab::TabClient)]
 pub async fn sign_out_session(handle: String) -> Result<(), AppError> {
     use crate::api::ssr::{fail, require_session, state, unavailable};
     use crate::server::sessions::manage;
 
-    let me = require_session()?.0;
+    let me = require_session()?.auth;
     let handles = ssr::handles();
     if handles.names(&handle, &ssr::current_row_id()?) {
         return Err(fail(AppError::BadRequest {
@@ -79,12 +79,12 @@ pub async fn sign_out_session(handle: String) -> Result<(), AppError> {
 }
 
 /// Signs out every session of the user for this winery except this browser's; returns how many.
-#[server(prefix = "/api", endpoint = "sign_out_other_sessions")]
+#[server(prefix = "/api", endpoint = "sign_out_other_sessions", client = crate::tab::TabClient)]
 pub async fn sign_out_other_sessions() -> Result<u64, AppError> {
     use crate::api::ssr::{require_session, state, unavailable};
     use crate::server::sessions::manage;
 
-    let me = require_session()?.0;
+    let me = require_session()?.auth;
     let current = ssr::current_row_id()?;
     let ended = manage::end_own_others(&state().db, me.client_id, &me.user_id, &current)
         .await
@@ -99,14 +99,13 @@ mod ssr {
 
     use crate::{
         api::{AppError, ssr::fail},
-        server::sessions::{hash_token, manage::SessionHandles},
+        server::sessions::{CurrentSession, manage::SessionHandles},
     };
 
-    /// The row id of this request's session: its tower-sessions id hashed as the store does.
+    /// The row id of this request's session, however it was authenticated (cookie or tab token).
     pub fn current_row_id() -> Result<String, AppError> {
         use_context::<http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<tower_sessions::Session>().and_then(tower_sessions::Session::id))
-            .map(|id| hash_token(&id.to_string()))
+            .and_then(|parts| parts.extensions.get::<CurrentSession>().map(|current| current.row_id.clone()))
             .ok_or_else(|| fail(AppError::Unauthorized))
     }
 

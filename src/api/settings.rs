@@ -77,12 +77,12 @@ pub struct SettingsForm {
 }
 
 /// Reads the merchant's settings.
-#[server(prefix = "/api", endpoint = "get_settings")]
+#[server(prefix = "/api", endpoint = "get_settings", client = crate::tab::TabClient)]
 pub async fn get_settings() -> Result<SettingsForm, AppError> {
     use super::ssr::{fail, require_session, state, unavailable};
     use crate::server::clients;
 
-    let session = require_session()?.0;
+    let session = require_session()?.auth;
     let stored = clients::settings(&state().db, session.client_id)
         .await
         .map_err(|e| unavailable(e, "reading settings failed"))?
@@ -102,7 +102,7 @@ pub async fn get_settings() -> Result<SettingsForm, AppError> {
 /// Its arguments travel as an HTML form (`settings[org_name]=…&…&version=…`, leptos's default
 /// encoding) so that the settings page's `<ActionForm>` also works before the wasm has loaded:
 /// the browser then posts the form itself and is sent back to `/settings`.
-#[server(prefix = "/api", endpoint = "save_settings")]
+#[server(prefix = "/api", endpoint = "save_settings", client = crate::tab::TabClient)]
 pub async fn save_settings(settings: MerchantSettings, version: String) -> Result<SettingsForm, AppError> {
     let saved = ssr::save(settings, version).await;
     ssr::redirect_a_plain_form_post(saved.as_ref().err());
@@ -124,7 +124,7 @@ mod ssr {
 
     /// Validates and saves, refusing a save based on an outdated `version` (409).
     pub async fn save(settings: MerchantSettings, version: String) -> Result<SettingsForm, AppError> {
-        let session = require_session()?.0;
+        let session = require_session()?.auth;
         let settings = settings.validate().map_err(|fields| fail(AppError::Validation { fields }))?;
         let expected = chrono::DateTime::parse_from_rfc3339(&version)
             .map_err(|_| fail(AppError::Conflict))?

@@ -18,6 +18,8 @@ pub enum Section {
 #[component]
 pub fn AppFrame(section: Section, children: Children) -> impl IntoView {
     let (signing_out, set_signing_out) = signal(false);
+    // In the browser: keep the tab token fresh while the merchant works.
+    Effect::new(move |_| crate::tab::keep_fresh());
     let current = move |s: Section| if s == section { Some("page") } else { None };
 
     view! {
@@ -27,11 +29,18 @@ pub fn AppFrame(section: Section, children: Children) -> impl IntoView {
                 <a href="/settings" aria-current=current(Section::Settings)>"Settings"</a>
                 <span class="spacer"></span>
                 // A plain form POST: signing out works even before (or without) hydration.
+                // Once hydrated, the tab signs out its own session with its tab token (the cookie
+                // may belong to another winery's tab, or not exist at all).
                 <form
                     class="inline-form"
                     method="post"
                     action="/logout"
-                    on:submit=move |_| set_signing_out.set(true)
+                    on:submit=move |ev| {
+                        set_signing_out.set(true);
+                        if crate::tab::sign_out_tab() {
+                            ev.prevent_default();
+                        }
+                    }
                 >
                     <button type="submit" class="button secondary" id="logout-button" aria-disabled=move || signing_out.get().to_string()>
                         {move || if signing_out.get() { "Signing out…" } else { "Sign out" }}
@@ -43,14 +52,11 @@ pub fn AppFrame(section: Section, children: Children) -> impl IntoView {
     }
 }
 
-/// Leaves the signed-in area when a server function says the session is gone; the landing page
-/// then explains what happened.
+/// When a server function says the session is gone: the page reloads, and the server shows it
+/// for a valid cookie of the same winery or explains that the session ended.
 pub fn leave_if_unauthorized(error: &AppError) {
     if matches!(error, AppError::Unauthorized) {
-        #[cfg(feature = "hydrate")]
-        {
-            let _ = window().location().set_href("/?session=ended");
-        }
+        crate::tab::session_ended();
     }
 }
 

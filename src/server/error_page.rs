@@ -1,5 +1,6 @@
 //! Full HTML error pages answered by middleware (before any Leptos route runs): the sign-in
-//! failures, a refused cross-site request, and "database unavailable".
+//! failures, a refused cross-site request, "database unavailable", and the "no session" page a
+//! framed signed-in page shows instead when it has no session.
 
 use axum::{
     http::{HeaderValue, StatusCode, header},
@@ -101,6 +102,89 @@ pub fn error_page(kind: ErrorKind) -> Response {
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // A failed sign-in is answered at /app?…&account=…: its subresources must not carry that
     // URL in a Referer.
+    response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+/// Why a signed-in page found no session, as far as the server can tell. The page's script
+/// refines it in the browser (storage blocked, resuming the tab's session, ended).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoSession {
+    /// A session credential was presented and is no longer valid.
+    Ended,
+    /// None was presented (a frame reload in a browser that keeps no cookie, or a bookmark).
+    Missing,
+}
+
+impl NoSession {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ended => "ended",
+            Self::Missing => "missing",
+        }
+    }
+}
+
+/// The page a signed-in address shows when there is no session: never the public landing page
+/// inside the admin. It explains what happened in the merchant's words and offers the way back
+/// to the Commerce7 admin; its script (`pages/tab.js`) first resumes the tab's own session when
+/// the tab still holds one. `no-store`, and no `Referer` leaves it.
+pub fn no_session_page(reason: NoSession, status: StatusCode) -> Response {
+    let hide_unless = move |when: &'static str| !when.split(' ').any(|w| w == reason.as_str());
+    let html = Owner::new().with(|| {
+        view! {
+            <!DOCTYPE html>
+            <html lang="en">
+                <head>
+                    <meta charset="utf-8"/>
+                    <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                    <meta name="color-scheme" content="light dark"/>
+                    <title>"Your Libero session · Libero"</title>
+                    <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
+                    <link rel="stylesheet" href="/pkg/libero.css"/>
+                    <script inner_html=crate::tab::BOOTSTRAP_SCRIPT></script>
+                </head>
+                <body class="theme-light">
+                    <BrandHeader/>
+                    <main id="content" class="content">
+                        <section class="card narrow" id="no-session" data-reason=reason.as_str() role="alert">
+                            <h1 data-when="ended" hidden=hide_unless("ended")>"Your Libero session has ended"</h1>
+                            <p data-when="ended" hidden=hide_unless("ended")>
+                                "You were signed out — here, in another tab, or by your winery's admin — or the "
+                                "session expired."
+                            </p>
+                            <h1 data-when="missing" hidden=hide_unless("missing")>"Libero needs you to sign in again"</h1>
+                            <p data-when="missing" hidden=hide_unless("missing")>
+                                "This window has no Libero session any more."
+                            </p>
+                            <h1 data-when="blocked" hidden=true>"Your browser is blocking Libero's storage"</h1>
+                            <p data-when="blocked" hidden=true>
+                                "Libero keeps your sign-in for this tab in the browser's storage, and this browser "
+                                "blocks it inside the Commerce7 admin. Allow cookies and site data for Libero in "
+                                "your browser's settings (or turn off the blocking for this site), then open "
+                                "Libero again. Until then it works until you reload the page."
+                            </p>
+                            <h1 data-when="resuming" hidden=true>"Reconnecting…"</h1>
+                            <p data-when="resuming" hidden=true aria-busy="true">"Restoring your Libero session for this tab."</p>
+                            <h1 data-when="unavailable" hidden=true>"Libero couldn't reconnect"</h1>
+                            <p data-when="unavailable" hidden=true>
+                                "Libero isn't answering right now. Wait a moment, then reload to try again."
+                            </p>
+                            <p data-when="ended missing blocked unavailable" hidden=hide_unless("ended missing blocked unavailable")>
+                                "Open Libero again from the Apps menu of your Commerce7 admin."
+                            </p>
+                            <p data-when="ended missing blocked unavailable" hidden=hide_unless("ended missing blocked unavailable")>
+                                <a class="button" id="reopen" href="/" target="_top" hidden=true>"Reopen the Commerce7 admin"</a>
+                            </p>
+                        </section>
+                    </main>
+                </body>
+            </html>
+        }
+        .to_html()
+    });
+    let mut response = (status, Html(html)).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     response
 }

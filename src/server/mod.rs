@@ -44,6 +44,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The session cookie and its store.
     pub sessions: SessionCookies,
+    /// Mints and verifies the per-tab session tokens.
+    pub tab_tokens: sessions::tab::TabTokens,
     /// The Commerce7 API client.
     pub commerce7: Commerce7,
     /// The Prometheus recorder's handle.
@@ -92,6 +94,7 @@ impl Application {
         let listener = TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
         let store = Arc::new(AppSessionStore::new(db.clone(), config.session_idle_timeout));
         let sessions = SessionCookies::new(config.session_secret.expose(), config.cookie_secure, store);
+        let tab_tokens = sessions::tab::TabTokens::new(config.session_secret.expose());
         let commerce7 = Commerce7::new(&config.commerce7_api_url, config.commerce7_timeout)?;
         if config.commerce7_user.is_none() || config.commerce7_password.is_none() {
             tracing::warn!(
@@ -104,6 +107,7 @@ impl Application {
             db,
             config: Arc::new(config),
             sessions,
+            tab_tokens,
             commerce7,
             metrics: metrics::recorder(),
             limits,
@@ -173,6 +177,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", axum::routing::get(metrics::endpoint))
         .merge(callbacks)
         .route("/logout", post(sessions::guard::logout))
+        .route("/resume", axum::routing::get(sessions::guard::resume_page))
         .leptos_routes_with_context(&state, routes, provide_state.clone(), {
             let options = options.clone();
             move || shell(options.clone())

@@ -13,28 +13,73 @@ use axum::{
 };
 use tower_sessions::{Session, session::Expiry};
 
-use super::{AUTH_KEY, AuthSession, Theme, cookie::CookieToken, hash_token, to_offset};
+use super::{
+    AUTH_KEY, AuthSession, Theme,
+    cookie::CookieToken,
+    hash_token,
+    store::Handoff,
+    tab, to_offset,
+};
 use crate::{
     error::AppError,
     server::{
         AppState, clients,
         commerce7::VerifyError,
         db::now,
-        error_page::{ErrorKind, error_page},
+        error_page::{ErrorKind, NoSession, error_page, no_session_page},
         metrics, ratelimit,
     },
 };
 
+/// How this request's session was established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// The `__libero_session` cookie.
+    Cookie,
+    /// A handoff code in the page's URL (`?handoff=`), redeemed by this request.
+    Handoff,
+    /// A tab token in `Authorization: Bearer`.
+    Bearer,
+}
+
 /// The validated session of this request.
 #[derive(Clone, PartialEq)]
-pub struct CurrentSession(pub AuthSession);
+pub struct CurrentSession {
+    /// Who is signed in, for which tenant.
+    pub auth: AuthSession,
+    /// `app_sessions.id` of the session (server-side only: never sent to the browser as such).
+    pub row_id: String,
+    /// What authenticated this request.
+    pub via: Credential,
+}
 
 impl std::fmt::Debug for CurrentSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CurrentSession")
-            .field("tenant_id", &self.0.tenant_id)
-            .field("user_id", &self.0.user_id)
+            .field("tenant_id", &self.auth.tenant_id)
+            .field("user_id", &self.auth.user_id)
+            .field("via", &self.via)
             .finish_non_exhaustive()
+    }
+}
+
+/// What a page rendered with a session hands to its tab: a fresh tab token (the shell puts it in
+/// a `<meta name="libero-tab">` of this `no-store` page only).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TabBootstrap {
+    /// The tab token.
+    pub token: String,
+    /// Its tenant.
+    pub tenant_id: String,
+    /// The admin theme of the session.
+    pub theme: Theme,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for TabBootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TabBootstrap").field("tenant_id", &self.tenant_id).finish_non_exhaustive()
     }
 }
 
@@ -59,7 +104,17 @@ enum GuardError {
     Db(#[from] sqlx::Error),
 }
 
-/// Loads and validates this request's session, refreshing `last_activity_at` when it is due.
+/// Refreshes `last_activity_at` when it is due (at most once per `SESSION_TOUCH_INTERVAL`).
+async fn touch_if_due(state: &AppState, row_id: &str, auth: &mut AuthSession) -> Result<(), sqlx::Error> {
+    let touch_every =
+        chrono::TimeDelta::from_std(state.config.session_touch_interval).unwrap_or(chrono::TimeDelta::MAX);
+    if now() - auth.last_activity_at >= touch_every {
+        auth.last_activity_at = state.sessions.store().touch(row_id).await?;
+    }
+    Ok(())
+}
+
+/// Loads and validates this request's cookie session, refreshing `last_activity_at` when due.
 async fn current_session(state: &AppState, session: &Session) -> Result<Option<CurrentSession>, GuardError> {
     let Some(id) = session.id() else {
         return Ok(None);
@@ -67,12 +122,63 @@ async fn current_session(state: &AppState, session: &Session) -> Result<Option<C
     let Some(mut auth) = session.get::<AuthSession>(AUTH_KEY).await? else {
         return Ok(None);
     };
-    let touch_every =
-        chrono::TimeDelta::from_std(state.config.session_touch_interval).unwrap_or(chrono::TimeDelta::MAX);
-    if now() - auth.last_activity_at >= touch_every {
-        auth.last_activity_at = state.sessions.store().touch(&id).await?;
+    let row_id = hash_token(&id.to_string());
+    touch_if_due(state, &row_id, &mut auth).await?;
+    Ok(Some(CurrentSession { auth, row_id, via: Credential::Cookie }))
+}
+
+/// Loads and validates the session a row id points at (from a tab token or a handoff code).
+async fn session_of_row(
+    state: &AppState,
+    row_id: String,
+    via: Credential,
+) -> Result<Option<CurrentSession>, sqlx::Error> {
+    match state.sessions.store().validate_key(&row_id).await? {
+        Ok((mut auth, _)) => {
+            touch_if_due(state, &row_id, &mut auth).await?;
+            Ok(Some(CurrentSession { auth, row_id, via }))
+        }
+        Err(reason) => {
+            tracing::debug!(reason = reason.as_str(), ?via, "session not valid");
+            Ok(None)
+        }
     }
-    Ok(Some(CurrentSession(auth)))
+}
+
+/// The session of a tab token: the token must verify, and the row it names must be a valid
+/// session of the token's tenant.
+pub async fn bearer_session(state: &AppState, token: &str) -> Result<Option<CurrentSession>, sqlx::Error> {
+    let claims = match state.tab_tokens.verify(token, now()) {
+        Ok(claims) => claims,
+        Err(reason) => {
+            metrics::validation(reason.as_str());
+            tracing::info!(reason = reason.as_str(), "tab token refused");
+            return Ok(None);
+        }
+    };
+    let current = session_of_row(state, claims.row_id, Credential::Bearer).await?;
+    // The MAC binds the tenant to the row; a row never changes tenant. Checked all the same.
+    Ok(current.filter(|current| current.auth.tenant_id == claims.tenant_id))
+}
+
+/// A tab token for `current`'s session, as the page hands it over.
+pub fn mint_tab_token(state: &AppState, current: &CurrentSession) -> TabBootstrap {
+    let lifetime = super::tab::TAB_TOKEN_LIFETIME;
+    let expires_at = now() + chrono::TimeDelta::from_std(lifetime).expect("15 min fits");
+    TabBootstrap {
+        token: state.tab_tokens.mint(&current.auth.tenant_id, &current.row_id, expires_at),
+        tenant_id: current.auth.tenant_id.clone(),
+        theme: current.auth.theme,
+        expires_in: lifetime.as_secs(),
+    }
+}
+
+/// The tab token of a request: the credentials of an `Authorization: Bearer` header (any case),
+/// empty when the header names the scheme with nothing after it.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
 fn see_other(location: &'static str) -> Response {
@@ -81,6 +187,20 @@ fn see_other(location: &'static str) -> Response {
         [
             (header::LOCATION, HeaderValue::from_static(location)),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+    )
+        .into_response()
+}
+
+/// `303 → /app?handoff=<code>`: the sign-in's way into the page that works without the cookie.
+fn see_dashboard_with(code: &str) -> Response {
+    let location = HeaderValue::from_str(&format!("/app?handoff={code}")).expect("a handoff code is URL-safe");
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
         ],
     )
         .into_response()
@@ -128,31 +248,97 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
         return sign_in(&state, &session, query, client).await;
     }
 
+    // A tab token decides alone: valid, or 401 — never a fall-back to the cookie, which may
+    // belong to another winery's tab.
+    if let Some(token) = bearer_token(req.headers()) {
+        return match bearer_session(&state, token).await {
+            Ok(Some(current)) if is_page => render_page(&state, req, next, current).await,
+            Ok(Some(current)) => {
+                req.extensions_mut().insert(current);
+                next.run(req).await
+            }
+            Ok(None) if is_page => no_session_page(NoSession::Ended, StatusCode::UNAUTHORIZED),
+            Ok(None) => api_error(AppError::Unauthorized),
+            Err(err) => unavailable(&err, is_page),
+        };
+    }
+
+    // A page opened with a handoff code: the session it was issued for, once.
+    if is_page
+        && req.method() == Method::GET
+        && let Some(code) = handoff_param(req.uri())
+    {
+        let redeemed = match state.sessions.store().redeem_handoff(&code).await {
+            Ok(Some(row_id)) => session_of_row(&state, row_id, Credential::Handoff).await,
+            Ok(None) => Ok(None),
+            Err(err) => Err(err),
+        };
+        match redeemed {
+            Ok(Some(current)) => {
+                metrics::validation("handoff_ok");
+                return render_page(&state, req, next, current).await;
+            }
+            // Used, expired, unknown or its session ended: the cookie decides.
+            Ok(None) => metrics::validation("handoff_refused"),
+            Err(err) => return unavailable(&err, is_page),
+        }
+    }
+
+    let cookie = req.extensions().get::<CookieToken>().copied().unwrap_or(CookieToken::Absent);
     if session.id().is_none() {
         // No cookie, or one that failed its signature: the store is not even asked.
-        metrics::validation(match req.extensions().get::<CookieToken>() {
-            Some(CookieToken::Rejected(_)) => "bad_signature",
+        metrics::validation(match cookie {
+            CookieToken::Rejected(_) => "bad_signature",
             _ => "missing",
         });
     }
     match current_session(&state, &session).await {
+        Ok(Some(current)) if is_page => render_page(&state, req, next, current).await,
         Ok(Some(current)) => {
             req.extensions_mut().insert(current);
             next.run(req).await
         }
         Ok(None) => {
-            let sent = req.extensions().get::<CookieToken>().is_some_and(CookieToken::was_sent);
-            if sent {
+            if cookie.was_sent() {
                 // Tell the browser to drop the dead cookie.
                 session.clear().await;
             }
-            if is_page { see_other("/") } else { api_error(AppError::Unauthorized) }
+            if is_page {
+                let reason = if cookie.was_sent() { NoSession::Ended } else { NoSession::Missing };
+                no_session_page(reason, StatusCode::UNAUTHORIZED)
+            } else {
+                api_error(AppError::Unauthorized)
+            }
         }
-        Err(err) => {
-            tracing::error!(error = %err, "session lookup failed");
-            if is_page { error_page(ErrorKind::DatabaseUnavailable) } else { api_error(AppError::Unavailable) }
-        }
+        Err(err) => unavailable(&err, is_page),
     }
+}
+
+fn unavailable(err: &dyn std::fmt::Display, is_page: bool) -> Response {
+    tracing::error!(error = %err, "session lookup failed");
+    if is_page { error_page(ErrorKind::DatabaseUnavailable) } else { api_error(AppError::Unavailable) }
+}
+
+/// Renders a signed-in page for `current`, handing its tab a fresh tab token. The page is
+/// `no-store` (set by the caller) and sends no `Referer` (its URL may still hold a handoff code
+/// until the script has removed it).
+async fn render_page(state: &AppState, mut req: Request, next: Next, current: CurrentSession) -> Response {
+    req.extensions_mut().insert(mint_tab_token(state, &current));
+    req.extensions_mut().insert(current);
+    let mut response = next.run(req).await;
+    response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+/// The `handoff` query parameter, when it has the shape of a code.
+fn handoff_param(uri: &Uri) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Params {
+        handoff: Option<String>,
+    }
+    uri.query()?;
+    let Query(params) = Query::<Params>::try_from_uri(uri).ok()?;
+    params.handoff.filter(|code| tab::is_handoff_code(code))
 }
 
 /// Whether a request is a navigation that may sign in: `Sec-Fetch-Dest` absent (older
@@ -229,19 +415,19 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
 
     // Fast path: same tenant AND the same account token as at sign-in. No Commerce7 call. Any
     // other token (another user on a shared computer, a junk one) goes to Commerce7.
-    match current_session(state, session).await {
-        Ok(Some(CurrentSession(auth)))
-            if auth.tenant_id == query.tenant_id && auth.was_verified_with(&query.account) =>
+    let existing = match current_session(state, session).await {
+        Ok(Some(current))
+            if current.auth.tenant_id == query.tenant_id && current.auth.was_verified_with(&query.account) =>
         {
-            return fast_path(session, auth, query.theme).await;
+            return fast_path(state, session, current, query.theme).await;
         }
-        Ok(_) => {}
+        Ok(existing) => existing,
         Err(err) => {
             metrics::sign_in("error");
             tracing::error!(error = %err, "session lookup failed during sign-in");
             return error_page(ErrorKind::DatabaseUnavailable);
         }
-    }
+    };
 
     // The tenant first: a junk or uninstalled tenant costs Commerce7 nothing.
     let client = match clients::find_by_tenant(&state.db, &query.tenant_id).await {
@@ -289,11 +475,16 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
         install_generation: client.install_generation,
         account_token_hash: Some(hash_token(&query.account)),
     };
-    start_session(session, auth).await
+    // This browser's previous session of the same tenant ends; another tenant's stays (its tab
+    // still holds a tab token for it).
+    let replaced = existing.filter(|current| current.auth.tenant_id == auth.tenant_id).map(|current| current.row_id);
+    start_session(state, auth, replaced.as_deref()).await
 }
 
-/// Reopened with the token this session was verified with: update the theme if it changed.
-async fn fast_path(session: &Session, mut auth: AuthSession, theme: Option<Theme>) -> Response {
+/// Reopened with the token this session was verified with: a new handoff code for the same
+/// session, and the theme updated if it changed.
+async fn fast_path(state: &AppState, session: &Session, current: CurrentSession, theme: Option<Theme>) -> Response {
+    let mut auth = current.auth;
     if let Some(theme) = theme.filter(|t| *t != auth.theme) {
         auth.theme = theme;
         // The save re-issues the cookie: keep its Max-Age the remaining lifetime.
@@ -302,8 +493,23 @@ async fn fast_path(session: &Session, mut auth: AuthSession, theme: Option<Theme
             tracing::error!(error = %err, "could not update the session theme");
         }
     }
-    metrics::sign_in("fast_path");
-    see_other("/app")
+    let (code, handoff) = Handoff::issue(now());
+    match state.sessions.store().set_handoff(&current.row_id, &handoff).await {
+        Ok(true) => {
+            metrics::sign_in("fast_path");
+            see_dashboard_with(&code)
+        }
+        Ok(false) => {
+            // Deleted between the lookup and now (a logout in another tab): sign in again.
+            metrics::sign_in("error");
+            no_session_page(NoSession::Ended, StatusCode::UNAUTHORIZED)
+        }
+        Err(err) => {
+            metrics::sign_in("error");
+            tracing::error!(error = %err, "could not store a handoff code");
+            error_page(ErrorKind::DatabaseUnavailable)
+        }
+    }
 }
 
 /// Only attempts that would reach Commerce7 count against the sign-in limit.
@@ -335,22 +541,32 @@ async fn refused(session: &Session, tenant_id: &str) -> Response {
     error_page(ErrorKind::Commerce7Refused)
 }
 
-/// Fixation defence: whatever session this browser had is deleted and a new id is issued.
-async fn start_session(session: &Session, auth: AuthSession) -> Response {
-    let fresh = async {
-        session.cycle_id().await?;
-        session.clear().await;
-        session.insert(AUTH_KEY, &auth).await
+/// A new session under a new cookie token (fixation defence), `replaced` (this browser's
+/// previous session of the same tenant) deleted, and `303 → /app?handoff=…`, so that the page
+/// opens even when the browser drops the cookie.
+async fn start_session(state: &AppState, auth: AuthSession, replaced: Option<&str>) -> Response {
+    let store = state.sessions.store();
+    let (code, handoff) = Handoff::issue(now());
+    let created = async {
+        if let Some(row_id) = replaced {
+            store.delete_key(row_id).await?;
+        }
+        store.create_signed_in(&auth, &handoff).await
     };
-    if let Err(err) = fresh.await {
-        tracing::error!(error = %err, "could not start a session");
-        return error_page(ErrorKind::DatabaseUnavailable);
-    }
-    session.set_expiry(Some(Expiry::AtDateTime(to_offset(auth.expires_at))));
+    let id = match created.await {
+        Ok((id, _)) => id,
+        Err(err) => {
+            tracing::error!(error = %err, "could not start a session");
+            return error_page(ErrorKind::DatabaseUnavailable);
+        }
+    };
     metrics::sign_in("ok");
     tracing::info!(tenant_id = %auth.tenant_id, user_id = %auth.user_id, "merchant signed in");
     // The account token must not stay in the URL, the history or a Referer.
-    see_other("/app")
+    let mut response = see_dashboard_with(&code);
+    let max_age = to_offset(auth.expires_at) - time::OffsetDateTime::now_utc();
+    response.headers_mut().append(header::SET_COOKIE, state.sessions.issue(id, max_age));
+    response
 }
 
 /// `POST /logout`: deletes the session row, clears the cookie, 303 → `/`. Works as a plain form
@@ -361,6 +577,12 @@ pub async fn logout(Extension(session): Extension<Session>) -> Response {
         return error_page(ErrorKind::DatabaseUnavailable);
     }
     see_other("/")
+}
+
+/// `GET /resume`: where a tab goes when it cannot resume its session in place. Its script
+/// resumes the tab's session if it still can, or says why not.
+pub async fn resume_page() -> Response {
+    no_session_page(NoSession::Missing, StatusCode::OK)
 }
 
 /// Whether a request comes from the app's own origin: by `Sec-Fetch-Site` when the browser sends
@@ -385,11 +607,14 @@ pub fn is_same_origin(headers: &HeaderMap, tls: bool) -> bool {
 }
 
 /// Middleware: because the cookie is `SameSite=None`, a cookie-authenticated state change
-/// (`POST /logout`, server functions) must come from the app's own origin; others get 403.
+/// (`POST /logout`, server functions) must come from the app's own origin; others get 403. A
+/// request with `Authorization: Bearer` is not cookie-authenticated (the guard decides it by the
+/// tab token alone, which another site cannot read), so it needs no origin check.
 pub async fn csrf_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = normalized(req.uri().path());
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let cookie_authenticated = path == "/logout" || path.starts_with(API_PREFIX);
+    let cookie_authenticated =
+        (path == "/logout" || path.starts_with(API_PREFIX)) && bearer_token(req.headers()).is_none();
     if changes_state && cookie_authenticated && !is_same_origin(req.headers(), state.config.cookie_secure) {
         tracing::warn!(path, "cross-site request refused");
         return if path.starts_with(API_PREFIX) {
@@ -461,6 +686,24 @@ mod tests {
             map.insert("sec-fetch-dest", HeaderValue::from_str(dest).unwrap());
             assert!(!is_navigation(&map), "{dest}");
         }
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_matched_in_any_case_and_other_schemes_are_not_bearer() {
+        assert_eq!(bearer_token(&headers(&[("authorization", "Bearer v1.a.b.c.d")])), Some("v1.a.b.c.d"));
+        assert_eq!(bearer_token(&headers(&[("authorization", "bearer  v1.a ")])), Some("v1.a"));
+        assert_eq!(bearer_token(&headers(&[("authorization", "Bearer")])), Some(""), "present but empty: still decides");
+        assert_eq!(bearer_token(&headers(&[("authorization", "Basic dXNlcjpwYXNz")])), None);
+        assert_eq!(bearer_token(&headers(&[])), None);
+    }
+
+    #[test]
+    fn only_handoff_codes_of_the_right_shape_are_read_from_the_query() {
+        let code = tab::new_handoff_code();
+        let uri: Uri = format!("/app?handoff={code}").parse().unwrap();
+        assert_eq!(handoff_param(&uri), Some(code));
+        assert_eq!(handoff_param(&"/app?handoff=short".parse().unwrap()), None);
+        assert_eq!(handoff_param(&"/app".parse().unwrap()), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod guard;
 pub mod manage;
 pub mod stats;
 pub mod store;
+pub mod tab;
 pub mod user_agent;
 
 use chrono::{DateTime, Utc};
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use cookie::{SessionCookies, session_layer};
-pub use guard::{CurrentSession, csrf_guard, session_guard};
+pub use guard::{Credential, CurrentSession, TabBootstrap, csrf_guard, session_guard};
 pub use store::AppSessionStore;
 
 /// The session cookie's name.

@@ -55,6 +55,25 @@ impl Invalid {
     }
 }
 
+/// A handoff code as stored: the SHA-256 of the code and when it stops being accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handoff {
+    /// SHA-256 (hex) of the code.
+    pub hash: String,
+    /// `now + HANDOFF_LIFETIME`.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Handoff {
+    /// A new random code (to send to the browser once) and what to store of it.
+    pub fn issue(now: DateTime<Utc>) -> (String, Self) {
+        let code = super::tab::new_handoff_code();
+        let lifetime = chrono::TimeDelta::from_std(super::tab::HANDOFF_LIFETIME).expect("60 s fits");
+        let stored = Self { hash: hash_token(&code), expires_at: now + lifetime };
+        (code, stored)
+    }
+}
+
 /// The `app_sessions` store.
 #[derive(Debug, Clone)]
 pub struct AppSessionStore {
@@ -130,6 +149,18 @@ impl AppSessionStore {
     /// Loads and validates the session of a cookie token.
     pub async fn validate(&self, id: &Id) -> Result<Result<(AuthSession, Record), Invalid>, sqlx::Error> {
         let key = hash_token(&id.to_string());
+        Ok(self.validate_key(&key).await?.map(|(auth, data)| {
+            let record = Record { id: *id, data, expiry_date: to_offset(auth.expires_at) };
+            (auth, record)
+        }))
+    }
+
+    /// Loads and validates the session whose row id is `key` (the cookie's and the tab token's
+    /// common path): the identity, and the rest of the record's data with the identity in it.
+    pub async fn validate_key(
+        &self,
+        key: &str,
+    ) -> Result<Result<(AuthSession, HashMap<String, Value>), Invalid>, sqlx::Error> {
         const COLUMNS: &str = "s.user_id, s.user_name, s.user_email, s.theme, s.ip_address, s.user_agent, s.data,
              s.last_activity_at, s.expires_at, s.created_at, s.install_generation, s.account_token_hash,
              c.tenant_id, c.uninstalled_at, c.install_generation AS client_generation
@@ -137,13 +168,13 @@ impl AppSessionStore {
         let row: Option<SessionRow> = match &self.db {
             Db::Sqlite(pool) => {
                 sqlx::query_as(&format!("SELECT s.client_id, {COLUMNS} WHERE s.id = ?1"))
-                    .bind(&key)
+                    .bind(key)
                     .fetch_optional(pool)
                     .await?
             }
             Db::Postgres(pool) => {
                 sqlx::query_as(&format!("SELECT s.client_id::text AS client_id, {COLUMNS} WHERE s.id = $1"))
-                    .bind(&key)
+                    .bind(key)
                     .fetch_optional(pool)
                     .await?
             }
@@ -164,7 +195,7 @@ impl AppSessionStore {
         metrics::validation(invalid.map_or("ok", Invalid::as_str));
         if let Some(reason) = invalid {
             // Dead sessions are never revived: remove them now rather than at the next cleanup.
-            self.delete_key(&key).await?;
+            self.delete_key(key).await?;
             return Ok(Err(reason));
         }
 
@@ -186,26 +217,24 @@ impl AppSessionStore {
         };
         let mut data = row.data.0;
         data.insert(AUTH_KEY.to_owned(), serde_json::to_value(&auth).map_err(|e| sqlx::Error::Decode(Box::new(e)))?);
-        let record = Record { id: *id, data, expiry_date: to_offset(row.expires_at) };
-        Ok(Ok((auth, record)))
+        Ok(Ok((auth, data)))
     }
 
-    /// Moves `last_activity_at` to now: one `UPDATE … WHERE id`.
-    pub async fn touch(&self, id: &Id) -> Result<DateTime<Utc>, sqlx::Error> {
-        let key = hash_token(&id.to_string());
+    /// Moves `last_activity_at` of the row `key` to now: one `UPDATE … WHERE id`.
+    pub async fn touch(&self, key: &str) -> Result<DateTime<Utc>, sqlx::Error> {
         let now = now();
         match &self.db {
             Db::Sqlite(pool) => {
                 sqlx::query("UPDATE app_sessions SET last_activity_at = ?1 WHERE id = ?2")
                     .bind(now)
-                    .bind(&key)
+                    .bind(key)
                     .execute(pool)
                     .await?;
             }
             Db::Postgres(pool) => {
                 sqlx::query("UPDATE app_sessions SET last_activity_at = $1 WHERE id = $2")
                     .bind(now)
-                    .bind(&key)
+                    .bind(key)
                     .execute(pool)
                     .await?;
             }
@@ -213,7 +242,8 @@ impl AppSessionStore {
         Ok(now)
     }
 
-    async fn delete_key(&self, key: &str) -> Result<(), sqlx::Error> {
+    /// Deletes the row `key` (nothing when it is already gone).
+    pub async fn delete_key(&self, key: &str) -> Result<(), sqlx::Error> {
         match &self.db {
             Db::Sqlite(pool) => {
                 sqlx::query("DELETE FROM app_sessions WHERE id = ?1").bind(key).execute(pool).await.map(drop)?
@@ -233,16 +263,92 @@ impl AppSessionStore {
         Ok((auth, data))
     }
 
+    /// Creates the row of a new sign-in, with its handoff code's hash, under a fresh cookie token
+    /// (a new one on the astronomically unlikely id collision): the token, and its row id.
+    pub async fn create_signed_in(&self, auth: &AuthSession, handoff: &Handoff) -> Result<(Id, String), sqlx::Error> {
+        loop {
+            let id = Id::default();
+            let key = hash_token(&id.to_string());
+            if self.insert(&key, auth, &HashMap::new(), Some(handoff)).await? {
+                metrics::session_created();
+                return Ok((id, key));
+            }
+        }
+    }
+
+    /// Stores a new handoff code's hash on the row `key` (replacing an unused one); `false` when
+    /// the row is gone.
+    pub async fn set_handoff(&self, key: &str, handoff: &Handoff) -> Result<bool, sqlx::Error> {
+        let updated = match &self.db {
+            Db::Sqlite(pool) => {
+                sqlx::query("UPDATE app_sessions SET handoff_hash = ?1, handoff_expires_at = ?2 WHERE id = ?3")
+                    .bind(&handoff.hash)
+                    .bind(handoff.expires_at)
+                    .bind(key)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+            Db::Postgres(pool) => {
+                sqlx::query("UPDATE app_sessions SET handoff_hash = $1, handoff_expires_at = $2 WHERE id = $3")
+                    .bind(&handoff.hash)
+                    .bind(handoff.expires_at)
+                    .bind(key)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+        };
+        Ok(updated == 1)
+    }
+
+    /// Redeems a handoff code: clears it from its row in the same statement that finds it (so
+    /// two requests with one code cannot both win) and returns the row id, if the code was
+    /// stored and has not expired. The session itself is validated by the caller.
+    pub async fn redeem_handoff(&self, code: &str) -> Result<Option<String>, sqlx::Error> {
+        let hash = hash_token(code);
+        let now = now();
+        match &self.db {
+            Db::Sqlite(pool) => {
+                sqlx::query_scalar(
+                    "UPDATE app_sessions SET handoff_hash = NULL, handoff_expires_at = NULL
+                      WHERE handoff_hash = ?1 AND handoff_expires_at > ?2 RETURNING id",
+                )
+                .bind(&hash)
+                .bind(now)
+                .fetch_optional(pool)
+                .await
+            }
+            Db::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "UPDATE app_sessions SET handoff_hash = NULL, handoff_expires_at = NULL
+                      WHERE handoff_hash = $1 AND handoff_expires_at > $2 RETURNING id",
+                )
+                .bind(&hash)
+                .bind(now)
+                .fetch_optional(pool)
+                .await
+            }
+        }
+    }
+
     /// Inserts a new row. Its timestamps are the identity's, all taken from one reading of the
     /// app's clock at sign-in: `created_at` = `last_activity_at` = `updated_at`, and `expires_at`
     /// = `created_at` + `SESSION_TTL`.
-    async fn insert(&self, key: &str, auth: &AuthSession, data: &HashMap<String, Value>) -> Result<bool, sqlx::Error> {
+    async fn insert(
+        &self,
+        key: &str,
+        auth: &AuthSession,
+        data: &HashMap<String, Value>,
+        handoff: Option<&Handoff>,
+    ) -> Result<bool, sqlx::Error> {
+        let (handoff_hash, handoff_expires_at) = handoff.map(|h| (&h.hash, h.expires_at)).unzip();
         let inserted = match &self.db {
             Db::Sqlite(pool) => sqlx::query(
                 "INSERT INTO app_sessions (id, client_id, user_id, user_name, user_email, theme, ip_address,
                      user_agent, data, last_activity_at, expires_at, created_at, updated_at,
-                     install_generation, account_token_hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)
+                     install_generation, account_token_hash, handoff_hash, handoff_expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16)
                  ON CONFLICT (id) DO NOTHING",
             )
             .bind(key)
@@ -259,14 +365,16 @@ impl AppSessionStore {
             .bind(auth.created_at)
             .bind(auth.install_generation)
             .bind(&auth.account_token_hash)
+            .bind(handoff_hash)
+            .bind(handoff_expires_at)
             .execute(pool)
             .await?
             .rows_affected(),
             Db::Postgres(pool) => sqlx::query(
                 "INSERT INTO app_sessions (id, client_id, user_id, user_name, user_email, theme, ip_address,
                      user_agent, data, last_activity_at, expires_at, created_at, updated_at,
-                     install_generation, account_token_hash)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14)
+                     install_generation, account_token_hash, handoff_hash, handoff_expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16)
                  ON CONFLICT (id) DO NOTHING",
             )
             .bind(key)
@@ -283,6 +391,8 @@ impl AppSessionStore {
             .bind(auth.created_at)
             .bind(auth.install_generation)
             .bind(&auth.account_token_hash)
+            .bind(handoff_hash)
+            .bind(handoff_expires_at)
             .execute(pool)
             .await?
             .rows_affected(),
@@ -298,7 +408,7 @@ impl SessionStore for AppSessionStore {
         // `ON CONFLICT DO NOTHING` + a fresh id: a collision can never overwrite another session.
         loop {
             let key = hash_token(&record.id.to_string());
-            if self.insert(&key, &auth, &data).await.map_err(db_error)? {
+            if self.insert(&key, &auth, &data, None).await.map_err(db_error)? {
                 metrics::session_created();
                 return Ok(());
             }

@@ -1,0 +1,145 @@
+// Libero's tab bootstrap: inlined in the <head> of every signed-in page and of the "no session"
+// page, so it runs before the body is shown and long before the wasm has loaded.
+//
+// - Signed-in page (it has <meta name="libero-tab">): removes a handoff code from the address
+//   bar, and keeps the page's tab token in sessionStorage["libero.tab"] for this tab. When this
+//   tab was opened for another winery than the page's cookie session belongs to, it hides the
+//   page and resumes the tab's own session instead (or, if that session has ended, goes to
+//   /resume, which says so).
+// - "No session" page (#no-session): resumes the tab's stored session (a fresh handoff code from
+//   /api/resume_tab, then a reload with it), or says in the merchant's words why there is none.
+//
+// The token is sent only in an Authorization header, never in a URL; the handoff code is
+// single-use and expires after 60 seconds.
+(function () {
+  "use strict";
+  var KEY = "libero.tab";
+  var doc = document;
+  var root = doc.documentElement;
+  var store = null;
+  try {
+    store = window.sessionStorage;
+    store.getItem(KEY);
+  } catch (e) {
+    store = null; // the browser blocks this site's storage
+  }
+  root.setAttribute("data-storage", store ? "ok" : "blocked");
+
+  function read() {
+    try {
+      var value = JSON.parse(store.getItem(KEY));
+      return value && typeof value.token === "string" && typeof value.tenant === "string" ? value : null;
+    } catch (e) {
+      return null;
+    }
+  }
+  function write(value) {
+    try {
+      store.setItem(KEY, JSON.stringify(value));
+    } catch (e) {}
+  }
+  function resume(token) {
+    return fetch("/api/resume_tab", {
+      method: "POST",
+      credentials: "omit",
+      headers: { Authorization: "Bearer " + token, "Content-Type": "application/x-www-form-urlencoded" },
+      body: "",
+    }).then(function (response) {
+      if (!response.ok) throw response.status;
+      return response.json();
+    });
+  }
+  function reloadWith(path, code) {
+    location.replace(path + "?handoff=" + encodeURIComponent(code));
+  }
+
+  var stored = store ? read() : null;
+  var url = new URL(location.href);
+  var handedOff = url.searchParams.has("handoff");
+  if (handedOff) {
+    url.searchParams.delete("handoff");
+    history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+  }
+
+  var meta = doc.querySelector('meta[name="libero-tab"]');
+  if (meta) {
+    var page = {
+      token: meta.getAttribute("content"),
+      tenant: meta.getAttribute("data-tenant"),
+      theme: meta.getAttribute("data-theme"),
+      expiresAt: Date.now() + 1000 * Number(meta.getAttribute("data-expires-in")),
+      dead: false,
+    };
+    if (!handedOff && stored && stored.tenant !== page.tenant) {
+      // The cookie belongs to another winery's tab: this tab stays on its own.
+      root.style.visibility = "hidden";
+      if (stored.dead) {
+        location.replace("/resume");
+        return;
+      }
+      resume(stored.token).then(
+        function (code) {
+          reloadWith(location.pathname, code);
+        },
+        function () {
+          stored.dead = true;
+          write(stored);
+          location.replace("/resume");
+        },
+      );
+      return;
+    }
+    if (store) write(page);
+    return;
+  }
+
+  // The "no session" page.
+  function show(reason) {
+    var section = doc.getElementById("no-session");
+    if (!section) return;
+    section.setAttribute("data-reason", reason);
+    var parts = section.querySelectorAll("[data-when]");
+    for (var i = 0; i < parts.length; i++) {
+      parts[i].hidden = (" " + parts[i].getAttribute("data-when") + " ").indexOf(" " + reason + " ") < 0;
+    }
+  }
+  function ready() {
+    if (stored && stored.theme === "dark") {
+      doc.body.classList.remove("theme-light");
+      doc.body.classList.add("theme-dark");
+    }
+    // The way back: the Commerce7 admin this frame was opened in.
+    var admin = null;
+    try {
+      var ancestors = location.ancestorOrigins;
+      if (ancestors && ancestors.length) admin = ancestors[ancestors.length - 1];
+      else if (doc.referrer) admin = new URL(doc.referrer).origin;
+    } catch (e) {}
+    var reopen = doc.getElementById("reopen");
+    if (reopen && admin && admin !== location.origin && /^https?:/.test(admin)) {
+      reopen.href = admin + "/";
+      reopen.hidden = false;
+    }
+    if (!store) return show("blocked");
+    if (!stored) return;
+    if (stored.dead) return show("ended");
+    show("resuming");
+    var path = location.pathname === "/resume" ? "/app" : location.pathname;
+    resume(stored.token).then(
+      function (code) {
+        reloadWith(path, code);
+      },
+      function (status) {
+        if (status === 401) {
+          stored.dead = true;
+          write(stored);
+          show("ended");
+        } else {
+          show("unavailable");
+        }
+      },
+    );
+  }
+  if (doc.readyState === "loading") doc.addEventListener("DOMContentLoaded", ready);
+  else ready();
+})();

@@ -1,0 +1,225 @@
+//! The per-tab credential beside the cookie: tab tokens and handoff codes.
+//!
+//! A **tab token** is `v1.<tenant>.<row>.<expiry>.<mac>`: the tenant slug, the session row id
+//! (32 bytes, base64url), the expiry in Unix seconds, and HMAC-SHA256 over everything before the
+//! last dot under a key of its own (HKDF-SHA256 of `SESSION_SECRET` with the info
+//! [`TAB_TOKEN_KEY_INFO`], distinct from the cookie's). It is only a pointer: whoever presents it
+//! still gets the row loaded and validated like the cookie's, so logout, uninstall, idle and
+//! absolute expiry end it at once on every instance. The hydrated app sends it as
+//! `Authorization: Bearer`; it never goes into a URL, a log line or a cookie.
+//!
+//! A **handoff code** carries a sign-in (or a resume) across the `303` into the page without the
+//! cookie: 32 random bytes, base64url; only its SHA-256 is stored, on the row, for
+//! [`HANDOFF_LIFETIME`], and the first use clears it.
+
+use std::time::Duration;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::guard::is_tenant_slug;
+
+/// How long a tab token is accepted after it was minted. The hydrated app renews it well before.
+pub const TAB_TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
+/// How long a handoff code can be redeemed.
+pub const HANDOFF_LIFETIME: Duration = Duration::from_secs(60);
+
+/// The HKDF info that makes the tab-token key differ from every other key drawn from the secret.
+pub const TAB_TOKEN_KEY_INFO: &[u8] = b"libero/tab-token/v1";
+
+const VERSION: &str = "v1";
+const ROW_ID_BYTES: usize = 32;
+/// Longest possible token: version, a 100-character tenant, row, a 20-digit expiry, the MAC.
+pub const MAX_TOKEN_LEN: usize = 2 + 1 + 100 + 1 + 43 + 1 + 20 + 1 + 43;
+
+/// What a valid tab token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TabClaims {
+    /// The tenant the tab was opened for.
+    pub tenant_id: String,
+    /// `app_sessions.id` (lowercase hex).
+    pub row_id: String,
+    /// When the token stops being accepted.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Why a tab token was refused (a metrics label and a log field; the client only sees 401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TabTokenError {
+    /// Not of the token's shape (or too long to be one).
+    Malformed,
+    /// The MAC does not match: tampered, or signed with another secret.
+    BadSignature,
+    /// Past its expiry.
+    Expired,
+}
+
+impl TabTokenError {
+    /// The metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "bearer_malformed",
+            Self::BadSignature => "bearer_bad_signature",
+            Self::Expired => "bearer_expired",
+        }
+    }
+}
+
+/// Mints and verifies tab tokens.
+#[derive(Clone)]
+pub struct TabTokens {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for TabTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TabTokens([redacted])")
+    }
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+impl TabTokens {
+    /// Derives the tab-token key from `SESSION_SECRET`.
+    pub fn new(secret: &str) -> Self {
+        let mut key = [0u8; 32];
+        hkdf::Hkdf::<Sha256>::new(None, secret.as_bytes())
+            .expand(TAB_TOKEN_KEY_INFO, &mut key)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        Self { key }
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        HmacSha256::new_from_slice(&self.key).expect("HMAC accepts any key length")
+    }
+
+    /// A token for the session row `row_id` (hex) of `tenant_id`, valid until `expires_at`.
+    pub fn mint(&self, tenant_id: &str, row_id: &str, expires_at: DateTime<Utc>) -> String {
+        debug_assert!(is_tenant_slug(tenant_id), "tenant ids are slugs (no dots)");
+        let row = hex::decode(row_id).unwrap_or_default();
+        let payload = format!("{VERSION}.{tenant_id}.{}.{}", URL_SAFE_NO_PAD.encode(row), expires_at.timestamp());
+        let mut mac = self.mac();
+        mac.update(payload.as_bytes());
+        let tag = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        format!("{payload}.{tag}")
+    }
+
+    /// Checks the shape, the MAC (in constant time) and the expiry of a token.
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<TabClaims, TabTokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TabTokenError::Malformed);
+        }
+        let (payload, tag) = token.rsplit_once('.').ok_or(TabTokenError::Malformed)?;
+        let mut parts = payload.split('.');
+        let (Some(VERSION), Some(tenant), Some(row), Some(expiry), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TabTokenError::Malformed);
+        };
+        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| TabTokenError::Malformed)?;
+        let mut mac = self.mac();
+        mac.update(payload.as_bytes());
+        mac.verify_slice(&tag).map_err(|_| TabTokenError::BadSignature)?;
+        // Signed by us: the fields are ours, but parse them as carefully as anything else.
+        let row = URL_SAFE_NO_PAD.decode(row).map_err(|_| TabTokenError::Malformed)?;
+        if row.len() != ROW_ID_BYTES || !is_tenant_slug(tenant) {
+            return Err(TabTokenError::Malformed);
+        }
+        let expires_at = expiry
+            .parse::<i64>()
+            .ok()
+            .and_then(|secs| DateTime::from_timestamp(secs, 0))
+            .ok_or(TabTokenError::Malformed)?;
+        if expires_at <= now {
+            return Err(TabTokenError::Expired);
+        }
+        Ok(TabClaims { tenant_id: tenant.to_owned(), row_id: hex::encode(row), expires_at })
+    }
+}
+
+/// A new handoff code: 32 random bytes, base64url (43 characters).
+pub fn new_handoff_code() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Whether `value` has the shape of a handoff code (checked before any hashing or lookup).
+pub fn is_handoff_code(value: &str) -> bool {
+    value.len() == 43 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    const ROW: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn a_minted_token_verifies_to_its_tenant_row_and_expiry() {
+        let tokens = TabTokens::new(SECRET);
+        let token = tokens.mint("demo-winery", ROW, at(900));
+        assert!(token.starts_with("v1.demo-winery."), "{token}");
+        let claims = tokens.verify(&token, at(0)).unwrap();
+        assert_eq!(claims, TabClaims { tenant_id: "demo-winery".into(), row_id: ROW.into(), expires_at: at(900) });
+    }
+
+    #[test]
+    fn a_token_is_refused_from_its_expiry_on() {
+        let tokens = TabTokens::new(SECRET);
+        let token = tokens.mint("demo-winery", ROW, at(900));
+        assert!(tokens.verify(&token, at(899)).is_ok(), "control: one second before");
+        assert_eq!(tokens.verify(&token, at(900)), Err(TabTokenError::Expired));
+    }
+
+    #[test]
+    fn changing_any_field_breaks_the_signature() {
+        let tokens = TabTokens::new(SECRET);
+        let token = tokens.mint("demo-winery", ROW, at(900));
+        assert!(tokens.verify(&token, at(0)).is_ok(), "control: the untouched token");
+        let other_tenant = token.replacen("demo-winery", "second-cell", 1);
+        assert_eq!(tokens.verify(&other_tenant, at(0)), Err(TabTokenError::BadSignature));
+        let later = token.replacen(&at(900).timestamp().to_string(), &at(9000).timestamp().to_string(), 1);
+        assert_eq!(tokens.verify(&later, at(0)), Err(TabTokenError::BadSignature));
+        let mut flipped = token.clone();
+        let last = flipped.pop().unwrap();
+        flipped.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(tokens.verify(&flipped, at(0)).is_err());
+    }
+
+    #[test]
+    fn a_token_signed_with_another_secret_or_the_cookie_key_is_refused() {
+        let ours = TabTokens::new(SECRET);
+        let theirs = TabTokens::new("another-secret-another-secret-000000");
+        let token = theirs.mint("demo-winery", ROW, at(900));
+        assert_eq!(ours.verify(&token, at(0)), Err(TabTokenError::BadSignature));
+        let cookie_key = cookie::Key::derive_from(SECRET.as_bytes());
+        assert_ne!(&ours.key[..], cookie_key.signing(), "the tab key is not the cookie's signing key");
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused_before_any_work() {
+        let tokens = TabTokens::new(SECRET);
+        for junk in ["", "v1", "v1.a.b.c", "v2.demo.AAAA.1.AAAA", "v1.demo..1.", &"A".repeat(MAX_TOKEN_LEN + 1)] {
+            assert_eq!(tokens.verify(junk, at(0)), Err(TabTokenError::Malformed), "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn handoff_codes_are_43_url_safe_characters_and_never_repeat() {
+        let (a, b) = (new_handoff_code(), new_handoff_code());
+        assert!(is_handoff_code(&a) && is_handoff_code(&b));
+        assert_ne!(a, b);
+        assert!(!is_handoff_code("short"));
+        assert!(!is_handoff_code(&format!("{}.", &a[..42])));
+    }
+}

@@ -1,0 +1,255 @@
+//! The tab's own session credential, on the browser side.
+//!
+//! A cookie is one per browser (and some browsers keep none inside the Commerce7 iframe), so
+//! each tab also holds a *tab token* (see `server::sessions::tab`): the signed-in page hands it
+//! over in `<meta name="libero-tab">`, the bootstrap script ([`BOOTSTRAP_SCRIPT`]) keeps it in
+//! the tab's `sessionStorage`, and [`TabClient`] sends it as `Authorization: Bearer` on every
+//! server-function call. The app renews it before it expires ([`keep_fresh`]).
+
+use futures::{Sink, Stream};
+use leptos::server_fn::{
+    Bytes,
+    client::{Client, browser::BrowserClient},
+    error::FromServerFnError,
+    request::browser::BrowserRequest,
+    response::browser::BrowserResponse,
+};
+
+/// The inline script of signed-in and "no session" pages (`src/pages/tab.js`).
+#[cfg(feature = "ssr")]
+pub const BOOTSTRAP_SCRIPT: &str = include_str!("pages/tab.js");
+
+/// The `sessionStorage` key the bootstrap script and the app share.
+pub const STORAGE_KEY: &str = "libero.tab";
+
+/// The server-function client of every signed-in call: the browser's `fetch`, with this tab's
+/// token in `Authorization: Bearer` when the tab has one. (On the server it is never used to
+/// send; it only names the client type.)
+pub struct TabClient;
+
+impl<E, IS, OS> Client<E, IS, OS> for TabClient
+where
+    E: FromServerFnError,
+    IS: FromServerFnError,
+    OS: FromServerFnError,
+{
+    type Request = BrowserRequest;
+    type Response = BrowserResponse;
+
+    fn send(req: Self::Request) -> impl Future<Output = Result<Self::Response, E>> + Send {
+        #[cfg(feature = "hydrate")]
+        if let Some(tab) = browser::current() {
+            req.headers().set("Authorization", &format!("Bearer {}", tab.token));
+        }
+        <BrowserClient as Client<E, IS, OS>>::send(req)
+    }
+
+    fn open_websocket(
+        path: &str,
+    ) -> impl Future<
+        Output = Result<
+            (impl Stream<Item = Result<Bytes, Bytes>> + Send + 'static, impl Sink<Bytes> + Send + 'static),
+            E,
+        >,
+    > + Send {
+        <BrowserClient as Client<E, IS, OS>>::open_websocket(path)
+    }
+
+    fn spawn(future: impl Future<Output = ()> + Send + 'static) {
+        <BrowserClient as Client<E, IS, OS>>::spawn(future)
+    }
+}
+
+/// This tab's credential as the bootstrap script stores it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredTab {
+    /// The tab token.
+    pub token: String,
+    /// The tenant it is for.
+    pub tenant: String,
+    /// `light` or `dark`.
+    #[serde(default)]
+    pub theme: Option<String>,
+    /// When it expires, in milliseconds of the browser's clock.
+    pub expires_at: f64,
+    /// Set when the server refused it: the tab's session has ended.
+    #[serde(default)]
+    pub dead: bool,
+}
+
+/// What the app does with the tab's credential in the browser. The same functions exist (doing
+/// nothing) on the server, so that components can call them unconditionally.
+#[cfg(feature = "hydrate")]
+pub mod browser {
+    use std::cell::RefCell;
+
+    use leptos::prelude::*;
+    use wasm_bindgen::JsCast;
+
+    use super::{STORAGE_KEY, StoredTab};
+
+    thread_local! {
+        /// The credential in memory: the only copy when the browser blocks storage.
+        static CURRENT: RefCell<Option<StoredTab>> = const { RefCell::new(None) };
+    }
+
+    fn storage() -> Option<web_sys::Storage> {
+        window().session_storage().ok().flatten()
+    }
+
+    fn from_storage() -> Option<StoredTab> {
+        let raw = storage()?.get_item(STORAGE_KEY).ok()??;
+        serde_json::from_str(&raw).ok()
+    }
+
+    fn from_page() -> Option<StoredTab> {
+        let meta = document().query_selector("meta[name=\"libero-tab\"]").ok()??;
+        let meta: web_sys::HtmlMetaElement = meta.dyn_into().ok()?;
+        let expires_in: f64 = meta.get_attribute("data-expires-in")?.parse().ok()?;
+        Some(StoredTab {
+            token: meta.content(),
+            tenant: meta.get_attribute("data-tenant")?,
+            theme: meta.get_attribute("data-theme"),
+            expires_at: js_sys_now() + expires_in * 1000.0,
+            dead: false,
+        })
+    }
+
+    /// Milliseconds since the epoch by the browser's clock (the bootstrap script's `Date.now()`).
+    fn js_sys_now() -> f64 {
+        js_sys::Date::now()
+    }
+
+    /// The tab's live credential: memory, else storage (where the bootstrap script put the
+    /// page's token), else the page itself (storage blocked).
+    pub fn current() -> Option<StoredTab> {
+        let known = CURRENT.with_borrow(Clone::clone);
+        let tab = known.or_else(from_storage).or_else(from_page)?;
+        CURRENT.with_borrow_mut(|slot| *slot = Some(tab.clone()));
+        (!tab.dead).then_some(tab)
+    }
+
+    /// Replaces the credential (after a renewal).
+    pub fn store(tab: StoredTab) {
+        if let (Some(storage), Ok(json)) = (storage(), serde_json::to_string(&tab)) {
+            let _ = storage.set_item(STORAGE_KEY, &json);
+        }
+        CURRENT.with_borrow_mut(|slot| *slot = Some(tab));
+    }
+
+    /// The server refused the credential: remember that this tab's session has ended (the
+    /// reloaded page then says so instead of trying it again).
+    pub fn mark_dead() {
+        let tab = CURRENT.with_borrow(Clone::clone).or_else(from_storage);
+        if let Some(mut tab) = tab {
+            tab.dead = true;
+            store(tab);
+        }
+    }
+
+    /// Signed out in this tab: forget the credential.
+    pub fn forget() {
+        if let Some(storage) = storage() {
+            let _ = storage.remove_item(STORAGE_KEY);
+        }
+        CURRENT.with_borrow_mut(|slot| *slot = None);
+    }
+
+    /// Milliseconds until the credential should be renewed: a third of its lifetime before it
+    /// expires (five minutes of a fifteen-minute token), at least ten seconds from now.
+    pub fn renew_in_ms(tab: &StoredTab) -> f64 {
+        const MARGIN_MS: f64 = 5.0 * 60.0 * 1000.0;
+        (tab.expires_at - MARGIN_MS - js_sys_now()).max(10_000.0)
+    }
+
+    /// Milliseconds since the epoch by the browser's clock.
+    pub fn now_ms() -> f64 {
+        js_sys_now()
+    }
+}
+
+/// Keeps this tab's token fresh while the page lives: renews it through the server a few
+/// minutes before it expires, again and again. Calling it again (every signed-in page does)
+/// changes nothing. A refused renewal means the session has ended: the credential is marked dead,
+/// the next call is answered 401 and the page says so.
+pub fn keep_fresh() {
+    #[cfg(feature = "hydrate")]
+    {
+        thread_local! {
+            static STARTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        }
+        if !STARTED.replace(true) {
+            schedule_renewal();
+        }
+    }
+}
+
+#[cfg(feature = "hydrate")]
+fn schedule_renewal() {
+    use leptos::prelude::*;
+    let Some(tab) = browser::current() else { return };
+    let wait = std::time::Duration::from_millis(browser::renew_in_ms(&tab) as u64);
+    set_timeout(
+        move || {
+            leptos::task::spawn_local(async move {
+                match crate::api::tab::renew_tab_token().await {
+                    Ok(renewed) => {
+                        browser::store(StoredTab {
+                            expires_at: browser::now_ms() + renewed.expires_in as f64 * 1000.0,
+                            token: renewed.token,
+                            tenant: renewed.tenant,
+                            theme: Some(renewed.theme),
+                            dead: false,
+                        });
+                        schedule_renewal();
+                    }
+                    Err(crate::error::AppError::Unauthorized) => browser::mark_dead(),
+                    // Offline or a server hiccup: try again in a minute (the token is still valid).
+                    Err(_) => set_timeout(schedule_renewal, std::time::Duration::from_secs(60)),
+                }
+            });
+        },
+        wait,
+    );
+}
+
+/// Signs this tab out with its own credential (once hydrated): `true` when it did, so the page
+/// moves on; `false` when the tab has no credential and the plain form post should go ahead.
+pub fn sign_out_tab() -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        use leptos::prelude::*;
+        if browser::current().is_none() {
+            return false;
+        }
+        leptos::task::spawn_local(async {
+            // 401: already signed out elsewhere. Either way this tab's credential is finished.
+            let result = crate::api::tab::logout().await;
+            if let Err(error) = &result
+                && !matches!(error, crate::error::AppError::Unauthorized)
+            {
+                leptos::logging::warn!("sign-out failed: {error}");
+            }
+            browser::forget();
+            let _ = window().location().replace("/");
+        });
+        return true;
+    }
+    #[cfg(not(feature = "hydrate"))]
+    false
+}
+
+/// A server function said 401: this tab's session has ended. Remember it, and reload the
+/// address: the server then renders the page for a valid cookie of the same winery, or the
+/// "no session" page, which says the session ended.
+pub fn session_ended() {
+    #[cfg(feature = "hydrate")]
+    {
+        use leptos::prelude::*;
+        browser::mark_dead();
+        let location = window().location();
+        let path = location.pathname().unwrap_or_else(|_| "/app".to_owned());
+        let _ = location.replace(&path);
+    }
+}
