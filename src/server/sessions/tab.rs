@@ -119,6 +119,9 @@ impl TabTokens {
         else {
             return Err(TabTokenError::Malformed);
         };
+        if tag.len() != 43 {
+            return Err(TabTokenError::Malformed);
+        }
         let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| TabTokenError::Malformed)?;
         let mut mac = self.mac();
         mac.update(payload.as_bytes());

@@ -1,0 +1,417 @@
+//! Sessions in every browser (issue 8), over real HTTP on SQLite and PostgreSQL: the tab token
+//! (`Authorization: Bearer`), its precedence over the cookie, the handoff code of the sign-in's
+//! redirect, the resume of a tab, and that no session secret is ever put in a URL.
+
+mod common;
+
+use chrono::{TimeDelta, Utc};
+use common::{OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, TENANT, TEST_SECRET, TestApp, TestDb};
+use libero::server::{
+    db::Db,
+    sessions::{hash_token, tab::TabTokens},
+};
+use reqwest::{StatusCode, header};
+use serde_json::Value;
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+}
+
+/// The handoff code of a sign-in's `303 → /app?handoff=<code>`.
+fn handoff_code(response: &reqwest::Response) -> String {
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "sign-in redirects");
+    let location = location(response);
+    let code = location.strip_prefix("/app?handoff=").unwrap_or_else(|| panic!("unexpected Location {location}"));
+    assert_eq!(code.len(), 43, "a 32-byte base64url code");
+    code.to_owned()
+}
+
+/// The tab token in a signed-in page's `<meta name="libero-tab" content="…">`.
+fn tab_token(html: &str) -> Option<String> {
+    let start = html.find(r#"<meta name="libero-tab" content=""#)? + r#"<meta name="libero-tab" content=""#.len();
+    Some(html[start..].split('"').next()?.to_owned())
+}
+
+/// Signs `tenant` in with a cookie-less client, opens the page with the handoff code, and
+/// returns the page's tab token: exactly what a browser that keeps no cookie does.
+async fn tab_of(app: &TestApp, tenant: &str, account: &str) -> String {
+    let client = TestApp::bare_client();
+    let sign_in = client
+        .get(app.url(&format!("/app?tenantId={tenant}&account={account}")))
+        .header("sec-fetch-dest", "iframe")
+        .send()
+        .await
+        .unwrap();
+    let code = handoff_code(&sign_in);
+    let page = client.get(app.url(&format!("/app?handoff={code}"))).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK, "the handoff opens the dashboard without a cookie");
+    tab_token(&page.text().await.unwrap()).expect("the page hands its tab a token")
+}
+
+/// `POST /api/<endpoint>` with a tab token and nothing else (no cookie, no Origin).
+async fn call_with_bearer(app: &TestApp, endpoint: &str, token: &str) -> reqwest::Response {
+    TestApp::bare_client()
+        .post(app.url(&format!("/api/{endpoint}")))
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body("")
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn tenant_of_session_info(response: reqwest::Response) -> String {
+    assert_eq!(response.status(), StatusCode::OK);
+    let info: Value = response.json().await.unwrap();
+    info["tenant_id"].as_str().unwrap().to_owned()
+}
+
+async fn row_count(app: &TestApp) -> i64 {
+    match &app.db {
+        Db::Sqlite(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM app_sessions").fetch_one(pool).await.unwrap(),
+        Db::Postgres(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM app_sessions").fetch_one(pool).await.unwrap(),
+    }
+}
+
+/// Moves every stored handoff code's expiry into the past (as if 60 s had gone by).
+async fn expire_handoff_codes(app: &TestApp) {
+    let past = Utc::now() - TimeDelta::seconds(1);
+    match &app.db {
+        Db::Sqlite(pool) => {
+            sqlx::query("UPDATE app_sessions SET handoff_expires_at = ?1 WHERE handoff_hash IS NOT NULL")
+                .bind(past)
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        Db::Postgres(pool) => {
+            sqlx::query("UPDATE app_sessions SET handoff_expires_at = $1 WHERE handoff_hash IS NOT NULL")
+                .bind(past)
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+// --- The tab token ----------------------------------------------------------------------------
+
+on_both_databases!(a_tab_token_alone_authorises_a_server_function, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    let token = tab_of(&app, TENANT, OWNER_TOKEN).await;
+
+    assert_eq!(tenant_of_session_info(call_with_bearer(&app, "session_info", &token).await).await, TENANT);
+    let anonymous =
+        TestApp::bare_client().post(app.url("/api/session_info")).header("sec-fetch-site", "same-origin").send().await;
+    assert_eq!(anonymous.unwrap().status(), StatusCode::UNAUTHORIZED, "control: no token, no cookie");
+    app.stop().await;
+});
+
+on_both_databases!(the_tab_token_beats_the_cookie_of_another_tenant, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    app.install(OTHER_TENANT).await;
+    // Tab 1 is opened for demo-winery, then tab 2 of the same browser for second-cellar: the
+    // browser's one cookie now names second-cellar's session.
+    let first = app.sign_in(TENANT, OWNER_TOKEN).await;
+    let page = app.get(&location(&first)).await.text().await.unwrap();
+    let tab_one = tab_token(&page).unwrap();
+    let second = app.sign_in(OTHER_TENANT, OTHER_TOKEN).await;
+    assert_eq!(app.get(&location(&second)).await.status(), StatusCode::OK);
+
+    let cookie_only = app.post_same_origin("/api/session_info").send().await.unwrap();
+    assert_eq!(tenant_of_session_info(cookie_only).await, OTHER_TENANT, "control: the cookie is the other tenant's");
+    let with_token = app
+        .post_same_origin("/api/session_info")
+        .header(header::AUTHORIZATION, format!("Bearer {tab_one}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tenant_of_session_info(with_token).await, TENANT, "the tab's own tenant, whatever the cookie says");
+    app.stop().await;
+});
+
+on_both_databases!(an_invalid_tab_token_is_401_even_beside_a_valid_cookie, |kind: TestDb| async move {
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    let control = app.post_same_origin("/api/session_info").send().await.unwrap();
+    assert_eq!(control.status(), StatusCode::OK, "control: the cookie alone is valid");
+    for junk in ["", "junk", "v1.demo-winery.AAAA.1.AAAA"] {
+        let response = app
+            .post_same_origin("/api/session_info")
+            .header(header::AUTHORIZATION, format!("Bearer {junk}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{junk:?}: no fall-back to the cookie");
+    }
+    app.stop().await;
+});
+
+on_both_databases!(tampered_expired_and_foreign_tab_tokens_are_refused, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    let token = tab_of(&app, TENANT, OWNER_TOKEN).await;
+    assert_eq!(call_with_bearer(&app, "session_info", &token).await.status(), StatusCode::OK, "control");
+
+    let ours = TabTokens::new(TEST_SECRET);
+    let claims = ours.verify(&token, Utc::now()).unwrap();
+    let expired = ours.mint(TENANT, &claims.row_id, Utc::now() - TimeDelta::seconds(1));
+    let foreign = TabTokens::new("another-secret-another-secret-0000000").mint(
+        TENANT,
+        &claims.row_id,
+        Utc::now() + TimeDelta::minutes(10),
+    );
+    let mut tampered = token.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let other_tenant = token.replacen(TENANT, OTHER_TENANT, 1);
+    for (what, bad) in [("expired", expired), ("another key", foreign), ("tampered", tampered), ("re-labelled", other_tenant)]
+    {
+        let response = call_with_bearer(&app, "session_info", &bad).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{what}");
+    }
+    app.stop().await;
+});
+
+on_both_databases!(logout_uninstall_idle_and_expiry_end_a_tab_token_at_once, |kind: TestDb| async move {
+    let idle = [("SESSION_IDLE_TIMEOUT", "30m".to_owned())];
+    let Some(app) = TestApp::spawn_with(kind, &idle).await else { return };
+    app.install(TENANT).await;
+
+    // Logout with the tab token.
+    let token = tab_of(&app, TENANT, OWNER_TOKEN).await;
+    assert_eq!(call_with_bearer(&app, "logout", &token).await.status(), StatusCode::OK);
+    assert_eq!(call_with_bearer(&app, "session_info", &token).await.status(), StatusCode::UNAUTHORIZED, "logout");
+    assert_eq!(row_count(&app).await, 0, "the row is gone");
+
+    // Idle, then absolute expiry: the row's times moved into the past.
+    for column in ["last_activity_at", "expires_at"] {
+        let token = tab_of(&app, TENANT, OWNER_TOKEN).await;
+        assert_eq!(call_with_bearer(&app, "session_info", &token).await.status(), StatusCode::OK, "control");
+        app.set_session_time(column, Utc::now() - TimeDelta::hours(1)).await;
+        let response = call_with_bearer(&app, "session_info", &token).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{column} in the past");
+    }
+
+    // Uninstall.
+    let token = tab_of(&app, TENANT, OWNER_TOKEN).await;
+    assert_eq!(call_with_bearer(&app, "session_info", &token).await.status(), StatusCode::OK, "control");
+    assert_eq!(app.c7.send_uninstall(TENANT).await.unwrap().as_u16(), 200);
+    assert_eq!(call_with_bearer(&app, "session_info", &token).await.status(), StatusCode::UNAUTHORIZED, "uninstall");
+    app.stop().await;
+});
+
+on_both_databases!(only_a_tab_token_renews_itself, |kind: TestDb| async move {
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    let cookie_only = app.post_same_origin("/api/renew_tab_token").send().await.unwrap();
+    assert_eq!(cookie_only.status(), StatusCode::UNAUTHORIZED, "a cookie may belong to another tab's tenant");
+
+    let token = tab_of(&app, TENANT, OWNER_TOKEN).await;
+    let renewed = call_with_bearer(&app, "renew_tab_token", &token).await;
+    assert_eq!(renewed.status(), StatusCode::OK);
+    assert_eq!(renewed.headers()[header::CACHE_CONTROL], "no-store");
+    let renewed: Value = renewed.json().await.unwrap();
+    assert_eq!(renewed["tenant"], TENANT);
+    assert_eq!(renewed["expires_in"], 900, "fifteen minutes");
+    let fresh = renewed["token"].as_str().unwrap();
+    assert_eq!(tenant_of_session_info(call_with_bearer(&app, "session_info", fresh).await).await, TENANT);
+    app.stop().await;
+});
+
+// --- CSRF -------------------------------------------------------------------------------------
+
+on_both_databases!(cross_site_state_changes_need_a_tab_token_not_just_a_cookie, |kind: TestDb| async move {
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    let token = tab_of(&app, TENANT, OWNER_TOKEN).await;
+    let cross_site = |builder: reqwest::RequestBuilder| {
+        builder.header("origin", "https://evil.example").header("sec-fetch-site", "cross-site")
+    };
+    let cookie_only = cross_site(app.client.post(app.url("/api/session_info"))).send().await.unwrap();
+    assert_eq!(cookie_only.status(), StatusCode::FORBIDDEN, "a cookie alone, from another site");
+    let with_token = cross_site(app.client.post(app.url("/api/session_info")))
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_token.status(), StatusCode::OK, "the tab token cannot be read by another site");
+    app.stop().await;
+});
+
+// --- Handoff ------------------------------------------------------------------------------------
+
+on_both_databases!(a_handoff_code_opens_the_page_once, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    let client = TestApp::bare_client();
+    let sign_in = client.get(app.url(&format!("/app?tenantId={TENANT}&account={OWNER_TOKEN}"))).send().await.unwrap();
+    let code = handoff_code(&sign_in);
+
+    let first = client.get(app.url(&format!("/app?handoff={code}"))).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(first.headers()[header::CACHE_CONTROL], "no-store");
+    assert_eq!(first.headers()[header::REFERRER_POLICY], "no-referrer");
+    assert!(tab_token(&first.text().await.unwrap()).is_some());
+
+    let again = client.get(app.url(&format!("/app?handoff={code}"))).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED, "single use: no cookie to fall back to");
+    let html = again.text().await.unwrap();
+    assert!(html.contains(r#"id="no-session""#), "the explanation page, not the landing page");
+    assert!(tab_token(&html).is_none());
+    app.stop().await;
+});
+
+on_both_databases!(a_handoff_code_is_refused_after_sixty_seconds, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    let client = TestApp::bare_client();
+    let url = app.url(&format!("/app?tenantId={TENANT}&account={OWNER_TOKEN}"));
+    let fresh = handoff_code(&client.get(&url).send().await.unwrap());
+    let control = client.get(app.url(&format!("/app?handoff={fresh}"))).send().await.unwrap();
+    assert_eq!(control.status(), StatusCode::OK, "control: a fresh code works");
+
+    let code = handoff_code(&client.get(&url).send().await.unwrap());
+    expire_handoff_codes(&app).await;
+    let late = client.get(app.url(&format!("/app?handoff={code}"))).send().await.unwrap();
+    assert_eq!(late.status(), StatusCode::UNAUTHORIZED);
+    app.stop().await;
+});
+
+on_both_databases!(a_handoff_code_opens_only_its_own_session, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    app.install(OTHER_TENANT).await;
+    let client = TestApp::bare_client();
+    let code_a =
+        handoff_code(&client.get(app.url(&format!("/app?tenantId={TENANT}&account={OWNER_TOKEN}"))).send().await.unwrap());
+    let code_b = handoff_code(
+        &client.get(app.url(&format!("/app?tenantId={OTHER_TENANT}&account={OTHER_TOKEN}"))).send().await.unwrap(),
+    );
+    for (code, tenant) in [(code_b, OTHER_TENANT), (code_a, TENANT)] {
+        let page = client.get(app.url(&format!("/app?handoff={code}"))).send().await.unwrap().text().await.unwrap();
+        let token = tab_token(&page).unwrap();
+        assert!(token.starts_with(&format!("v1.{tenant}.")), "{token}");
+        assert_eq!(tenant_of_session_info(call_with_bearer(&app, "session_info", &token).await).await, tenant);
+    }
+    app.stop().await;
+});
+
+on_both_databases!(a_used_handoff_code_falls_back_to_the_cookie, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    let code = handoff_code(&app.sign_in(TENANT, OWNER_TOKEN).await);
+    assert_eq!(app.get(&format!("/app?handoff={code}")).await.status(), StatusCode::OK);
+    let reused = app.get(&format!("/app?handoff={code}")).await;
+    assert_eq!(reused.status(), StatusCode::OK, "the cookie still opens the page");
+    assert!(tab_token(&reused.text().await.unwrap()).is_some(), "with a fresh token for the tab");
+    app.stop().await;
+});
+
+on_both_databases!(resuming_a_tab_gives_a_handoff_code_for_its_session, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    let token = tab_of(&app, TENANT, OWNER_TOKEN).await;
+    // A frame reload without the cookie: the page has no session.
+    let reload = TestApp::bare_client().get(app.url("/settings")).send().await.unwrap();
+    assert_eq!(reload.status(), StatusCode::UNAUTHORIZED);
+    assert!(reload.text().await.unwrap().contains(r#"data-reason="missing""#));
+
+    let resumed = call_with_bearer(&app, "resume_tab", &token).await;
+    assert_eq!(resumed.status(), StatusCode::OK);
+    let code: String = resumed.json().await.unwrap();
+    let page = TestApp::bare_client().get(app.url(&format!("/settings?handoff={code}"))).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK, "the settings page, for the tab's session");
+    assert_eq!(row_count(&app).await, 1, "no new session: the same one resumed");
+
+    let junk = call_with_bearer(&app, "resume_tab", "v1.x.y.z.w").await;
+    assert_eq!(junk.status(), StatusCode::UNAUTHORIZED, "only a valid tab token resumes");
+    app.stop().await;
+});
+
+// --- Tenants side by side -----------------------------------------------------------------------
+
+on_both_databases!(signing_in_to_another_tenant_keeps_the_first_tenants_session, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    app.install(OTHER_TENANT).await;
+    let first = app.sign_in(OTHER_TENANT, OTHER_TOKEN).await;
+    let tab_one = tab_token(&app.get(&location(&first)).await.text().await.unwrap()).unwrap();
+    let first_cookie = app.session_cookie().unwrap();
+    let dana = app.sign_in(TENANT, OWNER_TOKEN).await;
+    assert_eq!(dana.status(), StatusCode::SEE_OTHER);
+    let dana_cookie = app.session_cookie().unwrap();
+    assert_ne!(dana_cookie, first_cookie, "a new id at every sign-in");
+    assert_eq!(row_count(&app).await, 2, "both tenants' sessions live");
+    assert_eq!(tenant_of_session_info(call_with_bearer(&app, "session_info", &tab_one).await).await, OTHER_TENANT);
+
+    // Another user of the same tenant in this browser replaces that tenant's session only.
+    let sam = app.sign_in(TENANT, "demo-staff-token").await;
+    assert_eq!(sam.status(), StatusCode::SEE_OTHER);
+    assert_eq!(row_count(&app).await, 2, "Dana's row was deleted, the other tenant's kept");
+    let replay = TestApp::bare_client().get(app.url("/app")).header(header::COOKIE, &dana_cookie).send().await.unwrap();
+    assert_eq!(replay.status(), StatusCode::UNAUTHORIZED, "Dana's old cookie is dead");
+    assert_eq!(tenant_of_session_info(call_with_bearer(&app, "session_info", &tab_one).await).await, OTHER_TENANT);
+    app.stop().await;
+});
+
+on_both_databases!(signing_out_a_tab_keeps_another_tenants_cookie, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    app.install(OTHER_TENANT).await;
+    let first = app.sign_in(TENANT, OWNER_TOKEN).await;
+    let tab_one = tab_token(&app.get(&location(&first)).await.text().await.unwrap()).unwrap();
+    app.sign_in(OTHER_TENANT, OTHER_TOKEN).await;
+
+    let logout = app
+        .post_same_origin("/api/logout")
+        .header(header::AUTHORIZATION, format!("Bearer {tab_one}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::OK);
+    assert!(logout.headers().get(header::SET_COOKIE).is_none(), "the cookie is the other tenant's: left alone");
+    let cookie_only = app.post_same_origin("/api/session_info").send().await.unwrap();
+    assert_eq!(tenant_of_session_info(cookie_only).await, OTHER_TENANT, "the other tab still works");
+    assert_eq!(call_with_bearer(&app, "session_info", &tab_one).await.status(), StatusCode::UNAUTHORIZED);
+    app.stop().await;
+});
+
+// --- No secret in a URL, no token outside its page ------------------------------------------------
+
+on_both_databases!(no_location_carries_a_session_secret_or_row_id, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    let full = app.sign_in(TENANT, OWNER_TOKEN).await;
+    let cookie = app.session_cookie().unwrap();
+    let cookie_value = cookie.trim_start_matches("__libero_session=").to_owned();
+    let fast = app.sign_in(TENANT, OWNER_TOKEN).await;
+    let page = app.get(&location(&fast)).await.text().await.unwrap();
+    let token = tab_token(&page).unwrap();
+    let row_id = TabTokens::new(TEST_SECRET).verify(&token, Utc::now()).unwrap().row_id;
+    assert_eq!(app.session_rows().await.len(), 1);
+    let logout = app.post_same_origin("/logout").send().await.unwrap();
+
+    for response in [&full, &fast, &logout] {
+        let location = location(response);
+        assert!(!location.is_empty(), "control: a redirect");
+        for secret in [OWNER_TOKEN, cookie_value.as_str(), token.as_str(), row_id.as_str(), &hash_token(&row_id)] {
+            assert!(!location.contains(secret), "{location} leaks a secret");
+        }
+    }
+    app.stop().await;
+});
+
+on_both_databases!(the_tab_token_is_only_in_the_no_store_page_it_was_minted_for, |kind: TestDb| async move {
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    let dashboard = app.get("/app").await;
+    assert_eq!(dashboard.headers()[header::CACHE_CONTROL], "no-store");
+    let token = tab_token(&dashboard.text().await.unwrap()).expect("control: the dashboard carries one");
+    for path in ["/", "/resume", "/healthz", "/no-such-page"] {
+        let body = app.get(path).await.text().await.unwrap();
+        assert!(!body.contains("libero-tab\" content"), "{path} carries a tab token");
+        assert!(!body.contains(&token), "{path}");
+    }
+    let info = app.post_same_origin("/api/session_info").send().await.unwrap().text().await.unwrap();
+    assert!(!info.contains("v1."), "server functions other than the renewal return no token: {info}");
+    app.stop().await;
+});
