@@ -26,27 +26,27 @@ fn body_class() -> &'static str {
 
 /// On a page rendered with a session: the tab token for this tab, and the script that keeps it
 /// (`src/pages/tab.js`). Both only in this `no-store` page.
+#[cfg(feature = "ssr")]
 fn tab_bootstrap() -> Option<AnyView> {
-    #[cfg(feature = "ssr")]
-    {
-        use crate::server::sessions::TabBootstrap;
-        return use_context::<http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<TabBootstrap>().cloned())
-            .map(|tab| {
-                view! {
-                    <meta
-                        name="libero-tab"
-                        content=tab.token
-                        data-tenant=tab.tenant_id
-                        data-theme=tab.theme.as_str()
-                        data-expires-in=tab.expires_in.to_string()
-                    />
-                    <script inner_html=crate::tab::BOOTSTRAP_SCRIPT></script>
-                }
-                .into_any()
-            });
-    }
-    #[cfg(not(feature = "ssr"))]
+    use crate::server::sessions::TabBootstrap;
+    use_context::<http::request::Parts>().and_then(|parts| parts.extensions.get::<TabBootstrap>().cloned()).map(|tab| {
+        view! {
+            <meta
+                name="libero-tab"
+                content=tab.token
+                data-tenant=tab.tenant_id
+                data-theme=tab.theme.as_str()
+                data-expires-in=tab.expires_in.to_string()
+            />
+            <script inner_html=crate::tab::BOOTSTRAP_SCRIPT></script>
+        }
+        .into_any()
+    })
+}
+
+/// The shell is rendered on the server only.
+#[cfg(not(feature = "ssr"))]
+fn tab_bootstrap() -> Option<AnyView> {
     None
 }
 

@@ -13,13 +13,7 @@ use axum::{
 };
 use tower_sessions::{Session, session::Expiry};
 
-use super::{
-    AUTH_KEY, AuthSession, Theme,
-    cookie::CookieToken,
-    hash_token,
-    store::Handoff,
-    tab, to_offset,
-};
+use super::{AUTH_KEY, AuthSession, Theme, cookie::CookieToken, hash_token, store::Handoff, tab, to_offset};
 use crate::{
     error::AppError,
     server::{
@@ -692,7 +686,11 @@ mod tests {
     fn the_bearer_scheme_is_matched_in_any_case_and_other_schemes_are_not_bearer() {
         assert_eq!(bearer_token(&headers(&[("authorization", "Bearer v1.a.b.c.d")])), Some("v1.a.b.c.d"));
         assert_eq!(bearer_token(&headers(&[("authorization", "bearer  v1.a ")])), Some("v1.a"));
-        assert_eq!(bearer_token(&headers(&[("authorization", "Bearer")])), Some(""), "present but empty: still decides");
+        assert_eq!(
+            bearer_token(&headers(&[("authorization", "Bearer")])),
+            Some(""),
+            "present but empty: still decides"
+        );
         assert_eq!(bearer_token(&headers(&[("authorization", "Basic dXNlcjpwYXNz")])), None);
         assert_eq!(bearer_token(&headers(&[])), None);
     }
