@@ -31,7 +31,7 @@ on_both_databases!(migrations_create_clients_and_app_sessions, |kind| async move
     app.stop().await;
 });
 
-on_both_databases!(app_sessions_has_the_four_documented_indexes, |kind| async move {
+on_both_databases!(app_sessions_has_the_five_documented_indexes, |kind| async move {
     let Some(app) = TestApp::spawn(kind).await else {
         return;
     };
@@ -55,10 +55,30 @@ on_both_databases!(app_sessions_has_the_four_documented_indexes, |kind| async mo
         [
             "app_sessions_client_id_idx",
             "app_sessions_expires_at_idx",
+            "app_sessions_handoff_hash_idx",
             "app_sessions_last_activity_at_idx",
             "app_sessions_user_id_idx"
         ]
     );
+    // The handoff index is unique (a code opens one row) and partial (most rows hold no code).
+    let definition: String = match &app.db {
+        libero::server::db::Db::Sqlite(pool) => {
+            sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'app_sessions_handoff_hash_idx'")
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        }
+        libero::server::db::Db::Postgres(pool) => {
+            sqlx::query_scalar("SELECT indexdef FROM pg_indexes WHERE indexname = 'app_sessions_handoff_hash_idx'")
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        }
+    };
+    let definition = definition.to_ascii_uppercase();
+    assert!(definition.starts_with("CREATE UNIQUE INDEX"), "{definition}");
+    assert!(definition.contains("(HANDOFF_HASH)") && definition.contains("WHERE"), "{definition}");
+    assert!(definition.contains("HANDOFF_HASH IS NOT NULL"), "{definition}");
     app.stop().await;
 });
 

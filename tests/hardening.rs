@@ -7,7 +7,10 @@ mod common;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use common::{CALLBACK_PASSWORD, CALLBACK_USER, OWNER_TOKEN, TENANT, TestApp, TestDb};
+use common::{
+    CALLBACK_PASSWORD, CALLBACK_USER, OWNER_TOKEN, TENANT, TestApp, TestDb, clears_the_cookie, handoff_code,
+    no_session_page,
+};
 use libero::server::{db::Db, sessions::cleanup, sessions::hash_token};
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
@@ -33,6 +36,14 @@ fn cache_control(response: &reqwest::Response) -> &str {
 async fn dashboard(app: &TestApp) -> String {
     let response = app.get("/app").await;
     assert_eq!(response.status(), StatusCode::OK, "the dashboard is shown");
+    response.text().await.unwrap()
+}
+
+/// The page a sign-in's `303 → /app?handoff=…` leads to, for the shared client.
+async fn dashboard_after(app: &TestApp, signed_in: &reqwest::Response) -> String {
+    handoff_code(signed_in);
+    let response = app.follow(signed_in).await;
+    assert_eq!(response.status(), StatusCode::OK, "the sign-in leads to the dashboard");
     response.text().await.unwrap()
 }
 
@@ -85,11 +96,12 @@ on_both_databases!(the_same_account_token_again_takes_the_fast_path_without_comm
     assert_ne!(row.account_token_hash.as_deref(), Some(OWNER_TOKEN), "never the token itself");
 
     let response = app.sign_in(TENANT, OWNER_TOKEN).await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&response), "/app");
+    handoff_code(&response);
+    assert!(!location(&response).contains(OWNER_TOKEN), "the account token is dropped from the URL");
+    assert!(set_cookies(&response).is_empty(), "the fast path issues no new cookie");
     assert_eq!(app.c7.user_calls(), 1, "only the first sign-in asked Commerce7");
     assert_eq!(app.only_session().await.id, row.id, "the same session");
-    assert!(dashboard(&app).await.contains("Welcome, Dana Owner"));
+    assert!(dashboard_after(&app, &response).await.contains("Welcome, Dana Owner"));
     app.stop().await;
 });
 
@@ -99,17 +111,18 @@ on_both_databases!(dana_then_sam_in_the_same_browser_gives_sams_dashboard_and_en
     let danas = app.only_session().await;
 
     let response = app.sign_in(TENANT, STAFF_TOKEN).await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&response), "/app");
+    handoff_code(&response);
+    assert!(!location(&response).contains(STAFF_TOKEN), "the account token is dropped from the URL");
     assert_eq!(app.c7.user_calls(), 2, "Sam's token was verified with Commerce7");
 
-    let html = dashboard(&app).await;
+    let html = dashboard_after(&app, &response).await;
     assert!(html.contains("Welcome, Sam Staff"), "the dashboard is Sam's");
     assert!(!html.contains("Welcome, Dana Owner"));
     let sams = app.only_session().await;
     assert_eq!(sams.user_id, SAM);
     assert_ne!(sams.id, danas.id, "a new session id (fixation defence)");
     assert!(app.session_rows().await.iter().all(|r| r.user_id != DANA), "Dana's row is gone");
+    assert!(dashboard(&app).await.contains("Welcome, Sam Staff"), "the cookie is Sam's too");
     app.stop().await;
 });
 
@@ -126,9 +139,9 @@ on_both_databases!(a_junk_account_with_a_valid_cookie_gets_the_401_page_and_neve
     // The previous session is ended (documented: safer on a shared computer).
     assert!(cleared.iter().any(|c| c.starts_with("__libero_session=;") && c.contains("Max-Age=0")), "{cleared:?}");
     assert!(app.session_rows().await.is_empty(), "Dana's row is deleted");
-    let after = app.get("/app").await;
-    assert_eq!(after.status(), StatusCode::SEE_OTHER, "no dashboard afterwards either");
-    assert_eq!(location(&after), "/");
+    // No dashboard afterwards either: the browser dropped the cookie.
+    let after = no_session_page(app.get("/app").await, "missing").await;
+    assert!(!after.contains("Dana Owner"));
     app.stop().await;
 });
 
@@ -177,11 +190,12 @@ on_both_databases!(uninstall_and_reinstall_end_old_sessions_and_a_new_sign_in_wo
     assert_eq!(client_generation(&app).await, 2, "an install after an uninstall is a new generation");
     assert_eq!(app.only_session().await.install_generation, 1);
     let replay = TestApp::bare_client().get(app.url("/app")).header(header::COOKIE, &old_cookie).send().await.unwrap();
-    assert_eq!(replay.status(), StatusCode::SEE_OTHER, "the old generation's session is dead");
+    assert!(clears_the_cookie(&replay));
+    no_session_page(replay, "ended").await; // the old generation's session is dead
     assert!(app.session_rows().await.is_empty(), "and deleted on sight");
 
     // The normal path too: the uninstall callback, then a reinstall.
-    assert_eq!(app.sign_in(TENANT, OWNER_TOKEN).await.status(), StatusCode::SEE_OTHER);
+    handoff_code(&app.sign_in(TENANT, OWNER_TOKEN).await);
     assert_eq!(app.only_session().await.install_generation, 2, "copied from the client at sign-in");
     assert_eq!(app.get("/app").await.status(), StatusCode::OK, "positive control: the new session works");
     let cookie = app.session_cookie().unwrap();
@@ -189,9 +203,10 @@ on_both_databases!(uninstall_and_reinstall_end_old_sessions_and_a_new_sign_in_wo
     app.install(TENANT).await;
     assert_eq!(client_generation(&app).await, 3);
     let replay = TestApp::bare_client().get(app.url("/app")).header(header::COOKIE, &cookie).send().await.unwrap();
-    assert_eq!(replay.status(), StatusCode::SEE_OTHER);
-    assert_eq!(app.sign_in(TENANT, OWNER_TOKEN).await.status(), StatusCode::SEE_OTHER);
-    assert_eq!(app.get("/app").await.status(), StatusCode::OK, "signing in again after the reinstall works");
+    no_session_page(replay, "ended").await;
+    let signed_in = app.sign_in(TENANT, OWNER_TOKEN).await;
+    assert!(dashboard_after(&app, &signed_in).await.contains("Welcome, Dana Owner"), "signing in again works");
+    assert_eq!(app.get("/app").await.status(), StatusCode::OK, "and so does the new cookie");
     app.stop().await;
 });
 
@@ -201,7 +216,10 @@ on_both_databases!(a_session_of_an_uninstalled_tenant_is_dead_even_on_its_own_ge
     // As if the sign-in's INSERT committed just after the uninstall's DELETE.
     app.mark_uninstalled(TENANT).await;
     assert_eq!(client_generation(&app).await, app.only_session().await.install_generation);
-    assert_eq!(app.get("/app").await.status(), StatusCode::SEE_OTHER);
+    let response = app.get("/app").await;
+    assert!(clears_the_cookie(&response));
+    no_session_page(response, "ended").await;
+    assert!(app.session_rows().await.is_empty(), "deleted on sight");
     app.stop().await;
 });
 
@@ -372,7 +390,7 @@ on_both_databases!(junk_and_uninstalled_tenants_never_reach_commerce7, |kind| as
 
     // Positive control: once installed, the same link is verified with Commerce7 and signs in.
     app.install(TENANT).await;
-    assert_eq!(app.sign_in(TENANT, OWNER_TOKEN).await.status(), StatusCode::SEE_OTHER);
+    handoff_code(&app.sign_in(TENANT, OWNER_TOKEN).await);
     assert_eq!(app.c7.user_calls(), 1);
     app.stop().await;
 });
@@ -405,11 +423,9 @@ on_both_databases!(a_sign_in_that_is_not_a_navigation_is_refused_and_changes_not
 
     // Positive controls: the iframe and a top-level document navigation sign in.
     let framed = sign_in_as(&app, STAFF_TOKEN, "iframe").await;
-    assert_eq!(framed.status(), StatusCode::SEE_OTHER);
-    assert!(dashboard(&app).await.contains("Welcome, Sam Staff"));
+    assert!(dashboard_after(&app, &framed).await.contains("Welcome, Sam Staff"));
     let document = sign_in_as(&app, OWNER_TOKEN, "document").await;
-    assert_eq!(document.status(), StatusCode::SEE_OTHER);
-    assert!(dashboard(&app).await.contains("Welcome, Dana Owner"));
+    assert!(dashboard_after(&app, &document).await.contains("Welcome, Dana Owner"));
     app.stop().await;
 });
 

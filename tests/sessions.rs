@@ -7,7 +7,9 @@ mod common;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, TENANT, TestApp, TestDb};
+use common::{
+    OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, TENANT, TestApp, TestDb, clears_the_cookie, handoff_code, no_session_page,
+};
 use libero::server::sessions::hash_token;
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
@@ -36,12 +38,15 @@ on_both_databases!(sign_in_creates_a_session_row_for_the_client_and_sets_the_coo
     app.install(TENANT).await;
     let response = app.sign_in(TENANT, OWNER_TOKEN).await;
 
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&response), "/app", "the account token is dropped from the URL");
-    assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+    // 303 → /app?handoff=<code>: the account token is dropped from the URL.
+    let code = handoff_code(&response);
+    assert!(!location(&response).contains(OWNER_TOKEN), "no account token in the Location");
     assert!(set_cookies(&response).iter().any(|c| c.starts_with("__libero_session=")));
+    let cookie = app.session_cookie().expect("cookie held");
+    assert!(!cookie.contains(&code) && !code.contains(&token_of(&cookie)), "the code is not the cookie token");
 
     let row = app.only_session().await;
+    assert!(!location(&response).contains(&row.id), "no row id in the Location");
     assert_eq!(Some(row.client_id.clone()), app.client_id(TENANT).await);
     assert_eq!(row.user_id, "c7-user-dana");
     let hours_left = (row.expires_at - Utc::now()).num_minutes() as f64 / 60.0;
@@ -50,15 +55,23 @@ on_both_databases!(sign_in_creates_a_session_row_for_the_client_and_sets_the_coo
 });
 
 on_both_databases!(the_dashboard_shows_the_tenant_and_user_after_sign_in, |kind| async move {
-    let Some(app) = TestApp::signed_in(kind).await else {
+    let Some(app) = TestApp::spawn(kind).await else {
         return;
     };
-    let response = app.get("/app").await;
+    app.install(TENANT).await;
+    let signed_in = app.sign_in(TENANT, OWNER_TOKEN).await;
+    handoff_code(&signed_in);
+    // Where the sign-in sends the browser: the dashboard, with a tab token for this tab.
+    let response = app.follow(&signed_in).await;
     assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+    assert_eq!(response.headers()[header::REFERRER_POLICY], "no-referrer", "the handoff code leaks in no Referer");
     let html = response.text().await.unwrap();
     assert!(html.contains("demo-winery"), "tenant shown");
     assert!(html.contains("Dana Owner"), "user shown");
     assert!(html.contains("Session expires"));
+    assert!(html.contains(r#"<meta name="libero-tab" content="v1.demo-winery."#), "a tab token for this tab");
+    assert!(html.contains(r#"data-tenant="demo-winery""#) && html.contains(r#"data-expires-in="900""#));
     app.stop().await;
 });
 
@@ -84,7 +97,8 @@ on_both_databases!(reopening_the_iframe_for_the_same_tenant_reuses_the_session, 
     };
     let before = app.only_session().await;
     let response = app.sign_in(TENANT, OWNER_TOKEN).await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    handoff_code(&response);
+    assert!(set_cookies(&response).is_empty(), "the same theme: the cookie is not re-issued");
     assert_eq!(app.only_session().await.id, before.id, "same session");
     assert_eq!(app.c7.user_calls(), 1, "fast path: no Commerce7 call");
     app.stop().await;
@@ -121,15 +135,20 @@ on_both_databases!(last_activity_is_written_at_most_once_per_touch_interval, |ki
 
 // --- Guide test 3: protected routes ----------------------------------------------------------
 
-on_both_databases!(protected_pages_without_a_session_redirect_to_the_landing_page, |kind| async move {
+on_both_databases!(protected_pages_without_a_session_get_the_no_session_page, |kind| async move {
     let Some(app) = TestApp::spawn(kind).await else {
         return;
     };
     for path in ["/app", "/settings"] {
         let response = app.get(path).await;
-        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
-        assert_eq!(location(&response), "/", "{path}");
+        assert!(set_cookies(&response).is_empty(), "{path}: no cookie sent, none to clear");
+        let html = no_session_page(response, "missing").await;
+        assert!(html.contains("Open Libero again from the Apps menu of your Commerce7 admin."), "{path}");
     }
+    // Positive control: the public landing page is still where `/` is.
+    let landing = app.get("/").await;
+    assert_eq!(landing.status(), StatusCode::OK);
+    assert!(landing.text().await.unwrap().contains("Open Libero from your Commerce7 admin."));
     app.stop().await;
 });
 
@@ -146,27 +165,31 @@ on_both_databases!(server_functions_without_a_session_answer_401, |kind| async m
 
 // --- Guide test 4: expiry ---------------------------------------------------------------------
 
-on_both_databases!(an_expired_session_redirects_and_is_not_revived, |kind| async move {
+on_both_databases!(an_expired_session_gets_the_no_session_page_and_is_not_revived, |kind| async move {
     let Some(app) = TestApp::signed_in(kind).await else {
         return;
     };
+    assert_eq!(app.get("/app").await.status(), StatusCode::OK, "positive control: signed in");
     app.set_session_time("expires_at", Utc::now() - chrono::TimeDelta::hours(1)).await;
 
     let response = app.get("/app").await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&response), "/");
+    assert!(clears_the_cookie(&response), "the dead cookie is cleared");
+    no_session_page(response, "ended").await;
     assert!(app.session_rows().await.is_empty(), "the dead row is removed, not refreshed");
-    assert!(set_cookies(&response).iter().any(|c| c.contains("Max-Age=0")), "the dead cookie is cleared");
-    assert_eq!(app.get("/settings").await.status(), StatusCode::SEE_OTHER);
+    // The browser dropped the cookie: the next page has none to present.
+    no_session_page(app.get("/settings").await, "missing").await;
     app.stop().await;
 });
 
-on_both_databases!(an_idle_session_redirects, |kind| async move {
+on_both_databases!(an_idle_session_gets_the_no_session_page, |kind| async move {
     let Some(app) = TestApp::signed_in(kind).await else {
         return;
     };
+    assert_eq!(app.get("/app").await.status(), StatusCode::OK, "positive control: signed in");
     app.set_session_time("last_activity_at", Utc::now() - chrono::TimeDelta::minutes(61)).await;
-    assert_eq!(app.get("/app").await.status(), StatusCode::SEE_OTHER);
+    let response = app.get("/app").await;
+    assert!(clears_the_cookie(&response), "the dead cookie is cleared");
+    no_session_page(response, "ended").await;
     assert!(app.session_rows().await.is_empty());
     app.stop().await;
 });
@@ -177,7 +200,7 @@ on_both_databases!(an_expired_session_signs_in_again_through_commerce7_with_a_ne
     };
     let old = app.only_session().await.id;
     app.set_session_time("expires_at", Utc::now() - chrono::TimeDelta::minutes(1)).await;
-    assert_eq!(app.sign_in(TENANT, OWNER_TOKEN).await.status(), StatusCode::SEE_OTHER);
+    handoff_code(&app.sign_in(TENANT, OWNER_TOKEN).await);
     let new = app.only_session().await.id;
     assert_ne!(new, old);
     assert_eq!(app.c7.user_calls(), 2);
@@ -199,11 +222,12 @@ on_both_databases!(logout_deletes_the_row_clears_the_cookie_and_kills_the_old_co
     let cleared = set_cookies(&response);
     assert!(cleared.iter().any(|c| c.starts_with("__libero_session=;") && c.contains("Max-Age=0")), "{cleared:?}");
     assert!(app.session_rows().await.is_empty(), "row deleted");
-    assert_eq!(app.get("/app").await.status(), StatusCode::SEE_OTHER, "next request redirects");
+    no_session_page(app.get("/app").await, "missing").await;
 
-    // Replaying the old cookie does not bring the session back.
+    // Replaying the old cookie does not bring the session back, and is told to go.
     let replay = TestApp::bare_client().get(app.url("/app")).header(header::COOKIE, old_cookie).send().await.unwrap();
-    assert_eq!(replay.status(), StatusCode::SEE_OTHER);
+    assert!(clears_the_cookie(&replay), "the replayed cookie is cleared");
+    no_session_page(replay, "ended").await;
     assert!(app.session_rows().await.is_empty());
     app.stop().await;
 });
@@ -237,7 +261,9 @@ on_both_databases!(forged_tampered_unknown_and_oversized_cookies_get_no_session,
     let before = app.session_rows().await.len();
     for (what, cookie) in cases {
         let response = send(cookie).await.unwrap();
-        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{what}");
+        assert!(clears_the_cookie(&response), "{what}: the cookie is cleared");
+        let html = no_session_page(response, "ended").await;
+        assert!(!html.contains("Dana Owner"), "{what}: nothing of the signed-in merchant");
         assert_eq!(app.session_rows().await.len(), before, "{what}: no row created");
     }
     assert_eq!(send(genuine).await.unwrap().status(), StatusCode::OK, "the genuine session survived the attempts");
@@ -257,16 +283,55 @@ on_both_databases!(the_token_is_stored_only_as_its_sha256, |kind| async move {
     app.stop().await;
 });
 
-on_both_databases!(signing_in_to_another_tenant_replaces_the_session_with_a_new_id, |kind| async move {
-    let Some(app) = TestApp::signed_in(kind).await else {
+/// The row the shared client's cookie names.
+fn row_of_cookie(app: &TestApp) -> String {
+    hash_token(&token_of(&app.session_cookie().expect("cookie held")))
+}
+
+/// The page a handoff code opens in a browser that holds no cookie.
+async fn open_with_handoff(app: &TestApp, code: &str) -> reqwest::Response {
+    TestApp::bare_client().get(app.url(&format!("/app?handoff={code}"))).send().await.unwrap()
+}
+
+on_both_databases!(signing_in_to_another_tenant_keeps_the_first_tenants_session_and_issues_a_new_id, |kind| async move {
+    let Some(app) = TestApp::spawn(kind).await else {
         return;
     };
+    app.install(TENANT).await;
     app.install(OTHER_TENANT).await;
-    let old = app.only_session().await;
-    assert_eq!(app.sign_in(OTHER_TENANT, OTHER_TOKEN).await.status(), StatusCode::SEE_OTHER);
-    let new = app.only_session().await;
-    assert_ne!(new.id, old.id, "fixation defence: a fresh id");
-    assert_eq!(Some(new.client_id), app.client_id(OTHER_TENANT).await);
+    let dana_code = handoff_code(&app.sign_in(TENANT, OWNER_TOKEN).await);
+    let dana = app.only_session().await;
+
+    // The same tenant, another user, in the same browser: the previous row of that tenant goes.
+    let sam_code = handoff_code(&app.sign_in(TENANT, "demo-staff-token").await);
+    let sam = app.only_session().await;
+    assert_eq!(sam.user_id, "c7-user-sam");
+    assert_ne!(sam.id, dana.id, "fixation defence: a fresh id");
+    assert_eq!(row_of_cookie(&app), sam.id, "the cookie names Sam's row");
+    no_session_page(open_with_handoff(&app, &dana_code).await, "missing").await;
+
+    // Another tenant: a fresh id, and the first tenant's row stays (its tab still holds it).
+    let lee_signed_in = app.sign_in(OTHER_TENANT, OTHER_TOKEN).await;
+    assert!(set_cookies(&lee_signed_in).iter().any(|c| c.starts_with("__libero_session=")), "a new cookie");
+    let lee_code = handoff_code(&lee_signed_in);
+    let rows = app.session_rows().await;
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    let lee = rows.iter().find(|r| r.id != sam.id).expect("a new row for the other tenant");
+    assert_eq!(Some(lee.client_id.clone()), app.client_id(OTHER_TENANT).await);
+    assert_eq!(lee.user_id, "c7-user-lee");
+    assert!(rows.iter().any(|r| r.id == sam.id && r.user_id == "c7-user-sam"), "Sam's row is kept, unchanged");
+    assert_eq!(row_of_cookie(&app), lee.id, "the cookie now names the other tenant's row");
+
+    // Both sessions work: the cookie's (the other tenant) and the kept one through its code.
+    let by_cookie = app.get("/app").await;
+    assert_eq!(by_cookie.status(), StatusCode::OK);
+    let html = by_cookie.text().await.unwrap();
+    assert!(html.contains("second-cellar") && html.contains("Lee Vintner") && !html.contains("Sam Staff"));
+    let kept = open_with_handoff(&app, &sam_code).await;
+    assert_eq!(kept.status(), StatusCode::OK, "the first tenant's session is still valid");
+    let html = kept.text().await.unwrap();
+    assert!(html.contains(r#"data-tenant="demo-winery""#) && html.contains("Sam Staff") && !html.contains("Lee Vintner"));
+    assert_eq!(open_with_handoff(&app, &lee_code).await.status(), StatusCode::OK);
     app.stop().await;
 });
 
@@ -276,13 +341,20 @@ on_both_databases!(the_admin_theme_is_stored_on_the_session_and_rendered, |kind|
     };
     app.install(TENANT).await;
     let response = app.get(&format!("/app?tenantId={TENANT}&account={OWNER_TOKEN}&adminUITheme=dark")).await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(app.only_session().await.theme, "dark");
+    handoff_code(&response);
+    let session = app.only_session().await;
+    assert_eq!(session.theme, "dark");
     let html = app.get("/app").await.text().await.unwrap();
     assert!(html.contains(r#"class="theme-dark""#), "dark theme on the body");
-    // Reopened in light: the fast path updates the theme without Commerce7.
-    app.sign_in(TENANT, OWNER_TOKEN).await;
+    assert!(html.contains(r#"data-theme="dark""#), "and in the tab's credential");
+    // Reopened in light: the fast path updates the theme without Commerce7 (and re-issues the
+    // cookie of the same session, which carries it).
+    let reopened = app.sign_in(TENANT, OWNER_TOKEN).await;
+    handoff_code(&reopened);
+    assert!(set_cookies(&reopened).iter().any(|c| c.starts_with("__libero_session=")), "the cookie is re-issued");
+    assert_eq!(app.only_session().await.id, session.id, "the same session");
     assert_eq!(app.only_session().await.theme, "light");
+    assert!(app.follow(&reopened).await.text().await.unwrap().contains(r#"data-theme="light""#));
     assert_eq!(app.c7.user_calls(), 1);
     app.stop().await;
 });
@@ -390,7 +462,9 @@ on_both_databases!(uninstall_deletes_the_tenants_sessions_at_once, |kind| async 
     };
     assert_eq!(app.c7.send_uninstall(TENANT).await.unwrap().as_u16(), 200);
     assert!(app.session_rows().await.is_empty());
-    assert_eq!(app.get("/app").await.status(), StatusCode::SEE_OTHER, "the cookie is dead");
+    let response = app.get("/app").await;
+    assert!(clears_the_cookie(&response));
+    no_session_page(response, "ended").await; // the cookie is dead
     assert_eq!(app.sign_in(TENANT, OWNER_TOKEN).await.status(), StatusCode::FORBIDDEN, "no longer installed");
     app.stop().await;
 });
@@ -787,13 +861,14 @@ on_both_databases!(trailing_slashes_do_not_bypass_the_guard_or_the_sign_in, |kin
     let Some(app) = TestApp::spawn(kind).await else { return };
     app.install(TENANT).await;
     for path in ["/app/", "/settings/", "/settings//"] {
-        let response = app.get(path).await;
-        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
-        assert_eq!(location(&response), "/", "{path}");
+        no_session_page(app.get(path).await, "missing").await;
     }
     let response = app.get(&format!("/app/?tenantId={TENANT}&account={OWNER_TOKEN}")).await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&response), "/app", "signed in, token dropped from the URL");
+    handoff_code(&response); // signed in, token dropped from the URL
+    assert_eq!(app.session_rows().await.len(), 1);
+    for path in ["/app/", "/settings/"] {
+        assert_eq!(app.get(path).await.status(), StatusCode::OK, "positive control: {path} with the session");
+    }
     app.stop().await;
 });
 
@@ -812,14 +887,16 @@ on_both_databases!(plain_signed_in_requests_neither_rewrite_the_row_nor_reissue_
 on_both_databases!(a_session_of_an_uninstalled_or_reinstalled_tenant_is_refused, |kind| async move {
     let Some(app) = TestApp::signed_in(kind).await else { return };
     let cookie = app.session_cookie().unwrap();
+    let send = || TestApp::bare_client().get(app.url("/app")).header(header::COOKIE, &cookie).send();
+    assert_eq!(send().await.unwrap().status(), StatusCode::OK, "positive control: the cookie is a session");
     // Uninstall without deleting the row (as if a sign-in had raced the uninstall).
     app.mark_uninstalled(TENANT).await;
-    let response = TestApp::bare_client().get(app.url("/app")).header(header::COOKIE, &cookie).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER, "revoked");
+    let response = send().await.unwrap();
+    assert!(clears_the_cookie(&response));
+    no_session_page(response, "ended").await; // revoked
     // A reinstall does not bring sessions from before it back.
     app.install(TENANT).await;
-    let response = TestApp::bare_client().get(app.url("/app")).header(header::COOKIE, &cookie).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER, "signed in under the previous install generation");
+    no_session_page(send().await.unwrap(), "ended").await; // signed in under the previous install generation
     app.stop().await;
 });
 

@@ -45,7 +45,7 @@ impl Browser {
         let browser = Self::new(app, user_agent);
         let url = format!("{}/app?tenantId={tenant}&account={token}&adminUITheme=light", browser.base);
         let response = browser.client.get(url).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::SEE_OTHER, "sign-in redirects");
+        common::handoff_code(&response); // sign-in redirects to /app?handoff=…
         assert!(browser.cookie().is_some(), "the browser holds a session cookie");
         browser
     }
@@ -66,6 +66,14 @@ impl Browser {
 
     async fn dashboard_status(&self) -> StatusCode {
         self.client.get(format!("{}/app", self.base)).send().await.unwrap().status()
+    }
+
+    /// Asserts that this browser's session has ended: its dashboard is the "no session" page
+    /// saying so (the cookie it still sends is dead), never the landing page.
+    async fn assert_signed_out(&self, what: &str) {
+        let response = self.client.get(format!("{}/app", self.base)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{what}");
+        common::no_session_page(response, "ended").await;
     }
 
     /// A POST as the app's own pages send it.
@@ -248,7 +256,7 @@ on_both_databases!(signing_out_my_other_session_ends_it, |kind| async move {
     let response = chrome.sign_out(&firefox_handle).await;
     assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
 
-    assert_eq!(firefox.dashboard_status().await, StatusCode::SEE_OTHER, "the other browser is signed out");
+    firefox.assert_signed_out("the other browser is signed out").await;
     assert_eq!(chrome.dashboard_status().await, StatusCode::OK, "this browser stays signed in");
     assert_eq!(chrome.sessions().await.len(), 1);
     assert_eq!(app.session_rows().await.len(), 1);
@@ -271,7 +279,7 @@ on_both_databases!(a_sign_out_posted_before_hydration_returns_to_the_dashboard, 
     assert!(response.status().is_redirection(), "{}", response.status());
     let location = response.headers()["location"].to_str().unwrap();
     assert!(location.trim_end_matches('?') == app.url("/app"), "back to the dashboard, got {location}");
-    assert_eq!(firefox.dashboard_status().await, StatusCode::SEE_OTHER);
+    firefox.assert_signed_out("firefox is signed out").await;
     assert_eq!(chrome.dashboard_status().await, StatusCode::OK);
     app.stop().await;
 });
@@ -296,7 +304,7 @@ on_both_databases!(signing_out_another_users_session_is_refused_and_changes_noth
     // The positive control: the same request with Dana's own other session's handle works.
     let response = dana.sign_out(&dana_elsewhere.own_handle().await).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(dana_elsewhere.dashboard_status().await, StatusCode::SEE_OTHER);
+    dana_elsewhere.assert_signed_out("dana elsewhere is signed out").await;
     assert_eq!(app.session_rows().await.len(), 3);
     app.stop().await;
 });
@@ -332,8 +340,8 @@ on_both_databases!(signing_out_all_other_sessions_keeps_only_this_one, |kind| as
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.json::<u64>().await.unwrap(), 2, "two other sessions ended");
 
-    assert_eq!(firefox.dashboard_status().await, StatusCode::SEE_OTHER);
-    assert_eq!(phone.dashboard_status().await, StatusCode::SEE_OTHER);
+    firefox.assert_signed_out("firefox is signed out").await;
+    phone.assert_signed_out("phone is signed out").await;
     assert_eq!(chrome.dashboard_status().await, StatusCode::OK, "this browser stays signed in");
     assert_eq!(sam.dashboard_status().await, StatusCode::OK, "another user's session is untouched");
     assert_eq!(lee.dashboard_status().await, StatusCode::OK, "another tenant's session is untouched");
@@ -406,8 +414,8 @@ on_both_databases!(revoke_with_a_user_deletes_only_that_users_sessions_of_the_te
 
     let output = libero(&["sessions", "revoke", "--tenant", TENANT, "--user", SAM], &app.database.url);
     assert_eq!(stdout(&output), "Revoked 2 sessions for tenant demo-winery user c7-user-sam\n");
-    assert_eq!(sam.dashboard_status().await, StatusCode::SEE_OTHER);
-    assert_eq!(sam_elsewhere.dashboard_status().await, StatusCode::SEE_OTHER);
+    sam.assert_signed_out("sam is signed out").await;
+    sam_elsewhere.assert_signed_out("sam elsewhere is signed out").await;
     assert_eq!(dana.dashboard_status().await, StatusCode::OK, "another user of the tenant is untouched");
     assert_eq!(lee.dashboard_status().await, StatusCode::OK, "another tenant is untouched");
     app.stop().await;
@@ -421,8 +429,8 @@ on_both_databases!(revoke_without_a_user_deletes_every_session_of_the_tenant, |k
 
     let output = libero(&["sessions", "revoke", "--tenant", TENANT], &app.database.url);
     assert_eq!(stdout(&output), "Revoked 2 sessions for tenant demo-winery\n");
-    assert_eq!(dana.dashboard_status().await, StatusCode::SEE_OTHER);
-    assert_eq!(sam.dashboard_status().await, StatusCode::SEE_OTHER);
+    dana.assert_signed_out("dana is signed out").await;
+    sam.assert_signed_out("sam is signed out").await;
     assert_eq!(lee.dashboard_status().await, StatusCode::OK, "another tenant is untouched");
     assert_eq!(app.session_rows().await.len(), 1);
     app.stop().await;

@@ -2,7 +2,6 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_query_map;
 
 use super::layout::Page;
 
@@ -10,17 +9,10 @@ use super::layout::Page;
 #[component]
 pub fn Landing() -> impl IntoView {
     let (details_open, set_details_open) = signal(false);
-    let query = use_query_map();
-    let session_ended = move || query.read().get("session").as_deref() == Some("ended");
 
     view! {
         <Title text="Welcome"/>
         <Page>
-            <Show when=session_ended>
-                <p class="notice error" role="status">
-                    "Your Libero session has ended. Open Libero again from your Commerce7 admin to continue."
-                </p>
-            </Show>
             <section class="hero">
                 <h1>"Libero for Commerce7"</h1>
                 <p class="lead">

@@ -243,6 +243,15 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.expect("request")
     }
 
+    /// GETs the `Location` of a redirect with the shared client, as a browser would (the client
+    /// follows no redirect by itself).
+    pub async fn follow(&self, redirect: &reqwest::Response) -> reqwest::Response {
+        assert!(redirect.status().is_redirection(), "a redirect to follow, got {}", redirect.status());
+        let location = redirect.headers()[reqwest::header::LOCATION].to_str().unwrap();
+        assert!(location.starts_with('/'), "a path on the app itself: {location}");
+        self.get(location).await
+    }
+
     /// A POST from the app's own pages (the browser's `Origin` and `Sec-Fetch-Site`).
     pub fn post_same_origin(&self, path: &str) -> reqwest::RequestBuilder {
         self.client.post(self.url(path)).header("origin", &self.base).header("sec-fetch-site", "same-origin")
@@ -264,7 +273,7 @@ impl TestApp {
         let app = Self::spawn_with(kind, extra).await?;
         app.install(TENANT).await;
         let response = app.sign_in(TENANT, OWNER_TOKEN).await;
-        assert_eq!(response.status().as_u16(), 303, "sign-in redirects");
+        handoff_code(&response);
         Some(app)
     }
 
@@ -445,6 +454,51 @@ impl TestApp {
             }
         }
     }
+}
+
+/// The sign-in's answer: `303`, `Location: /app?handoff=<code>` with nothing else in the URL (no
+/// account token, cookie token or row id), the code 43 characters of base64url, and no `Referer`
+/// to leak it. Returns the code.
+pub fn handoff_code(response: &reqwest::Response) -> String {
+    use reqwest::header;
+    assert_eq!(response.status().as_u16(), 303, "sign-in redirects");
+    let location = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let code = location
+        .strip_prefix("/app?handoff=")
+        .unwrap_or_else(|| panic!("Location is /app?handoff=<code>, got {location:?}"));
+    assert_eq!(code.len(), 43, "a 256-bit code, base64url: {location:?}");
+    assert!(code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "base64url: {location:?}");
+    assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+    assert_eq!(response.headers()[header::REFERRER_POLICY], "no-referrer");
+    code.to_owned()
+}
+
+/// Checks that `response` is the "no session" page a signed-in address answers without a session
+/// — `401`, `no-store`, `<section id="no-session" data-reason="{reason}">` (`ended` when a dead
+/// cookie was sent, `missing` when none was), never the public landing page and never a tab
+/// token — and returns its HTML.
+pub async fn no_session_page(response: reqwest::Response, reason: &str) -> String {
+    use reqwest::header;
+    let url = response.url().path().to_owned();
+    assert_eq!(response.status().as_u16(), 401, "{url}: the no-session page, not a redirect");
+    assert!(response.headers().get(header::LOCATION).is_none(), "{url}: no redirect");
+    assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store", "{url}");
+    let html = response.text().await.unwrap();
+    assert!(html.contains(r#"id="no-session""#), "{url}: the no-session page: {html}");
+    assert!(html.contains(&format!(r#"data-reason="{reason}""#)), "{url}: data-reason={reason:?}: {html}");
+    assert!(!html.contains("Open Libero from your Commerce7 admin."), "{url}: not the landing page");
+    assert!(!html.contains(r#"name="libero-tab""#), "{url}: no tab token without a session");
+    html
+}
+
+/// Whether a response removes the session cookie (`Set-Cookie` of an empty value, `Max-Age=0`).
+pub fn clears_the_cookie(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|c| c.starts_with("__libero_session=;") && c.contains("Max-Age=0"))
 }
 
 /// One `app_sessions` row, as the tests look at it.
