@@ -166,7 +166,8 @@ on_both_databases!(tampered_expired_and_foreign_tab_tokens_are_refused, |kind: T
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
     let other_tenant = token.replacen(TENANT, OTHER_TENANT, 1);
-    for (what, bad) in [("expired", expired), ("another key", foreign), ("tampered", tampered), ("re-labelled", other_tenant)]
+    for (what, bad) in
+        [("expired", expired), ("another key", foreign), ("tampered", tampered), ("re-labelled", other_tenant)]
     {
         let response = call_with_bearer(&app, "session_info", &bad).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{what}");
@@ -282,8 +283,9 @@ on_both_databases!(a_handoff_code_opens_only_its_own_session, |kind: TestDb| asy
     app.install(TENANT).await;
     app.install(OTHER_TENANT).await;
     let client = TestApp::bare_client();
-    let code_a =
-        handoff_code(&client.get(app.url(&format!("/app?tenantId={TENANT}&account={OWNER_TOKEN}"))).send().await.unwrap());
+    let code_a = handoff_code(
+        &client.get(app.url(&format!("/app?tenantId={TENANT}&account={OWNER_TOKEN}"))).send().await.unwrap(),
+    );
     let code_b = handoff_code(
         &client.get(app.url(&format!("/app?tenantId={OTHER_TENANT}&account={OTHER_TOKEN}"))).send().await.unwrap(),
     );

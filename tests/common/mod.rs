@@ -487,7 +487,7 @@ pub async fn no_session_page(response: reqwest::Response, reason: &str) -> Strin
     assert!(html.contains(r#"id="no-session""#), "{url}: the no-session page: {html}");
     assert!(html.contains(&format!(r#"data-reason="{reason}""#)), "{url}: data-reason={reason:?}: {html}");
     assert!(!html.contains("Open Libero from your Commerce7 admin."), "{url}: not the landing page");
-    assert!(!html.contains(r#"name="libero-tab""#), "{url}: no tab token without a session");
+    assert!(!html.contains(r#"<meta name="libero-tab" content="#), "{url}: no tab token without a session");
     html
 }
 
