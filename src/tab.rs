@@ -15,7 +15,20 @@ use leptos::server_fn::{
     response::browser::BrowserResponse,
 };
 
-/// The inline script of signed-in and "no session" pages (`src/pages/tab.js`).
+/// The inline script of signed-in and "no session" pages (`src/pages/tab.js`), run in `<head>`
+/// before the body is shown and long before the wasm has loaded:
+///
+/// - on a signed-in page (it carries the `libero-tab` meta tag) it removes a handoff code from
+///   the address bar and keeps the page's tab token in `sessionStorage` for this tab; when this
+///   tab was opened for another winery than the page's (cookie) session belongs to, it hides the
+///   page and resumes the tab's own session instead — or, if that session has ended, goes to
+///   `/resume`, which says so;
+/// - on the "no session" page it resumes the tab's stored session (a fresh handoff code from
+///   `/api/resume_tab`, then a reload with it), or says in the merchant's words why there is
+///   none, in the admin's theme, with the way back to the Commerce7 admin.
+///
+/// The token goes only into an `Authorization` header, never a URL; a handoff code is
+/// single-use and expires after 60 seconds.
 #[cfg(feature = "ssr")]
 pub const BOOTSTRAP_SCRIPT: &str = include_str!("pages/tab.js");
 

@@ -1,16 +1,4 @@
-// Libero's tab bootstrap: inlined in the <head> of every signed-in page and of the "no session"
-// page, so it runs before the body is shown and long before the wasm has loaded.
-//
-// - Signed-in page (it has <meta name="libero-tab">): removes a handoff code from the address
-//   bar, and keeps the page's tab token in sessionStorage["libero.tab"] for this tab. When this
-//   tab was opened for another winery than the page's cookie session belongs to, it hides the
-//   page and resumes the tab's own session instead (or, if that session has ended, goes to
-//   /resume, which says so).
-// - "No session" page (#no-session): resumes the tab's stored session (a fresh handoff code from
-//   /api/resume_tab, then a reload with it), or says in the merchant's words why there is none.
-//
-// The token is sent only in an Authorization header, never in a URL; the handoff code is
-// single-use and expires after 60 seconds.
+// Libero tab bootstrap (see src/tab.rs). Inlined in <head>: keep it small.
 (function () {
   "use strict";
   var KEY = "libero.tab";

@@ -174,7 +174,7 @@ pub fn no_session_page(reason: NoSession, status: StatusCode) -> Response {
                                 "Open Libero again from the Apps menu of your Commerce7 admin."
                             </p>
                             <p data-when="ended missing blocked unavailable" hidden=hide_unless("ended missing blocked unavailable")>
-                                <a class="button" id="reopen" href="/" target="_top" hidden=true>"Reopen the Commerce7 admin"</a>
+                                <a class="button" id="reopen" href="/" target="_top" hidden=true>"Reopen Libero from Commerce7"</a>
                             </p>
                         </section>
                     </main>

@@ -77,7 +77,7 @@ impl std::fmt::Debug for TabBootstrap {
     }
 }
 
-/// `/app/` is `/app`: the router accepts a trailing slash, so the guard must too.
+/// `/app/` is `/app` to the guard (the page then redirects to the path without the slash).
 fn normalized(path: &str) -> &str {
     match path.trim_end_matches('/') {
         "" => "/",
@@ -186,6 +186,20 @@ fn see_other(location: &'static str) -> Response {
         .into_response()
 }
 
+/// `308` to the same page without its trailing slash, query kept (a handoff code is meant to
+/// travel in the URL; an account token never reaches here: the sign-in is answered before).
+fn canonical_redirect(uri: &Uri) -> Response {
+    let path = normalized(uri.path());
+    let target = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    match HeaderValue::from_str(&target) {
+        Ok(location) => (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, location)]).into_response(),
+        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+    }
+}
+
 /// `303 → /app?handoff=<code>`: the sign-in's way into the page that works without the cookie.
 fn see_dashboard_with(code: &str) -> Response {
     let location = HeaderValue::from_str(&format!("/app?handoff={code}")).expect("a handoff code is URL-safe");
@@ -240,6 +254,11 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
         }
         let client = ClientInfo { ip: ratelimit::request_ip(&state, &req), user_agent: user_agent(req.headers()) };
         return sign_in(&state, &session, query, client).await;
+    }
+
+    // `/app/` is `/app`: the guard treats them alike, and the router only knows the one.
+    if is_page && req.uri().path() != normalized(req.uri().path()) {
+        return canonical_redirect(req.uri());
     }
 
     // A tab token decides alone: valid, or 401 — never a fall-back to the cookie, which may
