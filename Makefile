@@ -3,11 +3,12 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export PATH := $(HOME)/.cargo/bin:$(CURDIR)/end2end/node_modules/.bin:$(PATH)
 
-.PHONY: help setup dev test release fake-commerce7 fmt
+.PHONY: help setup dev test bench release fake-commerce7 fmt
 
 help:
 	@echo "make dev    install what is missing, then run the app (http://127.0.0.1:3000) with live reload"
 	@echo "make test   install what is missing, then run every test (Rust on SQLite+PostgreSQL, Playwright)"
+	@echo "make bench  release build, then load Libero and its peers with wrk (SQLite+PostgreSQL): bench/results.md"
 
 setup:
 	@scripts/bootstrap.sh
@@ -20,6 +21,9 @@ test: setup
 
 fake-commerce7:
 	cargo run -p fake-commerce7
+
+bench: setup
+	@python3 scripts/bench.py
 
 release: setup
 	cargo leptos build --release

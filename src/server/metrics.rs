@@ -23,6 +23,8 @@ use super::{AppState, sessions::stats};
 pub const SESSIONS_CREATED: &str = "libero_sessions_created_total";
 /// Session validations by outcome: ok, missing, bad_signature, expired, idle, revoked.
 pub const SESSION_VALIDATIONS: &str = "libero_session_validations_total";
+/// Writes of `last_activity_at` (at most one per session per `SESSION_TOUCH_INTERVAL`).
+pub const SESSION_TOUCHES: &str = "libero_session_touches_total";
 /// Sign-in attempts by outcome.
 pub const SIGN_INS: &str = "libero_sign_ins_total";
 /// Latency of Commerce7's `account/user`, by outcome.
@@ -79,6 +81,11 @@ pub async fn run_upkeep_periodically(handle: PrometheusHandle, interval: Duratio
 /// Counts one session validation.
 pub fn validation(outcome: &'static str) {
     counter!(SESSION_VALIDATIONS, "outcome" => outcome).increment(1);
+}
+
+/// Counts one write of a session's `last_activity_at`.
+pub fn session_touched() {
+    counter!(SESSION_TOUCHES).increment(1);
 }
 
 /// Counts one sign-in attempt.

@@ -1,5 +1,7 @@
 //! Everything that only runs on the server: settings, database, HTTP stack, CLI.
 
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod cli;
 pub mod clients;
 pub mod commerce7;
@@ -181,7 +183,15 @@ pub fn router(state: AppState) -> Router {
         .leptos_routes_with_context(&state, routes, provide_state.clone(), {
             let options = options.clone();
             move || shell(options.clone())
-        })
+        });
+    #[cfg(feature = "bench")]
+    let router = router.merge(bench::reauth_route()).merge(bench::twin_route(
+        leptos_axum::render_app_async_with_context(provide_state.clone(), {
+            let options = options.clone();
+            move || shell(options.clone())
+        }),
+    ));
+    let router = router
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(provide_state, shell))
         // Innermost first: the guard needs the session, the session needs the CSRF check passed.
         .layer(from_fn_with_state(state.clone(), sessions::session_guard))
@@ -189,5 +199,9 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), sessions::csrf_guard))
         .layer(from_fn(metrics::track_http))
         .with_state(state);
-    http::with_request_tracing(http::with_security_headers(router, &config))
+    #[allow(clippy::let_and_return)]
+    let router = http::with_request_tracing(http::with_security_headers(router, &config));
+    #[cfg(feature = "bench")]
+    let router = router.merge(bench::bare_routes());
+    router
 }

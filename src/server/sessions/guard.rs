@@ -90,10 +90,13 @@ pub const PROTECTED_PAGES: [&str; 2] = ["/app", "/settings"];
 /// Where the server functions live.
 pub const API_PREFIX: &str = "/api/";
 
+/// Why a session lookup failed.
 #[derive(Debug, thiserror::Error)]
-enum GuardError {
+pub enum GuardError {
+    /// The tower-sessions layer failed (its store).
     #[error("session store: {0}")]
     Session(#[from] tower_sessions::session::Error),
+    /// A query failed.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
 }
@@ -109,7 +112,7 @@ async fn touch_if_due(state: &AppState, row_id: &str, auth: &mut AuthSession) ->
 }
 
 /// Loads and validates this request's cookie session, refreshing `last_activity_at` when due.
-async fn current_session(state: &AppState, session: &Session) -> Result<Option<CurrentSession>, GuardError> {
+pub async fn current_session(state: &AppState, session: &Session) -> Result<Option<CurrentSession>, GuardError> {
     let Some(id) = session.id() else {
         return Ok(None);
     };

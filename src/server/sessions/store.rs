@@ -223,6 +223,7 @@ impl AppSessionStore {
     /// Moves `last_activity_at` of the row `key` to now: one `UPDATE … WHERE id`.
     pub async fn touch(&self, key: &str) -> Result<DateTime<Utc>, sqlx::Error> {
         let now = now();
+        metrics::session_touched();
         match &self.db {
             Db::Sqlite(pool) => {
                 sqlx::query("UPDATE app_sessions SET last_activity_at = ?1 WHERE id = ?2")

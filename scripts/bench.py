@@ -1,0 +1,458 @@
+#!/usr/bin/env python3
+"""`make bench`: Libero's guard against its own floors and the stacks people pick instead.
+
+Runs on loopback, on SQLite and PostgreSQL, with wrk as the load generator, and prints one table
+and writes bench/results.md (machine, date, commit). Everything is measured in one run so the
+ratios mean something; absolute numbers depend on the machine.
+
+Rows (at 1, 16 and 64 connections: req/s, p50, p99):
+  floors      bare axum hello in the same binary (/__bench/hello), /healthz
+  guarded     POST /api/session_info with the cookie, with the tab token, and its 401 path
+  pages       GET /app (guarded) against /__bench/app (the same page without the guard)
+  sign-in     the fast path (GET /app?tenantId&account with the session's cookie)
+  replaced    every request verified with Commerce7 (/__bench/reauth) at 0 and 200 ms
+  peers       ../shared/bench-peers when present: stock tower-sessions (SQLite, PostgreSQL),
+              express + express-session + connect-pg-simple (PostgreSQL)
+and: server RSS, database writes per session, lookup p50 with 10^3/10^5/10^6 rows, wasm size.
+
+Settings: BENCH_DURATION (seconds per run, default 5), BENCH_CONNECTIONS (default 1,16,64),
+BENCH_POSTGRES_URL (admin URL, default postgres://postgres@127.0.0.1:5432/postgres),
+BENCH_ROWS (default 1000,100000,1000000), BENCH_SKIP_BUILD=1 (reuse the last build),
+BENCH_PEERS (default ../shared/bench-peers).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = ROOT / "target"
+SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
+CALLBACK_USER, CALLBACK_PASSWORD = "bench-callbacks", "bench-callback-password"
+METRICS_TOKEN = "bench-metrics-token"
+TENANT, ACCOUNT = "demo-winery", "demo-owner-token"
+
+DURATION = int(os.environ.get("BENCH_DURATION", "5"))
+CONNECTIONS = [int(c) for c in os.environ.get("BENCH_CONNECTIONS", "1,16,64").split(",")]
+PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+ROW_COUNTS = [int(n) for n in os.environ.get("BENCH_ROWS", "1000,100000,1000000").split(",")]
+PEERS = Path(os.environ.get("BENCH_PEERS", ROOT.parent / "shared" / "bench-peers"))
+
+
+def say(message: str) -> None:
+    print(f"\033[1;34m[bench]\033[0m {message}", flush=True)
+
+
+def run(cmd: list[str], **kw) -> None:
+    say(" ".join(cmd))
+    subprocess.run(cmd, check=True, **kw)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+
+class Server:
+    """A child server on a free port, its output in a log file, stopped on exit."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], port: int, health: str, cwd: Path):
+        self.name, self.port = name, port
+        self.log = open(TARGET / "bench" / f"{name}.log", "w")
+        self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{name} exited at start-up; see target/bench/{name}.log")
+            try:
+                if request("GET", f"http://127.0.0.1:{port}{health}")[0] < 500:
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise SystemExit(f"{name} did not answer on port {port} within 60 s")
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+def request(method: str, url: str, headers: dict[str, str] | None = None, body: str = "") -> tuple[int, dict, str]:
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    conn.request(method, path, body=body or None, headers=headers or {})
+    response = conn.getresponse()
+    data = response.read().decode("utf-8", "replace")
+    result = (response.status, {k.lower(): v for k, v in response.getheaders()}, data)
+    set_cookies = [v for k, v in response.getheaders() if k.lower() == "set-cookie"]
+    result[1]["set-cookie-all"] = set_cookies
+    conn.close()
+    return result
+
+
+# --- wrk ----------------------------------------------------------------------------------------
+
+
+def wrk(url: str, connections: int, method: str = "GET", headers: dict[str, str] | None = None) -> dict:
+    """One wrk run: req/s, p50 and p99 in ms, and how many answers were not 2xx/3xx."""
+    script = TARGET / "bench" / "request.lua"
+    lines = [f'wrk.method = "{method}"']
+    for k, v in (headers or {}).items():
+        lines.append(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}")
+    if method == "POST":
+        lines.append('wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"')
+        lines.append('wrk.body = ""')
+    script.write_text("\n".join(lines) + "\n")
+    threads = min(2, connections)
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{DURATION}s", "--latency", "-s", str(script), url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+    def millis(text: str) -> float:
+        value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = millis(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = millis(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "p50": p50, "p99": p99, "non2xx": int(bad.group(1)) if bad else 0,
+            "socket_errors": errors.group(1) if errors else ""}
+
+
+# --- databases ----------------------------------------------------------------------------------
+
+
+def psql(url: str, sql: str) -> str:
+    return subprocess.run(["psql", "-X", "-q", "-t", "-A", url, "-c", sql], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def postgres_available() -> bool:
+    if not shutil.which("psql"):
+        return False
+    try:
+        psql(PG_ADMIN, "SELECT 1")
+        return True
+    except subprocess.CalledProcessError:
+        return False
+
+
+def fresh_postgres(name: str) -> str:
+    psql(PG_ADMIN, f'DROP DATABASE IF EXISTS "{name}"')
+    psql(PG_ADMIN, f'CREATE DATABASE "{name}"')
+    parts = urllib.parse.urlsplit(PG_ADMIN)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def insert_rows(kind: str, url: str, count: int) -> None:
+    """Fills app_sessions with `count` extra live rows of the bench tenant (not ours)."""
+    future = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=8)).isoformat(timespec="microseconds")
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+    if kind == "sqlite":
+        db = sqlite3.connect(url.removeprefix("sqlite://").split("?")[0])
+        client = db.execute("SELECT id FROM clients WHERE tenant_id = ?", (TENANT,)).fetchone()[0]
+        db.execute("DELETE FROM app_sessions WHERE user_id = 'bench-filler'")
+        db.execute(
+            """WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+               INSERT INTO app_sessions (id, client_id, user_id, theme, data, last_activity_at, expires_at,
+                                         created_at, updated_at, install_generation)
+               SELECT printf('%064x', i), ?, 'bench-filler', 'light', '{}', ?, ?, ?, ?, 1 FROM n""",
+            (count, client, now, future, now, now),
+        )
+        db.commit()
+        db.execute("ANALYZE")
+        db.close()
+    else:
+        psql(url, "DELETE FROM app_sessions WHERE user_id = 'bench-filler'")
+        psql(url, f"""INSERT INTO app_sessions (id, client_id, user_id, theme, data, last_activity_at, expires_at,
+                                                created_at, updated_at, install_generation)
+                      SELECT lpad(to_hex(i), 64, '0'), c.id, 'bench-filler', 'light', '{{}}', now(),
+                             now() + interval '8 hours', now(), now(), 1
+                        FROM generate_series(1, {count}) AS i, clients c WHERE c.tenant_id = '{TENANT}'""")
+        psql(url, "ANALYZE app_sessions")
+
+
+def counter(base: str, name: str) -> float:
+    status, _, text = request("GET", f"{base}/metrics", {"Authorization": f"Bearer {METRICS_TOKEN}"})
+    if status != 200:
+        return float("nan")
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def build() -> None:
+    if os.environ.get("BENCH_SKIP_BUILD"):
+        say("BENCH_SKIP_BUILD set: using the last build")
+        return
+    if not shutil.which("wrk"):
+        if shutil.which("apt-get") and os.geteuid() == 0:
+            run(["apt-get", "install", "-y", "-qq", "wrk"])
+        else:
+            raise SystemExit("wrk is needed: Debian/Ubuntu `sudo apt-get install wrk`, macOS `brew install wrk`")
+    run(["cargo", "leptos", "build", "--release", "--precompress", "--bin-features", "ssr,bench"], cwd=ROOT)
+    run(["cargo", "build", "--release", "-p", "fake-commerce7"], cwd=ROOT)
+    if PEERS.is_dir():
+        dest = TARGET / "bench-peers"
+        dest.mkdir(parents=True, exist_ok=True)
+        for peer in ("ts-stock", "express"):
+            if (PEERS / peer).is_dir():
+                shutil.copytree(PEERS / peer, dest / peer, dirs_exist_ok=True,
+                                ignore=shutil.ignore_patterns("target", "node_modules"))
+        if (dest / "ts-stock").is_dir():
+            run(["cargo", "build", "--release", "--locked", "--manifest-path", str(dest / "ts-stock" / "Cargo.toml")])
+        if (dest / "express").is_dir() and shutil.which("npm"):
+            run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=dest / "express")
+
+
+def base_env() -> dict[str, str]:
+    return {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
+
+
+def start_fake(name: str, latency_ms: int, scratch: Path) -> Server:
+    port = free_port()
+    env = base_env() | {"FAKE_C7_ADDR": f"127.0.0.1:{port}", "FAKE_C7_LATENCY_MS": str(latency_ms),
+                        "COMMERCE7_USER": CALLBACK_USER, "COMMERCE7_PASSWORD": CALLBACK_PASSWORD,
+                        "RUST_LOG": "warn"}
+    return Server(name, [str(TARGET / "release" / "fake-commerce7")], env, port, "/", scratch)
+
+
+def bench_libero(kind: str, database_url: str, fast: Server, slow: Server, scratch: Path) -> dict:
+    port = free_port()
+    env = base_env() | {
+        "DATABASE_URL": database_url, "SESSION_SECRET": SECRET, "COOKIE_SECURE": "false",
+        "COMMERCE7_API_URL": f"http://127.0.0.1:{fast.port}/v1", "COMMERCE7_USER": CALLBACK_USER,
+        "COMMERCE7_PASSWORD": CALLBACK_PASSWORD, "METRICS_TOKEN": METRICS_TOKEN, "RATE_LIMIT_SIGN_IN": "0",
+        "SESSION_TOUCH_INTERVAL": "60s", "LEPTOS_SITE_ROOT": str(TARGET / "site"), "LEPTOS_SITE_PKG_DIR": "pkg",
+        "LEPTOS_OUTPUT_NAME": "libero", "LEPTOS_SITE_ADDR": f"127.0.0.1:{port}", "LEPTOS_ENV": "PROD",
+        "BENCH_SLOW_COMMERCE7_URL": f"http://127.0.0.1:{slow.port}/v1",
+    }
+    # PROD refuses plain-http cookies and Commerce7; the bench is loopback-only.
+    env.pop("LEPTOS_ENV")
+    app = Server(f"libero-{kind}", [str(TARGET / "release" / "libero")], env, port, "/healthz", scratch)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        import base64
+        basic = base64.b64encode(f"{CALLBACK_USER}:{CALLBACK_PASSWORD}".encode()).decode()
+        status, _, body = request("POST", f"{base}/install", {"Authorization": f"Basic {basic}",
+                                                              "Content-Type": "application/json"},
+                                  json.dumps({"tenantId": TENANT, "organization": {"name": "Demo Winery"}}))
+        assert status == 200, (status, body)
+        sign_in = f"{base}/app?tenantId={TENANT}&account={ACCOUNT}"
+        status, headers, _ = request("GET", sign_in, {"Sec-Fetch-Dest": "iframe"})
+        assert status == 303, status
+        cookie = headers["set-cookie-all"][0].split(";")[0]
+        status, _, page = request("GET", base + headers["location"], {"Cookie": cookie})
+        assert status == 200, status
+        token = re.search(r'<meta name="libero-tab" content="([^"]+)"', page).group(1)
+        assert request("GET", f"{base}/__bench/app", {"Cookie": cookie})[0] == 200, "the twin borrows the session"
+
+        same_origin = {"Sec-Fetch-Site": "same-origin"}
+        targets = [
+            ("floor: bare axum hello (same binary)", "GET", "/__bench/hello", {}),
+            ("floor: /healthz (Libero's middleware, no session)", "GET", "/healthz", {}),
+            ("server fn, 401 path (no credential)", "POST", "/api/session_info", same_origin),
+            ("server fn, cookie", "POST", "/api/session_info", same_origin | {"Cookie": cookie}),
+            ("server fn, tab token (bearer)", "POST", "/api/session_info", {"Authorization": f"Bearer {token}"}),
+            ("/__bench/app: dashboard without the guard", "GET", "/__bench/app", {"Cookie": cookie}),
+            ("/app: dashboard, guarded", "GET", "/app", {"Cookie": cookie}),
+            ("sign-in fast path", "GET", f"/app?tenantId={TENANT}&account={ACCOUNT}",
+             {"Cookie": cookie, "Sec-Fetch-Dest": "iframe"}),
+            ("re-authorisation per request, Commerce7 at 0 ms", "GET",
+             f"/__bench/reauth?tenantId={TENANT}&account={ACCOUNT}", {}),
+            ("re-authorisation per request, Commerce7 at 200 ms", "GET",
+             f"/__bench/reauth?tenantId={TENANT}&account={ACCOUNT}&slow=1", {}),
+        ]
+        results = {}
+        touches_before, started = counter(base, "libero_session_touches_total"), time.time()
+        for label, method, path, headers in targets:
+            results[label] = {}
+            for c in CONNECTIONS:
+                results[label][c] = wrk(base + path, c, method, headers)
+                say(f"{kind:8} {label:55} c={c:<3} {results[label][c]['rps']:>10.0f} req/s")
+        minutes = (time.time() - started) / 60
+        touches = counter(base, "libero_session_touches_total") - touches_before
+        rss = app.rss_mb()
+
+        lookups = {}
+        for count in ROW_COUNTS:
+            insert_rows(kind, database_url, count)
+            run_ = wrk(base + "/api/session_info", 1, "POST", same_origin | {"Cookie": cookie})
+            lookups[count] = run_["p50"]
+            say(f"{kind:8} lookup with {count:>8} rows: p50 {run_['p50']:.3f} ms")
+        return {"rows": results, "rss_mb": rss, "touches": touches, "minutes": minutes, "lookups": lookups}
+    finally:
+        app.stop()
+
+
+def bench_peer(name: str, cmd: list[str], database_url: str, cwd: Path, scratch: Path) -> dict:
+    port = free_port()
+    env = base_env() | {"SESSION_SECRET": SECRET, "DATABASE_URL": database_url, "PORT": str(port)}
+    peer = Server(name, cmd, env, port, "/", cwd)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        status, headers, _ = request("GET", f"{base}/login?tenant={TENANT}")
+        assert status in (302, 303), status
+        cookie = headers["set-cookie-all"][0].split(";")[0]
+        rows = {"floor": {}, "guarded": {}}
+        for c in CONNECTIONS:
+            rows["floor"][c] = wrk(f"{base}/", c)
+            rows["guarded"][c] = wrk(f"{base}/app", c, "GET", {"Cookie": cookie})
+            say(f"{name:24} c={c:<3} floor {rows['floor'][c]['rps']:>10.0f}  guarded {rows['guarded'][c]['rps']:>10.0f} req/s")
+        rows["rss_mb"] = peer.rss_mb()
+        return rows
+    finally:
+        peer.stop()
+
+
+def wasm_sizes() -> tuple[int, int, str]:
+    pkg = TARGET / "site" / "pkg"
+    wasm = max(pkg.glob("*.wasm"), key=lambda p: p.stat().st_mtime)
+    raw = wasm.read_bytes()
+    return len(raw), len(gzip.compress(raw, 9)), wasm.name
+
+
+def fmt_row(label: str, runs: dict) -> str:
+    cells = " | ".join(f"{runs[c]['rps']:,.0f} ({runs[c]['p50']:.2f}/{runs[c]['p99']:.2f})" for c in CONNECTIONS)
+    return f"| {label} | {cells} |"
+
+
+def main() -> None:
+    (TARGET / "bench").mkdir(parents=True, exist_ok=True)
+    build()
+    scratch = Path(tempfile.mkdtemp(prefix="libero-bench-"))
+    fast = start_fake("fake-commerce7-0ms", 0, scratch)
+    slow = start_fake("fake-commerce7-200ms", 200, scratch)
+    report: dict = {"libero": {}, "peers": {}}
+    databases = [("sqlite", f"sqlite://{scratch}/bench.db?mode=rwc")]
+    pg_urls = []
+    if postgres_available():
+        databases.append(("postgres", fresh_postgres("libero_bench")))
+        pg_urls = [fresh_postgres("libero_bench_peer"), fresh_postgres("libero_bench_express")]
+    else:
+        say(f"PostgreSQL not reachable at {PG_ADMIN}: its column is left out")
+    try:
+        for kind, url in databases:
+            report["libero"][kind] = bench_libero(kind, url, fast, slow, scratch)
+        stock = TARGET / "bench-peers" / "ts-stock" / "target" / "release" / "ts-stock"
+        if stock.exists():
+            report["peers"]["stock tower-sessions, SQLite"] = bench_peer(
+                "ts-stock-sqlite", [str(stock)], f"sqlite://{scratch}/peer.db?mode=rwc", scratch, scratch)
+            if pg_urls:
+                report["peers"]["stock tower-sessions, PostgreSQL"] = bench_peer(
+                    "ts-stock-postgres", [str(stock)], pg_urls[0], scratch, scratch)
+        express = TARGET / "bench-peers" / "express"
+        if pg_urls and (express / "node_modules").is_dir():
+            report["peers"]["express + connect-pg-simple, PostgreSQL"] = bench_peer(
+                "express-postgres", ["node", "server.js"], pg_urls[1], express, scratch)
+    finally:
+        fast.stop()
+        slow.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    write_report(report)
+
+
+def write_report(report: dict) -> None:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                if l.startswith("model name")), platform.processor())
+    raw, gz, wasm_name = wasm_sizes()
+    header = " | ".join(f"c={c}: req/s (p50/p99 ms)" for c in CONNECTIONS)
+    lines = [
+        "# Benchmark results",
+        "",
+        f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}; commit {commit}{' (with local changes)' if dirty else ''}",
+        f"- machine: {os.cpu_count()} cores, {cpu}; {platform.system()} {platform.release()}",
+        f"- load: wrk, {DURATION} s per run, 1–2 threads, loopback; Libero release build with `--features bench`",
+        "",
+    ]
+    ratios = []
+    for kind, data in report["libero"].items():
+        rows = data["rows"]
+        lines += [f"## Libero on {kind}", "", f"| target | {header} |", "|---|" + "---|" * len(CONNECTIONS)]
+        lines += [fmt_row(label, runs) for label, runs in rows.items()]
+        lines += ["", f"- server RSS after the runs: {data['rss_mb']:.0f} MB",
+                  f"- database writes of `last_activity_at`: {data['touches']:.0f} in {data['minutes']:.1f} min of load on one session "
+                  f"(SESSION_TOUCH_INTERVAL=60s: at most one per minute)",
+                  "- lookup p50 (`/api/session_info`, 1 connection) with extra live rows: "
+                  + ", ".join(f"{n:,}: {ms:.3f} ms" for n, ms in data["lookups"].items()), ""]
+        ratios.append((kind, rows, data))
+    if report["peers"]:
+        lines += ["## Peers", "", f"| peer | {header} |", "|---|" + "---|" * len(CONNECTIONS)]
+        for name, rows in report["peers"].items():
+            lines.append(fmt_row(f"{name}: floor", rows["floor"]))
+            lines.append(fmt_row(f"{name}: guarded page", rows["guarded"]))
+        lines.append("")
+    lines += ["## Ratios (16 connections)", ""]
+    c = 16 if 16 in CONNECTIONS else CONNECTIONS[-1]
+    healthz, hello = "floor: /healthz (Libero's middleware, no session)", "floor: bare axum hello (same binary)"
+    for kind, rows, data in ratios:
+        r = lambda label: rows[label][c]["rps"]
+        us = lambda label: 1e6 / r(label)
+        overhead = us("server fn, cookie") - us("server fn, 401 path (no credential)")
+        overhead_bearer = us("server fn, tab token (bearer)") - us("server fn, 401 path (no credential)")
+        lines.append(f"- {kind}: guard cost over its 401 path {overhead:.1f} µs/request (cookie), "
+                     f"{overhead_bearer:.1f} µs (tab token); bearer vs cookie {r('server fn, tab token (bearer)') / r('server fn, cookie'):.2f}×")
+        lines.append(f"- {kind}: /healthz = {r(healthz) / r(hello):.0%} of bare axum; "
+                     f"guarded /app = {r('/app: dashboard, guarded') / r('/__bench/app: dashboard without the guard'):.0%} of its unguarded twin")
+        lines.append(f"- {kind}: sign-in fast path p50 {rows['sign-in fast path'][1]['p50']:.2f} ms vs re-authorisation at 200 ms "
+                     f"{rows['re-authorisation per request, Commerce7 at 200 ms'][1]['p50']:.2f} ms: "
+                     f"{rows['re-authorisation per request, Commerce7 at 200 ms'][1]['p50'] / rows['sign-in fast path'][1]['p50']:.0f}× (1 connection)")
+        stock = report["peers"].get(f"stock tower-sessions, {'SQLite' if kind == 'sqlite' else 'PostgreSQL'}")
+        if stock:
+            peer_overhead = 1e6 / stock["guarded"][c]["rps"] - 1e6 / stock["floor"][c]["rps"]
+            lines.append(f"- {kind}: stock tower-sessions guard cost over its floor {peer_overhead:.1f} µs/request "
+                         f"(Libero's: {overhead:.1f} µs)")
+        express = report["peers"].get("express + connect-pg-simple, PostgreSQL")
+        if express and kind == "postgres":
+            lines.append(f"- {kind}: guarded JSON vs express guarded page: "
+                         f"{r('server fn, cookie') / express['guarded'][c]['rps']:.1f}×")
+    lines += ["", f"- release wasm `{wasm_name}`: {raw / 1024:.0f} KB raw, {gz / 1024:.0f} KB gzip -9", ""]
+    text = "\n".join(lines)
+    (ROOT / "bench").mkdir(exist_ok=True)
+    (ROOT / "bench" / "results.md").write_text(text)
+    (TARGET / "bench" / "results.json").write_text(json.dumps(report, indent=1, default=str))
+    print()
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
