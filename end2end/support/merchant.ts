@@ -289,14 +289,24 @@ export class AppTraffic {
   calls(path: string): AppRequest[] {
     return this.requests.filter((r) => r.method === "POST" && r.path === path);
   }
+}
 
-  /** The bearer token of the last server-function call (the tab token the app holds). */
-  lastBearer(): string {
-    const withBearer = this.requests.filter((r) => r.path.startsWith("/api/") && r.authorization?.startsWith("Bearer "));
-    const last = withBearer.at(-1);
-    if (!last) throw new Error(`no server-function call carried a bearer: ${this.requests.map((r) => `${r.method} ${r.path}`).join(", ")}`);
-    return last.authorization!.slice("Bearer ".length);
-  }
+/**
+ * The tab token the app in this frame holds: the one its bootstrap script kept in
+ * sessionStorage, or (storage blocked) the one its page was rendered with.
+ */
+export async function heldTabToken(frame: Frame): Promise<string> {
+  const token = await frame.evaluate(() => {
+    try {
+      const stored = window.sessionStorage.getItem("libero.tab");
+      if (stored) return (JSON.parse(stored) as { token: string }).token;
+    } catch {
+      // storage blocked: the page's own token is the only copy
+    }
+    return document.querySelector('meta[name="libero-tab"]')?.getAttribute("content") ?? null;
+  });
+  if (!token) throw new Error(`the frame at ${frame.url()} holds no tab token`);
+  return token;
 }
 
 /** The tab token's shape (contract of issue 8): v1.<tenant>.<row ref>.<expiry>.<HMAC>. */
