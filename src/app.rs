@@ -1,7 +1,7 @@
 //! The HTML shell and the route table shared by the server renderer and the browser.
 
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::{
     SsrMode,
     components::{Route, Router, Routes},
@@ -50,6 +50,18 @@ fn tab_bootstrap() -> Option<AnyView> {
     None
 }
 
+/// The stylesheet under the name the build gave it (`libero.<hash>.css`), as the server resolved
+/// it at start-up: the same link as its own error pages, and no read of the hash file per page
+/// (Leptos' `HashedStylesheet` reads it on every render).
+#[cfg(feature = "ssr")]
+fn stylesheet() -> impl IntoView {
+    view! { <link id="leptos" rel="stylesheet" href=crate::server::delivery::stylesheet_href()/> }
+}
+
+/// The shell is rendered on the server only.
+#[cfg(not(feature = "ssr"))]
+fn stylesheet() -> impl IntoView {}
+
 /// The document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
@@ -60,6 +72,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
+                {stylesheet()}
                 {tab_bootstrap()}
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
@@ -78,7 +91,6 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/libero.css"/>
         <Title formatter=|page: String| if page.is_empty() { "Libero".to_owned() } else { format!("{page} · Libero") }/>
         <Router>
             <Routes fallback=|| view! { <NotFound/> }>

@@ -245,6 +245,8 @@ pub fn sign_out_tab() -> bool {
                 leptos::logging::warn!("sign-out failed: {error}");
             }
             browser::forget();
+            // The tab's tenant hint too (see pages/tab.js): this tab has no winery any more.
+            let _ = window().set_name("");
             let _ = window().location().replace("/");
         });
         return true;

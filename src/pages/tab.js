@@ -37,6 +37,30 @@
       return response.json();
     });
   }
+  // The tab's tenant (never a token) in window.name: it survives frame reloads where storage is
+  // blocked, so a page answered for another winery's cookie is recognised.
+  var HINT = "libero:";
+  function hint() {
+    var name = typeof window.name === "string" ? window.name : "";
+    return name.indexOf(HINT) === 0 ? name.slice(HINT.length) : null;
+  }
+  function setHint(tenant) {
+    try {
+      window.name = HINT + tenant;
+    } catch (e) {}
+  }
+  // Whether this frame may keep a (partitioned) cookie at all.
+  function cookiesWork() {
+    var probe = "libero_probe=1; Path=/; SameSite=None; Secure; Partitioned";
+    try {
+      doc.cookie = probe + "; Max-Age=10";
+      var ok = doc.cookie.indexOf("libero_probe=1") >= 0;
+      doc.cookie = probe + "; Max-Age=0";
+      return ok;
+    } catch (e) {
+      return false;
+    }
+  }
   function reloadWith(path, code) {
     location.replace(path + "?handoff=" + encodeURIComponent(code));
   }
@@ -58,9 +82,15 @@
       expiresAt: Date.now() + 1000 * Number(meta.getAttribute("data-expires-in")),
       dead: false,
     };
-    if (!handedOff && stored && stored.tenant !== page.tenant) {
+    var tabTenant = stored ? stored.tenant : hint();
+    if (!handedOff && tabTenant && tabTenant !== page.tenant) {
       // The cookie belongs to another winery's tab: this tab stays on its own.
       root.style.visibility = "hidden";
+      if (!stored) {
+        // No stored token to resume with (storage blocked): say so instead.
+        location.replace("/resume#other-winery");
+        return;
+      }
       if (stored.dead) {
         location.replace("/resume");
         return;
@@ -77,6 +107,7 @@
       );
       return;
     }
+    setHint(page.tenant);
     if (store) write(page);
     return;
   }
@@ -108,7 +139,13 @@
       reopen.href = admin + "/";
       reopen.hidden = false;
     }
-    if (!store) return show("blocked");
+    if (location.hash === "#other-winery" && hint()) {
+      var names = doc.querySelectorAll("[data-tab-tenant]");
+      for (var i = 0; i < names.length; i++) names[i].textContent = hint();
+      return show("other");
+    }
+    // Without storage a reload cannot resume; that is worth saying only if cookies fail too.
+    if (!store) return cookiesWork() ? undefined : show("blocked");
     if (!stored) return;
     if (stored.dead) return show("ended");
     show("resuming");

@@ -110,7 +110,8 @@ async fn serve() -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
     telemetry::init(config.log_format);
     let leptos = get_configuration(None).map_err(|e| format!("invalid LEPTOS_* settings: {e}"))?;
-    let app = Application::build(config, leptos.leptos_options).await.map_err(|e| e.to_string())?;
+    let options = crate::server::delivery::with_build_defaults(leptos.leptos_options);
+    let app = Application::build(config, options).await.map_err(|e| e.to_string())?;
     tracing::info!(address = %app.local_addr(), backend = ?app.state().db.backend(), "Libero is listening");
     app.run_until(shutdown_signal()).await.map_err(|e| format!("server error: {e}"))?;
     tracing::info!("Libero stopped");

@@ -8,6 +8,7 @@ use axum::{
 };
 use leptos::prelude::*;
 
+use super::delivery::stylesheet_href;
 use crate::pages::layout::BrandHeader;
 
 /// The situations a merchant can meet outside the normal pages.
@@ -82,7 +83,7 @@ pub fn error_page(kind: ErrorKind) -> Response {
                     <meta name="viewport" content="width=device-width, initial-scale=1"/>
                     <title>{format!("{} · Libero", kind.title())}</title>
                     <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
-                    <link rel="stylesheet" href="/pkg/libero.css"/>
+                    <link rel="stylesheet" href=stylesheet_href()/>
                 </head>
                 <body>
                     <BrandHeader/>
@@ -141,7 +142,7 @@ pub fn no_session_page(reason: NoSession, status: StatusCode) -> Response {
                     <meta name="color-scheme" content="light dark"/>
                     <title>"Your Libero session · Libero"</title>
                     <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
-                    <link rel="stylesheet" href="/pkg/libero.css"/>
+                    <link rel="stylesheet" href=stylesheet_href()/>
                     <script inner_html=crate::tab::BOOTSTRAP_SCRIPT></script>
                 </head>
                 <body class="theme-light">
@@ -164,16 +165,22 @@ pub fn no_session_page(reason: NoSession, status: StatusCode) -> Response {
                                 "your browser's settings (or turn off the blocking for this site), then open "
                                 "Libero again. Until then it works until you reload the page."
                             </p>
+                            <h1 data-when="other" hidden=true>"This tab belongs to another winery"</h1>
+                            <p data-when="other" hidden=true>
+                                "This tab was opened for " <strong data-tab-tenant="">"your winery"</strong>
+                                ", but Libero's session in this browser now belongs to another winery (opened in "
+                                "another tab). To keep your wineries apart, Libero shows nothing here."
+                            </p>
                             <h1 data-when="resuming" hidden=true>"Reconnecting…"</h1>
                             <p data-when="resuming" hidden=true aria-busy="true">"Restoring your Libero session for this tab."</p>
                             <h1 data-when="unavailable" hidden=true>"Libero couldn't reconnect"</h1>
                             <p data-when="unavailable" hidden=true>
                                 "Libero isn't answering right now. Wait a moment, then reload to try again."
                             </p>
-                            <p data-when="ended missing blocked unavailable" hidden=hide_unless("ended missing blocked unavailable")>
+                            <p data-when="ended missing blocked unavailable other" hidden=hide_unless("ended missing blocked unavailable other")>
                                 "Open Libero again from the Apps menu of your Commerce7 admin."
                             </p>
-                            <p data-when="ended missing blocked unavailable" hidden=hide_unless("ended missing blocked unavailable")>
+                            <p data-when="ended missing blocked unavailable other" hidden=hide_unless("ended missing blocked unavailable other")>
                                 <a class="button" id="reopen" href="/" target="_top" hidden=true>"Reopen Libero from Commerce7"</a>
                             </p>
                         </section>

@@ -7,6 +7,7 @@ pub mod clients;
 pub mod commerce7;
 pub mod config;
 pub mod db;
+pub mod delivery;
 pub mod doctor;
 pub mod error_page;
 pub mod http;
@@ -65,6 +66,9 @@ pub enum StartupError {
     /// The HTTP client for Commerce7 could not be built.
     #[error("cannot build the Commerce7 client: {0}")]
     Commerce7(#[from] reqwest::Error),
+    /// The front end's files are not where the build's hash file says.
+    #[error("cannot serve the front end: {0}")]
+    FrontEnd(#[from] delivery::FrontEndError),
     /// A migration failed: the schema is not what the code expects.
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -90,6 +94,7 @@ impl Application {
     /// Connects to the database, applies migrations, and binds `leptos_options.site_addr`
     /// (port 0 picks a free port, as the tests do).
     pub async fn build(config: Config, leptos_options: LeptosOptions) -> Result<Self, StartupError> {
+        delivery::FrontEnd::resolve(&leptos_options)?.install();
         let db = Db::connect(config.database_url.expose()).await.map_err(StartupError::Database)?;
         db.migrate().await?;
         let addr = leptos_options.site_addr;
@@ -197,10 +202,13 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), sessions::session_guard))
         .layer(from_fn_with_state(state.sessions.clone(), sessions::session_layer))
         .layer(from_fn_with_state(state.clone(), sessions::csrf_guard))
+        // Static files need no session: outside the session layers.
+        .merge(delivery::pkg_routes(&options))
         .layer(from_fn(metrics::track_http))
         .with_state(state);
+    let router = delivery::with_revalidation_default(http::with_security_headers(router, &config));
     #[allow(clippy::let_and_return)]
-    let router = http::with_request_tracing(http::with_security_headers(router, &config));
+    let router = http::with_request_tracing(delivery::with_compression(router));
     #[cfg(feature = "bench")]
     let router = router.merge(bench::bare_routes());
     router

@@ -1,0 +1,308 @@
+//! How the front end reaches the browser: the `/pkg` files under content-hashed names, sent
+//! precompressed and cached for a year; everything else compressed on the fly and revalidated.
+//!
+//! The wasm is the largest thing a merchant downloads (≈ 650 KB in release) and the admin opens
+//! Libero over whatever Wi-Fi the tasting room has, so it is compressed **once, at build time**
+//! (`scripts/precompress.mjs`: brotli at quality 11, gzip at level 9, as `.br`/`.gz` siblings)
+//! and served as a file. Compressing it per request instead would cost ≈ 10 ms of one of the
+//! server's two cores for every download, at brotli quality 4 (the most that is affordable on
+//! the fly), whose output is ≈ 17 % larger than quality 11's — ≈ 150 ms more at 1.6 Mbps.
+//! Quality 11 takes ≈ 3 s of build time, once. HTML and server-function JSON are compressed on
+//! the fly at tower-http's defaults (brotli 4, gzip 6): a few KB at a time, tens of µs.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::OnceLock,
+};
+
+use axum::{
+    Router,
+    extract::Request,
+    http::{HeaderValue, StatusCode, header},
+    middleware::{Next, from_fn},
+    response::Response,
+};
+use leptos::config::LeptosOptions;
+use tower_http::{
+    compression::{
+        CompressionLayer,
+        predicate::{Predicate, SizeAbove},
+    },
+    set_header::SetResponseHeaderLayer,
+};
+
+/// `Cache-Control` of a `/pkg` file whose name carries its content hash: it never changes.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// `Cache-Control` of every answer that sets none itself (the landing page, the 404 page, public
+/// files under unhashed names): a cache may keep it but must ask the server before reusing it.
+/// Signed-in pages and server functions are `no-store` (the session guard), and so are the
+/// server's error pages.
+pub const REVALIDATE: &str = "no-cache";
+
+/// Answers smaller than this are sent as they are: below one TCP packet compression saves no
+/// round trip, only CPU.
+pub const MIN_COMPRESSED_SIZE: u16 = 1024;
+
+/// The stylesheet's URL, resolved once at start-up ([`FrontEnd::install`]).
+static STYLESHEET: OnceLock<String> = OnceLock::new();
+
+/// The stylesheet's URL (`/pkg/libero.<hash>.css` when the build hashed it) for pages rendered
+/// outside Leptos' routes; `/pkg/libero.css` until [`FrontEnd::install`] has run.
+pub fn stylesheet_href() -> &'static str {
+    STYLESHEET.get().map_or("/pkg/libero.css", String::as_str)
+}
+
+/// Why the front end's files cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum FrontEndError {
+    /// Hashed names are on, but the file that lists the hashes is missing.
+    #[error(
+        "LEPTOS_HASH_FILES is on but {path} cannot be read ({source}): put the {name} that \
+         `cargo leptos build` wrote next to the binary (target/release/{name}) beside it, or set \
+         LEPTOS_HASH_FILE_NAME to its path"
+    )]
+    HashFile {
+        /// Where it was looked for.
+        path: PathBuf,
+        /// Its configured name.
+        name: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The hash file does not name one of the files.
+    #[error("{path} has no `{kind}:` line: it was not written by `cargo leptos build`")]
+    HashFileIncomplete {
+        /// The hash file.
+        path: PathBuf,
+        /// `css`, `js` or `wasm`.
+        kind: &'static str,
+    },
+    /// The site is not the one the hash file describes.
+    #[error(
+        "{file} is missing: the site in LEPTOS_SITE_ROOT is not from the build that wrote {hash_file}; \
+         deploy the binary, its hash file and the site from one `make release`"
+    )]
+    SiteMismatch {
+        /// The file the hash file names.
+        file: PathBuf,
+        /// The hash file.
+        hash_file: PathBuf,
+    },
+}
+
+/// The front end's file names as the build wrote them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontEnd {
+    /// The stylesheet's URL path.
+    pub stylesheet: String,
+}
+
+impl FrontEnd {
+    /// Reads the names the way Leptos' `HydrationScripts` does (the hash file next to the running
+    /// binary), and checks that the site has those files: a binary deployed with another build's
+    /// site stops here instead of serving pages that never hydrate.
+    pub fn resolve(options: &LeptosOptions) -> Result<Self, FrontEndError> {
+        let pkg = options.site_pkg_dir_route_base();
+        if !options.hash_files {
+            return Ok(Self { stylesheet: format!("{pkg}{}.css", options.output_name) });
+        }
+        let hash_file = hash_file_path(options);
+        let hashes = std::fs::read_to_string(&hash_file).map_err(|source| FrontEndError::HashFile {
+            path: hash_file.clone(),
+            name: options.hash_file.to_string(),
+            source,
+        })?;
+        let name = |kind: &'static str| {
+            let hash = hash_of(&hashes, kind)
+                .ok_or_else(|| FrontEndError::HashFileIncomplete { path: hash_file.clone(), kind })?;
+            let name = format!("{}.{hash}.{kind}", options.output_name);
+            let file = Path::new(&*options.site_root).join(&*options.site_pkg_dir).join(&name);
+            if !file.is_file() {
+                return Err(FrontEndError::SiteMismatch { file, hash_file: hash_file.clone() });
+            }
+            Ok(name)
+        };
+        let stylesheet = format!("{pkg}{}", name("css")?);
+        name("js")?;
+        name("wasm")?;
+        Ok(Self { stylesheet })
+    }
+
+    /// Makes these names the ones [`stylesheet_href`] gives (the first call wins: one process
+    /// serves one build).
+    pub fn install(self) {
+        let _ = STYLESHEET.set(self.stylesheet);
+    }
+}
+
+/// `LEPTOS_HASH_FILES` and `LEPTOS_HASH_FILE_NAME` default to what cargo-leptos compiled this
+/// binary with, as `LEPTOS_OUTPUT_NAME` does in Leptos itself: the binary of `cargo leptos build`
+/// finds its hashed files without more settings, and one built by plain `cargo build` (the
+/// tests) keeps plain names. Either variable in the environment still decides.
+pub fn with_build_defaults(mut options: LeptosOptions) -> LeptosOptions {
+    if std::env::var_os("LEPTOS_HASH_FILES").is_none() {
+        options.hash_files = option_env!("LEPTOS_HASH_FILES") == Some("true");
+    }
+    if std::env::var_os("LEPTOS_HASH_FILE_NAME").is_none()
+        && let Some(name) = option_env!("LEPTOS_HASH_FILE_NAME")
+    {
+        options.hash_file = name.into();
+    }
+    options
+}
+
+/// Where Leptos reads the hash file: `hash_file` relative to the running binary's directory (an
+/// absolute `LEPTOS_HASH_FILE_NAME` is used as it is).
+fn hash_file_path(options: &LeptosOptions) -> PathBuf {
+    let exe_dir = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)).unwrap_or_default();
+    exe_dir.join(&*options.hash_file)
+}
+
+/// The hash of `kind` in cargo-leptos' hash file (`css: <hash>` lines).
+fn hash_of<'a>(hashes: &'a str, kind: &str) -> Option<&'a str> {
+    hashes.lines().filter_map(|line| line.split_once(':')).find(|(k, _)| k.trim() == kind).map(|(_, h)| h.trim())
+}
+
+/// `/pkg/*` from the site, each file as its `.br` or `.gz` sibling when the client accepts it and
+/// the build wrote one (ServeDir picks by `Accept-Encoding`), cached for a year under a hashed
+/// name.
+pub fn pkg_routes<S: Clone + Send + Sync + 'static>(options: &LeptosOptions) -> Router<S> {
+    Router::new()
+        .route_service(
+            &leptos_axum::site_pkg_dir_service_route_path(options),
+            leptos_axum::site_pkg_dir_service(options),
+        )
+        .route_layer(from_fn(pkg_headers))
+}
+
+async fn pkg_headers(req: Request, next: Next) -> Response {
+    let hashed = carries_content_hash(req.uri().path());
+    let mut response = next.run(req).await;
+    if response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED {
+        let cache_control = if hashed { IMMUTABLE } else { REVALIDATE };
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+        // ServeDir chose the representation by Accept-Encoding but does not say so: without this
+        // a shared cache could hand a brotli body to a client that cannot read it.
+        response.headers_mut().append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    response
+}
+
+/// Whether a file name is cargo-leptos' `<stem>.<hash>.<ext>`, the hash being the 22-character
+/// base64url MD5 of the contents (`libero.Qx3…Z1.wasm`, `__wasm_split.<hash>.js`).
+pub fn carries_content_hash(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    let mut parts = name.rsplit('.');
+    let (Some(_ext), Some(hash), Some(stem)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    !stem.is_empty() && hash.len() == 22 && hash.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Brotli or gzip, as the client asks, for answers worth it: at least [`MIN_COMPRESSED_SIZE`]
+/// (or of unknown size: streamed SSR) and of a type that compresses. Never `text/event-stream`
+/// (the encoder would hold events back until its buffer fills), never what is already compressed
+/// (images, fonts, archives — and `/pkg` files sent as their `.br`/`.gz`, which carry a
+/// `Content-Encoding` and are passed through). A `/pkg` file the build did not precompress is
+/// compressed here, so no client ever gets an uncompressed wasm.
+pub fn with_compression(router: Router) -> Router {
+    let predicate = SizeAbove::new(MIN_COMPRESSED_SIZE).and(compressible);
+    router.layer(CompressionLayer::new().compress_when(predicate))
+}
+
+fn compressible(_: StatusCode, _: axum::http::Version, headers: &axum::http::HeaderMap, _: &axum::http::Extensions) -> bool {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    matches!(
+        essence.as_str(),
+        "text/html"
+            | "text/css"
+            | "text/plain"
+            | "text/javascript"
+            | "text/xml"
+            | "application/javascript"
+            | "application/json"
+            | "application/xml"
+            | "application/wasm"
+            | "application/manifest+json"
+            | "image/svg+xml"
+    )
+}
+
+/// [`REVALIDATE`] on every answer that has no `Cache-Control` of its own.
+pub fn with_revalidation_default(router: Router) -> Router {
+    router.layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cargo_leptos_hashed_names_are_recognised() {
+        assert!(carries_content_hash("/pkg/libero.Qx3mZ0f-_a1b2c3d4e5f6gA.wasm"));
+        assert!(carries_content_hash("/pkg/libero.Qx3mZ0f-_a1b2c3d4e5f6gA.css"));
+        assert!(carries_content_hash("/pkg/__wasm_split.Qx3mZ0f-_a1b2c3d4e5f6gA.js"));
+    }
+
+    #[test]
+    fn plain_names_and_lookalikes_are_not_hashed() {
+        assert!(!carries_content_hash("/pkg/libero.wasm"));
+        assert!(!carries_content_hash("/pkg/libero.css"));
+        assert!(!carries_content_hash("/pkg/libero_bg.wasm.d.ts"), "two extensions, no hash");
+        assert!(!carries_content_hash("/pkg/libero.Qx3mZ0f-_a1b2c3d4e5f6g.wasm"), "21 characters");
+        assert!(!carries_content_hash("/pkg/libero.Qx3mZ0f+/a1b2c3d4e5f6gAB.wasm"), "not base64url");
+        assert!(!carries_content_hash("/pkg/.Qx3mZ0f-_a1b2c3d4e5f6gA.wasm"), "no stem");
+    }
+
+    #[test]
+    fn the_hash_file_gives_each_kind_its_hash() {
+        let hashes = "js: AAAAAAAAAAAAAAAAAAAAAA\nwasm: BBBBBBBBBBBBBBBBBBBBBB\ncss: CCCCCCCCCCCCCCCCCCCCCC\n";
+        assert_eq!(hash_of(hashes, "css"), Some("CCCCCCCCCCCCCCCCCCCCCC"));
+        assert_eq!(hash_of(hashes, "wasm"), Some("BBBBBBBBBBBBBBBBBBBBBB"));
+        assert_eq!(hash_of(hashes, "manifest"), None);
+    }
+
+    #[test]
+    fn without_hashed_names_the_stylesheet_is_the_plain_one() {
+        let options = LeptosOptions::builder().output_name("libero").build();
+        assert_eq!(FrontEnd::resolve(&options).unwrap().stylesheet, "/pkg/libero.css");
+    }
+
+    #[test]
+    fn hashed_names_without_their_hash_file_stop_start_up_with_its_path() {
+        let options = LeptosOptions::builder()
+            .output_name("libero")
+            .hash_files(true)
+            .hash_file("/nonexistent/libero-hash.txt")
+            .build();
+        let err = FrontEnd::resolve(&options).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/libero-hash.txt"), "{err}");
+    }
+
+    #[test]
+    fn a_site_from_another_build_stops_start_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash_file = dir.path().join("hash.txt");
+        std::fs::write(&hash_file, "js: AAAAAAAAAAAAAAAAAAAAAA\nwasm: BBBBBBBBBBBBBBBBBBBBBB\ncss: CCCCCCCCCCCCCCCCCCCCCC\n")
+            .unwrap();
+        std::fs::create_dir(dir.path().join("pkg")).unwrap();
+        for name in ["libero.AAAAAAAAAAAAAAAAAAAAAA.js", "libero.CCCCCCCCCCCCCCCCCCCCCC.css"] {
+            std::fs::write(dir.path().join("pkg").join(name), "x").unwrap();
+        }
+        let options = LeptosOptions::builder()
+            .output_name("libero")
+            .site_root(dir.path().to_str().unwrap())
+            .hash_files(true)
+            .hash_file(hash_file.to_str().unwrap())
+            .build();
+        let err = FrontEnd::resolve(&options).unwrap_err().to_string();
+        assert!(err.contains("libero.BBBBBBBBBBBBBBBBBBBBBB.wasm is missing"), "{err}");
+
+        std::fs::write(dir.path().join("pkg/libero.BBBBBBBBBBBBBBBBBBBBBB.wasm"), "x").unwrap();
+        let resolved = FrontEnd::resolve(&options).expect("control: the whole build is there");
+        assert_eq!(resolved.stylesheet, "/pkg/libero.CCCCCCCCCCCCCCCCCCCCCC.css");
+    }
+}
