@@ -112,16 +112,13 @@ async fn touch_if_due(state: &AppState, row_id: &str, auth: &mut AuthSession) ->
 }
 
 /// Loads and validates this request's cookie session, refreshing `last_activity_at` when due.
+/// The row is read straight from the store (the identity from its columns): the tower-sessions
+/// [`Session`] is only loaded when a handler changes it.
 pub async fn current_session(state: &AppState, session: &Session) -> Result<Option<CurrentSession>, GuardError> {
     let Some(id) = session.id() else {
         return Ok(None);
     };
-    let Some(mut auth) = session.get::<AuthSession>(AUTH_KEY).await? else {
-        return Ok(None);
-    };
-    let row_id = hash_token(&id.to_string());
-    touch_if_due(state, &row_id, &mut auth).await?;
-    Ok(Some(CurrentSession { auth, row_id, via: Credential::Cookie }))
+    Ok(session_of_row(state, hash_token(&id.to_string()), Credential::Cookie).await?)
 }
 
 /// Loads and validates the session a row id points at (from a tab token or a handoff code).
@@ -316,8 +313,10 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
         }
         Ok(None) => {
             if cookie.was_sent() {
-                // Tell the browser to drop the dead cookie.
-                session.clear().await;
+                // Tell the browser to drop the dead cookie (the row is already gone).
+                if let Err(err) = session.flush().await {
+                    tracing::warn!(error = %err, "could not forget a dead session");
+                }
             }
             if is_page {
                 let reason = if cookie.was_sent() { NoSession::Ended } else { NoSession::Missing };

@@ -91,7 +91,7 @@ struct SessionRow {
     theme: String,
     ip_address: Option<String>,
     user_agent: Option<String>,
-    data: Json<HashMap<String, Value>>,
+    data: String,
     last_activity_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
@@ -146,34 +146,45 @@ impl AppSessionStore {
         Self { db, idle_timeout }
     }
 
-    /// Loads and validates the session of a cookie token.
+    /// Loads and validates the session of a cookie token, as a tower-sessions record (the
+    /// identity under [`AUTH_KEY`], the rest from the `data` JSON).
     pub async fn validate(&self, id: &Id) -> Result<Result<(AuthSession, Record), Invalid>, sqlx::Error> {
         let key = hash_token(&id.to_string());
-        Ok(self.validate_key(&key).await?.map(|(auth, data)| {
-            let record = Record { id: *id, data, expiry_date: to_offset(auth.expires_at) };
-            (auth, record)
-        }))
+        let (auth, data) = match self.validate_key(&key).await? {
+            Ok(found) => found,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let mut data: HashMap<String, Value> =
+            serde_json::from_str(&data).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        data.insert(AUTH_KEY.to_owned(), serde_json::to_value(&auth).map_err(|e| sqlx::Error::Decode(Box::new(e)))?);
+        let record = Record { id: *id, data, expiry_date: to_offset(auth.expires_at) };
+        Ok(Ok((auth, record)))
     }
 
-    /// Loads and validates the session whose row id is `key` (the cookie's and the tab token's
-    /// common path): the identity, and the rest of the record's data with the identity in it.
-    pub async fn validate_key(
-        &self,
-        key: &str,
-    ) -> Result<Result<(AuthSession, HashMap<String, Value>), Invalid>, sqlx::Error> {
-        const COLUMNS: &str = "s.user_id, s.user_name, s.user_email, s.theme, s.ip_address, s.user_agent, s.data,
-             s.last_activity_at, s.expires_at, s.created_at, s.install_generation, s.account_token_hash,
-             c.tenant_id, c.uninstalled_at, c.install_generation AS client_generation
-             FROM app_sessions s JOIN clients c ON c.id = s.client_id";
+    /// Loads and validates the session whose row id is `key` — the guard's path for the cookie
+    /// and the tab token alike: one prepared statement, the identity decoded straight from the
+    /// columns; the row's `data` JSON is returned as text, undecoded.
+    pub async fn validate_key(&self, key: &str) -> Result<Result<(AuthSession, String), Invalid>, sqlx::Error> {
+        macro_rules! select_session {
+            ($client_id:literal, $data:literal, $param:literal) => {
+                concat!(
+                    "SELECT ",
+                    $client_id,
+                    ", s.user_id, s.user_name, s.user_email, s.theme, s.ip_address, s.user_agent, ",
+                    $data,
+                    ", s.last_activity_at, s.expires_at, s.created_at, s.install_generation, s.account_token_hash,
+                     c.tenant_id, c.uninstalled_at, c.install_generation AS client_generation
+                     FROM app_sessions s JOIN clients c ON c.id = s.client_id WHERE s.id = ",
+                    $param
+                )
+            };
+        }
         let row: Option<SessionRow> = match &self.db {
             Db::Sqlite(pool) => {
-                sqlx::query_as(&format!("SELECT s.client_id, {COLUMNS} WHERE s.id = ?1"))
-                    .bind(key)
-                    .fetch_optional(pool)
-                    .await?
+                sqlx::query_as(select_session!("s.client_id", "s.data", "?1")).bind(key).fetch_optional(pool).await?
             }
             Db::Postgres(pool) => {
-                sqlx::query_as(&format!("SELECT s.client_id::text AS client_id, {COLUMNS} WHERE s.id = $1"))
+                sqlx::query_as(select_session!("s.client_id::text AS client_id", "s.data::text AS data", "$1"))
                     .bind(key)
                     .fetch_optional(pool)
                     .await?
@@ -215,9 +226,7 @@ impl AppSessionStore {
             install_generation: row.install_generation,
             account_token_hash: row.account_token_hash,
         };
-        let mut data = row.data.0;
-        data.insert(AUTH_KEY.to_owned(), serde_json::to_value(&auth).map_err(|e| sqlx::Error::Decode(Box::new(e)))?);
-        Ok(Ok((auth, data)))
+        Ok(Ok((auth, row.data)))
     }
 
     /// Moves `last_activity_at` of the row `key` to now: one `UPDATE … WHERE id`.
