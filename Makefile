@@ -25,8 +25,11 @@ fake-commerce7:
 bench: setup
 	@python3 scripts/bench.py
 
+# The site with hashed names (target/site) and its hash file next to the server binary
+# (target/release/hash.txt), then the .br/.gz siblings the server sends as they are.
 release: setup
 	cargo leptos build --release
+	node scripts/precompress.mjs target/site/pkg
 
 fmt:
 	cargo fmt --all

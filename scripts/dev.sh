@@ -16,4 +16,6 @@ cat <<'MSG'
   Commerce7 admin simulator:   http://localhost:4010   (install, then open Libero in its iframe)
 
 MSG
-cargo leptos watch
+# Plain /pkg names in development: cargo-leptos 0.3.11 hashes only the first build of `watch`,
+# so after an edit the page would still load the first build's hashed files.
+LEPTOS_HASH_FILES=false cargo leptos watch

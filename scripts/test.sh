@@ -19,6 +19,17 @@ passed=0 failed=0 skipped=0
 broken_steps=()
 say() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 
+# --- 0. The front end ----------------------------------------------------------------------------
+# Built first: tests/delivery.rs serves target/site (hashed names, .br/.gz siblings). The server
+# binary is built by cargo-leptos in step 2, after `cargo test` has built its own.
+say "Building the front end (target/site) and its precompressed files"
+front_built=false
+if cargo leptos build --frontend-only && node scripts/precompress.mjs target/site/pkg; then
+  front_built=true
+else
+  broken_steps+=("the front end did not build: tests/delivery.rs fails and the browser tests do not run")
+fi
+
 # --- 1. Rust unit and integration tests --------------------------------------------------------
 say "Rust tests (unit + integration, SQLite and PostgreSQL at ${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres})"
 cargo test --workspace --features ssr --no-fail-fast 2>&1 | tee target/rust-tests.log
@@ -43,8 +54,8 @@ echo "Rust: $rust_passed passed, $rust_failed failed, $((rust_skipped + rust_ign
 passed=$((passed + rust_passed)) failed=$((failed + rust_failed)) skipped=$((skipped + rust_skipped + rust_ignored))
 
 # --- 2. Browser tests ----------------------------------------------------------------------------
-say "Building the site and the fake Commerce7 for the browser tests"
-if cargo leptos build && cargo build -p fake-commerce7; then
+say "Building the server and the fake Commerce7 for the browser tests"
+if $front_built && cargo leptos build --server-only && cargo build -p fake-commerce7; then
   say "Playwright (Chromium)"
   (cd end2end && npx playwright test) 2>&1 | tee target/e2e-tests.log
   e2e_status=${PIPESTATUS[0]}

@@ -53,7 +53,8 @@ pub fn reauth_route() -> Router<AppState> {
                 match slow {
                     Some(slow) => slow.clone(),
                     None => {
-                        return (StatusCode::SERVICE_UNAVAILABLE, "BENCH_SLOW_COMMERCE7_URL is not set").into_response();
+                        return (StatusCode::SERVICE_UNAVAILABLE, "BENCH_SLOW_COMMERCE7_URL is not set")
+                            .into_response();
                     }
                 }
             } else {

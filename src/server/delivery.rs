@@ -1,14 +1,16 @@
 //! How the front end reaches the browser: the `/pkg` files under content-hashed names, sent
 //! precompressed and cached for a year; everything else compressed on the fly and revalidated.
 //!
-//! The wasm is the largest thing a merchant downloads (≈ 650 KB in release) and the admin opens
-//! Libero over whatever Wi-Fi the tasting room has, so it is compressed **once, at build time**
-//! (`scripts/precompress.mjs`: brotli at quality 11, gzip at level 9, as `.br`/`.gz` siblings)
-//! and served as a file. Compressing it per request instead would cost ≈ 10 ms of one of the
-//! server's two cores for every download, at brotli quality 4 (the most that is affordable on
-//! the fly), whose output is ≈ 17 % larger than quality 11's — ≈ 150 ms more at 1.6 Mbps.
-//! Quality 11 takes ≈ 3 s of build time, once. HTML and server-function JSON are compressed on
-//! the fly at tower-http's defaults (brotli 4, gzip 6): a few KB at a time, tens of µs.
+//! The wasm is the largest thing a merchant downloads (≈ 650 KB in release, 258 KB gzip) and
+//! the admin opens Libero over whatever Wi-Fi the tasting room has, so it is compressed **once,
+//! at build time** (`scripts/precompress.mjs`: brotli quality 11, gzip level 9, written as
+//! `.br`/`.gz` siblings) and sent as a file: no CPU per request. Compressing it per request
+//! instead (measured with zlib on a 224 KB wasm on this 2-core machine, scaled to 650 KB) would
+//! cost ≈ 25 ms of one of the two cores for every download at brotli quality 4 — the most that is
+//! affordable on the fly — and its output is ≈ 17 % larger than quality 11's (≈ 35 KB, ≈ 0.2 s at
+//! 1.6 Mbps). Quality 11 takes ≈ 2 s of build time, once. HTML and server-function JSON are
+//! compressed on the fly at tower-http's defaults (brotli 4, gzip 6): a few KB, well under 1 ms.
+//! Hashed names let browsers keep the files for a year without asking again.
 
 use std::{
     path::{Path, PathBuf},
@@ -18,7 +20,7 @@ use std::{
 use axum::{
     Router,
     extract::Request,
-    http::{HeaderValue, StatusCode, header},
+    http::{Extensions, HeaderMap, HeaderValue, StatusCode, Version, header},
     middleware::{Next, from_fn},
     response::Response,
 };
@@ -92,10 +94,11 @@ pub enum FrontEndError {
     },
 }
 
-/// The front end's file names as the build wrote them.
+/// The front end's files as the build named them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrontEnd {
-    /// The stylesheet's URL path.
+    /// The stylesheet's URL path. (The JS and wasm are only checked: Leptos' `HydrationScripts`
+    /// links them itself.)
     pub stylesheet: String,
 }
 
@@ -212,7 +215,7 @@ pub fn with_compression(router: Router) -> Router {
     router.layer(CompressionLayer::new().compress_when(predicate))
 }
 
-fn compressible(_: StatusCode, _: axum::http::Version, headers: &axum::http::HeaderMap, _: &axum::http::Extensions) -> bool {
+fn compressible(_: StatusCode, _: Version, headers: &HeaderMap, _: &Extensions) -> bool {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     matches!(
@@ -240,11 +243,15 @@ pub fn with_revalidation_default(router: Router) -> Router {
 mod tests {
     use super::*;
 
+    /// A 22-character base64url hash, as cargo-leptos writes them.
+    const HASH: &str = "Qx3mZ0f-_a1b2c3d4e5f6g";
+
     #[test]
     fn cargo_leptos_hashed_names_are_recognised() {
-        assert!(carries_content_hash("/pkg/libero.Qx3mZ0f-_a1b2c3d4e5f6gA.wasm"));
-        assert!(carries_content_hash("/pkg/libero.Qx3mZ0f-_a1b2c3d4e5f6gA.css"));
-        assert!(carries_content_hash("/pkg/__wasm_split.Qx3mZ0f-_a1b2c3d4e5f6gA.js"));
+        assert_eq!(HASH.len(), 22);
+        assert!(carries_content_hash(&format!("/pkg/libero.{HASH}.wasm")));
+        assert!(carries_content_hash(&format!("/pkg/libero.{HASH}.css")));
+        assert!(carries_content_hash(&format!("/pkg/__wasm_split.{HASH}.js")));
     }
 
     #[test]
@@ -252,9 +259,28 @@ mod tests {
         assert!(!carries_content_hash("/pkg/libero.wasm"));
         assert!(!carries_content_hash("/pkg/libero.css"));
         assert!(!carries_content_hash("/pkg/libero_bg.wasm.d.ts"), "two extensions, no hash");
-        assert!(!carries_content_hash("/pkg/libero.Qx3mZ0f-_a1b2c3d4e5f6g.wasm"), "21 characters");
-        assert!(!carries_content_hash("/pkg/libero.Qx3mZ0f+/a1b2c3d4e5f6gAB.wasm"), "not base64url");
-        assert!(!carries_content_hash("/pkg/.Qx3mZ0f-_a1b2c3d4e5f6gA.wasm"), "no stem");
+        assert!(!carries_content_hash(&format!("/pkg/libero.{}.wasm", &HASH[1..])), "21 characters");
+        assert!(!carries_content_hash(&format!("/pkg/libero.{}+.wasm", &HASH[1..])), "not base64url");
+        assert!(!carries_content_hash(&format!("/pkg/.{HASH}.wasm")), "no stem");
+        assert!(!carries_content_hash(&format!("/pkg/libero.{HASH}.wasm.br")), "a sibling asked for by name");
+    }
+
+    fn compressed_on_the_fly(content_type: &'static str) -> bool {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        compressible(StatusCode::OK, Version::HTTP_11, &headers, &Extensions::new())
+    }
+
+    #[test]
+    fn event_streams_and_compressed_formats_are_never_compressed_on_the_fly() {
+        for content_type in ["text/event-stream", "image/png", "image/webp", "font/woff2", "application/zip", ""] {
+            assert!(!compressed_on_the_fly(content_type), "{content_type:?}");
+        }
+        for content_type in
+            ["text/html; charset=utf-8", "application/json", "application/wasm", "text/css", "text/javascript"]
+        {
+            assert!(compressed_on_the_fly(content_type), "control: {content_type}");
+        }
     }
 
     #[test]
@@ -276,7 +302,7 @@ mod tests {
         let options = LeptosOptions::builder()
             .output_name("libero")
             .hash_files(true)
-            .hash_file("/nonexistent/libero-hash.txt")
+            .hash_file("/nonexistent/libero-hash.txt".into())
             .build();
         let err = FrontEnd::resolve(&options).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/libero-hash.txt"), "{err}");
@@ -286,8 +312,11 @@ mod tests {
     fn a_site_from_another_build_stops_start_up() {
         let dir = tempfile::tempdir().unwrap();
         let hash_file = dir.path().join("hash.txt");
-        std::fs::write(&hash_file, "js: AAAAAAAAAAAAAAAAAAAAAA\nwasm: BBBBBBBBBBBBBBBBBBBBBB\ncss: CCCCCCCCCCCCCCCCCCCCCC\n")
-            .unwrap();
+        std::fs::write(
+            &hash_file,
+            "js: AAAAAAAAAAAAAAAAAAAAAA\nwasm: BBBBBBBBBBBBBBBBBBBBBB\ncss: CCCCCCCCCCCCCCCCCCCCCC\n",
+        )
+        .unwrap();
         std::fs::create_dir(dir.path().join("pkg")).unwrap();
         for name in ["libero.AAAAAAAAAAAAAAAAAAAAAA.js", "libero.CCCCCCCCCCCCCCCCCCCCCC.css"] {
             std::fs::write(dir.path().join("pkg").join(name), "x").unwrap();
@@ -296,7 +325,7 @@ mod tests {
             .output_name("libero")
             .site_root(dir.path().to_str().unwrap())
             .hash_files(true)
-            .hash_file(hash_file.to_str().unwrap())
+            .hash_file(hash_file.to_str().unwrap().into())
             .build();
         let err = FrontEnd::resolve(&options).unwrap_err().to_string();
         assert!(err.contains("libero.BBBBBBBBBBBBBBBBBBBBBB.wasm is missing"), "{err}");

@@ -139,7 +139,8 @@ pub fn route_label(matched: Option<&MatchedPath>) -> String {
 /// request costs one read-locked hash lookup and no allocation. The set is bounded like the
 /// labels (fixed methods, the router's route templates, HTTP status codes).
 fn http_histogram(method: &'static str, route: Option<&MatchedPath>, status: StatusCode) -> metrics::Histogram {
-    type Handles = std::sync::RwLock<std::collections::HashMap<(&'static str, Option<String>, u16), metrics::Histogram>>;
+    type Handles =
+        std::sync::RwLock<std::collections::HashMap<(&'static str, Option<String>, u16), metrics::Histogram>>;
     static HANDLES: OnceLock<Handles> = OnceLock::new();
     let handles = HANDLES.get_or_init(Default::default);
     let route_key = route.map(MatchedPath::as_str);
@@ -151,8 +152,7 @@ fn http_histogram(method: &'static str, route: Option<&MatchedPath>, status: Sta
     if let Some(histogram) = cached {
         return histogram;
     }
-    let histogram =
-        histogram!(HTTP_DURATION, "method" => method, "route" => route_label(route), "status" => status.as_u16().to_string());
+    let histogram = histogram!(HTTP_DURATION, "method" => method, "route" => route_label(route), "status" => status.as_u16().to_string());
     if let Ok(mut map) = handles.write() {
         map.insert((method, route_key.map(str::to_owned), status.as_u16()), histogram.clone());
     }
