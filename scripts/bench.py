@@ -226,7 +226,8 @@ def build() -> None:
             run(["apt-get", "install", "-y", "-qq", "wrk"])
         else:
             raise SystemExit("wrk is needed: Debian/Ubuntu `sudo apt-get install wrk`, macOS `brew install wrk`")
-    run(["cargo", "leptos", "build", "--release", "--precompress", "--bin-features", "ssr,bench"], cwd=ROOT)
+    run(["cargo", "leptos", "build", "--release", "--bin-features", "ssr,bench"], cwd=ROOT)
+    run(["node", "scripts/precompress.mjs", "target/site/pkg"], cwd=ROOT)
     run(["cargo", "build", "--release", "-p", "fake-commerce7"], cwd=ROOT)
     if PEERS.is_dir():
         dest = TARGET / "bench-peers"

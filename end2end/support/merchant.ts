@@ -345,3 +345,66 @@ export async function sameDocument(frame: Frame): Promise<boolean> {
 export async function frameLocation(frame: Frame): Promise<string> {
   return frame.evaluate(() => location.href);
 }
+
+/** One moment a watched text was on screen in one of the app's frames. */
+export interface Sighting {
+  /** The tab (top-level page) whose app frame showed it. */
+  page: Page;
+  /** The watched text. */
+  text: string;
+  /** Where it was: `text of <p>`, `value of <input>`. */
+  where: string;
+  /** The frame's address at that moment. */
+  url: string;
+}
+
+/**
+ * Records every time one of `texts` is visible in a document of the app (any frame, any tab of
+ * `context`): in a text node whose element is rendered and not `visibility: hidden` or
+ * transparent, or in a rendered form field's value. It looks at each DOM change (as the parser
+ * inserts the server's HTML) and before each frame is painted, so a document that is replaced
+ * during its load (the tab bootstrap's `location.replace`) is watched too. Each document reports
+ * each text once.
+ */
+export async function watchVisibleText(context: BrowserContext, servers: Servers, texts: string[]): Promise<Sighting[]> {
+  const sightings: Sighting[] = [];
+  await context.exposeBinding("__liberoE2eSeen", (source, text: string, where: string, url: string) => {
+    sightings.push({ page: source.page, text, where, url });
+  });
+  await context.addInitScript(
+    ({ origin, texts }) => {
+      if (location.origin !== origin) return;
+      const seen = (window as unknown as { __liberoE2eSeen: (text: string, where: string, url: string) => void }).__liberoE2eSeen;
+      const reported = new Set<string>();
+      const visible = (element: Element) => element.checkVisibility({ visibilityProperty: true, opacityProperty: true });
+      const report = (text: string, where: string) => {
+        if (reported.has(text)) return;
+        reported.add(text);
+        seen(text, where, location.href);
+      };
+      const look = () => {
+        if (reported.size === texts.length) return;
+        const walker = document.createTreeWalker(document, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+          const parent = node.parentElement;
+          if (!parent) continue;
+          for (const text of texts) {
+            if ((node as Text).data.includes(text) && visible(parent)) report(text, `text of <${parent.localName}>`);
+          }
+        }
+        for (const field of Array.from(document.querySelectorAll("input, textarea"))) {
+          const value = (field as HTMLInputElement).value;
+          for (const text of texts) if (value.includes(text) && visible(field)) report(text, `value of <${field.localName}>`);
+        }
+      };
+      new MutationObserver(look).observe(document, { childList: true, subtree: true, characterData: true, attributes: true });
+      const everyFrame = () => {
+        look();
+        requestAnimationFrame(everyFrame);
+      };
+      requestAnimationFrame(everyFrame);
+    },
+    { origin: servers.appUrl, texts },
+  );
+  return sightings;
+}

@@ -10,7 +10,7 @@
 // http://localhost:PORT: different sites, so the app runs in a cross-site iframe there.
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -18,12 +18,26 @@ import { test } from "@playwright/test";
 
 export const REPO_ROOT = resolve(__dirname, "..", "..");
 // What `cargo leptos build` and the fake's build leave in <repo>/target. E2E_TARGET_DIR may name a
-// copy of debug/libero, debug/fake-commerce7 and site/ instead (e.g. to keep testing one build
-// while other cargo commands relink target/debug/libero without cargo-leptos' settings).
+// copy of debug/libero, debug/fake-commerce7, debug/hash.txt (when the build hashes /pkg names)
+// and site/ instead (e.g. to keep testing one build while other cargo commands relink
+// target/debug/libero without cargo-leptos' settings).
 const TARGET_DIR = resolve(process.env.E2E_TARGET_DIR ?? join(REPO_ROOT, "target"));
 const FAKE_BIN = join(TARGET_DIR, "debug", "fake-commerce7");
 const APP_BIN = join(TARGET_DIR, "debug", "libero");
+/** cargo-leptos' list of the /pkg hashes (hash-files = true), read by the server next to its binary. */
+const HASH_FILE = join(TARGET_DIR, "debug", "hash.txt");
 const SITE_ROOT = join(TARGET_DIR, "site");
+
+/**
+ * Whether the site was built with content-hashed /pkg names: the hash file next to the binary
+ * names a wasm file the site has. (A hash file left over from an earlier hashed build does not
+ * count.) The server is told so (LEPTOS_HASH_FILES), as `cargo leptos serve` would tell it.
+ */
+function siteHashed(): boolean {
+  if (!existsSync(HASH_FILE)) return false;
+  const wasm = /^\s*wasm\s*:\s*(\S+)\s*$/m.exec(readFileSync(HASH_FILE, "utf8"))?.[1];
+  return wasm !== undefined && existsSync(join(SITE_ROOT, "pkg", `libero.${wasm}.wasm`));
+}
 
 /** Test-only secrets, shared by the fake (which sends the callbacks) and the app (which checks them). */
 export const SESSION_SECRET = "e2e-secret-0123456789abcdef0123456789abcdef";
@@ -253,6 +267,7 @@ export async function startServers(label = "e2e"): Promise<Servers> {
       LEPTOS_OUTPUT_NAME: "libero",
       LEPTOS_SITE_ROOT: SITE_ROOT,
       LEPTOS_SITE_PKG_DIR: "pkg",
+      LEPTOS_HASH_FILES: String(siteHashed()),
       LEPTOS_SITE_ADDR: `127.0.0.1:${appPort}`,
       LEPTOS_ENV: "DEV",
       DATABASE_URL: `sqlite://${databaseFile}`,

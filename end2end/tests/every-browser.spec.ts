@@ -1,5 +1,6 @@
 import { type Frame, type FrameLocator, type Page, expect, test } from "@playwright/test";
 import {
+  type AppRequest,
   AppTraffic,
   type BrowserMode,
   EXPECTED_PROBES,
@@ -14,8 +15,10 @@ import {
   openAs,
   openBrowser,
   runProbes,
+  type Sighting,
   sameDocument,
   tabTokenPattern,
+  watchVisibleText,
 } from "../support/merchant";
 import { type Servers, useServers } from "../support/servers";
 
@@ -170,23 +173,28 @@ for (const mode of ["default", "allowed", "blocked", "no-cookies"] as const) {
           expect(handoffLoads).toHaveLength(0);
         }
 
-        // Sign-out: the landing page, the session ended at once, the tab forgets its token.
+        // Sign-out: the landing page, the session ended at once, the tab forgets its token and
+        // which winery it was opened for.
+        expect(await frame.evaluate(() => window.name)).toBe("libero:demo-winery");
         await signOut(app, frame, traffic, servers(), "demo-winery");
         if (probes.storage === "ok") {
           expect(await frame.evaluate(() => sessionStorage.getItem("libero.tab"))).toBeNull();
         }
+        expect(await frame.evaluate(() => window.name)).toBe("");
 
-        // A reload of the frame now: the "no session" page (401), never the landing page.
+        // A reload of the frame now: the "no session" page (401), never the landing page. It
+        // asks to sign in again: a blocked storage alone is no reason to blame the browser
+        // (cookies work here; only "no-site-data" below is told its browser blocks Libero).
         const after = await frame.goto(`${appUrl}/app`);
         expect(after?.status()).toBe(401);
+        await expect(app.locator("html")).toHaveAttribute("data-storage", probes.storage);
         const noSession = app.locator("#no-session");
-        if (probes.storage === "ok") {
-          await expect(noSession).toHaveAttribute("data-reason", "missing");
-          await expect(noSession.getByRole("heading", { level: 1 })).toHaveText("Libero needs you to sign in again");
-        } else {
-          await expect(noSession).toHaveAttribute("data-reason", "blocked");
-          await expect(noSession.getByRole("heading", { level: 1 })).toHaveText("Your browser is blocking Libero's storage");
-        }
+        await expect(noSession).toHaveAttribute("data-reason", "missing");
+        await expect(noSession.getByRole("heading", { level: 1 })).toHaveText("Libero needs you to sign in again");
+        await expect(noSession.getByText("Open Libero again from the Apps menu of your Commerce7 admin.")).toBeVisible();
+        const blockedHeading = noSession.locator('h1[data-when="blocked"]');
+        await expect(blockedHeading).toHaveText("Your browser is blocking Libero's storage");
+        await expect(blockedHeading).toBeHidden();
         await expect(app.getByRole("heading", { name: "Libero for Commerce7" })).toHaveCount(0);
 
         await expectNoSecretInUrls(traffic, servers());
@@ -269,15 +277,31 @@ test.describe(() => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// Two wineries in two tabs of one browser. Third-party cookies allowed: one session cookie for
-// both tabs (the admin simulator is one site) and working sessionStorage — the browser in which
-// the cookie alone would mix the wineries up.
+// Two wineries in two tabs of one browser: one session cookie for both tabs (the admin simulator is
+// one site, so even a partitioned cookie is shared), and it belongs to the winery signed in last.
+// In "allowed" mode the frame's sessionStorage works, so a tab can resume its own session; in
+// Chromium's default mode it throws, and a tab only knows which winery it was opened for.
 // ---------------------------------------------------------------------------------------------
+
+const TWO_TAB_MODES = ["allowed", "default"] as const;
+type TwoTabMode = (typeof TWO_TAB_MODES)[number];
+
+/** What only Second Cellar's pages show (its organisation name and its user). */
+const SECOND_CELLAR_TEXTS = ["Second Cellar", "Lee Vintner"];
+
+interface Tab {
+  page: Page;
+  app: FrameLocator;
+  frame: Frame;
+  traffic: AppTraffic;
+}
 
 interface TwoTabs {
   close(): Promise<void>;
-  tab1: { page: Page; app: FrameLocator; frame: Frame; traffic: AppTraffic };
-  tab2: { page: Page; app: FrameLocator; frame: Frame; traffic: AppTraffic };
+  tab1: Tab;
+  tab2: Tab;
+  /** Every time Second Cellar's name or user was on screen, in either tab. */
+  sightings: Sighting[];
 }
 
 /** The tenant a document load with only this cookie is rendered for (its libero-tab meta). */
@@ -289,10 +313,11 @@ async function tenantOfCookie(servers: Servers, cookie: string): Promise<string 
 }
 
 /** Tab 1 opened for Demo Winery, then tab 2 for Second Cellar: the shared cookie now names tab 2's session. */
-async function openTwoWineries(servers: Servers): Promise<TwoTabs> {
-  const browser = await openBrowser("allowed", servers);
+async function openTwoWineries(mode: TwoTabMode, servers: Servers): Promise<TwoTabs> {
+  const browser = await openBrowser(mode, servers);
   try {
     const { context, page } = browser;
+    const sightings = await watchVisibleText(context, servers, SECOND_CELLAR_TEXTS);
     await installTenant(page, servers, "demo-winery");
     await installTenant(page, servers, "second-cellar");
 
@@ -311,16 +336,20 @@ async function openTwoWineries(servers: Servers): Promise<TwoTabs> {
     await expect(app2.getByTestId("tenant")).toHaveText("second-cellar");
     await expect(app2.locator("body")).toHaveAttribute("data-hydrated", "true");
 
-    // The situation of the issue: one cookie for both tabs, and it belongs to Second Cellar.
-    expect(await runProbes(page, servers)).toEqual(EXPECTED_PROBES.allowed);
+    // The mode, and the situation of the issue: one cookie for both tabs, Second Cellar's.
+    expect(await runProbes(page, servers)).toEqual(EXPECTED_PROBES[mode]);
+    await expect(app1.locator("html")).toHaveAttribute("data-storage", EXPECTED_PROBES[mode].storage);
     const cookies = (await context.cookies(servers.appUrl)).filter((c) => c.name === SESSION_COOKIE);
     expect(cookies).toHaveLength(1);
     expect(await tenantOfCookie(servers, cookies[0].value)).toBe("second-cellar");
+    // Tab 1 knows which winery it was opened for, whatever the browser lets it store.
+    expect(await appFrame(page, servers).evaluate(() => window.name)).toBe("libero:demo-winery");
 
     return {
       close: browser.close,
       tab1: { page, app: app1, frame: appFrame(page, servers), traffic: traffic1 },
       tab2: { page: page2, app: app2, frame: appFrame(page2, servers), traffic: traffic2 },
+      sightings,
     };
   } catch (err) {
     await browser.close();
@@ -328,52 +357,74 @@ async function openTwoWineries(servers: Servers): Promise<TwoTabs> {
   }
 }
 
-test.describe(() => {
-  const servers = useServers("two-tabs-settings");
+/** The tab's server-function calls, each with the token it carried. */
+function apiCalls(tab: Tab): AppRequest[] {
+  return tab.traffic.requests.filter((r) => r.method === "POST" && r.path.startsWith("/api/"));
+}
 
-  test("in two tabs of one browser, each winery's Settings shows and saves only that winery's settings", async () => {
-    test.setTimeout(FLOW_TIMEOUT_MS);
-    const { tab1, tab2, close } = await openTwoWineries(servers());
-    try {
-      // Tab 1 (Demo Winery) after tab 2 signed in to Second Cellar: still Demo Winery's settings.
-      await settingsInApp(tab1.app, tab1.frame, servers(), "Demo Winery");
-      await saveSettings(tab1.app, tab1.traffic, "demo-winery", "Demo Winery (saved in tab 1)");
+/** Every server-function call of the tab carried a token of `tenant` (and there was at least one). */
+function expectOnlyTokensOf(tab: Tab, tenant: string) {
+  const calls = apiCalls(tab);
+  expect(calls.length).toBeGreaterThan(0);
+  expect(calls.filter((r) => !tabTokenPattern(tenant).test(r.authorization?.replace(/^Bearer /, "") ?? "")).map((r) => r.path)).toEqual([]);
+}
 
-      // Read back in tab 2: Second Cellar's settings are untouched; save them too.
-      await settingsInApp(tab2.app, tab2.frame, servers(), "Second Cellar");
-      await saveSettings(tab2.app, tab2.traffic, "second-cellar", "Second Cellar (saved in tab 2)");
+/** Sightings of Second Cellar's texts in this tab. */
+function seenIn(twoTabs: TwoTabs, tab: Tab): string[] {
+  return twoTabs.sightings.filter((s) => s.page === tab.page).map((s) => `${s.text} (${s.where}, ${s.url})`);
+}
 
-      // Read back in tab 1 (a fresh get_settings): tab 2's save did not reach Demo Winery.
-      await tab1.app.getByRole("link", { name: "Dashboard", exact: true }).click();
-      await expect(tab1.app.getByTestId("tenant")).toHaveText("demo-winery");
-      await settingsInApp(tab1.app, tab1.frame, servers(), "Demo Winery (saved in tab 1)");
-      await tab2.app.getByRole("link", { name: "Dashboard", exact: true }).click();
-      await expect(tab2.app.getByTestId("tenant")).toHaveText("second-cellar");
-      await settingsInApp(tab2.app, tab2.frame, servers(), "Second Cellar (saved in tab 2)");
+for (const mode of TWO_TAB_MODES) {
+  test.describe(() => {
+    const servers = useServers(`two-tabs-settings-${mode}`);
 
-      // Every call of each tab carried that tab's own token.
-      for (const [tab, tenant] of [
-        [tab1, "demo-winery"],
-        [tab2, "second-cellar"],
-      ] as const) {
-        const calls = tab.traffic.requests.filter((r) => r.method === "POST" && r.path.startsWith("/api/"));
-        expect(calls.length).toBeGreaterThan(0);
-        expect(calls.filter((r) => !tabTokenPattern(tenant).test(r.authorization?.replace(/^Bearer /, "") ?? ""))).toEqual([]);
+    test(`in two tabs of one browser, each winery's Settings shows and saves only that winery's settings (${MODE_NAMES[mode]})`, async () => {
+      test.setTimeout(FLOW_TIMEOUT_MS);
+      const tabs = await openTwoWineries(mode, servers());
+      const { tab1, tab2, close } = tabs;
+      try {
+        // Tab 1 (Demo Winery) after tab 2 signed in to Second Cellar: still Demo Winery's settings.
+        await settingsInApp(tab1.app, tab1.frame, servers(), "Demo Winery");
+        await saveSettings(tab1.app, tab1.traffic, "demo-winery", "Demo Winery (saved in tab 1)");
+
+        // Read back in tab 2: Second Cellar's settings are untouched; save them too.
+        await tab2.page.bringToFront();
+        await settingsInApp(tab2.app, tab2.frame, servers(), "Second Cellar");
+        await saveSettings(tab2.app, tab2.traffic, "second-cellar", "Second Cellar (saved in tab 2)");
+
+        // Read back in tab 1 (a fresh get_settings): tab 2's save did not reach Demo Winery.
+        await tab1.page.bringToFront();
+        await tab1.app.getByRole("link", { name: "Dashboard", exact: true }).click();
+        await expect(tab1.app.getByTestId("tenant")).toHaveText("demo-winery");
+        await settingsInApp(tab1.app, tab1.frame, servers(), "Demo Winery (saved in tab 1)");
+        await tab2.page.bringToFront();
+        await tab2.app.getByRole("link", { name: "Dashboard", exact: true }).click();
+        await expect(tab2.app.getByTestId("tenant")).toHaveText("second-cellar");
+        await settingsInApp(tab2.app, tab2.frame, servers(), "Second Cellar (saved in tab 2)");
+
+        // Every call of each tab carried that tab's own token.
+        expectOnlyTokensOf(tab1, "demo-winery");
+        expectOnlyTokensOf(tab2, "second-cellar");
+        // Tab 1 never showed Second Cellar; tab 2 did (the watch's positive control).
+        expect(seenIn(tabs, tab1)).toEqual([]);
+        expect(seenIn(tabs, tab2).length).toBeGreaterThan(0);
+      } finally {
+        await close();
       }
-    } finally {
-      await close();
-    }
+    });
   });
-});
+}
 
 test.describe(() => {
-  const servers = useServers("two-tabs-reload");
+  const servers = useServers("two-tabs-reload-allowed");
 
-  test("a frame reload in a winery's tab stays on that winery while the shared cookie belongs to another", async () => {
+  test(`a frame reload in a winery's tab resumes that winery, not the one whose cookie the browser holds (${MODE_NAMES.allowed})`, async () => {
     test.setTimeout(FLOW_TIMEOUT_MS);
     const { appUrl } = servers();
-    const { tab1, close } = await openTwoWineries(servers());
+    const tabs = await openTwoWineries("allowed", servers());
+    const { tab1, tab2, close } = tabs;
     try {
+      await tab1.page.bringToFront();
       await settingsInApp(tab1.app, tab1.frame, servers(), "Demo Winery");
       await saveSettings(tab1.app, tab1.traffic, "demo-winery", "Demo Winery (before the reload)");
 
@@ -390,6 +441,12 @@ test.describe(() => {
       await tab1.app.getByRole("link", { name: "Dashboard", exact: true }).click();
       await expect(tab1.app.getByRole("heading", { name: "Welcome, Dana Owner" })).toBeVisible();
       await expect(tab1.app.getByTestId("tenant")).toHaveText("demo-winery");
+      expectOnlyTokensOf(tab1, "demo-winery");
+
+      // Tab 2 goes on with Second Cellar.
+      await expectSecondCellarTabWorks(tab2, servers());
+      expect(seenIn(tabs, tab1)).toEqual([]);
+      expect(seenIn(tabs, tab2).length).toBeGreaterThan(0);
     } finally {
       await close();
     }
@@ -397,28 +454,95 @@ test.describe(() => {
 });
 
 test.describe(() => {
-  const servers = useServers("two-tabs-sign-out");
+  const servers = useServers("two-tabs-reload-default");
 
-  test("signing out in one winery's tab leaves the other winery's tab working", async () => {
+  test(`a frame reload in a winery's tab says the tab belongs to another winery instead of showing the one whose cookie the browser holds (${MODE_NAMES.default})`, async () => {
     test.setTimeout(FLOW_TIMEOUT_MS);
-    const { appUrl } = servers();
-    const { tab1, tab2, close } = await openTwoWineries(servers());
+    const { appUrl, adminUrl } = servers();
+    const tabs = await openTwoWineries("default", servers());
+    const { tab1, tab2, close } = tabs;
     try {
-      await signOut(tab2.app, tab2.frame, tab2.traffic, servers(), "second-cellar");
-
-      // Tab 1 goes on: its token is still accepted, it reads and saves Demo Winery's settings…
-      const token1 = await heldTabToken(tab1.frame);
-      expect(await callWithBearer(servers(), "/api/session_info", token1)).toBe(200);
+      await tab1.page.bringToFront();
       await settingsInApp(tab1.app, tab1.frame, servers(), "Demo Winery");
-      await saveSettings(tab1.app, tab1.traffic, "demo-winery", "Demo Winery (after Second Cellar signed out)");
+      await saveSettings(tab1.app, tab1.traffic, "demo-winery", "Demo Winery (before the reload)");
 
-      // …and survives a frame reload (its own session, resumed from the tab's storage).
-      await tab1.frame.goto(`${appUrl}/settings`);
-      await expect(tab1.app.getByLabel("Organisation name")).toHaveValue("Demo Winery (after Second Cellar signed out)");
-      await expect(tab1.app.locator('meta[name="libero-tab"]')).toHaveAttribute("data-tenant", "demo-winery");
-      expect(await frameLocation(tab1.frame)).toBe(`${appUrl}/settings`);
+      // The document load carries Second Cellar's cookie (the server answers with its page) and
+      // the tab has no stored token to resume with: it hides that page and says why.
+      const reload = await tab1.frame.goto(`${appUrl}/settings`);
+      expect(reload?.status()).toBe(200);
+      const noSession = tab1.app.locator("#no-session");
+      await expect(noSession).toHaveAttribute("data-reason", "other");
+      await expect(noSession.getByRole("heading", { level: 1 })).toHaveText("This tab belongs to another winery");
+      await expect(noSession.locator("[data-tab-tenant]")).toHaveText("demo-winery");
+      await expect(noSession.getByText("Open Libero again from the Apps menu of your Commerce7 admin.")).toBeVisible();
+      await expect(tab1.app.locator("#reopen")).toBeVisible();
+      await expect(tab1.app.locator("#reopen")).toHaveAttribute("href", `${adminUrl}/`);
+      expect(await frameLocation(tab1.frame)).toBe(`${appUrl}/resume#other-winery`);
+      expect(await tab1.frame.evaluate(() => window.name)).toBe("libero:demo-winery");
+      // Nothing of Second Cellar on the final page, nor on screen at any moment before it.
+      await expect(tab1.app.locator("html")).not.toContainText("Second Cellar");
+      await expect(tab1.app.locator('meta[name="libero-tab"]')).toHaveCount(0);
+      expect(seenIn(tabs, tab1)).toEqual([]);
+      // No storage, so no resume; and every call tab 1 made carried Demo Winery's token.
+      expect(tab1.traffic.calls("/api/resume_tab")).toHaveLength(0);
+      expectOnlyTokensOf(tab1, "demo-winery");
+
+      // Tab 2 goes on with Second Cellar.
+      await expectSecondCellarTabWorks(tab2, servers());
+      expect(seenIn(tabs, tab2).length).toBeGreaterThan(0);
     } finally {
       await close();
     }
   });
 });
+
+/** Tab 2 reads and saves Second Cellar's settings, and its frame reload opens them again (the cookie is its own). */
+async function expectSecondCellarTabWorks(tab2: Tab, servers: Servers) {
+  await tab2.page.bringToFront();
+  await settingsInApp(tab2.app, tab2.frame, servers, "Second Cellar");
+  await saveSettings(tab2.app, tab2.traffic, "second-cellar", "Second Cellar (saved in tab 2)");
+  const reload = await tab2.frame.goto(`${servers.appUrl}/settings`);
+  expect(reload?.status()).toBe(200);
+  await expect(tab2.app.getByLabel("Organisation name")).toHaveValue("Second Cellar (saved in tab 2)");
+  await expect(tab2.app.locator('meta[name="libero-tab"]')).toHaveAttribute("data-tenant", "second-cellar");
+  await expect(tab2.app.locator("body")).toHaveAttribute("data-hydrated", "true");
+  expectOnlyTokensOf(tab2, "second-cellar");
+}
+
+for (const mode of TWO_TAB_MODES) {
+  test.describe(() => {
+    const servers = useServers(`two-tabs-sign-out-${mode}`);
+
+    test(`signing out in one winery's tab leaves the other winery's tab working (${MODE_NAMES[mode]})`, async () => {
+      test.setTimeout(FLOW_TIMEOUT_MS);
+      const { appUrl } = servers();
+      const tabs = await openTwoWineries(mode, servers());
+      const { tab1, tab2, close } = tabs;
+      try {
+        await tab2.page.bringToFront();
+        await signOut(tab2.app, tab2.frame, tab2.traffic, servers(), "second-cellar");
+        // (The watch's positive control: tab 2 showed Second Cellar's user before signing out.)
+        expect(seenIn(tabs, tab2).length).toBeGreaterThan(0);
+
+        // Tab 1 goes on: its token is still accepted, it reads and saves Demo Winery's settings.
+        await tab1.page.bringToFront();
+        const token1 = await heldTabToken(tab1.frame);
+        expect(await callWithBearer(servers(), "/api/session_info", token1)).toBe(200);
+        await settingsInApp(tab1.app, tab1.frame, servers(), "Demo Winery");
+        await saveSettings(tab1.app, tab1.traffic, "demo-winery", "Demo Winery (after tab 2 signed out)");
+        expectOnlyTokensOf(tab1, "demo-winery");
+
+        if (mode === "allowed") {
+          // It even survives a frame reload (its own session, resumed from the tab's storage).
+          await tab1.frame.goto(`${appUrl}/settings`);
+          await expect(tab1.app.getByLabel("Organisation name")).toHaveValue("Demo Winery (after tab 2 signed out)");
+          await expect(tab1.app.locator('meta[name="libero-tab"]')).toHaveAttribute("data-tenant", "demo-winery");
+          expect(await frameLocation(tab1.frame)).toBe(`${appUrl}/settings`);
+        }
+        expect(seenIn(tabs, tab1)).toEqual([]);
+      } finally {
+        await close();
+      }
+    });
+  });
+}
