@@ -230,7 +230,8 @@ async function siteMismatch(appUrl: string): Promise<string | undefined> {
   if (wasm && !existsSync(join(SITE_ROOT, wasm))) {
     return (
       `${APP_BIN} links ${wasm}, which ${SITE_ROOT} does not have: the binary was not built by ` +
-      "`cargo leptos build` (or the site is from another build). Run `cargo leptos build` again."
+      "`cargo leptos build`, or the site is from another build, or (hashed /pkg names) the build's " +
+      `hash.txt is not at ${HASH_FILE}. Run \`cargo leptos build\` again (and copy debug/hash.txt with the binary).`
     );
   }
   return undefined;
