@@ -52,6 +52,7 @@ CONNECTIONS = [int(c) for c in os.environ.get("BENCH_CONNECTIONS", "1,16,64").sp
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 ROW_COUNTS = [int(n) for n in os.environ.get("BENCH_ROWS", "1000,100000,1000000").split(",")]
 PEERS = Path(os.environ.get("BENCH_PEERS", ROOT.parent / "shared" / "bench-peers"))
+SITE = TARGET / "bench" / "site"
 
 
 def say(message: str) -> None:
@@ -228,6 +229,9 @@ def build() -> None:
             raise SystemExit("wrk is needed: Debian/Ubuntu `sudo apt-get install wrk`, macOS `brew install wrk`")
     run(["cargo", "leptos", "build", "--release", "--bin-features", "ssr,bench"], cwd=ROOT)
     run(["node", "scripts/precompress.mjs", "target/site/pkg"], cwd=ROOT)
+    # Debug builds (make test) write target/site too: keep this build's site with the bench.
+    shutil.rmtree(SITE, ignore_errors=True)
+    shutil.copytree(TARGET / "site", SITE)
     run(["cargo", "build", "--release", "-p", "fake-commerce7"], cwd=ROOT)
     if PEERS.is_dir():
         dest = TARGET / "bench-peers"
@@ -260,7 +264,7 @@ def bench_libero(kind: str, database_url: str, fast: Server, slow: Server, scrat
         "DATABASE_URL": database_url, "SESSION_SECRET": SECRET, "COOKIE_SECURE": "false",
         "COMMERCE7_API_URL": f"http://127.0.0.1:{fast.port}/v1", "COMMERCE7_USER": CALLBACK_USER,
         "COMMERCE7_PASSWORD": CALLBACK_PASSWORD, "METRICS_TOKEN": METRICS_TOKEN, "RATE_LIMIT_SIGN_IN": "0",
-        "SESSION_TOUCH_INTERVAL": "60s", "LEPTOS_SITE_ROOT": str(TARGET / "site"), "LEPTOS_SITE_PKG_DIR": "pkg",
+        "SESSION_TOUCH_INTERVAL": "60s", "LEPTOS_SITE_ROOT": str(SITE), "LEPTOS_SITE_PKG_DIR": "pkg",
         "LEPTOS_OUTPUT_NAME": "libero", "LEPTOS_SITE_ADDR": f"127.0.0.1:{port}", "LEPTOS_ENV": "PROD",
         "BENCH_SLOW_COMMERCE7_URL": f"http://127.0.0.1:{slow.port}/v1",
     }
@@ -343,7 +347,7 @@ def bench_peer(name: str, cmd: list[str], database_url: str, cwd: Path, scratch:
 
 
 def wasm_sizes() -> tuple[int, int, str]:
-    pkg = TARGET / "site" / "pkg"
+    pkg = SITE / "pkg"
     wasm = max(pkg.glob("*.wasm"), key=lambda p: p.stat().st_mtime)
     raw = wasm.read_bytes()
     return len(raw), len(gzip.compress(raw, 9)), wasm.name
