@@ -37,6 +37,7 @@ fn tab_bootstrap() -> Option<AnyView> {
                 data-tenant=tab.tenant_id
                 data-theme=tab.theme.as_str()
                 data-expires-in=tab.expires_in.to_string()
+                data-via=tab.via.as_str()
             />
             <script inner_html=crate::tab::BOOTSTRAP_SCRIPT></script>
         }

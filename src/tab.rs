@@ -50,8 +50,11 @@ where
     type Response = BrowserResponse;
 
     fn send(req: Self::Request) -> impl Future<Output = Result<Self::Response, E>> + Send {
+        // Once the tab has a credential it always sends it — even one the server refused before
+        // (then the answer is 401 again): never a call decided by a cookie that may be another
+        // winery's.
         #[cfg(feature = "hydrate")]
-        if let Some(tab) = browser::current() {
+        if let Some(tab) = browser::credential() {
             req.headers().set("Authorization", &format!("Bearer {}", tab.token));
         }
         <BrowserClient as Client<E, IS, OS>>::send(req)
@@ -134,13 +137,18 @@ pub mod browser {
         js_sys::Date::now()
     }
 
-    /// The tab's live credential: memory, else storage (where the bootstrap script put the
-    /// page's token), else the page itself (storage blocked).
-    pub fn current() -> Option<StoredTab> {
+    /// The tab's credential, live or refused: memory, else storage (where the bootstrap script
+    /// put the page's token), else the page itself (storage blocked).
+    pub fn credential() -> Option<StoredTab> {
         let known = CURRENT.with_borrow(Clone::clone);
         let tab = known.or_else(from_storage).or_else(from_page)?;
         CURRENT.with_borrow_mut(|slot| *slot = Some(tab.clone()));
-        (!tab.dead).then_some(tab)
+        Some(tab)
+    }
+
+    /// The tab's credential while the server has not refused it.
+    pub fn current() -> Option<StoredTab> {
+        credential().filter(|tab| !tab.dead)
     }
 
     /// Replaces the credential (after a renewal).
@@ -217,7 +225,8 @@ fn schedule_renewal() {
                         });
                         schedule_renewal();
                     }
-                    Err(crate::error::AppError::Unauthorized) => browser::mark_dead(),
+                    // The session has ended: say so now, not at the merchant's next click.
+                    Err(crate::error::AppError::Unauthorized) => session_ended(),
                     // Offline or a server hiccup: try again in a minute (the token is still valid).
                     Err(_) => set_timeout(schedule_renewal, std::time::Duration::from_secs(60)),
                 }
@@ -233,8 +242,15 @@ pub fn sign_out_tab() -> bool {
     #[cfg(feature = "hydrate")]
     {
         use leptos::prelude::*;
-        if browser::current().is_none() {
+        let Some(tab) = browser::credential() else {
             return false;
+        };
+        if tab.dead {
+            // Already ended: nothing to sign out, and the cookie may be another winery's.
+            browser::forget();
+            let _ = window().set_name("");
+            let _ = window().location().replace("/");
+            return true;
         }
         leptos::task::spawn_local(async {
             // 401: already signed out elsewhere. Either way this tab's credential is finished.
@@ -253,6 +269,27 @@ pub fn sign_out_tab() -> bool {
     }
     #[cfg(not(feature = "hydrate"))]
     false
+}
+
+/// The tab token for the plain sign-out form (field `tab`), so that even before hydration *Sign
+/// out* ends this tab's session and not the cookie's, which may be another winery's tab's. On the
+/// server: the token this page hands over; in the browser: the tab's credential.
+pub fn form_token() -> String {
+    #[cfg(feature = "ssr")]
+    {
+        use leptos::prelude::use_context;
+        return use_context::<http::request::Parts>()
+            .and_then(|parts| {
+                parts.extensions.get::<crate::server::sessions::TabBootstrap>().map(|tab| tab.token.clone())
+            })
+            .unwrap_or_default();
+    }
+    #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+    {
+        return browser::credential().map(|tab| tab.token).unwrap_or_default();
+    }
+    #[allow(unreachable_code)]
+    String::new()
 }
 
 /// A server function said 401: this tab's session has ended. Remember it, and reload the

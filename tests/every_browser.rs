@@ -417,3 +417,100 @@ on_both_databases!(the_tab_token_is_only_in_the_no_store_page_it_was_minted_for,
     assert!(!info.contains("v1."), "server functions other than the renewal return no token: {info}");
     app.stop().await;
 });
+
+// --- Review fixes ---------------------------------------------------------------------------------
+
+/// `last_activity_at` of the only session row.
+async fn last_activity(app: &TestApp) -> chrono::DateTime<Utc> {
+    match &app.db {
+        Db::Sqlite(pool) => {
+            sqlx::query_scalar("SELECT last_activity_at FROM app_sessions").fetch_one(pool).await.unwrap()
+        }
+        Db::Postgres(pool) => {
+            sqlx::query_scalar("SELECT last_activity_at FROM app_sessions").fetch_one(pool).await.unwrap()
+        }
+    }
+}
+
+on_both_databases!(the_automatic_token_renewal_is_not_activity, |kind: TestDb| async move {
+    let touch_always = [("SESSION_TOUCH_INTERVAL", "0s".to_owned())];
+    let Some(app) = TestApp::spawn_with(kind, &touch_always).await else { return };
+    app.install(TENANT).await;
+    let token = tab_of(&app, TENANT, OWNER_TOKEN).await;
+    // Microseconds: what both databases keep.
+    let long_ago =
+        chrono::DateTime::from_timestamp_micros((Utc::now() - TimeDelta::minutes(30)).timestamp_micros()).unwrap();
+    app.set_session_time("last_activity_at", long_ago).await;
+
+    assert_eq!(call_with_bearer(&app, "renew_tab_token", &token).await.status(), StatusCode::OK);
+    assert_eq!(last_activity(&app).await, long_ago, "a renewal leaves the idle clock alone");
+    assert_eq!(call_with_bearer(&app, "session_info", &token).await.status(), StatusCode::OK);
+    assert!(last_activity(&app).await > long_ago, "control: a real call is activity");
+    app.stop().await;
+});
+
+on_both_databases!(the_page_says_whether_a_handoff_or_the_cookie_opened_it, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    let code = handoff_code(&app.sign_in(TENANT, OWNER_TOKEN).await);
+    let by_handoff = app.get(&format!("/app?handoff={code}")).await.text().await.unwrap();
+    assert!(by_handoff.contains(r#"data-via="handoff""#), "the handoff page may move the tab to its winery");
+    let by_cookie = app.get(&format!("/app?handoff={code}")).await.text().await.unwrap();
+    assert!(by_cookie.contains(r#"data-via="cookie""#), "a used code falls back to the cookie, and says so");
+    app.stop().await;
+});
+
+on_both_databases!(a_refused_sign_in_for_one_winery_keeps_another_winerys_session, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    app.install(OTHER_TENANT).await;
+    app.sign_in(OTHER_TENANT, OTHER_TOKEN).await;
+    let refused = app.sign_in(TENANT, "junk-token").await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let cookie_only = app.post_same_origin("/api/session_info").send().await.unwrap();
+    assert_eq!(tenant_of_session_info(cookie_only).await, OTHER_TENANT, "the other winery's session lives");
+
+    // Control: a refused token for the cookie's own winery still ends that session.
+    let refused = app.sign_in(OTHER_TENANT, "junk-token").await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let after = app.post_same_origin("/api/session_info").send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+    app.stop().await;
+});
+
+on_both_databases!(the_plain_sign_out_form_ends_its_tabs_session_not_the_cookies, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    app.install(OTHER_TENANT).await;
+    let first = app.sign_in(TENANT, OWNER_TOKEN).await;
+    let page = app.get(&location(&first)).await.text().await.unwrap();
+    let tab_one = tab_token(&page).unwrap();
+    assert!(page.contains(&format!(r#"name="tab" value="{tab_one}""#)), "the form carries the page's token");
+    app.sign_in(OTHER_TENANT, OTHER_TOKEN).await;
+
+    let logout = app
+        .post_same_origin("/logout")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!("tab={tab_one}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::SEE_OTHER);
+    assert!(logout.headers().get(header::SET_COOKIE).is_none(), "the cookie is the other winery's");
+    assert_eq!(call_with_bearer(&app, "session_info", &tab_one).await.status(), StatusCode::UNAUTHORIZED);
+    let cookie_only = app.post_same_origin("/api/session_info").send().await.unwrap();
+    assert_eq!(tenant_of_session_info(cookie_only).await, OTHER_TENANT, "the other tab's session lives");
+
+    // Cross-site, a bearer header does not exempt the cookie-authenticated form from the check.
+    let cross = app
+        .client
+        .post(app.url("/logout"))
+        .header("origin", "https://evil.example")
+        .header("sec-fetch-site", "cross-site")
+        .header(header::AUTHORIZATION, "Bearer anything")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    app.stop().await;
+});

@@ -42,6 +42,7 @@ pub fn AppFrame(section: Section, children: Children) -> impl IntoView {
                         }
                     }
                 >
+                    <input type="hidden" name="tab" value=crate::tab::form_token()/>
                     <button type="submit" class="button secondary" id="logout-button" aria-disabled=move || signing_out.get().to_string()>
                         {move || if signing_out.get() { "Signing out…" } else { "Sign out" }}
                     </button>

@@ -82,8 +82,11 @@
       expiresAt: Date.now() + 1000 * Number(meta.getAttribute("data-expires-in")),
       dead: false,
     };
+    // Only a page the server opened by a handoff code (a sign-in or this tab's own resume) may
+    // move the tab to its winery; a page answered from the cookie may not.
+    var viaHandoff = meta.getAttribute("data-via") === "handoff";
     var tabTenant = stored ? stored.tenant : hint();
-    if (!handedOff && tabTenant && tabTenant !== page.tenant) {
+    if (!viaHandoff && tabTenant && tabTenant !== page.tenant) {
       // The cookie belongs to another winery's tab: this tab stays on its own.
       root.style.visibility = "hidden";
       if (!stored) {

@@ -36,6 +36,17 @@ pub enum Credential {
     Bearer,
 }
 
+impl Credential {
+    /// The `data-via` value of the page's tab meta tag.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cookie => "cookie",
+            Self::Handoff => "handoff",
+            Self::Bearer => "bearer",
+        }
+    }
+}
+
 /// The validated session of this request.
 #[derive(Clone, PartialEq)]
 pub struct CurrentSession {
@@ -69,6 +80,9 @@ pub struct TabBootstrap {
     pub theme: Theme,
     /// Seconds until the token expires.
     pub expires_in: u64,
+    /// What authenticated the page: only a page opened by a handoff code may move a tab to
+    /// another winery (the script checks it).
+    pub via: Credential,
 }
 
 impl std::fmt::Debug for TabBootstrap {
@@ -89,6 +103,9 @@ fn normalized(path: &str) -> &str {
 pub const PROTECTED_PAGES: [&str; 2] = ["/app", "/settings"];
 /// Where the server functions live.
 pub const API_PREFIX: &str = "/api/";
+/// The tab's automatic token renewal: it keeps the tab's credential fresh but is no activity of
+/// the merchant's, so it never moves `last_activity_at` (an unattended tab still goes idle).
+pub const RENEWAL_PATH: &str = "/api/renew_tab_token";
 
 /// Why a session lookup failed.
 #[derive(Debug, thiserror::Error)]
@@ -118,18 +135,23 @@ pub async fn current_session(state: &AppState, session: &Session) -> Result<Opti
     let Some(id) = session.id() else {
         return Ok(None);
     };
-    Ok(session_of_row(state, hash_token(&id.to_string()), Credential::Cookie).await?)
+    Ok(session_of_row(state, hash_token(&id.to_string()), Credential::Cookie, true).await?)
 }
 
-/// Loads and validates the session a row id points at (from a tab token or a handoff code).
+/// Loads and validates the session a row id points at (from the cookie, a tab token or a
+/// handoff code); `touch` refreshes `last_activity_at` when due (not for the tab's automatic
+/// token renewal, which is no activity of the merchant's).
 async fn session_of_row(
     state: &AppState,
     row_id: String,
     via: Credential,
+    touch: bool,
 ) -> Result<Option<CurrentSession>, sqlx::Error> {
     match state.sessions.store().validate_key(&row_id).await? {
         Ok((mut auth, _)) => {
-            touch_if_due(state, &row_id, &mut auth).await?;
+            if touch {
+                touch_if_due(state, &row_id, &mut auth).await?;
+            }
             Ok(Some(CurrentSession { auth, row_id, via }))
         }
         Err(reason) => {
@@ -140,8 +162,8 @@ async fn session_of_row(
 }
 
 /// The session of a tab token: the token must verify, and the row it names must be a valid
-/// session of the token's tenant.
-pub async fn bearer_session(state: &AppState, token: &str) -> Result<Option<CurrentSession>, sqlx::Error> {
+/// session of the token's tenant. `touch` as in [`session_of_row`].
+pub async fn bearer_session(state: &AppState, token: &str, touch: bool) -> Result<Option<CurrentSession>, sqlx::Error> {
     let claims = match state.tab_tokens.verify(token, now()) {
         Ok(claims) => claims,
         Err(reason) => {
@@ -150,7 +172,7 @@ pub async fn bearer_session(state: &AppState, token: &str) -> Result<Option<Curr
             return Ok(None);
         }
     };
-    let current = session_of_row(state, claims.row_id, Credential::Bearer).await?;
+    let current = session_of_row(state, claims.row_id, Credential::Bearer, touch).await?;
     // The MAC binds the tenant to the row; a row never changes tenant. Checked all the same.
     Ok(current.filter(|current| current.auth.tenant_id == claims.tenant_id))
 }
@@ -164,6 +186,7 @@ pub fn mint_tab_token(state: &AppState, current: &CurrentSession) -> TabBootstra
         tenant_id: current.auth.tenant_id.clone(),
         theme: current.auth.theme,
         expires_in: lifetime.as_secs(),
+        via: current.via,
     }
 }
 
@@ -264,7 +287,8 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
     // A tab token decides alone: valid, or 401 — never a fall-back to the cookie, which may
     // belong to another winery's tab.
     if let Some(token) = bearer_token(req.headers()) {
-        return match bearer_session(&state, token).await {
+        let is_activity = normalized(req.uri().path()) != RENEWAL_PATH;
+        return match bearer_session(&state, token, is_activity).await {
             Ok(Some(current)) if is_page => render_page(&state, req, next, current).await,
             Ok(Some(current)) => {
                 req.extensions_mut().insert(current);
@@ -282,7 +306,7 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
         && let Some(code) = handoff_param(req.uri())
     {
         let redeemed = match state.sessions.store().redeem_handoff(&code).await {
-            Ok(Some(row_id)) => session_of_row(&state, row_id, Credential::Handoff).await,
+            Ok(Some(row_id)) => session_of_row(&state, row_id, Credential::Handoff, true).await,
             Ok(None) => Ok(None),
             Err(err) => Err(err),
         };
@@ -465,7 +489,10 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
 
     let user = match state.commerce7.verify_user(&query.tenant_id, &query.account).await {
         Ok(user) => user,
-        Err(VerifyError::Unauthorized) => return refused(session, &query.tenant_id).await,
+        Err(VerifyError::Unauthorized) => {
+            let same_tenant = existing.as_ref().is_some_and(|current| current.auth.tenant_id == query.tenant_id);
+            return refused(session, &query.tenant_id, same_tenant).await;
+        }
         Err(VerifyError::Unavailable(_)) => {
             metrics::sign_in("commerce7_unavailable");
             return error_page(ErrorKind::Commerce7Unavailable);
@@ -541,13 +568,15 @@ fn rate_limited(state: &AppState, ip: Option<std::net::IpAddr>) -> Option<Respon
     Some(response)
 }
 
-/// Commerce7 refused the token: the 401 page, and this browser's session ends too. Someone
-/// presented a token that is not the session's and is not valid: on a shared computer the
-/// previous user's session must not be one click away.
-async fn refused(session: &Session, tenant_id: &str) -> Response {
+/// Commerce7 refused the token: the 401 page, and this browser's session *of that tenant* ends
+/// too. Someone presented a token that is not the session's and is not valid: on a shared
+/// computer the previous user's session must not be one click away. Another winery's session
+/// (another tab's) is left alone.
+async fn refused(session: &Session, tenant_id: &str, same_tenant: bool) -> Response {
     metrics::sign_in("commerce7_refused");
     tracing::info!(tenant_id = %tenant_id, "sign-in refused by Commerce7");
-    if session.id().is_some()
+    if same_tenant
+        && session.id().is_some()
         && let Err(err) = session.flush().await
     {
         // The cookie is still cleared (the session is empty), so this browser is signed out.
@@ -584,10 +613,38 @@ async fn start_session(state: &AppState, auth: AuthSession, replaced: Option<&st
     response
 }
 
-/// `POST /logout`: deletes the session row, clears the cookie, 303 → `/`. Works as a plain form
-/// POST without JavaScript.
-pub async fn logout(Extension(session): Extension<Session>) -> Response {
-    if let Err(err) = session.flush().await {
+/// `POST /logout`: the plain form POST of *Sign out* (before or without hydration), 303 → `/`.
+/// The form carries the page's tab token in the field `tab`: then that tab's session is the one
+/// deleted, and the cookie is cleared only when it names that same session (it may be another
+/// winery's tab's). Without the field (an older page) the cookie's session ends, as before.
+pub async fn logout(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    body: axum::body::Bytes,
+) -> Response {
+    let tab = std::str::from_utf8(&body)
+        .ok()
+        .and_then(|form| form.split('&').find_map(|pair| pair.strip_prefix("tab=")))
+        .filter(|token| !token.is_empty());
+    let cookie_row = session.id().map(|id| hash_token(&id.to_string()));
+    let ended = match tab {
+        Some(token) => match state.tab_tokens.verify(token, now()) {
+            Ok(claims) => {
+                let deleted = state.sessions.store().delete_key(&claims.row_id).await;
+                match deleted {
+                    Ok(()) if cookie_row.as_deref() == Some(claims.row_id.as_str()) => session.flush().await,
+                    Ok(()) => Ok(()),
+                    Err(err) => Err(tower_sessions::session::Error::Store(
+                        tower_sessions::session_store::Error::Backend(err.to_string()),
+                    )),
+                }
+            }
+            // An expired or foreign token: nothing of this tab to end; the cookie is left alone.
+            Err(_) => Ok(()),
+        },
+        None => session.flush().await,
+    };
+    if let Err(err) = ended {
         tracing::error!(error = %err, "could not delete the session at logout");
         return error_page(ErrorKind::DatabaseUnavailable);
     }
@@ -629,7 +686,7 @@ pub async fn csrf_guard(State(state): State<AppState>, req: Request, next: Next)
     let path = normalized(req.uri().path());
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let cookie_authenticated =
-        (path == "/logout" || path.starts_with(API_PREFIX)) && bearer_token(req.headers()).is_none();
+        path == "/logout" || (path.starts_with(API_PREFIX) && bearer_token(req.headers()).is_none());
     if changes_state && cookie_authenticated && !is_same_origin(req.headers(), state.config.cookie_secure) {
         tracing::warn!(path, "cross-site request refused");
         return if path.starts_with(API_PREFIX) {
