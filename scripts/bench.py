@@ -241,6 +241,10 @@ def build() -> None:
                 shutil.copytree(PEERS / peer, dest / peer, dirs_exist_ok=True,
                                 ignore=shutil.ignore_patterns("target", "node_modules"))
         if (dest / "ts-stock").is_dir():
+            # The copy lives under this repository's workspace: make it a workspace of its own.
+            manifest = dest / "ts-stock" / "Cargo.toml"
+            if "[workspace]" not in manifest.read_text():
+                manifest.write_text(manifest.read_text() + "\n[workspace]\n")
             run(["cargo", "build", "--release", "--locked", "--manifest-path", str(dest / "ts-stock" / "Cargo.toml")])
         if (dest / "express").is_dir() and shutil.which("npm"):
             run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=dest / "express")
