@@ -98,7 +98,9 @@ fn store_on(c: &mut Criterion, label: &str, url: &str) {
     group.bench_function("load (validate one row)", |b| {
         b.to_async(&rt).iter(|| async { store.validate_key(black_box(&key)).await.unwrap().unwrap() })
     });
-    group.bench_function("touch", |b| b.to_async(&rt).iter(|| async { store.touch(black_box(&key)).await.unwrap() }));
+    group.bench_function("touch", |b| {
+        b.to_async(&rt).iter(|| async { store.touch(black_box(&key), Utc::now()).await.unwrap() })
+    });
     group.bench_function("create + delete", |b| {
         b.to_async(&rt).iter(|| async {
             let (_, handoff) = Handoff::issue(Utc::now());

@@ -122,8 +122,12 @@ pub enum GuardError {
 async fn touch_if_due(state: &AppState, row_id: &str, auth: &mut AuthSession) -> Result<(), sqlx::Error> {
     let touch_every =
         chrono::TimeDelta::from_std(state.config.session_touch_interval).unwrap_or(chrono::TimeDelta::MAX);
-    if now() - auth.last_activity_at >= touch_every {
-        auth.last_activity_at = state.sessions.store().touch(row_id).await?;
+    let now = now();
+    if now - auth.last_activity_at >= touch_every {
+        let due_since = now.checked_sub_signed(touch_every).unwrap_or(now);
+        if let Some(touched) = state.sessions.store().touch(row_id, due_since).await? {
+            auth.last_activity_at = touched;
+        }
     }
     Ok(())
 }

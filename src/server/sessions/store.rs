@@ -229,27 +229,37 @@ impl AppSessionStore {
         Ok(Ok((auth, row.data)))
     }
 
-    /// Moves `last_activity_at` of the row `key` to now: one `UPDATE … WHERE id`.
-    pub async fn touch(&self, key: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+    /// Moves `last_activity_at` of the row `key` to now — unless another request already did so
+    /// after `due_since` (the condition is in the `UPDATE`, so when many requests of one session
+    /// find it due at once, one row write happens, not one per request). Returns the new time
+    /// when this call wrote it.
+    pub async fn touch(&self, key: &str, due_since: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
         let now = now();
-        metrics::session_touched();
-        match &self.db {
+        let written = match &self.db {
             Db::Sqlite(pool) => {
-                sqlx::query("UPDATE app_sessions SET last_activity_at = ?1 WHERE id = ?2")
+                sqlx::query("UPDATE app_sessions SET last_activity_at = ?1 WHERE id = ?2 AND last_activity_at <= ?3")
                     .bind(now)
                     .bind(key)
+                    .bind(due_since)
                     .execute(pool)
-                    .await?;
+                    .await?
+                    .rows_affected()
             }
             Db::Postgres(pool) => {
-                sqlx::query("UPDATE app_sessions SET last_activity_at = $1 WHERE id = $2")
+                sqlx::query("UPDATE app_sessions SET last_activity_at = $1 WHERE id = $2 AND last_activity_at <= $3")
                     .bind(now)
                     .bind(key)
+                    .bind(due_since)
                     .execute(pool)
-                    .await?;
+                    .await?
+                    .rows_affected()
             }
+        };
+        if written == 0 {
+            return Ok(None);
         }
-        Ok(now)
+        metrics::session_touched();
+        Ok(Some(now))
     }
 
     /// Deletes the row `key` (nothing when it is already gone).
