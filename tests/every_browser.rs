@@ -5,7 +5,7 @@
 mod common;
 
 use chrono::{TimeDelta, Utc};
-use common::{OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, TENANT, TEST_SECRET, TestApp, TestDb};
+use common::{OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, TENANT, TEST_SECRET, TestApp, TestDb, handoff_code};
 use libero::server::{
     db::Db,
     sessions::{hash_token, tab::TabTokens},
@@ -15,15 +15,6 @@ use serde_json::Value;
 
 fn location(response: &reqwest::Response) -> String {
     response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
-}
-
-/// The handoff code of a sign-in's `303 → /app?handoff=<code>`.
-fn handoff_code(response: &reqwest::Response) -> String {
-    assert_eq!(response.status(), StatusCode::SEE_OTHER, "sign-in redirects");
-    let location = location(response);
-    let code = location.strip_prefix("/app?handoff=").unwrap_or_else(|| panic!("unexpected Location {location}"));
-    assert_eq!(code.len(), 43, "a 32-byte base64url code");
-    code.to_owned()
 }
 
 /// The tab token in a signed-in page's `<meta name="libero-tab" content="…">`.
@@ -46,6 +37,17 @@ async fn tab_of(app: &TestApp, tenant: &str, account: &str) -> String {
     let page = client.get(app.url(&format!("/app?handoff={code}"))).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK, "the handoff opens the dashboard without a cookie");
     tab_token(&page.text().await.unwrap()).expect("the page hands its tab a token")
+}
+
+/// Signs `tenant` in with the app's cookie-keeping client (one browser), opens the page the
+/// sign-in redirects to, and returns that page's HTML and tab token.
+async fn browser_tab(app: &TestApp, tenant: &str, account: &str) -> (String, String) {
+    let sign_in = app.sign_in(tenant, account).await;
+    let page = app.follow(&sign_in).await;
+    assert_eq!(page.status(), StatusCode::OK, "the sign-in opens the dashboard");
+    let html = page.text().await.unwrap();
+    let token = tab_token(&html).expect("the page hands its tab a token");
+    (html, token)
 }
 
 /// `POST /api/<endpoint>` with a tab token and nothing else (no cookie, no Origin).
@@ -114,11 +116,8 @@ on_both_databases!(the_tab_token_beats_the_cookie_of_another_tenant, |kind: Test
     app.install(OTHER_TENANT).await;
     // Tab 1 is opened for demo-winery, then tab 2 of the same browser for second-cellar: the
     // browser's one cookie now names second-cellar's session.
-    let first = app.sign_in(TENANT, OWNER_TOKEN).await;
-    let page = app.get(&location(&first)).await.text().await.unwrap();
-    let tab_one = tab_token(&page).unwrap();
-    let second = app.sign_in(OTHER_TENANT, OTHER_TOKEN).await;
-    assert_eq!(app.get(&location(&second)).await.status(), StatusCode::OK);
+    let (_, tab_one) = browser_tab(&app, TENANT, OWNER_TOKEN).await;
+    browser_tab(&app, OTHER_TENANT, OTHER_TOKEN).await;
 
     let cookie_only = app.post_same_origin("/api/session_info").send().await.unwrap();
     assert_eq!(tenant_of_session_info(cookie_only).await, OTHER_TENANT, "control: the cookie is the other tenant's");
@@ -336,8 +335,7 @@ on_both_databases!(signing_in_to_another_tenant_keeps_the_first_tenants_session,
     let Some(app) = TestApp::spawn(kind).await else { return };
     app.install(TENANT).await;
     app.install(OTHER_TENANT).await;
-    let first = app.sign_in(OTHER_TENANT, OTHER_TOKEN).await;
-    let tab_one = tab_token(&app.get(&location(&first)).await.text().await.unwrap()).unwrap();
+    let (_, tab_one) = browser_tab(&app, OTHER_TENANT, OTHER_TOKEN).await;
     let first_cookie = app.session_cookie().unwrap();
     let dana = app.sign_in(TENANT, OWNER_TOKEN).await;
     assert_eq!(dana.status(), StatusCode::SEE_OTHER);
@@ -360,8 +358,7 @@ on_both_databases!(signing_out_a_tab_keeps_another_tenants_cookie, |kind: TestDb
     let Some(app) = TestApp::spawn(kind).await else { return };
     app.install(TENANT).await;
     app.install(OTHER_TENANT).await;
-    let first = app.sign_in(TENANT, OWNER_TOKEN).await;
-    let tab_one = tab_token(&app.get(&location(&first)).await.text().await.unwrap()).unwrap();
+    let (_, tab_one) = browser_tab(&app, TENANT, OWNER_TOKEN).await;
     app.sign_in(OTHER_TENANT, OTHER_TOKEN).await;
 
     let logout = app
@@ -387,8 +384,7 @@ on_both_databases!(no_location_carries_a_session_secret_or_row_id, |kind: TestDb
     let cookie = app.session_cookie().unwrap();
     let cookie_value = cookie.trim_start_matches("__libero_session=").to_owned();
     let fast = app.sign_in(TENANT, OWNER_TOKEN).await;
-    let page = app.get(&location(&fast)).await.text().await.unwrap();
-    let token = tab_token(&page).unwrap();
+    let token = tab_token(&app.follow(&fast).await.text().await.unwrap()).unwrap();
     let row_id = TabTokens::new(TEST_SECRET).verify(&token, Utc::now()).unwrap().row_id;
     assert_eq!(app.session_rows().await.len(), 1);
     let logout = app.post_same_origin("/logout").send().await.unwrap();
@@ -482,9 +478,7 @@ on_both_databases!(the_plain_sign_out_form_ends_its_tabs_session_not_the_cookies
     let Some(app) = TestApp::spawn(kind).await else { return };
     app.install(TENANT).await;
     app.install(OTHER_TENANT).await;
-    let first = app.sign_in(TENANT, OWNER_TOKEN).await;
-    let page = app.get(&location(&first)).await.text().await.unwrap();
-    let tab_one = tab_token(&page).unwrap();
+    let (page, tab_one) = browser_tab(&app, TENANT, OWNER_TOKEN).await;
     assert!(page.contains(&format!(r#"name="tab" value="{tab_one}""#)), "the form carries the page's token");
     app.sign_in(OTHER_TENANT, OTHER_TOKEN).await;
 
@@ -514,3 +508,46 @@ on_both_databases!(the_plain_sign_out_form_ends_its_tabs_session_not_the_cookies
     assert_eq!(cross.status(), StatusCode::FORBIDDEN);
     app.stop().await;
 });
+
+on_both_databases!(a_sign_out_form_with_a_junk_tab_field_ends_nothing, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    let (_, token) = browser_tab(&app, TENANT, OWNER_TOKEN).await;
+    let form = |tab: String| {
+        app.post_same_origin("/logout").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(tab)
+    };
+    let junk = form("tab=v1.demo-winery.AAAA.1.AAAA".to_owned()).send().await.unwrap();
+    assert_eq!(junk.status(), StatusCode::SEE_OTHER);
+    assert!(junk.headers().get(header::SET_COOKIE).is_none(), "a forged field clears nothing");
+    assert_eq!(call_with_bearer(&app, "session_info", &token).await.status(), StatusCode::OK, "nothing ended");
+    // Positive control: the page's own token signs this tab out, and its cookie with it.
+    let genuine = form(format!("tab={token}")).send().await.unwrap();
+    assert!(common::clears_the_cookie(&genuine));
+    assert_eq!(call_with_bearer(&app, "session_info", &token).await.status(), StatusCode::UNAUTHORIZED);
+    app.stop().await;
+});
+
+// --- Database down ------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tab_tokens_and_handoff_codes_with_the_database_gone_get_503_not_401() {
+    let Some(app) = TestApp::spawn(TestDb::Postgres).await else { return };
+    app.install(TENANT).await;
+    let token = tab_of(&app, TENANT, OWNER_TOKEN).await;
+    let resumed = call_with_bearer(&app, "resume_tab", &token).await;
+    let code: String = resumed.json().await.unwrap();
+    assert_eq!(call_with_bearer(&app, "session_info", &token).await.status(), StatusCode::OK, "control");
+
+    let name = app.database.postgres_name().expect("a PostgreSQL database").to_owned();
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&common::postgres_admin_url()).await.unwrap();
+    sqlx::Executor::execute(&mut admin, format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#).as_str()).await.unwrap();
+
+    // "Try again", not "you are signed out": the tab keeps its credential.
+    for endpoint in ["session_info", "renew_tab_token", "resume_tab"] {
+        let response = call_with_bearer(&app, endpoint, &token).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{endpoint}");
+    }
+    let page = TestApp::bare_client().get(app.url(&format!("/app?handoff={code}"))).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE, "the handoff page");
+    app.stop().await;
+}

@@ -126,10 +126,8 @@
     }
   }
   function ready() {
-    if (stored && stored.theme === "dark") {
-      doc.body.classList.remove("theme-light");
-      doc.body.classList.add("theme-dark");
-    }
+    // The admin's theme as the tab last knew it; else the system's.
+    if (stored && stored.theme) doc.body.classList.add(stored.theme === "dark" ? "theme-dark" : "theme-light");
     // The way back: the Commerce7 admin this frame was opened in.
     var admin = null;
     try {

@@ -72,8 +72,17 @@ impl ErrorKind {
     }
 }
 
-/// The page for `kind`, with its status and `Cache-Control: no-store`.
-pub fn error_page(kind: ErrorKind) -> Response {
+/// A whole server-rendered page (brand header, main column) around `content`, answered with
+/// `status`, `Cache-Control: no-store` and `Referrer-Policy: no-referrer` (these pages are
+/// served at addresses that may carry an account token or a handoff code). `script` adds the tab
+/// bootstrap to `<head>`.
+fn server_page<V: IntoView + 'static>(
+    status: StatusCode,
+    title: &str,
+    script: bool,
+    content: impl FnOnce() -> V,
+) -> Response {
+    let title = format!("{title} · Libero");
     let html = Owner::new().with(|| {
         view! {
             <!DOCTYPE html>
@@ -81,30 +90,39 @@ pub fn error_page(kind: ErrorKind) -> Response {
                 <head>
                     <meta charset="utf-8"/>
                     <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                    <title>{format!("{} · Libero", kind.title())}</title>
+                    <meta name="color-scheme" content="light dark"/>
+                    <title>{title}</title>
                     <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
                     <link rel="stylesheet" href=stylesheet_href()/>
+                    {script.then(|| view! { <script inner_html=crate::tab::BOOTSTRAP_SCRIPT></script> })}
                 </head>
+                // No theme class: the system's, until the tab's script knows the admin's.
                 <body>
                     <BrandHeader/>
-                    <main id="content" class="content">
-                        <section class="card narrow" role="alert">
-                            <h1>{kind.title()}</h1>
-                            <p>{kind.message()}</p>
-                            <p><a class="button secondary" href="/">"Go to the start page"</a></p>
-                        </section>
-                    </main>
+                    <main id="content" class="content">{content()}</main>
                 </body>
             </html>
         }
         .to_html()
     });
-    let mut response = (kind.status(), Html(html)).into_response();
+    let mut response = (status, Html(html)).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    // A failed sign-in is answered at /app?…&account=…: its subresources must not carry that
-    // URL in a Referer.
     response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     response
+}
+
+/// The page for `kind`, with its status and `Cache-Control: no-store`. A failed sign-in is
+/// answered at `/app?…&account=…`: its subresources must not carry that URL in a Referer.
+pub fn error_page(kind: ErrorKind) -> Response {
+    server_page(kind.status(), kind.title(), false, || {
+        view! {
+            <section class="card narrow" role="alert">
+                <h1>{kind.title()}</h1>
+                <p>{kind.message()}</p>
+                <p><a class="button secondary" href="/">"Go to the start page"</a></p>
+            </section>
+        }
+    })
 }
 
 /// Why a signed-in page found no session, as far as the server can tell. The page's script
@@ -132,66 +150,44 @@ impl NoSession {
 /// the tab still holds one. `no-store`, and no `Referer` leaves it.
 pub fn no_session_page(reason: NoSession, status: StatusCode) -> Response {
     let hide_unless = move |when: &'static str| !when.split(' ').any(|w| w == reason.as_str());
-    let html = Owner::new().with(|| {
+    server_page(status, "Your Libero session", true, move || {
         view! {
-            <!DOCTYPE html>
-            <html lang="en">
-                <head>
-                    <meta charset="utf-8"/>
-                    <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                    <meta name="color-scheme" content="light dark"/>
-                    <title>"Your Libero session · Libero"</title>
-                    <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
-                    <link rel="stylesheet" href=stylesheet_href()/>
-                    <script inner_html=crate::tab::BOOTSTRAP_SCRIPT></script>
-                </head>
-                <body class="theme-light">
-                    <BrandHeader/>
-                    <main id="content" class="content">
-                        <section class="card narrow" id="no-session" data-reason=reason.as_str() role="alert">
-                            <h1 data-when="ended" hidden=hide_unless("ended")>"Your Libero session has ended"</h1>
-                            <p data-when="ended" hidden=hide_unless("ended")>
-                                "You were signed out — here, in another tab, or by your winery's admin — or the "
-                                "session expired."
-                            </p>
-                            <h1 data-when="missing" hidden=hide_unless("missing")>"Libero needs you to sign in again"</h1>
-                            <p data-when="missing" hidden=hide_unless("missing")>
-                                "This window has no Libero session any more."
-                            </p>
-                            <h1 data-when="blocked" hidden=true>"Your browser is blocking Libero's storage"</h1>
-                            <p data-when="blocked" hidden=true>
-                                "Libero keeps your sign-in for this tab in the browser's storage, and this browser "
-                                "blocks it inside the Commerce7 admin. Allow cookies and site data for Libero in "
-                                "your browser's settings (or turn off the blocking for this site), then open "
-                                "Libero again. Until then it works until you reload the page."
-                            </p>
-                            <h1 data-when="other" hidden=true>"This tab belongs to another winery"</h1>
-                            <p data-when="other" hidden=true>
-                                "This tab was opened for " <strong data-tab-tenant="">"your winery"</strong>
-                                ", but Libero's session in this browser now belongs to another winery (opened in "
-                                "another tab). To keep your wineries apart, Libero shows nothing here."
-                            </p>
-                            <h1 data-when="resuming" hidden=true>"Reconnecting…"</h1>
-                            <p data-when="resuming" hidden=true aria-busy="true">"Restoring your Libero session for this tab."</p>
-                            <h1 data-when="unavailable" hidden=true>"Libero couldn't reconnect"</h1>
-                            <p data-when="unavailable" hidden=true>
-                                "Libero isn't answering right now. Wait a moment, then reload to try again."
-                            </p>
-                            <p data-when="ended missing blocked unavailable other" hidden=hide_unless("ended missing blocked unavailable other")>
-                                "Open Libero again from the Apps menu of your Commerce7 admin."
-                            </p>
-                            <p data-when="ended missing blocked unavailable other" hidden=hide_unless("ended missing blocked unavailable other")>
-                                <a class="button" id="reopen" href="/" target="_top" hidden=true>"Reopen Libero from Commerce7"</a>
-                            </p>
-                        </section>
-                    </main>
-                </body>
-            </html>
+            <section class="card narrow" id="no-session" data-reason=reason.as_str() role="alert">
+                <h1 data-when="ended" hidden=hide_unless("ended")>"Your Libero session has ended"</h1>
+                <p data-when="ended" hidden=hide_unless("ended")>
+                    "You were signed out — here, in another tab, or by your winery's admin — or the "
+                    "session expired."
+                </p>
+                <h1 data-when="missing" hidden=hide_unless("missing")>"Libero needs you to sign in again"</h1>
+                <p data-when="missing" hidden=hide_unless("missing")>
+                    "This window has no Libero session any more."
+                </p>
+                <h1 data-when="blocked" hidden=true>"Your browser is blocking Libero's storage"</h1>
+                <p data-when="blocked" hidden=true>
+                    "Libero keeps your sign-in for this tab in the browser's storage, and this browser "
+                    "blocks it inside the Commerce7 admin. Allow cookies and site data for Libero in "
+                    "your browser's settings (or turn off the blocking for this site), then open "
+                    "Libero again. Until then it works until you reload the page."
+                </p>
+                <h1 data-when="other" hidden=true>"This tab belongs to another winery"</h1>
+                <p data-when="other" hidden=true>
+                    "This tab was opened for " <strong data-tab-tenant="">"your winery"</strong>
+                    ", but Libero's session in this browser now belongs to another winery (opened in "
+                    "another tab). To keep your wineries apart, Libero shows nothing here."
+                </p>
+                <h1 data-when="resuming" hidden=true>"Reconnecting…"</h1>
+                <p data-when="resuming" hidden=true aria-busy="true">"Restoring your Libero session for this tab."</p>
+                <h1 data-when="unavailable" hidden=true>"Libero couldn't reconnect"</h1>
+                <p data-when="unavailable" hidden=true>
+                    "Libero isn't answering right now. Wait a moment, then reload to try again."
+                </p>
+                <p data-when="ended missing blocked unavailable other" hidden=hide_unless("ended missing blocked unavailable other")>
+                    "Open Libero again from the Apps menu of your Commerce7 admin."
+                </p>
+                <p data-when="ended missing blocked unavailable other" hidden=hide_unless("ended missing blocked unavailable other")>
+                    <a class="button" id="reopen" href="/" target="_top" hidden=true>"Reopen Libero from Commerce7"</a>
+                </p>
+            </section>
         }
-        .to_html()
-    });
-    let mut response = (status, Html(html)).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    response
+    })
 }
