@@ -283,3 +283,43 @@ fn production_refuses_to_start_with_cookie_secure_false() {
     assert!(message.contains("LEPTOS_ENV=PROD") && message.contains("set COOKIE_SECURE=true"), "{message}");
     assert!(!dir.path().join("app.db").exists(), "refused before touching the database");
 }
+
+// Building a router generates Leptos' route list, which sets a process-global flag that parks any
+// `Resource` first polled meanwhile (leptos-rs/leptos#4773). The app generates it once per process,
+// so a router built beside a serving app (as every integration test does) must never stall a page.
+on_both_databases!(building_another_router_while_serving_never_stalls_the_dashboard, |kind| async move {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    let stop = Arc::new(AtomicBool::new(false));
+    let builder = {
+        let (state, stop, runtime) = (app.state.clone(), stop.clone(), tokio::runtime::Handle::current());
+        std::thread::spawn(move || {
+            let _runtime = runtime.enter();
+            let mut built = 0_u32;
+            while !stop.load(Ordering::Relaxed) {
+                drop(libero::server::router(state.clone()));
+                built += 1;
+            }
+            built
+        })
+    };
+    for attempt in 0..40 {
+        let page = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            let response = app.get("/app").await;
+            (response.status(), response.text().await.unwrap())
+        })
+        .await;
+        let Ok((status, html)) = page else {
+            stop.store(true, Ordering::Relaxed);
+            panic!("dashboard {attempt} never answered while another router was being built");
+        };
+        assert_eq!(status, StatusCode::OK, "dashboard {attempt}");
+        assert!(html.contains("Welcome, Dana Owner"), "dashboard {attempt} rendered its session");
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(builder.join().unwrap() > 0, "routers were being built meanwhile");
+    app.stop().await;
+});

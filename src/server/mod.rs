@@ -185,10 +185,22 @@ impl Application {
     }
 }
 
+/// The Leptos route list, generated once per process.
+///
+/// Generating it renders the whole app with a *process-global* flag set that parks every
+/// `Resource` first polled meanwhile, for good (leptos_server's `SuppressResourceLoad`, see
+/// leptos-rs/leptos#4773). A process that built a second router while serving — the integration
+/// tests start one app per test in one process — would now and then leave an `/app` render
+/// waiting forever. Once per process, before any router exists, nothing can be rendering yet.
+fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// The whole HTTP application: operational endpoints, Leptos pages and server functions, static
 /// files, and the layers every response goes through.
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+    let routes = route_list();
     let context_state = state.clone();
     let provide_state = move || provide_context(context_state.clone());
     let options = state.leptos_options.clone();

@@ -150,6 +150,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub base: String,
     pub db: Db,
+    /// The running app's shared state (to build a second router beside it).
+    pub state: libero::server::AppState,
     pub database: FreshDatabase,
     pub c7: FakeCommerce7,
     /// A client that keeps cookies, never follows redirects and accepts the test's self-made
@@ -208,6 +210,7 @@ impl TestApp {
         let app = Application::build(config, test_leptos_options()).await.expect("the app starts");
         let addr = app.local_addr();
         let db = app.state().db.clone();
+        let state = app.state().clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
@@ -224,6 +227,7 @@ impl TestApp {
             addr,
             base: format!("http://{addr}"),
             db,
+            state,
             database,
             c7,
             client,
