@@ -13,12 +13,16 @@ Rows (at 1, 16 and 64 connections: req/s, p50, p99):
   replaced    every request verified with Commerce7 (/__bench/reauth) at 0 and 200 ms
   peers       ../shared/bench-peers when present: stock tower-sessions (SQLite, PostgreSQL),
               express + express-session + connect-pg-simple (PostgreSQL)
-and: server RSS, database writes per session, lookup p50 with 10^3/10^5/10^6 rows, wasm size.
+and: server RSS, database writes per session, lookup p50 with 10^3/10^5/10^6 rows, wasm size, and
+the browser timings: Chromium opening Libero from the Commerce7 admin simulator over a throttled
+link (end2end/bench/open-timing.spec.ts), click to dashboard visible and to interactive, cold and
+warm cache.
 
 Settings: BENCH_DURATION (seconds per run, default 5), BENCH_CONNECTIONS (default 1,16,64),
 BENCH_POSTGRES_URL (admin URL, default postgres://postgres@127.0.0.1:5432/postgres),
 BENCH_ROWS (default 1000,100000,1000000), BENCH_SKIP_BUILD=1 (reuse the last build),
-BENCH_PEERS (default ../shared/bench-peers).
+BENCH_PEERS (default ../shared/bench-peers), BENCH_BROWSER_RUNS (opens per cache state, default 5;
+0 leaves the browser timings out).
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5
 ROW_COUNTS = [int(n) for n in os.environ.get("BENCH_ROWS", "1000,100000,1000000").split(",")]
 PEERS = Path(os.environ.get("BENCH_PEERS", ROOT.parent / "shared" / "bench-peers"))
 SITE = TARGET / "bench" / "site"
+BROWSER_RUNS = int(os.environ.get("BENCH_BROWSER_RUNS", "5"))
 
 
 def say(message: str) -> None:
@@ -394,7 +399,32 @@ def main() -> None:
         fast.stop()
         slow.stop()
         shutil.rmtree(scratch, ignore_errors=True)
+    report["browser"] = bench_browser() if BROWSER_RUNS > 0 else None
     write_report(report)
+
+
+def bench_browser() -> dict | None:
+    """Chromium opening Libero from the admin simulator over the throttled link (release build)."""
+    end2end = ROOT / "end2end"
+    if not (end2end / "node_modules").is_dir() or not Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")).exists():
+        say("browser timings left out: end2end/node_modules or Chromium missing (make setup installs both)")
+        return None
+    # The layout end2end/support/servers.ts expects: <dir>/release/{libero,fake-commerce7,hash.txt}
+    # and <dir>/site (this build's site, kept apart from debug builds).
+    layout = TARGET / "bench" / "e2e"
+    shutil.rmtree(layout, ignore_errors=True)
+    layout.mkdir(parents=True)
+    (layout / "release").symlink_to(TARGET / "release", target_is_directory=True)
+    (layout / "site").symlink_to(SITE, target_is_directory=True)
+    out = TARGET / "bench" / "browser.json"
+    out.unlink(missing_ok=True)
+    say(f"browser timings: {BROWSER_RUNS} cold and {BROWSER_RUNS} warm opens over 1.6 Mbps / 150 ms")
+    env = os.environ | {"E2E_TARGET_DIR": str(layout), "E2E_PROFILE": "release", "BENCH_BROWSER_OUT": str(out),
+                        "BENCH_BROWSER_RUNS": str(BROWSER_RUNS)}
+    result = subprocess.run(["npx", "playwright", "test", "-c", "bench.config.ts"], cwd=end2end, env=env)
+    if result.returncode != 0 or not out.exists():
+        raise SystemExit("the browser timings failed (see above)")
+    return json.loads(out.read_text())
 
 
 def write_report(report: dict) -> None:
@@ -455,6 +485,19 @@ def write_report(report: dict) -> None:
             lines.append(f"- {kind}: guarded JSON vs express guarded page: "
                          f"{r('server fn, cookie') / express['guarded'][c]['rps']:.1f}×")
     lines += ["", f"- release wasm `{wasm_name}`: {raw / 1024:.0f} KB raw, {gz / 1024:.0f} KB gzip -9", ""]
+    browser = report.get("browser")
+    if browser:
+        lines += ["## In the browser: the admin's Open click to the dashboard", "",
+                  f"Chromium, the app in the admin simulator's cross-site iframe, {browser['link']}; "
+                  f"{browser['runs']} opens each, p50 (all runs) in ms. Cold: a new browser context; warm: "
+                  f"the same context opening Libero again. The cold wasm download: "
+                  f"{browser['wasm_bytes_on_the_wire'] / 1024:.0f} KB on the wire in {browser['wasm_download_ms']} ms.", "",
+                  "| cache | visible (first paint) | interactive (hydrated) | target |", "|---|---|---|---|"]
+        for state, target in (("cold", "visible ≤ 1000, interactive ≤ 2000"), ("warm", "visible ≤ 1000, interactive ≤ 1000")):
+            b = browser[state]
+            lines.append(f"| {state} | {b['visible_p50_ms']} ({', '.join(map(str, b['visible_ms']))}) | "
+                         f"{b['interactive_p50_ms']} ({', '.join(map(str, b['interactive_ms']))}) | {target} |")
+        lines.append("")
     text = "\n".join(lines)
     (ROOT / "bench").mkdir(exist_ok=True)
     (ROOT / "bench" / "results.md").write_text(text)

@@ -265,7 +265,7 @@ pub fn sign_out_tab() -> bool {
             let _ = window().set_name("");
             let _ = window().location().replace("/");
         });
-        return true;
+        true
     }
     #[cfg(not(feature = "hydrate"))]
     false

@@ -236,12 +236,14 @@ async fn json_logs_have_one_line_per_request_with_its_id_and_never_a_token_or_co
         server.lines().iter().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("JSON line: {l}"))).collect();
     let logs = server.lines().join("\n");
     let finished: Vec<&Value> = lines.iter().filter(|l| l["message"] == "finished processing request").collect();
-    // Exactly one line per request: our four and the install callback, nothing twice.
-    assert_eq!(finished.len(), ours.len() + 1, "{logs}");
-    for id in ours {
-        let of_request: Vec<_> = finished.iter().filter(|l| l["span"]["request_id"] == id).collect();
+    // Exactly one line per request: our three pages and the install callback, nothing twice; the
+    // health probe (its id returned all the same) is logged only at debug level.
+    assert_eq!(finished.len(), ours.len(), "{logs}");
+    for id in &ours[..3] {
+        let of_request: Vec<_> = finished.iter().filter(|l| l["span"]["request_id"] == *id).collect();
         assert_eq!(of_request.len(), 1, "one line for {id}: {logs}");
     }
+    assert!(!logs.contains(ours[3]), "no line for the health probe: {logs}");
     let dashboard = finished.iter().find(|l| l["span"]["request_id"] == ours[1]).unwrap();
     assert_eq!(dashboard["span"]["path"], "/app");
     assert_eq!(dashboard["span"]["method"], "GET");
@@ -249,6 +251,35 @@ async fn json_logs_have_one_line_per_request_with_its_id_and_never_a_token_or_co
     assert!(!logs.contains(OWNER_TOKEN), "the Commerce7 account token is never logged");
     assert!(!logs.contains(&cookie_value), "the cookie is never logged");
     assert!(!logs.contains("tenantId="), "query strings are never logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_probes_are_logged_only_with_debug_logging_on() {
+    let mut quiet = ChildServer::start(&[]).await;
+    let mut verbose = ChildServer::start(&[("RUST_LOG", "info,libero::server::http=debug")]).await;
+    let client = reqwest::Client::new();
+    for (server, id) in [(&quiet, "probe-quiet"), (&verbose, "probe-verbose")] {
+        for path in ["/healthz", "/readyz", "/"] {
+            let response =
+                client.get(format!("{}{path}", server.base)).header("x-request-id", id).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+        }
+    }
+    let mut logged = Vec::new();
+    for server in [&mut quiet, &mut verbose] {
+        server.terminate();
+        assert!(server.exit_status().await.success());
+        let lines: Vec<Value> = server.lines().iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let mut paths: Vec<String> = lines
+            .iter()
+            .filter(|l| l["message"] == "finished processing request")
+            .map(|l| l["span"]["path"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        paths.sort();
+        logged.push(paths);
+    }
+    assert_eq!(logged[0], ["/"], "by default only the page is logged");
+    assert_eq!(logged[1], ["/", "/healthz", "/readyz"], "with debug on, the probes too");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

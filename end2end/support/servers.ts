@@ -22,10 +22,12 @@ export const REPO_ROOT = resolve(__dirname, "..", "..");
 // and site/ instead (e.g. to keep testing one build while other cargo commands relink
 // target/debug/libero without cargo-leptos' settings).
 const TARGET_DIR = resolve(process.env.E2E_TARGET_DIR ?? join(REPO_ROOT, "target"));
-const FAKE_BIN = join(TARGET_DIR, "debug", "fake-commerce7");
-const APP_BIN = join(TARGET_DIR, "debug", "libero");
+/** `debug` (the tests), or `release` (the browser timings of `make bench`). */
+const PROFILE = process.env.E2E_PROFILE ?? "debug";
+const FAKE_BIN = join(TARGET_DIR, PROFILE, "fake-commerce7");
+const APP_BIN = join(TARGET_DIR, PROFILE, "libero");
 /** cargo-leptos' list of the /pkg hashes (hash-files = true), read by the server next to its binary. */
-const HASH_FILE = join(TARGET_DIR, "debug", "hash.txt");
+const HASH_FILE = join(TARGET_DIR, PROFILE, "hash.txt");
 const SITE_ROOT = join(TARGET_DIR, "site");
 
 /**

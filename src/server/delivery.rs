@@ -25,12 +25,9 @@ use axum::{
     response::Response,
 };
 use leptos::config::LeptosOptions;
-use tower_http::{
-    compression::{
-        CompressionLayer,
-        predicate::{Predicate, SizeAbove},
-    },
-    set_header::SetResponseHeaderLayer,
+use tower_http::compression::{
+    CompressionLayer,
+    predicate::{And, Predicate, SizeAbove},
 };
 
 /// `Cache-Control` of a `/pkg` file whose name carries its content hash: it never changes.
@@ -210,33 +207,33 @@ pub fn carries_content_hash(path: &str) -> bool {
 /// (images, fonts, archives — and `/pkg` files sent as their `.br`/`.gz`, which carry a
 /// `Content-Encoding` and are passed through). A `/pkg` file the build did not precompress is
 /// compressed here, so no client ever gets an uncompressed wasm.
-pub fn with_compression(router: Router) -> Router {
-    let predicate = SizeAbove::new(MIN_COMPRESSED_SIZE).and(compressible);
-    router.layer(CompressionLayer::new().compress_when(predicate))
+pub fn compression() -> CompressionLayer<And<SizeAbove, CompressiblePredicate>> {
+    CompressionLayer::new()
+        .compress_when(SizeAbove::new(MIN_COMPRESSED_SIZE).and(compressible as CompressiblePredicate))
 }
+
+/// The type of [`compressible`] as a predicate.
+pub type CompressiblePredicate = fn(StatusCode, Version, &HeaderMap, &Extensions) -> bool;
+
+/// The content types worth compressing (compared without regard to case, parameters ignored).
+const COMPRESSIBLE_TYPES: [&str; 11] = [
+    "text/html",
+    "text/css",
+    "text/plain",
+    "text/javascript",
+    "text/xml",
+    "application/javascript",
+    "application/json",
+    "application/xml",
+    "application/wasm",
+    "application/manifest+json",
+    "image/svg+xml",
+];
 
 fn compressible(_: StatusCode, _: Version, headers: &HeaderMap, _: &Extensions) -> bool {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    matches!(
-        essence.as_str(),
-        "text/html"
-            | "text/css"
-            | "text/plain"
-            | "text/javascript"
-            | "text/xml"
-            | "application/javascript"
-            | "application/json"
-            | "application/xml"
-            | "application/wasm"
-            | "application/manifest+json"
-            | "image/svg+xml"
-    )
-}
-
-/// [`REVALIDATE`] on every answer that has no `Cache-Control` of its own.
-pub fn with_revalidation_default(router: Router) -> Router {
-    router.layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE)))
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    COMPRESSIBLE_TYPES.iter().any(|known| known.eq_ignore_ascii_case(essence))
 }
 
 #[cfg(test)]

@@ -19,15 +19,11 @@ pub mod webhooks;
 
 use std::{future::Future, io, net::SocketAddr, sync::Arc};
 
-use axum::{
-    Router,
-    extract::FromRef,
-    middleware::{from_fn, from_fn_with_state},
-    routing::post,
-};
+use axum::{Router, extract::FromRef, middleware::from_fn_with_state, routing::post};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
 
 use crate::app::{App, shell};
 use commerce7::Commerce7;
@@ -199,13 +195,41 @@ fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
 
 /// The whole HTTP application: operational endpoints, Leptos pages and server functions, static
 /// files, and the layers every response goes through.
+///
+/// Only what can be signed in to — pages, server functions, `/logout`, `/resume` and the
+/// fallback — sits behind the CSRF check, the session and the guard. Health and readiness,
+/// `/metrics`, the Commerce7 callbacks and `/pkg` files answer without a session. Every answer
+/// goes through one stack: request id, trace, compression, default headers, metrics.
 pub fn router(state: AppState) -> Router {
     let routes = route_list();
     let context_state = state.clone();
     let provide_state = move || provide_context(context_state.clone());
     let options = state.leptos_options.clone();
 
-    let config = state.config.clone();
+    let signed_in = Router::new()
+        .route("/logout", post(sessions::guard::logout))
+        .route("/resume", axum::routing::get(sessions::guard::resume_page))
+        .leptos_routes_with_context(&state, routes, provide_state.clone(), {
+            let options = options.clone();
+            move || shell(options.clone())
+        });
+    #[cfg(feature = "bench")]
+    let signed_in = signed_in.merge(bench::reauth_route()).merge(bench::twin_route(
+        leptos_axum::render_app_async_with_context(provide_state.clone(), {
+            let options = options.clone();
+            move || shell(options.clone())
+        }),
+    ));
+    let signed_in = signed_in
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(provide_state, shell))
+        // Outermost first: the CSRF check, then the session it lets through, then the guard.
+        .layer(
+            ServiceBuilder::new()
+                .layer(from_fn_with_state(state.clone(), sessions::csrf_guard))
+                .layer(from_fn_with_state(state.sessions.clone(), sessions::session_layer))
+                .layer(from_fn_with_state(state.clone(), sessions::session_guard)),
+        );
+
     let callbacks = Router::new()
         .route("/install", post(webhooks::install))
         .route("/uninstall", post(webhooks::uninstall))
@@ -214,32 +238,19 @@ pub fn router(state: AppState) -> Router {
         .merge(http::operational_routes())
         .route("/metrics", axum::routing::get(metrics::endpoint))
         .merge(callbacks)
-        .route("/logout", post(sessions::guard::logout))
-        .route("/resume", axum::routing::get(sessions::guard::resume_page))
-        .leptos_routes_with_context(&state, routes, provide_state.clone(), {
-            let options = options.clone();
-            move || shell(options.clone())
-        });
-    #[cfg(feature = "bench")]
-    let router = router.merge(bench::reauth_route()).merge(bench::twin_route(
-        leptos_axum::render_app_async_with_context(provide_state.clone(), {
-            let options = options.clone();
-            move || shell(options.clone())
-        }),
-    ));
-    let router = router
-        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(provide_state, shell))
-        // Innermost first: the guard needs the session, the session needs the CSRF check passed.
-        .layer(from_fn_with_state(state.clone(), sessions::session_guard))
-        .layer(from_fn_with_state(state.sessions.clone(), sessions::session_layer))
-        .layer(from_fn_with_state(state.clone(), sessions::csrf_guard))
-        // Static files need no session: outside the session layers.
         .merge(delivery::pkg_routes(&options))
-        .layer(from_fn(metrics::track_http))
-        .with_state(state);
-    let router = delivery::with_revalidation_default(http::with_security_headers(router, &config));
-    #[allow(clippy::let_and_return)]
-    let router = http::with_request_tracing(delivery::with_compression(router));
+        .merge(signed_in)
+        // On each route (and the fallback), where the matched route template is known.
+        .layer(metrics::TrackHttpLayer)
+        .with_state(state.clone());
+    let router = router.layer(
+        ServiceBuilder::new()
+            .layer(http::request_id())
+            .layer(http::trace())
+            .layer(http::propagate_request_id())
+            .layer(delivery::compression())
+            .layer(http::default_headers(&state.config)),
+    );
     #[cfg(feature = "bench")]
     let router = router.merge(bench::bare_routes());
     router

@@ -119,16 +119,16 @@ pub fn retry_after(wait: Duration) -> HeaderValue {
 
 /// Middleware for `/install` and `/uninstall`.
 pub async fn limit_callbacks(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let (Some(limiter), Some(ip)) = (&state.limits.callbacks, request_ip(&state, &req)) {
-        if let Err(wait) = limiter.check(ip) {
-            metrics::rate_limited("callbacks");
-            tracing::warn!(%ip, "callback rate limit exceeded");
-            let mut response =
-                (StatusCode::TOO_MANY_REQUESTS, Json(serde_json::json!({ "ok": false, "error": "too many requests" })))
-                    .into_response();
-            response.headers_mut().insert(header::RETRY_AFTER, retry_after(wait));
-            return response;
-        }
+    if let (Some(limiter), Some(ip)) = (&state.limits.callbacks, request_ip(&state, &req))
+        && let Err(wait) = limiter.check(ip)
+    {
+        metrics::rate_limited("callbacks");
+        tracing::warn!(%ip, "callback rate limit exceeded");
+        let mut response =
+            (StatusCode::TOO_MANY_REQUESTS, Json(serde_json::json!({ "ok": false, "error": "too many requests" })))
+                .into_response();
+        response.headers_mut().insert(header::RETRY_AFTER, retry_after(wait));
+        return response;
     }
     next.run(req).await
 }

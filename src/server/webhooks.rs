@@ -62,19 +62,22 @@ struct Callback {
     body: Map<String, Value>,
 }
 
-fn parse_callback(body: &Bytes) -> Result<Callback, Response> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|err| reply(StatusCode::BAD_REQUEST, &format!("malformed JSON: {err}")))?;
+/// Why a callback body was refused: the status and the message to answer with.
+type Refusal = (StatusCode, String);
+
+fn parse_callback(body: &Bytes) -> Result<Callback, Refusal> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|err| (StatusCode::BAD_REQUEST, format!("malformed JSON: {err}")))?;
     let Value::Object(body) = value else {
-        return Err(reply(StatusCode::BAD_REQUEST, "the body must be a JSON object"));
+        return Err((StatusCode::BAD_REQUEST, "the body must be a JSON object".to_owned()));
     };
     let tenant_id = match body.get("tenantId") {
         Some(Value::String(t)) if is_tenant_slug(t) => t.clone(),
         Some(Value::String(_)) => {
-            return Err(reply(StatusCode::UNPROCESSABLE_ENTITY, "tenantId must be a Commerce7 tenant slug"));
+            return Err((StatusCode::UNPROCESSABLE_ENTITY, "tenantId must be a Commerce7 tenant slug".to_owned()));
         }
         _ => {
-            return Err(reply(StatusCode::UNPROCESSABLE_ENTITY, "tenantId is required"));
+            return Err((StatusCode::UNPROCESSABLE_ENTITY, "tenantId is required".to_owned()));
         }
     };
     Ok(Callback { tenant_id, body })
@@ -92,7 +95,7 @@ pub async fn install(State(state): State<AppState>, headers: HeaderMap, body: By
     }
     let Callback { tenant_id, mut body } = match parse_callback(&body) {
         Ok(callback) => callback,
-        Err(response) => return response,
+        Err((status, message)) => return reply(status, &message),
     };
     body.remove("tenantId");
     let user = match body.remove("user") {
@@ -130,7 +133,7 @@ pub async fn uninstall(State(state): State<AppState>, headers: HeaderMap, body: 
     }
     let Callback { tenant_id, .. } = match parse_callback(&body) {
         Ok(callback) => callback,
-        Err(response) => return response,
+        Err((status, message)) => return reply(status, &message),
     };
     match clients::uninstall(&state.db, &tenant_id).await {
         Ok(Some(sessions)) => {
