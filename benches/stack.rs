@@ -4,6 +4,8 @@
 //! - `bare_hello`: `/__bench/hello`, a bare axum handler outside every layer (the floor);
 //! - `healthz`: `/healthz` through every layer the app puts on it;
 //! - `api_without_session`: `POST /api/session_info` without a cookie — the guard's 401 path;
+//! - `api_with_cookie`: the same call with a signed-in session's cookie (one row read, no write:
+//!   the touch is not due);
 //! - `landing`: `GET /`, the server-rendered landing page (no session).
 //!
 //! `make bench` measures the same over HTTP with wrk; this one isolates the stack's own CPU time,
@@ -23,13 +25,20 @@ use axum::{
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use leptos::config::LeptosOptions;
-use libero::server::{Application, config::Config};
+use chrono::Utc;
+use libero::server::{
+    AppState, Application,
+    clients::{self, Installation},
+    config::Config,
+    sessions::{AuthSession, Theme, hash_token, store::Handoff},
+};
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
 
 const SECRET: &str = "bench-secret-0123456789abcdef0123456789abcdef";
 
-fn app(rt: &Runtime, dir: &std::path::Path) -> Router {
+/// The app's router and the `Cookie` header of a signed-in session.
+fn app(rt: &Runtime, dir: &std::path::Path) -> (Router, String) {
     let url = format!("sqlite://{}?mode=rwc", dir.join("stack.db").display());
     let vars = [
         ("SESSION_SECRET", SECRET.to_owned()),
@@ -48,10 +57,45 @@ fn app(rt: &Runtime, dir: &std::path::Path) -> Router {
     // Logged exactly as `libero serve` logs (its default filter, or RUST_LOG), into a sink.
     libero::server::telemetry::init_with_writer(config.log_format, std::io::sink, false);
     let application = rt.block_on(Application::build(config, options)).expect("the app builds");
-    libero::server::router(application.state().clone())
+    let state = application.state().clone();
+    let cookie = rt.block_on(signed_in(&state));
+    (libero::server::router(state), cookie)
 }
 
-fn request(method: Method, path: &str) -> Request<Body> {
+/// Installs the demo winery and signs Dana in, as a sign-in would; returns her `Cookie` header.
+async fn signed_in(state: &AppState) -> String {
+    let installation = Installation {
+        tenant_id: "demo-winery".into(),
+        org_name: Some("Demo Winery".into()),
+        org_contact: None,
+        user_id: None,
+        user_email: None,
+        install_data: serde_json::json!({}),
+    };
+    let client = clients::install(&state.db, &installation).await.expect("install");
+    let now = Utc::now();
+    let auth = AuthSession {
+        client_id: client.id,
+        tenant_id: client.tenant_id.clone(),
+        user_id: "c7-user-dana".into(),
+        user_name: Some("Dana Owner".into()),
+        user_email: Some("dana@demo-winery.example".into()),
+        theme: Theme::Light,
+        ip_address: Some("127.0.0.1".into()),
+        user_agent: Some("criterion".into()),
+        created_at: now,
+        last_activity_at: now,
+        expires_at: now + chrono::TimeDelta::hours(8),
+        install_generation: client.install_generation,
+        account_token_hash: Some(hash_token("demo-owner-token")),
+    };
+    let (_, handoff) = Handoff::issue(now);
+    let (id, _) = state.sessions.store().create_signed_in(&auth, &handoff).await.expect("a session");
+    let set_cookie = state.sessions.issue(id, time::Duration::hours(8));
+    set_cookie.to_str().unwrap().split(';').next().unwrap().to_owned()
+}
+
+fn request(method: Method, path: &str, cookie: Option<&str>) -> Request<Body> {
     let mut request = Request::builder()
         .method(method)
         .uri(path)
@@ -62,12 +106,15 @@ fn request(method: Method, path: &str) -> Request<Body> {
         .header("sec-fetch-site", "same-origin")
         .body(Body::empty())
         .unwrap();
+    if let Some(cookie) = cookie {
+        request.headers_mut().insert(header::COOKIE, cookie.parse().unwrap());
+    }
     request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
     request
 }
 
-async fn answer(router: &Router, method: Method, path: &str) -> StatusCode {
-    let response = router.clone().oneshot(request(method, path)).await.unwrap();
+async fn answer(router: &Router, method: Method, path: &str, cookie: Option<&str>) -> StatusCode {
+    let response = router.clone().oneshot(request(method, path, cookie)).await.unwrap();
     let status = response.status();
     black_box(axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap());
     status
@@ -76,18 +123,19 @@ async fn answer(router: &Router, method: Method, path: &str) -> StatusCode {
 fn stack(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let router = app(&rt, dir.path());
+    let (router, cookie) = app(&rt, dir.path());
     let cases = [
-        ("bare_hello", Method::GET, "/__bench/hello", StatusCode::OK),
-        ("healthz", Method::GET, "/healthz", StatusCode::OK),
-        ("api_without_session", Method::POST, "/api/session_info", StatusCode::UNAUTHORIZED),
-        ("landing", Method::GET, "/", StatusCode::OK),
+        ("bare_hello", Method::GET, "/__bench/hello", None, StatusCode::OK),
+        ("healthz", Method::GET, "/healthz", None, StatusCode::OK),
+        ("api_without_session", Method::POST, "/api/session_info", None, StatusCode::UNAUTHORIZED),
+        ("api_with_cookie", Method::POST, "/api/session_info", Some(cookie.as_str()), StatusCode::OK),
+        ("landing", Method::GET, "/", None, StatusCode::OK),
     ];
     let mut group = c.benchmark_group("stack");
     group.measurement_time(Duration::from_secs(4));
-    for (name, method, path, expected) in cases {
-        assert_eq!(rt.block_on(answer(&router, method.clone(), path)), expected, "{name}: {path}");
-        group.bench_function(name, |b| b.to_async(&rt).iter(|| answer(&router, method.clone(), path)));
+    for (name, method, path, cookie, expected) in cases {
+        assert_eq!(rt.block_on(answer(&router, method.clone(), path, cookie)), expected, "{name}: {path}");
+        group.bench_function(name, |b| b.to_async(&rt).iter(|| answer(&router, method.clone(), path, cookie)));
     }
     group.finish();
 }
