@@ -23,9 +23,9 @@ use axum::{
     extract::ConnectInfo,
     http::{Method, Request, StatusCode, header},
 };
+use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use leptos::config::LeptosOptions;
-use chrono::Utc;
 use libero::server::{
     AppState, Application,
     clients::{self, Installation},

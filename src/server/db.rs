@@ -8,6 +8,7 @@ use std::{str::FromStr, time::Duration};
 use sqlx::{
     PgPool, SqlitePool,
     migrate::{MigrateError, Migrator},
+    pool::PoolConnectionMetadata,
     postgres::PgPoolOptions,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
@@ -19,6 +20,22 @@ pub static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres
 
 /// How long a request waits for a pooled connection before answering "database unavailable".
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A pooled connection idle for longer than this is pinged before it is handed out.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// The pool's check before it hands out a connection. sqlx pings every connection when it is
+/// released (always), and by default pings it again on every acquire: one more round trip to
+/// PostgreSQL — or one more hop to SQLite's worker thread — per query, on a connection verified a
+/// moment ago. Here the acquire ping is kept only for a connection idle long enough to have been
+/// cut meanwhile (a database restart, a proxy's idle timeout); a failed ping discards it and the
+/// pool hands out another.
+async fn ping_if_idle<C: sqlx::Connection>(conn: &mut C, meta: PoolConnectionMetadata) -> Result<bool, sqlx::Error> {
+    if meta.idle_for >= PING_WHEN_IDLE_FOR {
+        conn.ping().await?;
+    }
+    Ok(true)
+}
 
 /// A connection pool to one of the two supported databases.
 #[derive(Clone, Debug)]
@@ -42,7 +59,13 @@ impl Db {
     /// Connects to `url`, creating the SQLite file if it does not exist.
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = PgPoolOptions::new().max_connections(20).acquire_timeout(ACQUIRE_TIMEOUT).connect(url).await?;
+            let pool = PgPoolOptions::new()
+                .max_connections(20)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
+                .connect(url)
+                .await?;
             Ok(Self::Postgres(pool))
         } else {
             let options = SqliteConnectOptions::from_str(url)?
@@ -54,6 +77,8 @@ impl Db {
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
                 .connect_with(options)
                 .await?;
             Ok(Self::Sqlite(pool))
