@@ -18,7 +18,10 @@ the browser timings: Chromium opening Libero from the Commerce7 admin simulator 
 link (end2end/bench/open-timing.spec.ts), click to dashboard visible and to interactive, cold and
 warm cache.
 
-Settings: BENCH_DURATION (seconds per run, default 5), BENCH_CONNECTIONS (default 1,16,64),
+Every cell is the median of BENCH_ROUNDS interleaved runs (see rounds()).
+
+Settings: BENCH_DURATION (seconds per run, default 3), BENCH_ROUNDS (default 3),
+BENCH_CONNECTIONS (default 1,16,64),
 BENCH_POSTGRES_URL (admin URL, default postgres://postgres@127.0.0.1:5432/postgres),
 BENCH_ROWS (default 1000,100000,1000000), BENCH_SKIP_BUILD=1 (reuse the last build),
 BENCH_PEERS (default ../shared/bench-peers), BENCH_BROWSER_RUNS (opens per cache state, default 5;
@@ -51,7 +54,8 @@ CALLBACK_USER, CALLBACK_PASSWORD = "bench-callbacks", "bench-callback-password"
 METRICS_TOKEN = "bench-metrics-token"
 TENANT, ACCOUNT = "demo-winery", "demo-owner-token"
 
-DURATION = int(os.environ.get("BENCH_DURATION", "5"))
+DURATION = int(os.environ.get("BENCH_DURATION", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONNECTIONS = [int(c) for c in os.environ.get("BENCH_CONNECTIONS", "1,16,64").split(",")]
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 ROW_COUNTS = [int(n) for n in os.environ.get("BENCH_ROWS", "1000,100000,1000000").split(",")]
@@ -313,13 +317,8 @@ def bench_libero(kind: str, database_url: str, fast: Server, slow: Server, scrat
             ("re-authorisation per request, Commerce7 at 200 ms", "GET",
              f"/__bench/reauth?tenantId={TENANT}&account={ACCOUNT}&slow=1", {}),
         ]
-        results = {}
         touches_before, started = counter(base, "libero_session_touches_total"), time.time()
-        for label, method, path, headers in targets:
-            results[label] = {}
-            for c in CONNECTIONS:
-                results[label][c] = wrk(base + path, c, method, headers)
-                say(f"{kind:8} {label:55} c={c:<3} {results[label][c]['rps']:>10.0f} req/s")
+        results = rounds(kind, base, targets)
         minutes = (time.time() - started) / 60
         touches = counter(base, "libero_session_touches_total") - touches_before
         rss = app.rss_mb()
@@ -335,6 +334,21 @@ def bench_libero(kind: str, database_url: str, fast: Server, slow: Server, scrat
         app.stop()
 
 
+def rounds(name: str, base: str, targets: list[tuple[str, str, str, dict]]) -> dict:
+    """Every target at every connection count, ROUNDS times, the targets interleaved within each
+    round so that a drift of the machine (another process, the CPU's clock) touches them alike;
+    each cell is the run with the median req/s (its p50 and p99 with it)."""
+    runs: dict = {label: {c: [] for c in CONNECTIONS} for label, *_ in targets}
+    for round_ in range(1, ROUNDS + 1):
+        for c in CONNECTIONS:
+            for label, method, path, headers in targets:
+                run_ = wrk(base + path, c, method, headers)
+                runs[label][c].append(run_)
+                say(f"{name:8} {label:55} c={c:<3} {run_['rps']:>10.0f} req/s  (round {round_}/{ROUNDS})")
+    return {label: {c: sorted(cells, key=lambda r: r["rps"])[len(cells) // 2] for c, cells in by_c.items()}
+            for label, by_c in runs.items()}
+
+
 def bench_peer(name: str, cmd: list[str], database_url: str, cwd: Path, scratch: Path) -> dict:
     port = free_port()
     env = base_env() | {"SESSION_SECRET": SECRET, "DATABASE_URL": database_url, "PORT": str(port)}
@@ -344,11 +358,7 @@ def bench_peer(name: str, cmd: list[str], database_url: str, cwd: Path, scratch:
         status, headers, _ = request("GET", f"{base}/login?tenant={TENANT}")
         assert status in (302, 303), status
         cookie = headers["set-cookie-all"][0].split(";")[0]
-        rows = {"floor": {}, "guarded": {}}
-        for c in CONNECTIONS:
-            rows["floor"][c] = wrk(f"{base}/", c)
-            rows["guarded"][c] = wrk(f"{base}/app", c, "GET", {"Cookie": cookie})
-            say(f"{name:24} c={c:<3} floor {rows['floor'][c]['rps']:>10.0f}  guarded {rows['guarded'][c]['rps']:>10.0f} req/s")
+        rows = rounds(name, base, [("floor", "GET", "/", {}), ("guarded", "GET", "/app", {"Cookie": cookie})])
         rows["rss_mb"] = peer.rss_mb()
         return rows
     finally:
@@ -440,7 +450,8 @@ def write_report(report: dict) -> None:
         "",
         f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}; commit {commit}{' (with local changes)' if dirty else ''}",
         f"- machine: {os.cpu_count()} cores, {cpu}; {platform.system()} {platform.release()}",
-        f"- load: wrk, {DURATION} s per run, 1–2 threads, loopback; Libero release build with `--features bench`",
+        f"- load: wrk, {DURATION} s per run, 1–2 threads, loopback; each cell the median of {ROUNDS} interleaved runs; "
+        "Libero release build with `--features bench`",
         "",
     ]
     ratios = []
