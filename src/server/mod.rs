@@ -199,7 +199,8 @@ fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
 /// Only what can be signed in to — pages, server functions, `/logout`, `/resume` and the
 /// fallback — sits behind the CSRF check, the session and the guard. Health and readiness,
 /// `/metrics`, the Commerce7 callbacks and `/pkg` files answer without a session. Every answer
-/// goes through one stack: request id, trace, compression, default headers, metrics.
+/// goes through one stack — request id, trace, default headers, metrics — and all but the probes'
+/// and the callbacks' few bytes through compression.
 pub fn router(state: AppState) -> Router {
     let routes = route_list();
     let context_state = state.clone();
@@ -234,12 +235,17 @@ pub fn router(state: AppState) -> Router {
         .route("/install", post(webhooks::install))
         .route("/uninstall", post(webhooks::uninstall))
         .route_layer(from_fn_with_state(state.clone(), ratelimit::limit_callbacks));
-    let router = Router::new()
-        .merge(http::operational_routes())
+    // Compression where a body can reach its 1 KiB threshold: pages and server functions,
+    // /metrics and /pkg files. The probes and the callbacks answer a few bytes of JSON.
+    let compressible = Router::new()
         .route("/metrics", axum::routing::get(metrics::endpoint))
-        .merge(callbacks)
         .merge(delivery::pkg_routes(&options))
         .merge(signed_in)
+        .layer(delivery::compression());
+    let router = Router::new()
+        .merge(http::operational_routes())
+        .merge(callbacks)
+        .merge(compressible)
         // On each route (and the fallback), where the matched route template is known.
         .layer(metrics::TrackHttpLayer)
         .with_state(state.clone());
@@ -248,7 +254,6 @@ pub fn router(state: AppState) -> Router {
             .layer(http::request_id())
             .layer(http::trace())
             .layer(http::propagate_request_id())
-            .layer(delivery::compression())
             .layer(http::default_headers(&state.config)),
     );
     #[cfg(feature = "bench")]
