@@ -12,36 +12,17 @@ use std::{hint::black_box, sync::Arc, time::Duration};
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use libero::server::{
-    clients::{self, Installation},
     db::Db,
     sessions::{
-        AppSessionStore, AuthSession, SessionCookies, Theme, cookie::CookieToken, hash_token, store::Handoff,
-        tab::TabTokens,
+        AppSessionStore, AuthSession, SessionCookies, cookie::CookieToken, hash_token, store::Handoff, tab::TabTokens,
     },
 };
 use tokio::runtime::Runtime;
+
+mod support;
 use tower_sessions::session::Id;
 
 const SECRET: &str = "bench-secret-0123456789abcdef0123456789abcdef";
-
-fn identity(client: &clients::Client) -> AuthSession {
-    let now = Utc::now();
-    AuthSession {
-        client_id: client.id,
-        tenant_id: client.tenant_id.clone(),
-        user_id: "c7-user-dana".into(),
-        user_name: Some("Dana Owner".into()),
-        user_email: Some("dana@demo-winery.example".into()),
-        theme: Theme::Light,
-        ip_address: Some("127.0.0.1".into()),
-        user_agent: Some("criterion".into()),
-        created_at: now,
-        last_activity_at: now,
-        expires_at: now + chrono::TimeDelta::hours(8),
-        install_generation: client.install_generation,
-        account_token_hash: Some(hash_token("demo-owner-token")),
-    }
-}
 
 fn tokens(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
@@ -72,20 +53,8 @@ fn tokens(c: &mut Criterion) {
 async fn prepared(url: &str) -> (AppSessionStore, AuthSession) {
     let db = Db::connect(url).await.expect("database");
     db.migrate().await.expect("migrations");
-    let client = clients::install(
-        &db,
-        &Installation {
-            tenant_id: "demo-winery".into(),
-            org_name: Some("Demo Winery".into()),
-            org_contact: None,
-            user_id: None,
-            user_email: None,
-            install_data: serde_json::json!({}),
-        },
-    )
-    .await
-    .expect("install");
-    (AppSessionStore::new(db, Some(Duration::from_secs(3600))), identity(&client))
+    let client = support::install_demo(&db).await;
+    (AppSessionStore::new(db, Some(Duration::from_secs(3600))), support::identity(&client))
 }
 
 fn store_on(c: &mut Criterion, label: &str, url: &str) {

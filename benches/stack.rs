@@ -26,14 +26,11 @@ use axum::{
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use leptos::config::LeptosOptions;
-use libero::server::{
-    AppState, Application,
-    clients::{self, Installation},
-    config::Config,
-    sessions::{AuthSession, Theme, hash_token, store::Handoff},
-};
+use libero::server::{AppState, Application, config::Config, sessions::store::Handoff};
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
+
+mod support;
 
 const SECRET: &str = "bench-secret-0123456789abcdef0123456789abcdef";
 
@@ -64,31 +61,9 @@ fn app(rt: &Runtime, dir: &std::path::Path) -> (Router, String) {
 
 /// Installs the demo winery and signs Dana in, as a sign-in would; returns her `Cookie` header.
 async fn signed_in(state: &AppState) -> String {
-    let installation = Installation {
-        tenant_id: "demo-winery".into(),
-        org_name: Some("Demo Winery".into()),
-        org_contact: None,
-        user_id: None,
-        user_email: None,
-        install_data: serde_json::json!({}),
-    };
-    let client = clients::install(&state.db, &installation).await.expect("install");
+    let client = support::install_demo(&state.db).await;
+    let auth = support::identity(&client);
     let now = Utc::now();
-    let auth = AuthSession {
-        client_id: client.id,
-        tenant_id: client.tenant_id.clone(),
-        user_id: "c7-user-dana".into(),
-        user_name: Some("Dana Owner".into()),
-        user_email: Some("dana@demo-winery.example".into()),
-        theme: Theme::Light,
-        ip_address: Some("127.0.0.1".into()),
-        user_agent: Some("criterion".into()),
-        created_at: now,
-        last_activity_at: now,
-        expires_at: now + chrono::TimeDelta::hours(8),
-        install_generation: client.install_generation,
-        account_token_hash: Some(hash_token("demo-owner-token")),
-    };
     let (_, handoff) = Handoff::issue(now);
     let (id, _) = state.sessions.store().create_signed_in(&auth, &handoff).await.expect("a session");
     let set_cookie = state.sessions.issue(id, time::Duration::hours(8));

@@ -6,11 +6,10 @@
 use std::{str::FromStr, time::Duration};
 
 use sqlx::{
-    PgPool, SqlitePool,
+    PgPool, Postgres, Sqlite, SqlitePool,
     migrate::{MigrateError, Migrator},
-    pool::PoolConnectionMetadata,
-    postgres::PgPoolOptions,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    pool::{PoolConnectionMetadata, PoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 
 /// The SQLite migrations embedded in this binary.
@@ -23,6 +22,15 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A pooled connection idle for longer than this is pinged before it is handed out.
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// A pool of up to `max` connections, handed out through [`ping_if_idle`].
+fn pool_options<DB: sqlx::Database>(max: u32) -> PoolOptions<DB> {
+    PoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
+}
 
 /// The pool's check before it hands out a connection. sqlx pings every connection when it is
 /// released (always), and by default pings it again on every acquire: one more round trip to
@@ -59,13 +67,7 @@ impl Db {
     /// Connects to `url`, creating the SQLite file if it does not exist.
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = PgPoolOptions::new()
-                .max_connections(20)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .test_before_acquire(false)
-                .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
-                .connect(url)
-                .await?;
+            let pool = pool_options::<Postgres>(20).connect(url).await?;
             Ok(Self::Postgres(pool))
         } else {
             let options = SqliteConnectOptions::from_str(url)?
@@ -74,13 +76,7 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5));
-            let pool = SqlitePoolOptions::new()
-                .max_connections(8)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .test_before_acquire(false)
-                .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
-                .connect_with(options)
-                .await?;
+            let pool = pool_options::<Sqlite>(8).connect_with(options).await?;
             Ok(Self::Sqlite(pool))
         }
     }

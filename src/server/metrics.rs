@@ -136,8 +136,8 @@ pub fn method_label(method: &Method) -> &'static str {
 
 /// The `route` label: the router's template for matched routes, `fallback` for everything else
 /// (static files, unknown paths), never the raw path.
-pub fn route_label(matched: Option<&MatchedPath>) -> String {
-    matched.map_or(FALLBACK_ROUTE, MatchedPath::as_str).to_owned()
+pub fn route_label(matched: Option<&MatchedPath>) -> &str {
+    matched.map_or(FALLBACK_ROUTE, MatchedPath::as_str)
 }
 
 /// The `route` label of answers no route matched.
@@ -151,7 +151,7 @@ fn http_histogram(method: &'static str, route: Option<&MatchedPath>, status: Sta
     type Handles = std::sync::RwLock<HashMap<String, Vec<(&'static str, u16, metrics::Histogram)>>>;
     static HANDLES: OnceLock<Handles> = OnceLock::new();
     let handles = HANDLES.get_or_init(Default::default);
-    let route_key = route.map_or(FALLBACK_ROUTE, MatchedPath::as_str);
+    let route_key = route_label(route);
     let status = status.as_u16();
     let cached = handles.read().ok().and_then(|map| {
         let pairs = map.get(route_key)?;
