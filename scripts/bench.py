@@ -183,10 +183,13 @@ def postgres_available() -> bool:
 
 
 def fresh_postgres(name: str) -> str:
+    """A new database, and its URL without TLS: every stack then talks to PostgreSQL over the
+    same plain loopback connection (the stock peer's sqlx is built without TLS and express's
+    `pg` does not ask for it; Libero's would otherwise negotiate TLS and pay for it alone)."""
     psql(PG_ADMIN, f'DROP DATABASE IF EXISTS "{name}"')
     psql(PG_ADMIN, f'CREATE DATABASE "{name}"')
     parts = urllib.parse.urlsplit(PG_ADMIN)
-    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}", query="&".join(filter(None, [parts.query, "sslmode=disable"]))))
 
 
 def insert_rows(kind: str, url: str, count: int) -> None:
@@ -452,6 +455,7 @@ def write_report(report: dict) -> None:
         f"- machine: {os.cpu_count()} cores, {cpu}; {platform.system()} {platform.release()}",
         f"- load: wrk, {DURATION} s per run, 1–2 threads, loopback; each cell the median of {ROUNDS} interleaved runs; "
         "Libero release build with `--features bench`",
+        "- PostgreSQL: the local server over loopback without TLS (`sslmode=disable`) for every stack alike",
         "",
     ]
     ratios = []

@@ -1,11 +1,11 @@
 //! The error every server function returns, shared by the browser, the server functions and
-//! the session guard (which answers `/api/…` with it). A leaf: it imports nothing of the app.
+//! the session guard (which answers `/api/…` with it). A leaf: it imports nothing of the app but
+//! its answer encoding (`codec`).
 
 use std::collections::BTreeMap;
 
 use leptos::server_fn::{
     ServerFnError,
-    codec::JsonEncoding,
     error::{FromServerFnError, ServerFnErrorErr},
 };
 use serde::{Deserialize, Serialize};
@@ -71,7 +71,8 @@ impl AppError {
 }
 
 impl FromServerFnError for AppError {
-    type Encoder = JsonEncoding;
+    // The answers' encoding (src/codec.rs): one JSON deserializer per type in the browser.
+    type Encoder = crate::codec::TextJson;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         match value {

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod app;
+pub mod codec;
 pub mod error;
 pub mod pages;
 #[cfg(feature = "ssr")]

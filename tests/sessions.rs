@@ -843,6 +843,57 @@ async fn a_signed_in_request_with_the_database_gone_gets_503_not_a_crash() {
     app.stop().await;
 }
 
+/// `count` calls of `/api/session_info` sent at once.
+async fn simultaneous_session_info_calls(app: &TestApp, count: usize) -> Vec<reqwest::Response> {
+    let calls: Vec<_> = (0..count).map(|_| tokio::spawn(app.post_same_origin("/api/session_info").send())).collect();
+    let mut responses = Vec::with_capacity(count);
+    for call in calls {
+        responses.push(call.await.unwrap().unwrap());
+    }
+    responses
+}
+
+/// The session lookup's own connections (`db::Lanes`) outlive PostgreSQL ending them — a restart,
+/// a proxy's idle timeout: the next request reconnects and is answered, not 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_in_requests_are_answered_after_postgres_ends_every_connection() {
+    let Some(app) = TestApp::signed_in(TestDb::Postgres).await else {
+        return;
+    };
+    let name = app.database.postgres_name().expect("a PostgreSQL database").to_owned();
+    let call = || async { app.post_same_origin("/api/session_info").send().await.unwrap().status() };
+    // Positive control. One call after another, they take the lanes in turn: every lane connects.
+    for attempt in 0..libero::server::sessions::store::LOOKUP_LANES {
+        assert_eq!(call().await, StatusCode::OK, "call {attempt} before the cut");
+    }
+
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&common::postgres_admin_url()).await.unwrap();
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1) ended",
+    )
+    .bind(&name)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(ended > 0, "the app's connections were ended");
+    for attempt in 0..3 {
+        assert_eq!(call().await, StatusCode::OK, "call {attempt} after the cut");
+    }
+    app.stop().await;
+}
+
+on_both_databases!(more_simultaneous_signed_in_calls_than_lookup_connections_are_all_answered, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    let count = libero::server::sessions::store::LOOKUP_LANES * 3;
+    let responses = simultaneous_session_info_calls(&app, count).await;
+    assert_eq!(responses.len(), count);
+    for response in responses {
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.json::<Value>().await.unwrap()["tenant_id"], TENANT);
+    }
+    app.stop().await;
+});
+
 on_both_databases!(a_malformed_server_function_body_gets_400_and_changes_nothing, |kind| async move {
     let Some(app) = TestApp::signed_in(kind).await else { return };
     let before = get_settings(&app).await;

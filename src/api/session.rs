@@ -25,7 +25,7 @@ pub struct SessionInfo {
 }
 
 /// The signed-in merchant and their session.
-#[server(prefix = "/api", endpoint = "session_info", client = crate::tab::TabClient)]
+#[server(prefix = "/api", endpoint = "session_info", output = crate::codec::Json, client = crate::tab::TabClient)]
 pub async fn get_session_info() -> Result<SessionInfo, AppError> {
     let session = super::ssr::require_session()?.auth;
     let minutes_left = (session.expires_at - chrono::Utc::now()).num_minutes().max(0);

@@ -26,7 +26,7 @@ pub struct MySession {
 
 /// The signed-in user's active sessions for this winery: this browser's first, then the most
 /// recently used.
-#[server(prefix = "/api", endpoint = "list_my_sessions", client = crate::tab::TabClient)]
+#[server(prefix = "/api", endpoint = "list_my_sessions", output = crate::codec::Json, client = crate::tab::TabClient)]
 pub async fn list_my_sessions() -> Result<Vec<MySession>, AppError> {
     use crate::api::ssr::{require_session, state, unavailable};
     use crate::server::sessions::{manage, user_agent::Device};
@@ -56,7 +56,7 @@ pub async fn list_my_sessions() -> Result<Vec<MySession>, AppError> {
 /// Signs out one of the user's *other* sessions. A handle that is not one of the user's own
 /// sessions gets 404 (whether it exists for someone else or not at all); this browser's own
 /// session is refused — that is what *Sign out* at the top is for.
-#[server(prefix = "/api", endpoint = "sign_out_session", client = crate::tab::TabClient)]
+#[server(prefix = "/api", endpoint = "sign_out_session", output = crate::codec::Json, client = crate::tab::TabClient)]
 pub async fn sign_out_session(handle: String) -> Result<(), AppError> {
     use crate::api::ssr::{fail, require_session, state, unavailable};
     use crate::server::sessions::manage;
@@ -79,7 +79,7 @@ pub async fn sign_out_session(handle: String) -> Result<(), AppError> {
 }
 
 /// Signs out every session of the user for this winery except this browser's; returns how many.
-#[server(prefix = "/api", endpoint = "sign_out_other_sessions", client = crate::tab::TabClient)]
+#[server(prefix = "/api", endpoint = "sign_out_other_sessions", output = crate::codec::Json, client = crate::tab::TabClient)]
 pub async fn sign_out_other_sessions() -> Result<u64, AppError> {
     use crate::api::ssr::{require_session, state, unavailable};
     use crate::server::sessions::manage;

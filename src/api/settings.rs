@@ -77,7 +77,7 @@ pub struct SettingsForm {
 }
 
 /// Reads the merchant's settings.
-#[server(prefix = "/api", endpoint = "get_settings", client = crate::tab::TabClient)]
+#[server(prefix = "/api", endpoint = "get_settings", output = crate::codec::Json, client = crate::tab::TabClient)]
 pub async fn get_settings() -> Result<SettingsForm, AppError> {
     use super::ssr::{fail, require_session, state, unavailable};
     use crate::server::clients;
@@ -102,7 +102,7 @@ pub async fn get_settings() -> Result<SettingsForm, AppError> {
 /// Its arguments travel as an HTML form (`settings[org_name]=…&…&version=…`, leptos's default
 /// encoding) so that the settings page's `<ActionForm>` also works before the wasm has loaded:
 /// the browser then posts the form itself and is sent back to `/settings`.
-#[server(prefix = "/api", endpoint = "save_settings", client = crate::tab::TabClient)]
+#[server(prefix = "/api", endpoint = "save_settings", output = crate::codec::Json, client = crate::tab::TabClient)]
 pub async fn save_settings(settings: MerchantSettings, version: String) -> Result<SettingsForm, AppError> {
     let saved = ssr::save(settings, version).await;
     ssr::redirect_a_plain_form_post(saved.as_ref().err());

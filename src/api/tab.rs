@@ -22,7 +22,7 @@ pub struct RenewedTab {
 
 /// A new tab token for the session of the presented one. Only a tab token may renew itself: a
 /// cookie alone gets 401 (it may belong to another winery's tab).
-#[server(prefix = "/api", endpoint = "renew_tab_token", client = TabClient)]
+#[server(prefix = "/api", endpoint = "renew_tab_token", output = crate::codec::Json, client = TabClient)]
 pub async fn renew_tab_token() -> Result<RenewedTab, AppError> {
     use crate::server::sessions::guard::mint_tab_token;
 
@@ -38,7 +38,7 @@ pub async fn renew_tab_token() -> Result<RenewedTab, AppError> {
 
 /// A handoff code (single use, 60 s) for the session of the presented tab token: the page
 /// reloads with it when the browser kept no cookie. Tab token only, like the renewal.
-#[server(prefix = "/api", endpoint = "resume_tab", client = TabClient)]
+#[server(prefix = "/api", endpoint = "resume_tab", output = crate::codec::Json, client = TabClient)]
 pub async fn resume_tab() -> Result<String, AppError> {
     use crate::api::ssr::{fail, state, unavailable};
     use crate::server::{db::now, sessions::store::Handoff};
@@ -54,7 +54,7 @@ pub async fn resume_tab() -> Result<String, AppError> {
 
 /// Signs this tab's session out: deletes its row (every instance sees it at once), and clears
 /// the cookie too when the cookie names that same session (never another winery's).
-#[server(prefix = "/api", endpoint = "logout", client = TabClient)]
+#[server(prefix = "/api", endpoint = "logout", output = crate::codec::Json, client = TabClient)]
 pub async fn logout() -> Result<(), AppError> {
     use crate::api::ssr::{require_session, state, unavailable};
     use crate::server::sessions::hash_token;

@@ -3,14 +3,22 @@
 //! Both backends run the same operations; each query is written once per dialect, explicitly,
 //! and every one of them is exercised by the integration tests on both databases.
 
-use std::{str::FromStr, time::Duration};
+use std::{
+    str::FromStr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use sqlx::{
-    PgPool, Postgres, Sqlite, SqlitePool,
+    ConnectOptions, Connection, PgPool, Postgres, Sqlite, SqlitePool,
     migrate::{MigrateError, Migrator},
     pool::{PoolConnectionMetadata, PoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
+use tokio::sync::{Mutex, MutexGuard};
 
 /// The SQLite migrations embedded in this binary.
 pub static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -45,6 +53,104 @@ async fn ping_if_idle<C: sqlx::Connection>(conn: &mut C, meta: PoolConnectionMet
     Ok(true)
 }
 
+/// A few connections of their own, outside the pool, for the one query on every signed-in request
+/// (the session guard's lookup).
+///
+/// A pooled connection costs two round trips per query, not one: sqlx pings every connection it
+/// takes back, in a task of its own (on SQLite, a hop to the connection's worker thread and
+/// back; on PostgreSQL, a `Sync` to the server and its answer). A lane is a connection held
+/// behind a lock and never returned to a pool, so its query is the only round trip. It runs the
+/// same prepared statement on the same database — every request still reads the row, so a
+/// logout or uninstall on any instance ends the session at once.
+///
+/// - Connected lazily, with the pool's own options (same file, pragmas, TLS, timeouts).
+/// - When every lane is busy, [`Lanes::acquire`] says so and the caller uses the pool: the
+///   lanes never queue a request.
+/// - A lane whose connection broke (a database restart, a proxy cutting idle connections) is
+///   reconnected and the query retried once ([`Lane::reconnect`], [`is_disconnect`]): a read is
+///   safe to repeat, and the fresh connection cannot be stale.
+pub struct Lanes<C: Connection> {
+    slots: Box<[Mutex<Option<C>>]>,
+    options: Arc<<C as Connection>::Options>,
+    next: AtomicUsize,
+}
+
+/// One lane, held for one query: derefs to its connection.
+pub struct Lane<'a, C: Connection> {
+    slot: MutexGuard<'a, Option<C>>,
+    options: &'a <C as Connection>::Options,
+}
+
+impl<C: Connection> Lanes<C> {
+    /// `count` lanes to the database the pool with `options` connects to.
+    pub fn new(options: Arc<<C as Connection>::Options>, count: usize) -> Self {
+        let slots = (0..count).map(|_| Mutex::new(None)).collect();
+        Self { slots, options, next: AtomicUsize::new(0) }
+    }
+
+    /// A free lane, connected; `None` when every lane is busy.
+    pub async fn acquire(&self) -> Result<Option<Lane<'_, C>>, sqlx::Error> {
+        let count = self.slots.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for offset in 0..count {
+            if let Ok(slot) = self.slots[(start + offset) % count].try_lock() {
+                let mut lane = Lane { slot, options: &self.options };
+                if lane.slot.is_none() {
+                    lane.reconnect().await?;
+                }
+                return Ok(Some(lane));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Closes every lane's connection (graceful shutdown; a lane used later connects again).
+    pub async fn close(&self) {
+        for slot in &self.slots {
+            if let Some(conn) = slot.lock().await.take() {
+                let _ = conn.close().await;
+            }
+        }
+    }
+}
+
+impl<C: Connection> Lane<'_, C> {
+    /// Replaces this lane's connection with a new one (the old one, if any, is dropped).
+    pub async fn reconnect(&mut self) -> Result<(), sqlx::Error> {
+        *self.slot = None;
+        let conn = tokio::time::timeout(ACQUIRE_TIMEOUT, self.options.connect())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        *self.slot = Some(conn);
+        Ok(())
+    }
+}
+
+impl<C: Connection> std::ops::Deref for Lane<'_, C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        self.slot.as_ref().expect("a lane is connected while held")
+    }
+}
+
+impl<C: Connection> std::ops::DerefMut for Lane<'_, C> {
+    fn deref_mut(&mut self) -> &mut C {
+        self.slot.as_mut().expect("a lane is connected while held")
+    }
+}
+
+/// Whether `err` means the connection itself is gone (so a fresh one may succeed), not that the
+/// query failed: I/O, TLS or protocol trouble, SQLite's worker gone, or PostgreSQL's "connection
+/// exception" (`08…`) and "operator intervention" (`57P…`: terminated, shutting down) classes.
+pub fn is_disconnect(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
+}
+
 /// A connection pool to one of the two supported databases.
 #[derive(Clone, Debug)]
 pub enum Db {
@@ -67,7 +173,7 @@ impl Db {
     /// Connects to `url`, creating the SQLite file if it does not exist.
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = pool_options::<Postgres>(20).connect(url).await?;
+            let pool = pool_options::<Postgres>(10).connect(url).await?;
             Ok(Self::Postgres(pool))
         } else {
             let options = SqliteConnectOptions::from_str(url)?
@@ -119,4 +225,38 @@ impl Db {
 pub fn now() -> chrono::DateTime<chrono::Utc> {
     use chrono::{DurationRound, TimeDelta};
     chrono::Utc::now().duration_trunc(TimeDelta::microseconds(1)).expect("valid timestamp")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_lost_connection_counts_as_a_disconnect() {
+        let reset = || std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(is_disconnect(&sqlx::Error::Io(reset())));
+        assert!(is_disconnect(&sqlx::Error::WorkerCrashed));
+        assert!(is_disconnect(&sqlx::Error::Protocol("unexpected message".into())));
+        // A query that failed on a healthy connection is not retried.
+        assert!(!is_disconnect(&sqlx::Error::RowNotFound));
+        assert!(!is_disconnect(&sqlx::Error::PoolTimedOut));
+        assert!(!is_disconnect(&sqlx::Error::ColumnNotFound("tenant_id".into())));
+    }
+
+    #[tokio::test]
+    async fn a_lane_reads_what_the_pool_wrote_and_every_lane_busy_means_none() {
+        let Db::Sqlite(pool) = Db::connect("sqlite::memory:").await.unwrap() else { unreachable!() };
+        sqlx::query("CREATE TABLE t (v INTEGER)").execute(&pool).await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (7)").execute(&pool).await.unwrap();
+        let lanes = Lanes::<sqlx::SqliteConnection>::new(pool.connect_options(), 2);
+        let mut first = lanes.acquire().await.unwrap().expect("a free lane");
+        let v: i64 = sqlx::query_scalar("SELECT v FROM t").fetch_one(&mut *first).await.unwrap();
+        assert_eq!(v, 7, "the same database as the pool's");
+        let second = lanes.acquire().await.unwrap().expect("the other lane");
+        assert!(lanes.acquire().await.unwrap().is_none(), "both held: the caller uses the pool");
+        drop(second);
+        assert!(lanes.acquire().await.unwrap().is_some(), "a released lane is free again");
+        drop(first);
+        lanes.close().await;
+    }
 }

@@ -174,7 +174,12 @@ impl Application {
             .await;
         background.iter().for_each(tokio::task::JoinHandle::abort);
         // Closing waits for every checked-out connection; never let that hang a shutdown.
-        if tokio::time::timeout(std::time::Duration::from_secs(10), db.close()).await.is_err() {
+        let store = self.state.sessions.store().clone();
+        let close = async move {
+            store.close().await;
+            db.close().await;
+        };
+        if tokio::time::timeout(std::time::Duration::from_secs(10), close).await.is_err() {
             tracing::warn!("database pool did not close within 10 s; exiting anyway");
         }
         result

@@ -10,12 +10,12 @@
 //!   in under. Dead rows are deleted on sight.
 //! - Every timestamp of a row comes from the app's clock (`db::now()`).
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool, SqliteConnection, SqlitePool, types::Json};
 use tower_sessions::{
     SessionStore,
     session::{Id, Record},
@@ -26,9 +26,68 @@ use uuid::Uuid;
 
 use super::{AUTH_KEY, AuthSession, Theme, hash_token, idle_cutoff, to_offset};
 use crate::server::{
-    db::{Db, now},
+    db::{Db, Lanes, is_disconnect, now},
     metrics,
 };
+
+/// How many connections of its own the session lookup keeps ([`Lanes`]), beside the pool.
+pub const LOOKUP_LANES: usize = 16;
+
+/// The session lookup's lanes and, for when they are all busy, the pool.
+enum Lookups {
+    Sqlite { pool: SqlitePool, lanes: Lanes<SqliteConnection> },
+    Postgres { pool: PgPool, lanes: Lanes<PgConnection> },
+}
+
+impl Lookups {
+    fn new(db: &Db) -> Self {
+        match db {
+            Db::Sqlite(pool) => {
+                Self::Sqlite { pool: pool.clone(), lanes: Lanes::new(pool.connect_options(), LOOKUP_LANES) }
+            }
+            Db::Postgres(pool) => {
+                Self::Postgres { pool: pool.clone(), lanes: Lanes::new(pool.connect_options(), LOOKUP_LANES) }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Lookups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Sqlite { .. } => "Lookups(sqlite)",
+            Self::Postgres { .. } => "Lookups(postgres)",
+        })
+    }
+}
+
+/// Runs `$query`, an expression of the executor `$conn`, on a free lane of `$lanes` — again on a
+/// fresh connection when the lane's had broken — or on `$pool` when every lane is busy.
+macro_rules! on_lane {
+    ($lanes:expr, $pool:expr, |$conn:ident| $query:expr) => {
+        match $lanes.acquire().await? {
+            Some(mut lane) => {
+                let first = {
+                    let $conn = &mut *lane;
+                    $query.await
+                };
+                match first {
+                    Err(err) if is_disconnect(&err) => {
+                        tracing::info!(error = %err, "session lookup connection lost; reconnecting");
+                        lane.reconnect().await?;
+                        let $conn = &mut *lane;
+                        $query.await
+                    }
+                    done => done,
+                }
+            }
+            None => {
+                let $conn = $pool;
+                $query.await
+            }
+        }
+    };
+}
 
 /// Why a session id did not yield a session (for logs and metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +137,7 @@ impl Handoff {
 #[derive(Debug, Clone)]
 pub struct AppSessionStore {
     db: Db,
+    lookups: Arc<Lookups>,
     idle_timeout: Option<Duration>,
 }
 
@@ -143,7 +203,15 @@ fn db_error(err: sqlx::Error) -> session_store::Error {
 impl AppSessionStore {
     /// A store over `db`; `idle_timeout` of `None` disables the idle rule.
     pub fn new(db: Db, idle_timeout: Option<Duration>) -> Self {
-        Self { db, idle_timeout }
+        Self { lookups: Arc::new(Lookups::new(&db)), db, idle_timeout }
+    }
+
+    /// Closes the lookup's own connections (graceful shutdown, before the pool closes).
+    pub async fn close(&self) {
+        match &*self.lookups {
+            Lookups::Sqlite { lanes, .. } => lanes.close().await,
+            Lookups::Postgres { lanes, .. } => lanes.close().await,
+        }
     }
 
     /// Loads and validates the session of a cookie token, as a tower-sessions record (the
@@ -179,16 +247,15 @@ impl AppSessionStore {
                 )
             };
         }
-        let row: Option<SessionRow> = match &self.db {
-            Db::Sqlite(pool) => {
-                sqlx::query_as(select_session!("s.client_id", "s.data", "?1")).bind(key).fetch_optional(pool).await?
-            }
-            Db::Postgres(pool) => {
+        let row: Option<SessionRow> = match &*self.lookups {
+            Lookups::Sqlite { pool, lanes } => on_lane!(lanes, pool, |conn| {
+                sqlx::query_as(select_session!("s.client_id", "s.data", "?1")).bind(key).fetch_optional(conn)
+            })?,
+            Lookups::Postgres { pool, lanes } => on_lane!(lanes, pool, |conn| {
                 sqlx::query_as(select_session!("s.client_id::text AS client_id", "s.data::text AS data", "$1"))
                     .bind(key)
-                    .fetch_optional(pool)
-                    .await?
-            }
+                    .fetch_optional(conn)
+            })?,
         };
         let Some(row) = row else {
             metrics::validation(Invalid::Missing.as_str());
