@@ -122,12 +122,13 @@ pub mod browser {
     fn from_page() -> Option<StoredTab> {
         let meta = document().query_selector("meta[name=\"libero-tab\"]").ok()??;
         let meta: web_sys::HtmlMetaElement = meta.dyn_into().ok()?;
-        let expires_in: f64 = meta.get_attribute("data-expires-in")?.parse().ok()?;
+        // Whole seconds, as the server writes them (no float parser in the wasm for this one number).
+        let expires_in: u32 = meta.get_attribute("data-expires-in")?.parse().ok()?;
         Some(StoredTab {
             token: meta.content(),
             tenant: meta.get_attribute("data-tenant")?,
             theme: meta.get_attribute("data-theme"),
-            expires_at: js_sys_now() + expires_in * 1000.0,
+            expires_at: js_sys_now() + f64::from(expires_in) * 1000.0,
             dead: false,
         })
     }
