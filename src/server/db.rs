@@ -69,6 +69,9 @@ async fn ping_if_idle<C: sqlx::Connection>(conn: &mut C, meta: PoolConnectionMet
 /// - A lane whose connection broke (a database restart, a proxy cutting idle connections) is
 ///   reconnected and the query retried once ([`Lane::reconnect`], [`is_disconnect`]): a read is
 ///   safe to repeat, and the fresh connection cannot be stale.
+/// - A request dropped mid-query (its client went away) leaves its lane usable: sqlx finishes
+///   reading the abandoned answer before it sends the next query (PostgreSQL), and SQLite's
+///   worker ends the abandoned statement on its own.
 pub struct Lanes<C: Connection> {
     slots: Box<[Mutex<Option<C>>]>,
     options: Arc<<C as Connection>::Options>,
