@@ -31,7 +31,7 @@ use crate::server::{
 };
 
 /// How many connections of its own the session lookup keeps ([`Lanes`]), beside the pool.
-pub const LOOKUP_LANES: usize = 8;
+pub const LOOKUP_LANES: usize = 16;
 
 /// The session lookup's lanes and, for when they are all busy, the pool.
 enum Lookups {
