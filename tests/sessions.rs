@@ -862,8 +862,8 @@ async fn signed_in_requests_are_answered_after_postgres_ends_every_connection() 
     };
     let name = app.database.postgres_name().expect("a PostgreSQL database").to_owned();
     let call = || async { app.post_same_origin("/api/session_info").send().await.unwrap().status() };
-    // Positive control. One call after another, they take the lanes in turn: every lane connects.
-    for attempt in 0..libero::server::sessions::store::LOOKUP_LANES {
+    // Positive control. One call after another, each takes the first lane, which connects.
+    for attempt in 0..3 {
         assert_eq!(call().await, StatusCode::OK, "call {attempt} before the cut");
     }
 

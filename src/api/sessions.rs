@@ -35,7 +35,7 @@ pub async fn list_my_sessions() -> Result<Vec<MySession>, AppError> {
     let current = ssr::current_row_id()?;
     let state = state();
     let handles = ssr::handles();
-    let rows = manage::list_own(&state.db, me.client_id, &me.user_id, state.config.session_idle_timeout)
+    let rows = manage::list_own(state.sessions.store(), me.client_id, &me.user_id, state.config.session_idle_timeout)
         .await
         .map_err(|e| unavailable(e, "listing the user's sessions failed"))?;
     let mut sessions: Vec<MySession> = rows

@@ -3,14 +3,7 @@
 //! Both backends run the same operations; each query is written once per dialect, explicitly,
 //! and every one of them is exercised by the integration tests on both databases.
 
-use std::{
-    str::FromStr,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     ConnectOptions, Connection, PgPool, Postgres, Sqlite, SqlitePool,
@@ -27,6 +20,10 @@ pub static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres
 
 /// How long a request waits for a pooled connection before answering "database unavailable".
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a lookup lane may take to open its connection. Shorter than [`ACQUIRE_TIMEOUT`]: a
+/// lane that cannot connect hands the query to the pool, which then has its own wait.
+const LANE_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A pooled connection idle for longer than this is pinged before it is handed out.
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
@@ -64,8 +61,8 @@ async fn ping_if_idle<C: sqlx::Connection>(conn: &mut C, meta: PoolConnectionMet
 /// logout or uninstall on any instance ends the session at once.
 ///
 /// - Connected lazily, with the pool's own options (same file, pragmas, TLS, timeouts).
-/// - When every lane is busy, [`Lanes::acquire`] says so and the caller uses the pool: the
-///   lanes never queue a request.
+/// - When every lane is busy (or a new connection cannot be opened), [`Lanes::acquire`] says so
+///   and the caller uses the pool: the lanes never queue a request.
 /// - A lane whose connection broke (a database restart, a proxy cutting idle connections) is
 ///   reconnected and the query retried once ([`Lane::reconnect`], [`is_disconnect`]): a read is
 ///   safe to repeat, and the fresh connection cannot be stale.
@@ -75,7 +72,6 @@ async fn ping_if_idle<C: sqlx::Connection>(conn: &mut C, meta: PoolConnectionMet
 pub struct Lanes<C: Connection> {
     slots: Box<[Mutex<Option<C>>]>,
     options: Arc<<C as Connection>::Options>,
-    next: AtomicUsize,
 }
 
 /// One lane, held for one query: derefs to its connection.
@@ -88,18 +84,22 @@ impl<C: Connection> Lanes<C> {
     /// `count` lanes to the database the pool with `options` connects to.
     pub fn new(options: Arc<<C as Connection>::Options>, count: usize) -> Self {
         let slots = (0..count).map(|_| Mutex::new(None)).collect();
-        Self { slots, options, next: AtomicUsize::new(0) }
+        Self { slots, options }
     }
 
-    /// A free lane, connected; `None` when every lane is busy.
+    /// The first free lane, connected; `None` when every lane is busy or a new connection could
+    /// not be opened (the caller uses the pool, which may still have connections to spare). The
+    /// scan starts at the first lane, so a quiet instance keeps one or two connections busy and
+    /// opens more only as concurrent requests need them.
     pub async fn acquire(&self) -> Result<Option<Lane<'_, C>>, sqlx::Error> {
-        let count = self.slots.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        for offset in 0..count {
-            if let Ok(slot) = self.slots[(start + offset) % count].try_lock() {
+        for slot in &self.slots {
+            if let Ok(slot) = slot.try_lock() {
                 let mut lane = Lane { slot, options: &self.options };
-                if lane.slot.is_none() {
-                    lane.reconnect().await?;
+                if lane.slot.is_none()
+                    && let Err(err) = lane.reconnect().await
+                {
+                    tracing::warn!(error = %err, "could not open a lookup connection; using the pool");
+                    return Ok(None);
                 }
                 return Ok(Some(lane));
             }
@@ -118,10 +118,11 @@ impl<C: Connection> Lanes<C> {
 }
 
 impl<C: Connection> Lane<'_, C> {
-    /// Replaces this lane's connection with a new one (the old one, if any, is dropped).
+    /// Replaces this lane's connection with a new one (the old one, if any, is dropped), within
+    /// [`LANE_CONNECT_TIMEOUT`].
     pub async fn reconnect(&mut self) -> Result<(), sqlx::Error> {
         *self.slot = None;
-        let conn = tokio::time::timeout(ACQUIRE_TIMEOUT, self.options.connect())
+        let conn = tokio::time::timeout(LANE_CONNECT_TIMEOUT, self.options.connect())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)??;
         *self.slot = Some(conn);

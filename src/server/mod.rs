@@ -174,12 +174,11 @@ impl Application {
             .await;
         background.iter().for_each(tokio::task::JoinHandle::abort);
         // Closing waits for every checked-out connection; never let that hang a shutdown.
-        let store = self.state.sessions.store().clone();
-        let close = async move {
-            store.close().await;
-            db.close().await;
-        };
-        if tokio::time::timeout(std::time::Duration::from_secs(10), close).await.is_err() {
+        let timeout = std::time::Duration::from_secs(10);
+        if tokio::time::timeout(timeout, self.state.sessions.store().close()).await.is_err() {
+            tracing::warn!("session lookup connections did not close within 10 s; closing the pool anyway");
+        }
+        if tokio::time::timeout(timeout, db.close()).await.is_err() {
             tracing::warn!("database pool did not close within 10 s; exiting anyway");
         }
         result

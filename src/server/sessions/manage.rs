@@ -11,7 +11,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::user_agent::Device;
+use super::{
+    store::{AppSessionStore, Lookups, on_lane},
+    user_agent::Device,
+};
 use crate::server::db::{Db, now};
 
 /// HMAC-SHA256 (RFC 2104) over `sha2`, which the app already uses; checked against RFC 4231.
@@ -85,17 +88,18 @@ pub struct OwnSession {
     pub last_activity_at: DateTime<Utc>,
 }
 
-/// The active sessions of one user of one tenant, most recently used first.
+/// The active sessions of one user of one tenant, most recently used first. A read of every
+/// dashboard render: it runs on the session lookup's own connections ([`on_lane`]).
 pub async fn list_own(
-    db: &Db,
+    store: &AppSessionStore,
     client_id: Uuid,
     user_id: &str,
     idle: Option<Duration>,
 ) -> Result<Vec<OwnSession>, sqlx::Error> {
     let now = now();
     let since = active_since(now, idle);
-    match db {
-        Db::Sqlite(pool) => {
+    match store.lookups() {
+        Lookups::Sqlite { pool, lanes } => on_lane!(lanes, pool, |conn| {
             sqlx::query_as(
                 "SELECT id, ip_address, user_agent, created_at, last_activity_at FROM app_sessions
                  WHERE client_id = ?1 AND user_id = ?2 AND expires_at > ?3 AND last_activity_at > ?4
@@ -106,10 +110,9 @@ pub async fn list_own(
             .bind(user_id)
             .bind(now)
             .bind(since)
-            .fetch_all(pool)
-            .await
-        }
-        Db::Postgres(pool) => {
+            .fetch_all(conn)
+        }),
+        Lookups::Postgres { pool, lanes } => on_lane!(lanes, pool, |conn| {
             sqlx::query_as(
                 "SELECT id, ip_address, user_agent, created_at, last_activity_at FROM app_sessions
                  WHERE client_id = $1 AND user_id = $2 AND expires_at > $3 AND last_activity_at > $4
@@ -120,9 +123,8 @@ pub async fn list_own(
             .bind(user_id)
             .bind(now)
             .bind(since)
-            .fetch_all(pool)
-            .await
-        }
+            .fetch_all(conn)
+        }),
     }
 }
 

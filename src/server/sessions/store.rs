@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use super::{AUTH_KEY, AuthSession, Theme, hash_token, idle_cutoff, to_offset};
 use crate::server::{
-    db::{Db, Lanes, is_disconnect, now},
+    db::{Db, Lanes, now},
     metrics,
 };
 
@@ -34,7 +34,7 @@ use crate::server::{
 pub const LOOKUP_LANES: usize = 16;
 
 /// The session lookup's lanes and, for when they are all busy, the pool.
-enum Lookups {
+pub(crate) enum Lookups {
     Sqlite { pool: SqlitePool, lanes: Lanes<SqliteConnection> },
     Postgres { pool: PgPool, lanes: Lanes<PgConnection> },
 }
@@ -72,8 +72,8 @@ macro_rules! on_lane {
                     $query.await
                 };
                 match first {
-                    Err(err) if is_disconnect(&err) => {
-                        tracing::info!(error = %err, "session lookup connection lost; reconnecting");
+                    Err(err) if $crate::server::db::is_disconnect(&err) => {
+                        tracing::info!(error = %err, "lookup connection lost; reconnecting");
                         lane.reconnect().await?;
                         let $conn = &mut *lane;
                         $query.await
@@ -88,6 +88,7 @@ macro_rules! on_lane {
         }
     };
 }
+pub(crate) use on_lane;
 
 /// Why a session id did not yield a session (for logs and metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,6 +205,11 @@ impl AppSessionStore {
     /// A store over `db`; `idle_timeout` of `None` disables the idle rule.
     pub fn new(db: Db, idle_timeout: Option<Duration>) -> Self {
         Self { lookups: Arc::new(Lookups::new(&db)), db, idle_timeout }
+    }
+
+    /// The lookup's connections, for the other reads of every signed-in page ([`on_lane`]).
+    pub(crate) fn lookups(&self) -> &Lookups {
+        &self.lookups
     }
 
     /// Closes the lookup's own connections (graceful shutdown, before the pool closes).
