@@ -263,4 +263,21 @@ mod tests {
         drop(first);
         lanes.close().await;
     }
+
+    #[tokio::test]
+    async fn a_lane_that_cannot_connect_hands_the_query_to_the_pool() {
+        // Positive control: the same lanes over a database that exists hand out a lane.
+        let dir = tempfile::tempdir().unwrap();
+        let good = SqliteConnectOptions::from_str(&format!("sqlite://{}/ok.db", dir.path().display()))
+            .unwrap()
+            .create_if_missing(true);
+        let lanes = Lanes::<sqlx::SqliteConnection>::new(Arc::new(good), 1);
+        assert!(lanes.acquire().await.unwrap().is_some(), "a reachable database gives a lane");
+        lanes.close().await;
+        // A database that cannot be opened: no error for the request, `None`, so the pool decides.
+        let missing =
+            SqliteConnectOptions::from_str(&format!("sqlite://{}/no/such/dir.db", dir.path().display())).unwrap();
+        let lanes = Lanes::<sqlx::SqliteConnection>::new(Arc::new(missing), 1);
+        assert!(lanes.acquire().await.unwrap().is_none(), "no lane: the caller uses the pool");
+    }
 }
