@@ -4,15 +4,22 @@
 
 mod common;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use common::{
     OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, TENANT, TestApp, TestDb, clears_the_cookie, handoff_code, no_session_page,
 };
-use libero::server::sessions::hash_token;
+use libero::server::{
+    db::{LaneLimits, Lanes},
+    sessions::hash_token,
+};
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
+use sqlx::{
+    PgConnection, PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
 
 fn location(response: &reqwest::Response) -> &str {
     response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("")
@@ -880,6 +887,72 @@ async fn signed_in_requests_are_answered_after_postgres_ends_every_connection() 
         assert_eq!(call().await, StatusCode::OK, "call {attempt} after the cut");
     }
     app.stop().await;
+}
+
+/// The lookup's lanes over one database, and the pool they hand a read to when all are busy.
+struct Lookup {
+    lanes: Lanes<PgConnection>,
+    pool: PgPool,
+}
+
+impl Lookup {
+    /// `pg_backend_pid()`, read as the session lookup reads (`on_lane!`): which PostgreSQL
+    /// connection answered.
+    async fn backend_pid(&self) -> Result<i32, sqlx::Error> {
+        libero::on_lane!(self.lanes, &self.pool, |conn| sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(conn))
+    }
+}
+
+/// One lane to `database`, reached through a proxy that can drop its connections silently.
+async fn lookup_behind_a_proxy(
+    database: &common::FreshDatabase,
+    limits: LaneLimits,
+) -> (common::proxy::FreezingProxy, Lookup) {
+    let options: PgConnectOptions = database.url.parse().expect("a PostgreSQL URL");
+    let upstream = tokio::net::lookup_host((options.get_host(), options.get_port()))
+        .await
+        .expect("the PostgreSQL host resolves")
+        .next()
+        .expect("an address");
+    let proxy = common::proxy::FreezingProxy::start(upstream).await;
+    let options = options.host("127.0.0.1").port(proxy.addr.port());
+    let pool = PgPoolOptions::new().connect_lazy_with(options.clone());
+    (proxy, Lookup { lanes: Lanes::new(Arc::new(options), 1, limits), pool })
+}
+
+/// A lookup connection dropped silently (a NAT or proxy forgetting it: no reset, no answer ever)
+/// is given up after the lane's query timeout, and the read is answered on a fresh connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_connection_that_stops_answering_is_replaced_and_the_read_answered() {
+    let Some(database) = common::FreshDatabase::create(TestDb::Postgres).await else {
+        return;
+    };
+    let limits = LaneLimits { query_timeout: Duration::from_millis(300), ..LaneLimits::default() };
+    let (proxy, lookup) = lookup_behind_a_proxy(&database, limits).await;
+    let first = lookup.backend_pid().await.expect("a read through the proxy");
+    assert_eq!(lookup.backend_pid().await.unwrap(), first, "positive control: a healthy lane keeps its connection");
+
+    proxy.freeze();
+    let after = lookup.backend_pid().await.expect("answered, not an error");
+    assert_ne!(after, first, "on a fresh connection");
+    assert_eq!(proxy.accepted(), 2, "one reconnect, and no pooled connection used");
+    assert_eq!(lookup.backend_pid().await.unwrap(), after, "which the lane then keeps");
+    lookup.lanes.close().await;
+}
+
+/// The control for the test above: the frozen proxy really stalls a read — a lane that waited
+/// for as long as it takes would still be waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silently_dropped_connection_stalls_a_read_that_has_no_timeout() {
+    let Some(database) = common::FreshDatabase::create(TestDb::Postgres).await else {
+        return;
+    };
+    let limits = LaneLimits { query_timeout: Duration::from_secs(3600), ..LaneLimits::default() };
+    let (proxy, lookup) = lookup_behind_a_proxy(&database, limits).await;
+    lookup.backend_pid().await.expect("a read through the proxy");
+    proxy.freeze();
+    let stalled = tokio::time::timeout(Duration::from_secs(1), lookup.backend_pid()).await;
+    assert!(stalled.is_err(), "the read hangs on the frozen connection: {stalled:?}");
 }
 
 on_both_databases!(more_simultaneous_signed_in_calls_than_lookup_connections_are_all_answered, |kind| async move {

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use super::{AUTH_KEY, AuthSession, Theme, hash_token, idle_cutoff, to_offset};
 use crate::server::{
-    db::{Db, Lanes, now},
+    db::{Db, LaneLimits, Lanes, now},
     metrics,
 };
 
@@ -42,12 +42,14 @@ pub(crate) enum Lookups {
 impl Lookups {
     fn new(db: &Db) -> Self {
         match db {
-            Db::Sqlite(pool) => {
-                Self::Sqlite { pool: pool.clone(), lanes: Lanes::new(pool.connect_options(), LOOKUP_LANES) }
-            }
-            Db::Postgres(pool) => {
-                Self::Postgres { pool: pool.clone(), lanes: Lanes::new(pool.connect_options(), LOOKUP_LANES) }
-            }
+            Db::Sqlite(pool) => Self::Sqlite {
+                pool: pool.clone(),
+                lanes: Lanes::new(pool.connect_options(), LOOKUP_LANES, LaneLimits::default()),
+            },
+            Db::Postgres(pool) => Self::Postgres {
+                pool: pool.clone(),
+                lanes: Lanes::new(pool.connect_options(), LOOKUP_LANES, LaneLimits::default()),
+            },
         }
     }
 }
@@ -61,34 +63,7 @@ impl std::fmt::Debug for Lookups {
     }
 }
 
-/// Runs `$query`, an expression of the executor `$conn`, on a free lane of `$lanes` — again on a
-/// fresh connection when the lane's had broken — or on `$pool` when every lane is busy.
-macro_rules! on_lane {
-    ($lanes:expr, $pool:expr, |$conn:ident| $query:expr) => {
-        match $lanes.acquire().await? {
-            Some(mut lane) => {
-                let first = {
-                    let $conn = &mut *lane;
-                    $query.await
-                };
-                match first {
-                    Err(err) if $crate::server::db::is_disconnect(&err) => {
-                        tracing::info!(error = %err, "lookup connection lost; reconnecting");
-                        lane.reconnect().await?;
-                        let $conn = &mut *lane;
-                        $query.await
-                    }
-                    done => done,
-                }
-            }
-            None => {
-                let $conn = $pool;
-                $query.await
-            }
-        }
-    };
-}
-pub(crate) use on_lane;
+pub(crate) use crate::on_lane;
 
 /// Why a session id did not yield a session (for logs and metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
