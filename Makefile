@@ -28,7 +28,7 @@ bench: setup
 # The site with hashed names (target/site) and its hash file next to the server binary
 # (target/release/hash.txt), then the .br/.gz siblings the server sends as they are.
 release: setup
-	cargo leptos build --release
+	cargo leptos build --release --split
 	node scripts/precompress.mjs target/site/pkg
 
 fmt:

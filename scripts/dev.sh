@@ -18,4 +18,4 @@ cat <<'MSG'
 MSG
 # Plain /pkg names in development: cargo-leptos 0.3.11 hashes only the first build of `watch`,
 # so after an edit the page would still load the first build's hashed files.
-LEPTOS_HASH_FILES=false cargo leptos watch
+LEPTOS_HASH_FILES=false cargo leptos watch --split

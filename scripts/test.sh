@@ -24,7 +24,7 @@ say() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 # binary is built by cargo-leptos in step 2, after `cargo test` has built its own.
 say "Building the front end (target/site) and its precompressed files"
 front_built=false
-if cargo leptos build --frontend-only && node scripts/precompress.mjs target/site/pkg; then
+if cargo leptos build --frontend-only --split && node scripts/precompress.mjs target/site/pkg; then
   front_built=true
 else
   broken_steps+=("the front end did not build: tests/delivery.rs fails and the browser tests do not run")
@@ -55,7 +55,7 @@ passed=$((passed + rust_passed)) failed=$((failed + rust_failed)) skipped=$((ski
 
 # --- 2. Browser tests ----------------------------------------------------------------------------
 say "Building the server and the fake Commerce7 for the browser tests"
-if $front_built && cargo leptos build --server-only && cargo build -p fake-commerce7; then
+if $front_built && cargo leptos build --server-only --split && cargo build -p fake-commerce7; then
   say "Playwright (Chromium)"
   (cd end2end && npx playwright test) 2>&1 | tee target/e2e-tests.log
   e2e_status=${PIPESTATUS[0]}

@@ -3,12 +3,12 @@
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::{
-    SsrMode,
+    Lazy, SsrMode,
     components::{Route, Router, Routes},
     path,
 };
 
-use crate::pages::{dashboard::Dashboard, landing::Landing, not_found::NotFound, settings::Settings};
+use crate::pages::{dashboard::Dashboard, landing::LandingRoute, not_found::NotFound, settings::SettingsRoute};
 
 /// The `<body>` class: the Commerce7 admin's theme for signed-in pages, light otherwise.
 fn body_class() -> &'static str {
@@ -29,7 +29,13 @@ fn body_class() -> &'static str {
 #[cfg(feature = "ssr")]
 fn tab_bootstrap() -> Option<AnyView> {
     use crate::server::sessions::TabBootstrap;
-    use_context::<http::request::Parts>().and_then(|parts| parts.extensions.get::<TabBootstrap>().cloned()).map(|tab| {
+    let parts = use_context::<http::request::Parts>()?;
+    let tab = parts.extensions.get::<TabBootstrap>().cloned()?;
+    // The dashboard, where every visit starts, has the browser fetch the settings page's code
+    // (a lazily loaded chunk) when it is idle: opening Settings then finds it in the HTTP cache.
+    // A failed prefetch costs nothing; the page loads the chunk itself when it opens.
+    let prefetch = (parts.uri.path() == "/app").then(crate::server::delivery::settings_chunk_hrefs).unwrap_or_default();
+    Some(
         view! {
             <meta
                 name="libero-tab"
@@ -40,9 +46,10 @@ fn tab_bootstrap() -> Option<AnyView> {
                 data-via=tab.via.as_str()
             />
             <script inner_html=crate::tab::BOOTSTRAP_SCRIPT></script>
+            {prefetch.iter().map(|href| view! { <link rel="prefetch" href=href.clone()/> }).collect_view()}
         }
-        .into_any()
-    })
+        .into_any(),
+    )
 }
 
 /// The shell is rendered on the server only.
@@ -95,10 +102,10 @@ pub fn App() -> impl IntoView {
         <Title formatter=|page: String| if page.is_empty() { "Libero".to_owned() } else { format!("{page} · Libero") }/>
         <Router>
             <Routes fallback=|| view! { <NotFound/> }>
-                <Route path=path!("/") view=Landing/>
+                <Route path=path!("/") view={Lazy::<LandingRoute>::new()}/>
                 // Fully rendered before sending: the pages work before (and without) hydration.
                 <Route path=path!("/app") view=Dashboard ssr=SsrMode::Async/>
-                <Route path=path!("/settings") view=Settings ssr=SsrMode::Async/>
+                <Route path=path!("/settings") view={Lazy::<SettingsRoute>::new()} ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

@@ -38,6 +38,8 @@ struct BuiltSite {
     wasm: String,
     js: String,
     css: String,
+    /// `/pkg/split___….wasm` chunks and `/pkg/__wasm_split.<hash>.js`.
+    split: Vec<String>,
 }
 
 impl BuiltSite {
@@ -45,7 +47,7 @@ impl BuiltSite {
     fn find() -> Self {
         let pkg = site_root().join("pkg");
         let how = "tests/delivery.rs serves the built front end. Build it first (make test does): \
-                   `cargo leptos build --frontend-only && node scripts/precompress.mjs target/site/pkg`";
+                   `cargo leptos build --frontend-only --split && node scripts/precompress.mjs target/site/pkg`";
         let names: Vec<String> = std::fs::read_dir(&pkg)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}\n{how}", pkg.display()))
             .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
@@ -68,11 +70,36 @@ impl BuiltSite {
             }
             format!("/pkg/{name}")
         };
-        Self { wasm: hashed(".wasm"), js: hashed(".js"), css: hashed(".css") }
+        // The lazily loaded routes' chunks and their loader (`cargo leptos --split`).
+        let split: Vec<String> = names
+            .iter()
+            .filter(|n| {
+                carries_content_hash(n)
+                    && ((n.starts_with("split_") && n.ends_with(".wasm"))
+                        || (n.starts_with("__wasm_split.") && n.ends_with(".js")))
+            })
+            .map(|n| {
+                for sibling in [".br", ".gz"] {
+                    assert!(
+                        pkg.join(format!("{n}{sibling}")).is_file(),
+                        "{n}{sibling} is missing in {}",
+                        pkg.display()
+                    );
+                }
+                format!("/pkg/{n}")
+            })
+            .collect();
+        assert!(
+            split.iter().filter(|n| n.ends_with(".wasm")).count() >= 2 && split.iter().any(|n| n.ends_with(".js")),
+            "no lazy chunks (settings, landing) and loader in {}: the build must run with --split\n{how}",
+            pkg.display()
+        );
+        Self { wasm: hashed(".wasm"), js: hashed(".js"), css: hashed(".css"), split }
     }
 
-    fn all(&self) -> [&str; 3] {
-        [&self.wasm, &self.js, &self.css]
+    /// Every front-end file: the main module, its JS, the stylesheet, the chunks and their loader.
+    fn all(&self) -> Vec<&str> {
+        [&self.wasm, &self.js, &self.css].into_iter().chain(&self.split).map(String::as_str).collect()
     }
 
     /// The file behind a `/pkg/…` URL.
@@ -130,7 +157,7 @@ async fn pkg_files_are_sent_as_brotli_to_a_browser() {
         let (encoding, body) = decoded(response).await;
         assert_eq!(encoding, "br", "{url}");
         assert_eq!(body, site.bytes(url), "{url}: the brotli body decodes to the file");
-        if url.ends_with(".wasm") {
+        if url == site.wasm {
             assert!(sent.unwrap() * 3 < body.len() as u64, "the wasm goes at a third of its size or less");
         }
     }
@@ -306,9 +333,15 @@ async fn pages_and_error_pages_link_the_hashed_files() {
     .await;
     let client = TestApp::bare_client();
     let landing = client.get(format!("{}/", server.base)).send().await.unwrap().text().await.unwrap();
-    for url in site.all() {
+    for url in [&site.wasm, &site.js, &site.css] {
         assert!(landing.contains(&format!("\"{url}\"")), "the landing page links {url}");
     }
+    // Its own lazy chunk is preloaded with the page, and the chunk loader; not the settings page's.
+    let chunk = |route: &str| site.split.iter().find(|url| url.contains(route)).expect("the route's chunk").as_str();
+    let loader = site.split.iter().find(|url| url.ends_with(".js")).expect("the chunk loader");
+    assert!(landing.contains(&format!("\"{}\"", chunk("landing_route"))), "the landing page preloads its chunk");
+    assert!(landing.contains(&format!("\"{loader}\"")), "and the chunk loader");
+    assert!(!landing.contains(chunk("settings_route")), "but not the settings page's chunk");
     let error = client.get(format!("{}/app?tenantId=&account=", server.base)).send().await.unwrap();
     assert_eq!(error.status(), StatusCode::BAD_REQUEST, "the bad-link error page");
     let error = error.text().await.unwrap();

@@ -53,7 +53,11 @@ function marks(origins: { admin: string; app: string }) {
   }).observe({ type: "paint", buffered: true });
   new PerformanceObserver((list) => {
     for (const entry of list.getEntries() as PerformanceResourceTiming[]) {
-      if (entry.name.endsWith(".wasm")) m.wasm = { ms: entry.duration, bytes: entry.encodedBodySize };
+      // The main module only (`/pkg/libero.<hash>.wasm`): the settings page's chunk is fetched
+      // after hydration, in the background.
+      if (/\/pkg\/libero\.[^/]*\.wasm$/.test(new URL(entry.name).pathname)) {
+        m.wasm = { ms: entry.duration, bytes: entry.encodedBodySize };
+      }
     }
   }).observe({ type: "resource", buffered: true });
   const check = () => {

@@ -1,4 +1,4 @@
-import { expect, test } from "@playwright/test";
+import { type Page, expect, test } from "@playwright/test";
 import { installTenant } from "../support/merchant";
 import { useServers } from "../support/servers";
 
@@ -139,6 +139,94 @@ test.describe(() => {
       await expect(page.getByRole("alert").first()).toContainText("Please correct the highlighted fields.");
       await expect(page.getByLabel("Contact email")).toHaveAttribute("aria-invalid", "true");
       await expect(page.getByText("Enter an email address like name@winery.com.")).toBeVisible();
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+test.describe(() => {
+  const servers = useServers("code-splitting");
+  /** The settings page's lazily loaded wasm chunk (`cargo leptos --split`). */
+  const SETTINGS_CHUNK = /\/pkg\/split___settings_route_view_[^/]*\.wasm$/;
+  const signIn = (page: Page) => page.goto(`${servers().appUrl}/app?tenantId=demo-winery&account=demo-owner-token`);
+
+  test("the dashboard hydrates and works without the settings page's code", async ({ browser }) => {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await installTenant(page, servers(), "demo-winery");
+      const blocked: string[] = [];
+      await page.route(SETTINGS_CHUNK, (route) => {
+        blocked.push(route.request().url());
+        return route.abort();
+      });
+      await signIn(page);
+      await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
+      await expect(page.getByRole("heading", { name: "Welcome, Dana Owner" })).toBeVisible();
+      // Control: the page did ask for the chunk (its prefetch), so the block was in the way.
+      await expect.poll(() => blocked.length).toBeGreaterThan(0);
+      // And the app is still live: the hydrated sign-out (with the tab token) works.
+      const logout = page.waitForResponse((r) => new URL(r.url()).pathname === "/api/logout");
+      await page.getByRole("button", { name: "Sign out" }).click();
+      expect((await logout).status()).toBe(200);
+      await expect(page).toHaveURL(`${servers().appUrl}/`);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("the dashboard prefetches the settings code, so Settings opens with the network gone", async ({ browser }) => {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await installTenant(page, servers(), "demo-winery");
+      const prefetched = page.waitForResponse((response) => SETTINGS_CHUNK.test(response.url()));
+      await signIn(page);
+      await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
+      expect((await prefetched).status()).toBe(200);
+
+      await context.setOffline(true);
+      await page.getByRole("navigation").getByRole("link", { name: "Settings" }).click();
+      // The page's code came from the HTTP cache; only its data needed the network.
+      await expect(page).toHaveURL(`${servers().appUrl}/settings`);
+      await expect(page.getByRole("heading", { level: 1 })).toHaveText("Settings");
+      await expect(page.getByRole("alert")).toContainText("Libero couldn't be reached");
+      // Control: back online, the same page loads the settings.
+      await context.setOffline(false);
+      await page.reload();
+      await expect(page.getByLabel("Organisation name")).toHaveValue("Demo Winery");
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("when the settings code cannot be loaded, the page reloads instead of stopping halfway, and Settings opens once it can", async ({ browser }) => {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await installTenant(page, servers(), "demo-winery");
+      let blocking = true;
+      await page.route(SETTINGS_CHUNK, (route) => (blocking ? route.abort() : route.continue()));
+      await signIn(page);
+      await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
+      const panics: string[] = [];
+      page.on("console", (message) => message.text().includes("load callback should succeed") && panics.push(message.text()));
+      const reloaded = page.waitForEvent("load");
+      await page.getByRole("navigation").getByRole("link", { name: "Settings" }).click();
+      await reloaded;
+      expect(panics.length).toBe(1);
+      // The page the merchant was on, from the server, hydrated again.
+      await expect(page).toHaveURL(`${servers().appUrl}/app`);
+      await expect(page.getByRole("heading", { name: "Welcome, Dana Owner" })).toBeVisible();
+      await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
+
+      // Control: with the code reachable again, the same click opens Settings in place.
+      blocking = false;
+      await page.getByRole("navigation").getByRole("link", { name: "Settings" }).click();
+      await expect(page).toHaveURL(`${servers().appUrl}/settings`);
+      await expect(page.getByLabel("Organisation name")).toHaveValue("Demo Winery");
+      expect(panics.length).toBe(1);
     } finally {
       await context.close();
     }

@@ -2,12 +2,29 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::{LazyRoute, lazy_route};
 
 use super::layout::Page;
 
+/// The `/` route. Merchants arrive at `/app` from the Commerce7 admin, not here: the landing
+/// page's code is a wasm chunk of its own (`cargo leptos --split`), loaded only by a visit to `/`,
+/// so the dashboard's download does not carry it.
+pub struct LandingRoute;
+
+#[lazy_route]
+impl LazyRoute for LandingRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <Landing/> }.into_any()
+    }
+}
+
 /// The public landing page.
 #[component]
-pub fn Landing() -> impl IntoView {
+fn Landing() -> impl IntoView {
     let (details_open, set_details_open) = signal(false);
 
     view! {

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::{LazyRoute, lazy_route};
 
 use super::app_frame::{AppFrame, ErrorNotice, Section, leave_if_unauthorized};
 use crate::api::{
@@ -11,11 +12,29 @@ use crate::api::{
     settings::{SaveSettings, SettingsForm, get_settings},
 };
 
-/// The settings page.
-#[component]
-pub fn Settings() -> impl IntoView {
-    let loaded = Resource::new(|| (), |_| get_settings());
+/// The `/settings` route. Its view is a wasm chunk of its own (`cargo leptos --split`): the
+/// dashboard, where every visit starts, hydrates without it. The dashboard's page asks the
+/// browser to prefetch the chunk (`<link rel="prefetch">`, see `app.rs`), so opening Settings
+/// finds it in the HTTP cache; the settings themselves load alongside the chunk, not after it
+/// ([`LazyRoute::data`]).
+pub struct SettingsRoute {
+    loaded: Resource<Result<SettingsForm, AppError>>,
+}
 
+#[lazy_route]
+impl LazyRoute for SettingsRoute {
+    fn data() -> Self {
+        Self { loaded: Resource::new(|| (), |_| get_settings()) }
+    }
+
+    fn view(this: Self) -> AnyView {
+        view! { <Settings loaded=this.loaded/> }.into_any()
+    }
+}
+
+/// The settings page, over the settings [`SettingsRoute::data`] is loading.
+#[component]
+fn Settings(loaded: Resource<Result<SettingsForm, AppError>>) -> impl IntoView {
     view! {
         <Title text="Settings"/>
         <AppFrame section=Section::Settings>

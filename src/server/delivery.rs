@@ -46,6 +46,20 @@ pub const MIN_COMPRESSED_SIZE: u16 = 1024;
 /// The stylesheet's URL, resolved once at start-up ([`FrontEnd::install`]).
 static STYLESHEET: OnceLock<String> = OnceLock::new();
 
+/// The settings page's lazily loaded wasm chunks, resolved once at start-up.
+static SETTINGS_CHUNKS: OnceLock<Vec<String>> = OnceLock::new();
+
+/// The manifest key of the settings page's chunk: `#[lazy_route]` names it after the route's
+/// type (`SettingsRoute` → `__settings_route_view_<id>`).
+const SETTINGS_CHUNK_KEY: &str = "__settings_route_view_";
+
+/// The URLs of the settings page's wasm chunks (`/pkg/split___settings_route_view_….wasm`), for
+/// the dashboard to have the browser prefetch; empty until [`FrontEnd::install`] has run, or for
+/// a site built without `--split`.
+pub fn settings_chunk_hrefs() -> &'static [String] {
+    SETTINGS_CHUNKS.get().map_or(&[], Vec::as_slice)
+}
+
 /// The stylesheet's URL (`/pkg/libero.<hash>.css` when the build hashed it) for pages rendered
 /// outside Leptos' routes; `/pkg/libero.css` until [`FrontEnd::install`] has run.
 pub fn stylesheet_href() -> &'static str {
@@ -69,6 +83,16 @@ pub enum FrontEndError {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// The code-splitting manifest cannot be read.
+    #[error(
+        "{path} is not a readable wasm-split manifest ({reason}): rebuild the site with `cargo leptos build --split`"
+    )]
+    SplitManifest {
+        /// The manifest.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
     },
     /// The hash file does not name one of the files.
     #[error("{path} has no `{kind}:` line: it was not written by `cargo leptos build`")]
@@ -97,6 +121,8 @@ pub struct FrontEnd {
     /// The stylesheet's URL path. (The JS and wasm are only checked: Leptos' `HydrationScripts`
     /// links them itself.)
     pub stylesheet: String,
+    /// The URL paths of the settings page's wasm chunks (none for a build without `--split`).
+    pub settings_chunks: Vec<String>,
 }
 
 impl FrontEnd {
@@ -105,8 +131,13 @@ impl FrontEnd {
     /// site stops here instead of serving pages that never hydrate.
     pub fn resolve(options: &LeptosOptions) -> Result<Self, FrontEndError> {
         let pkg = options.site_pkg_dir_route_base();
+        let pkg_dir = Path::new(&*options.site_root).join(&*options.site_pkg_dir);
         if !options.hash_files {
-            return Ok(Self { stylesheet: format!("{pkg}{}.css", options.output_name) });
+            let manifest = pkg_dir.join("__wasm_split_manifest.json");
+            return Ok(Self {
+                stylesheet: format!("{pkg}{}.css", options.output_name),
+                settings_chunks: settings_chunks(&manifest, &pkg)?,
+            });
         }
         let hash_file = hash_file_path(options);
         let hashes = std::fs::read_to_string(&hash_file).map_err(|source| FrontEndError::HashFile {
@@ -127,14 +158,43 @@ impl FrontEnd {
         let stylesheet = format!("{pkg}{}", name("css")?);
         name("js")?;
         name("wasm")?;
-        Ok(Self { stylesheet })
+        let settings_chunks = match hash_of(&hashes, "manifest") {
+            Some(hash) => {
+                let manifest = pkg_dir.join(format!("__wasm_split_manifest.{hash}.json"));
+                if !manifest.is_file() {
+                    return Err(FrontEndError::SiteMismatch { file: manifest, hash_file });
+                }
+                settings_chunks(&manifest, &pkg)?
+            }
+            None => Vec::new(),
+        };
+        Ok(Self { stylesheet, settings_chunks })
     }
 
     /// Makes these names the ones [`stylesheet_href`] gives (the first call wins: one process
     /// serves one build).
     pub fn install(self) {
         let _ = STYLESHEET.set(self.stylesheet);
+        let _ = SETTINGS_CHUNKS.set(self.settings_chunks);
     }
+}
+
+/// The settings page's chunks named in the wasm-split manifest at `path` (`{"<route key>":
+/// ["<file stem>", …]}`), as `/pkg/<stem>.wasm` URLs; none when there is no manifest (a build
+/// without lazy routes' splitting).
+fn settings_chunks(path: &Path, pkg: &str) -> Result<Vec<String>, FrontEndError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(FrontEndError::SplitManifest { path: path.to_owned(), reason: err.to_string() }),
+    };
+    let manifest: std::collections::BTreeMap<String, Vec<String>> = serde_json::from_str(&text)
+        .map_err(|err| FrontEndError::SplitManifest { path: path.to_owned(), reason: err.to_string() })?;
+    Ok(manifest
+        .iter()
+        .filter(|(key, _)| key.starts_with(SETTINGS_CHUNK_KEY))
+        .flat_map(|(_, stems)| stems.iter().map(|stem| format!("{pkg}{stem}.wasm")))
+        .collect())
 }
 
 /// `LEPTOS_HASH_FILES` and `LEPTOS_HASH_FILE_NAME` default to what cargo-leptos compiled this
