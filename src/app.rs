@@ -31,9 +31,10 @@ fn tab_bootstrap() -> Option<AnyView> {
     use crate::server::sessions::TabBootstrap;
     let parts = use_context::<http::request::Parts>()?;
     let tab = parts.extensions.get::<TabBootstrap>().cloned()?;
-    // The dashboard, where every visit starts, has the browser fetch the settings page's code
-    // (a lazily loaded chunk) when it is idle: opening Settings then finds it in the HTTP cache.
-    // A failed prefetch costs nothing; the page loads the chunk itself when it opens.
+    // The dashboard, where every visit starts, names the settings page's code (a lazily loaded
+    // chunk) for the browser to prefetch once the page is interactive (`AppFrame`): opening
+    // Settings then finds it in the HTTP cache. Not a `<link rel="prefetch">` here: Chromium
+    // would start it while the main module downloads, and they would share the link.
     let prefetch = (parts.uri.path() == "/app").then(crate::server::delivery::settings_chunk_hrefs).unwrap_or_default();
     Some(
         view! {
@@ -46,7 +47,7 @@ fn tab_bootstrap() -> Option<AnyView> {
                 data-via=tab.via.as_str()
             />
             <script inner_html=crate::tab::BOOTSTRAP_SCRIPT></script>
-            {prefetch.iter().map(|href| view! { <link rel="prefetch" href=href.clone()/> }).collect_view()}
+            {(!prefetch.is_empty()).then(|| view! { <meta name="libero-prefetch" content=prefetch.join(" ")/> })}
         }
         .into_any(),
     )

@@ -20,6 +20,8 @@ pub fn AppFrame(section: Section, children: Children) -> impl IntoView {
     let (signing_out, set_signing_out) = signal(false);
     // In the browser: keep the tab token fresh while the merchant works.
     Effect::new(move |_| crate::tab::keep_fresh());
+    // Once this page is interactive: the code of the pages reached from here, fetched ahead.
+    Effect::new(move |_| prefetch_next_pages());
     let current = move |s: Section| if s == section { Some("page") } else { None };
 
     view! {
@@ -52,6 +54,33 @@ pub fn AppFrame(section: Section, children: Children) -> impl IntoView {
         </Page>
     }
 }
+
+/// Has the browser prefetch the URLs the server named in `<meta name="libero-prefetch">` (the
+/// settings page's lazily loaded chunk, on the dashboard), once: the meta tag is removed. Run
+/// after hydration, so the prefetch never shares the link with the page's own download; a
+/// failed prefetch costs nothing (the route loads its chunk itself when it opens).
+#[cfg(feature = "hydrate")]
+fn prefetch_next_pages() {
+    let document = document();
+    let Some(meta) = document.query_selector("meta[name=\"libero-prefetch\"]").ok().flatten() else {
+        return;
+    };
+    meta.remove();
+    let (Some(urls), Some(head)) = (meta.get_attribute("content"), document.head()) else {
+        return;
+    };
+    for url in urls.split_ascii_whitespace() {
+        if let Ok(link) = document.create_element("link") {
+            let _ = link.set_attribute("rel", "prefetch");
+            let _ = link.set_attribute("href", url);
+            let _ = head.append_child(&link);
+        }
+    }
+}
+
+/// Only the browser prefetches.
+#[cfg(not(feature = "hydrate"))]
+fn prefetch_next_pages() {}
 
 /// When a server function says the session is gone: the page reloads, and the server shows it
 /// for a valid cookie of the same winery or explains that the session ended.

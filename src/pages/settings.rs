@@ -13,10 +13,9 @@ use crate::api::{
 };
 
 /// The `/settings` route. Its view is a wasm chunk of its own (`cargo leptos --split`): the
-/// dashboard, where every visit starts, hydrates without it. The dashboard's page asks the
-/// browser to prefetch the chunk (`<link rel="prefetch">`, see `app.rs`), so opening Settings
-/// finds it in the HTTP cache; the settings themselves load alongside the chunk, not after it
-/// ([`LazyRoute::data`]).
+/// dashboard, where every visit starts, hydrates without it, then has the browser prefetch the
+/// chunk (`app.rs`, `app_frame.rs`), so opening Settings finds it in the HTTP cache; the
+/// settings themselves load alongside the chunk, not after it ([`LazyRoute::data`]).
 pub struct SettingsRoute {
     loaded: Resource<Result<SettingsForm, AppError>>,
 }
