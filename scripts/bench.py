@@ -372,10 +372,11 @@ def wasm_sizes() -> list[tuple[str, int, int]]:
     """(name, raw, gzip -9) of each release wasm: first the main module (`libero.<hash>.wasm`,
     what every page loads), then the lazy-loaded chunks (`cargo leptos --split`)."""
     pkg = SITE / "pkg"
-    files = sorted(pkg.glob("*.wasm"), key=lambda p: (not p.name.startswith("libero."), p.name))
-    if not files or not files[0].name.startswith("libero."):
+    mains = sorted(pkg.glob("libero.*.wasm"), key=lambda p: p.stat().st_mtime)
+    if not mains:
         raise SystemExit(f"no libero.<hash>.wasm in {pkg}: the release build did not finish")
-    return [(f.name, f.stat().st_size, len(gzip.compress(f.read_bytes(), 9))) for f in files]
+    chunks = sorted(p for p in pkg.glob("*.wasm") if not p.name.startswith("libero."))
+    return [(f.name, f.stat().st_size, len(gzip.compress(f.read_bytes(), 9))) for f in [mains[-1], *chunks]]
 
 
 def fmt_row(label: str, runs: dict) -> str:

@@ -38,7 +38,8 @@ struct BuiltSite {
     wasm: String,
     js: String,
     css: String,
-    /// `/pkg/split___….wasm` chunks and `/pkg/__wasm_split.<hash>.js`.
+    /// The lazily loaded chunks (`/pkg/split___….wasm`, and any chunk they share) and their
+    /// loader `/pkg/__wasm_split.<hash>.js`.
     split: Vec<String>,
 }
 
@@ -75,7 +76,7 @@ impl BuiltSite {
             .iter()
             .filter(|n| {
                 carries_content_hash(n)
-                    && ((n.starts_with("split_") && n.ends_with(".wasm"))
+                    && ((!n.starts_with("libero.") && n.ends_with(".wasm"))
                         || (n.starts_with("__wasm_split.") && n.ends_with(".js")))
             })
             .map(|n| {
@@ -316,7 +317,11 @@ async fn server_function_answers_from_1_kib_are_compressed() {
 /// Where `cargo leptos build` (debug) writes the hash file: next to the server binary.
 fn hash_file() -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debug/hash.txt");
-    assert!(path.is_file(), "{} is missing: run `cargo leptos build --frontend-only` (make test does)", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo leptos build --frontend-only --split` (make test does)",
+        path.display()
+    );
     path
 }
 

@@ -933,7 +933,11 @@ async fn a_lookup_connection_that_stops_answering_is_replaced_and_the_read_answe
     assert_eq!(lookup.backend_pid().await.unwrap(), first, "positive control: a healthy lane keeps its connection");
 
     proxy.freeze();
-    let after = lookup.backend_pid().await.expect("answered, not an error");
+    // Bounded here so that a lane without its timeout fails this test instead of hanging it.
+    let after = tokio::time::timeout(Duration::from_secs(10), lookup.backend_pid())
+        .await
+        .expect("answered within the lane's timeout and one reconnect, not stalled")
+        .expect("answered, not an error");
     assert_ne!(after, first, "on a fresh connection");
     assert_eq!(proxy.accepted(), 2, "one reconnect, and no pooled connection used");
     assert_eq!(lookup.backend_pid().await.unwrap(), after, "which the lane then keeps");

@@ -217,7 +217,7 @@ function checkBuilt() {
   if (missing.length > 0) {
     throw new Error(
       `not built: ${missing.join(", ")}\n` +
-        "build them first (make test does): `cargo leptos build` and the fake-commerce7 binary",
+        "build them first (make test does): `cargo leptos build --split` and the fake-commerce7 binary",
     );
   }
 }
@@ -233,7 +233,7 @@ async function siteMismatch(appUrl: string): Promise<string | undefined> {
     return (
       `${APP_BIN} links ${wasm}, which ${SITE_ROOT} does not have: the binary was not built by ` +
       "`cargo leptos build`, or the site is from another build, or (hashed /pkg names) the build's " +
-      `hash.txt is not at ${HASH_FILE}. Run \`cargo leptos build\` again (and copy debug/hash.txt with the binary).`
+      `hash.txt is not at ${HASH_FILE}. Run \`cargo leptos build --split\` again (and copy debug/hash.txt with the binary).`
     );
   }
   return undefined;

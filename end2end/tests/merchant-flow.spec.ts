@@ -184,7 +184,9 @@ test.describe(() => {
       const prefetched = page.waitForResponse((response) => SETTINGS_CHUNK.test(response.url()));
       await signIn(page);
       await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
-      expect((await prefetched).status()).toBe(200);
+      const chunk = await prefetched;
+      expect(chunk.status()).toBe(200);
+      await chunk.finished(); // the whole body is in the HTTP cache before the network goes
 
       await context.setOffline(true);
       await page.getByRole("navigation").getByRole("link", { name: "Settings" }).click();
@@ -196,6 +198,32 @@ test.describe(() => {
       await context.setOffline(false);
       await page.reload();
       await expect(page.getByLabel("Organisation name")).toHaveValue("Demo Winery");
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a settings page whose code keeps failing to load reloads once, then stays as the server rendered it", async ({ browser }) => {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await installTenant(page, servers(), "demo-winery");
+      await page.route(SETTINGS_CHUNK, (route) => route.abort());
+      await signIn(page);
+      await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
+      const panics: string[] = [];
+      page.on("console", (message) => message.text().includes("load callback should succeed") && panics.push(message.text()));
+      let loads = 0;
+      page.on("load", () => loads++);
+      await page.goto(`${servers().appUrl}/settings`);
+      // The first failure reloads the page; the reloaded page fails again and is left alone.
+      await expect.poll(() => panics.length).toBe(2);
+      await expect.poll(() => loads).toBe(2); // the visit and the one reload
+      await page.evaluate(() => new Promise<void>((done) => requestAnimationFrame(() => requestAnimationFrame(() => done()))));
+      expect([panics.length, loads]).toEqual([2, 2]); // and nothing after it
+      await expect(page).toHaveURL(`${servers().appUrl}/settings`);
+      await expect(page.getByLabel("Organisation name")).toHaveValue("Demo Winery");
+      await expect(page.locator("body")).not.toHaveAttribute("data-hydrated", "true");
     } finally {
       await context.close();
     }

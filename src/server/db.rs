@@ -32,11 +32,20 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// lane that cannot connect hands the query to the pool, which then has its own wait.
 const LANE_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How long one query on a lookup lane may take before its connection is taken for lost (a
-/// connection dropped silently — a NAT or proxy forgetting it without a reset — never answers
-/// and never errors). The lookup is one primary-key read: it normally answers in well under a
-/// millisecond.
+/// How long one query on a lookup lane to PostgreSQL may take before its connection is taken for
+/// lost (a connection dropped silently — a NAT or proxy forgetting it without a reset — never
+/// answers and never errors). The lanes' reads (the session lookup, a primary-key read, and the
+/// dashboard's list of the user's sessions) normally answer in about a millisecond.
 pub const LANE_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long SQLite may wait for a lock (`busy_timeout`) before a query fails with "database is
+/// locked".
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The lanes' query timeout on SQLite: above [`SQLITE_BUSY_TIMEOUT`], so a read waiting for a
+/// lock fails with SQLite's own error rather than as a lost connection. (An embedded database
+/// has no network link to lose: this only bounds a stuck worker.)
+pub const SQLITE_LANE_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A lookup lane's connection older than this is closed and replaced before its next query, as
 /// sqlx's pool does with its own (its default `max_lifetime`): after a failover that leaves the
@@ -89,8 +98,8 @@ async fn ping_if_idle<C: sqlx::Connection>(conn: &mut C, meta: PoolConnectionMet
 ///   ([`on_lane!`](crate::on_lane), [`is_disconnect`]): a read is safe to repeat, and the fresh connection
 ///   cannot be stale. A connection that timed out is dropped, never reused: its abandoned query
 ///   may still be on the wire.
-/// - A connection older than [`LaneLimits::max_lifetime`] is closed and replaced before its next
-///   query, as the pool replaces its own.
+/// - A connection older than [`LaneLimits::max_lifetime`] is closed and replaced at its next use
+///   (an idle lane keeps its connection until then), as the pool replaces its own.
 /// - A request dropped mid-query (its client went away) leaves its lane usable: sqlx finishes
 ///   reading the abandoned answer before it sends the next query (PostgreSQL), and SQLite's
 ///   worker ends the abandoned statement on its own.
@@ -110,8 +119,16 @@ pub struct LaneLimits {
 }
 
 impl Default for LaneLimits {
+    /// PostgreSQL's limits.
     fn default() -> Self {
         Self { query_timeout: LANE_QUERY_TIMEOUT, max_lifetime: LANE_MAX_LIFETIME }
+    }
+}
+
+impl LaneLimits {
+    /// SQLite's limits: a query timeout above its `busy_timeout`.
+    pub fn sqlite() -> Self {
+        Self { query_timeout: SQLITE_LANE_QUERY_TIMEOUT, ..Self::default() }
     }
 }
 
@@ -198,10 +215,17 @@ impl<C: Connection> Lane<'_, C> {
         settled
     }
 
-    /// Reconnects after `lost` (an error [`is_disconnect`] accepted), for the one retry.
-    pub async fn reconnect_after(&mut self, lost: &sqlx::Error) -> Result<(), sqlx::Error> {
+    /// Reconnects after `lost` (an error [`is_disconnect`] accepted), for the one retry; `false`
+    /// when no new connection could be opened (the caller then reads on the pool).
+    pub async fn reconnect_after(&mut self, lost: &sqlx::Error) -> bool {
         tracing::info!(error = %lost, "lookup connection lost; reconnecting");
-        self.reconnect().await
+        match self.reconnect().await {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not reopen a lookup connection; using the pool");
+                false
+            }
+        }
     }
 
     /// Replaces this lane's connection with a new one (the old one, if any, is dropped), within
@@ -251,7 +275,7 @@ impl<C: Connection> std::ops::DerefMut for Lane<'_, C> {
 /// Runs `$query`, an expression of the executor `$conn` (a future of `Result<_, sqlx::Error>`),
 /// on a free lane of `$lanes` — within the lane's query timeout, and once more on a fresh
 /// connection when the lane's had broken or stopped answering — or on `$pool` when every lane
-/// is busy. Used where the caller returns `Result<_, sqlx::Error>` (`?` inside).
+/// is busy, or when no fresh connection could be opened for the retry. Used where the caller returns `Result<_, sqlx::Error>` (`?` inside).
 ///
 /// A macro, not a method taking a closure: the query borrows the connection, and the future of
 /// a closure over `&mut C` cannot be proven `Send` for every lifetime, which the server
@@ -269,12 +293,17 @@ macro_rules! on_lane {
                 };
                 match lane.settle(first) {
                     Err(err) if $crate::server::db::is_disconnect(&err) => {
-                        lane.reconnect_after(&err).await?;
-                        let second = {
-                            let $conn = &mut *lane;
-                            $crate::server::db::within(timeout, $query).await
-                        };
-                        lane.settle_retry(second)
+                        if lane.reconnect_after(&err).await {
+                            let second = {
+                                let $conn = &mut *lane;
+                                $crate::server::db::within(timeout, $query).await
+                            };
+                            lane.settle_retry(second)
+                        } else {
+                            drop(lane);
+                            let $conn = $pool;
+                            $query.await
+                        }
                     }
                     done => done,
                 }
@@ -333,7 +362,7 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5));
+                .busy_timeout(SQLITE_BUSY_TIMEOUT);
             let pool = pool_options::<Sqlite>(8).connect_with(options).await?;
             Ok(Self::Sqlite(pool))
         }
@@ -435,7 +464,7 @@ mod tests {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}/life.db", dir.path().display()))
             .unwrap()
             .create_if_missing(true);
-        let limits = LaneLimits { max_lifetime: Duration::from_millis(300), ..LaneLimits::default() };
+        let limits = LaneLimits { max_lifetime: Duration::from_secs(1), ..LaneLimits::sqlite() };
         let lanes = Lanes::<sqlx::SqliteConnection>::new(Arc::new(options), 1, limits);
         // A TEMP table lives and dies with its connection: it tells whether the lane reconnected.
         let marked = async || -> Result<i64, sqlx::Error> {
@@ -448,7 +477,7 @@ mod tests {
         sqlx::query("CREATE TEMP TABLE mark (v INTEGER)").execute(&mut *lane).await.unwrap();
         drop(lane);
         assert_eq!(marked().await.unwrap(), 1, "positive control: within its lifetime the lane keeps its connection");
-        tokio::time::sleep(Duration::from_millis(350)).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
         assert_eq!(marked().await.unwrap(), 0, "past its lifetime: a new connection");
         lanes.close().await;
     }

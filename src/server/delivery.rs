@@ -158,16 +158,25 @@ impl FrontEnd {
         let stylesheet = format!("{pkg}{}", name("css")?);
         name("js")?;
         name("wasm")?;
-        let settings_chunks = match hash_of(&hashes, "manifest") {
-            Some(hash) => {
-                let manifest = pkg_dir.join(format!("__wasm_split_manifest.{hash}.json"));
-                if !manifest.is_file() {
-                    return Err(FrontEndError::SiteMismatch { file: manifest, hash_file });
-                }
-                settings_chunks(&manifest, &pkg)?
-            }
-            None => Vec::new(),
+        // The lazy routes' main module imports the chunk loader: a site built without `--split`
+        // would never hydrate, so it is refused here like any other incomplete site.
+        let Some(hash) = hash_of(&hashes, "manifest") else {
+            return Err(FrontEndError::SplitManifest {
+                path: hash_file,
+                reason: "the hash file names no `manifest:`: the site was built without --split".to_owned(),
+            });
         };
+        let manifest = pkg_dir.join(format!("__wasm_split_manifest.{hash}.json"));
+        if !manifest.is_file() {
+            return Err(FrontEndError::SiteMismatch { file: manifest, hash_file });
+        }
+        let settings_chunks = settings_chunks(&manifest, &pkg)?;
+        if settings_chunks.is_empty() {
+            return Err(FrontEndError::SplitManifest {
+                path: manifest,
+                reason: format!("it names no chunk of the settings page (`{SETTINGS_CHUNK_KEY}…`)"),
+            });
+        }
         Ok(Self { stylesheet, settings_chunks })
     }
 
@@ -179,17 +188,22 @@ impl FrontEnd {
     }
 }
 
-/// The settings page's chunks named in the wasm-split manifest at `path` (`{"<route key>":
-/// ["<file stem>", …]}`), as `/pkg/<stem>.wasm` URLs; none when there is no manifest (a build
-/// without lazy routes' splitting).
+/// The settings page's chunks named in the wasm-split manifest at `path`, as `/pkg/<stem>.wasm`
+/// URLs; none when there is no manifest (a development build with plain names).
 fn settings_chunks(path: &Path, pkg: &str) -> Result<Vec<String>, FrontEndError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(err) => return Err(FrontEndError::SplitManifest { path: path.to_owned(), reason: err.to_string() }),
     };
-    let manifest: std::collections::BTreeMap<String, Vec<String>> = serde_json::from_str(&text)
-        .map_err(|err| FrontEndError::SplitManifest { path: path.to_owned(), reason: err.to_string() })?;
+    settings_chunks_in(&text, pkg).map_err(|reason| FrontEndError::SplitManifest { path: path.to_owned(), reason })
+}
+
+/// The settings page's chunks in a wasm-split manifest (`{"<lazy function>_<id>": ["<file stem>",
+/// …]}`: the files a lazy function needs, its own and the chunks it shares), as URLs under `pkg`.
+fn settings_chunks_in(manifest: &str, pkg: &str) -> Result<Vec<String>, String> {
+    let manifest: std::collections::BTreeMap<String, Vec<String>> =
+        serde_json::from_str(manifest).map_err(|err| err.to_string())?;
     Ok(manifest
         .iter()
         .filter(|(key, _)| key.starts_with(SETTINGS_CHUNK_KEY))
@@ -300,6 +314,24 @@ fn compressible(_: StatusCode, _: Version, headers: &HeaderMap, _: &Extensions) 
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_settings_chunks_are_read_from_the_split_manifest() {
+        let manifest = r#"{
+            "__landing_route_view_1988624668210427895": ["split___landing_route_view_1988624668210427895.Uw0D3exYANsl0LtCb6m83Q"],
+            "__settings_route_view_4475835684901546030": ["split___settings_route_view_4475835684901546030.F7dZQiOjtAdiJece0dR4eg", "chunk_1.AB7RV-eHZLahXlpjYiPyzg"]
+        }"#;
+        assert_eq!(
+            settings_chunks_in(manifest, "/pkg/").unwrap(),
+            [
+                "/pkg/split___settings_route_view_4475835684901546030.F7dZQiOjtAdiJece0dR4eg.wasm",
+                "/pkg/chunk_1.AB7RV-eHZLahXlpjYiPyzg.wasm",
+            ],
+            "the settings page's own chunk and the one it shares, not the landing page's"
+        );
+        assert!(settings_chunks_in(r#"{"__landing_route_view_1": ["a"]}"#, "/pkg/").unwrap().is_empty());
+        assert!(settings_chunks_in("[1, 2]", "/pkg/").is_err(), "not a manifest");
+    }
+
     /// A 22-character base64url hash, as cargo-leptos writes them.
     const HASH: &str = "Qx3mZ0f-_a1b2c3d4e5f6g";
 
@@ -388,7 +420,31 @@ mod tests {
         assert!(err.contains("libero.BBBBBBBBBBBBBBBBBBBBBB.wasm is missing"), "{err}");
 
         std::fs::write(dir.path().join("pkg/libero.BBBBBBBBBBBBBBBBBBBBBB.wasm"), "x").unwrap();
+        let err = FrontEnd::resolve(&options).unwrap_err().to_string();
+        assert!(err.contains("built without --split"), "a site without its lazy chunks: {err}");
+
+        let mut hashes = std::fs::read_to_string(&hash_file).unwrap();
+        hashes.push_str("manifest: DDDDDDDDDDDDDDDDDDDDDD\n");
+        std::fs::write(&hash_file, hashes).unwrap();
+        let err = FrontEnd::resolve(&options).unwrap_err().to_string();
+        assert!(err.contains("__wasm_split_manifest.DDDDDDDDDDDDDDDDDDDDDD.json is missing"), "{err}");
+
+        let manifest = dir.path().join("pkg/__wasm_split_manifest.DDDDDDDDDDDDDDDDDDDDDD.json");
+        std::fs::write(
+            &manifest,
+            r#"{"__landing_route_view_1": ["split___landing_route_view_1.EEEEEEEEEEEEEEEEEEEEEE"]}"#,
+        )
+        .unwrap();
+        let err = FrontEnd::resolve(&options).unwrap_err().to_string();
+        assert!(err.contains("names no chunk of the settings page"), "{err}");
+
+        std::fs::write(
+            &manifest,
+            r#"{"__settings_route_view_2": ["split___settings_route_view_2.FFFFFFFFFFFFFFFFFFFFFF"]}"#,
+        )
+        .unwrap();
         let resolved = FrontEnd::resolve(&options).expect("control: the whole build is there");
         assert_eq!(resolved.stylesheet, "/pkg/libero.CCCCCCCCCCCCCCCCCCCCCC.css");
+        assert_eq!(resolved.settings_chunks, ["/pkg/split___settings_route_view_2.FFFFFFFFFFFFFFFFFFFFFF.wasm"]);
     }
 }

@@ -44,7 +44,7 @@ impl Lookups {
         match db {
             Db::Sqlite(pool) => Self::Sqlite {
                 pool: pool.clone(),
-                lanes: Lanes::new(pool.connect_options(), LOOKUP_LANES, LaneLimits::default()),
+                lanes: Lanes::new(pool.connect_options(), LOOKUP_LANES, LaneLimits::sqlite()),
             },
             Db::Postgres(pool) => Self::Postgres {
                 pool: pool.clone(),
