@@ -62,14 +62,7 @@ impl BuiltSite {
             let name = found.pop().unwrap_or_else(|| {
                 panic!("{} has no hashed libero{ext} (hash-files is on in Cargo.toml)\n{how}", pkg.display())
             });
-            for sibling in [".br", ".gz"] {
-                assert!(
-                    pkg.join(format!("{name}{sibling}")).is_file(),
-                    "{name}{sibling} is missing in {}: run `node scripts/precompress.mjs target/site/pkg`",
-                    pkg.display()
-                );
-            }
-            format!("/pkg/{name}")
+            precompressed(&pkg, name)
         };
         // The lazily loaded routes' chunks and their loader (`cargo leptos --split`).
         let split: Vec<String> = names
@@ -79,16 +72,7 @@ impl BuiltSite {
                     && ((!n.starts_with("libero.") && n.ends_with(".wasm"))
                         || (n.starts_with("__wasm_split.") && n.ends_with(".js")))
             })
-            .map(|n| {
-                for sibling in [".br", ".gz"] {
-                    assert!(
-                        pkg.join(format!("{n}{sibling}")).is_file(),
-                        "{n}{sibling} is missing in {}",
-                        pkg.display()
-                    );
-                }
-                format!("/pkg/{n}")
-            })
+            .map(|n| precompressed(&pkg, n))
             .collect();
         assert!(
             split.iter().filter(|n| n.ends_with(".wasm")).count() >= 2 && split.iter().any(|n| n.ends_with(".js")),
@@ -107,6 +91,18 @@ impl BuiltSite {
     fn bytes(&self, url: &str) -> Vec<u8> {
         std::fs::read(site_root().join(url.trim_start_matches('/'))).unwrap()
     }
+}
+
+/// `/pkg/<name>`, after checking that the build wrote its `.br` and `.gz` siblings.
+fn precompressed(pkg: &Path, name: &str) -> String {
+    for sibling in [".br", ".gz"] {
+        assert!(
+            pkg.join(format!("{name}{sibling}")).is_file(),
+            "{name}{sibling} is missing in {}: run `node scripts/precompress.mjs target/site/pkg`",
+            pkg.display()
+        );
+    }
+    format!("/pkg/{name}")
 }
 
 /// An app serving the built site (the tests' Leptos options point at `target/site`).

@@ -903,10 +903,12 @@ impl Lookup {
     }
 }
 
-/// One lane to `database`, reached through a proxy that can drop its connections silently.
+/// One lane to `database`, reached through a proxy that can drop its connections silently; its
+/// pool goes through the proxy too, or (`pool_direct`) straight to the database.
 async fn lookup_behind_a_proxy(
     database: &common::FreshDatabase,
     limits: LaneLimits,
+    pool_direct: bool,
 ) -> (common::proxy::FreezingProxy, Lookup) {
     let options: PgConnectOptions = database.url.parse().expect("a PostgreSQL URL");
     let upstream = tokio::net::lookup_host((options.get_host(), options.get_port()))
@@ -915,9 +917,9 @@ async fn lookup_behind_a_proxy(
         .next()
         .expect("an address");
     let proxy = common::proxy::FreezingProxy::start(upstream).await;
-    let options = options.host("127.0.0.1").port(proxy.addr.port());
-    let pool = PgPoolOptions::new().connect_lazy_with(options.clone());
-    (proxy, Lookup { lanes: Lanes::new(Arc::new(options), 1, limits), pool })
+    let proxied = options.clone().host("127.0.0.1").port(proxy.addr.port());
+    let pool = PgPoolOptions::new().connect_lazy_with(if pool_direct { options } else { proxied.clone() });
+    (proxy, Lookup { lanes: Lanes::new(Arc::new(proxied), 1, limits), pool })
 }
 
 /// A lookup connection dropped silently (a NAT or proxy forgetting it: no reset, no answer ever)
@@ -928,7 +930,7 @@ async fn a_lookup_connection_that_stops_answering_is_replaced_and_the_read_answe
         return;
     };
     let limits = LaneLimits { query_timeout: Duration::from_millis(300), ..LaneLimits::default() };
-    let (proxy, lookup) = lookup_behind_a_proxy(&database, limits).await;
+    let (proxy, lookup) = lookup_behind_a_proxy(&database, limits, false).await;
     let first = lookup.backend_pid().await.expect("a read through the proxy");
     assert_eq!(lookup.backend_pid().await.unwrap(), first, "positive control: a healthy lane keeps its connection");
 
@@ -944,7 +946,29 @@ async fn a_lookup_connection_that_stops_answering_is_replaced_and_the_read_answe
     lookup.lanes.close().await;
 }
 
-/// The control for the test above: the frozen proxy really stalls a read — a lane that waited
+/// When the lane's connection stops answering and no new one can be opened for the retry, the
+/// read goes to the pool instead of failing the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_whose_retry_cannot_reconnect_is_answered_by_the_pool() {
+    let Some(database) = common::FreshDatabase::create(TestDb::Postgres).await else {
+        return;
+    };
+    let limits = LaneLimits { query_timeout: Duration::from_millis(300), ..LaneLimits::default() };
+    let (mut proxy, lookup) = lookup_behind_a_proxy(&database, limits, true).await;
+    let first = lookup.backend_pid().await.expect("a read on the lane, through the proxy");
+    assert_eq!(proxy.accepted(), 1, "positive control: the lane's connection goes through the proxy");
+
+    proxy.freeze();
+    proxy.stop_accepting().await;
+    let answered = tokio::time::timeout(Duration::from_secs(10), lookup.backend_pid())
+        .await
+        .expect("answered, not stalled")
+        .expect("answered by the pool, not an error");
+    assert_ne!(answered, first, "not on the frozen connection");
+    assert_eq!(proxy.accepted(), 1, "no new lane connection was opened: the pool answered");
+}
+
+/// The control for the tests above: the frozen proxy really stalls a read — a lane that waited
 /// for as long as it takes would still be waiting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silently_dropped_connection_stalls_a_read_that_has_no_timeout() {
@@ -952,7 +976,7 @@ async fn a_silently_dropped_connection_stalls_a_read_that_has_no_timeout() {
         return;
     };
     let limits = LaneLimits { query_timeout: Duration::from_secs(3600), ..LaneLimits::default() };
-    let (proxy, lookup) = lookup_behind_a_proxy(&database, limits).await;
+    let (proxy, lookup) = lookup_behind_a_proxy(&database, limits, false).await;
     lookup.backend_pid().await.expect("a read through the proxy");
     proxy.freeze();
     let stalled = tokio::time::timeout(Duration::from_secs(1), lookup.backend_pid()).await;

@@ -150,6 +150,12 @@ test.describe(() => {
   /** The settings page's lazily loaded wasm chunk (`cargo leptos --split`). */
   const SETTINGS_CHUNK = /\/pkg\/split___settings_route_view_[^/]*\.wasm$/;
   const signIn = (page: Page) => page.goto(`${servers().appUrl}/app?tenantId=demo-winery&account=demo-owner-token`);
+  /** The console lines of wasm-split's panic when a chunk cannot be loaded, as they come. */
+  const chunkPanics = (page: Page) => {
+    const panics: string[] = [];
+    page.on("console", (message) => message.text().includes("load callback should succeed") && panics.push(message.text()));
+    return panics;
+  };
 
   test("the dashboard hydrates and works without the settings page's code", async ({ browser }) => {
     const context = await browser.newContext();
@@ -211,8 +217,7 @@ test.describe(() => {
       await page.route(SETTINGS_CHUNK, (route) => route.abort());
       await signIn(page);
       await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
-      const panics: string[] = [];
-      page.on("console", (message) => message.text().includes("load callback should succeed") && panics.push(message.text()));
+      const panics = chunkPanics(page);
       let loads = 0;
       page.on("load", () => loads++);
       await page.goto(`${servers().appUrl}/settings`);
@@ -238,8 +243,7 @@ test.describe(() => {
       await page.route(SETTINGS_CHUNK, (route) => (blocking ? route.abort() : route.continue()));
       await signIn(page);
       await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
-      const panics: string[] = [];
-      page.on("console", (message) => message.text().includes("load callback should succeed") && panics.push(message.text()));
+      const panics = chunkPanics(page);
       const reloaded = page.waitForEvent("load");
       await page.getByRole("navigation").getByRole("link", { name: "Settings" }).click();
       await reloaded;

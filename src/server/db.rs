@@ -441,13 +441,18 @@ mod tests {
         lanes.close().await;
     }
 
+    /// A SQLite file `name` in `dir`, created on first connect.
+    fn file_db(dir: &tempfile::TempDir, name: &str) -> SqliteConnectOptions {
+        SqliteConnectOptions::from_str(&format!("sqlite://{}/{name}", dir.path().display()))
+            .unwrap()
+            .create_if_missing(true)
+    }
+
     #[tokio::test]
     async fn a_lane_that_cannot_connect_hands_the_query_to_the_pool() {
         // Positive control: the same lanes over a database that exists hand out a lane.
         let dir = tempfile::tempdir().unwrap();
-        let good = SqliteConnectOptions::from_str(&format!("sqlite://{}/ok.db", dir.path().display()))
-            .unwrap()
-            .create_if_missing(true);
+        let good = file_db(&dir, "ok.db");
         let lanes = Lanes::<sqlx::SqliteConnection>::new(Arc::new(good), 1, LaneLimits::default());
         assert!(lanes.acquire().await.unwrap().is_some(), "a reachable database gives a lane");
         lanes.close().await;
@@ -461,9 +466,7 @@ mod tests {
     #[tokio::test]
     async fn a_lane_past_its_lifetime_reads_on_a_new_connection() {
         let dir = tempfile::tempdir().unwrap();
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}/life.db", dir.path().display()))
-            .unwrap()
-            .create_if_missing(true);
+        let options = file_db(&dir, "life.db");
         let limits = LaneLimits { max_lifetime: Duration::from_secs(1), ..LaneLimits::sqlite() };
         let lanes = Lanes::<sqlx::SqliteConnection>::new(Arc::new(options), 1, limits);
         // A TEMP table lives and dies with its connection: it tells whether the lane reconnected.

@@ -59,6 +59,13 @@ impl FreezingProxy {
         self.frozen_below.send_replace(self.accepted.load(Ordering::SeqCst));
     }
 
+    /// Refuses new connections from now on (the listener closes); those already open stay as
+    /// they are.
+    pub async fn stop_accepting(&mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+
     /// How many connections the proxy has accepted.
     pub fn accepted(&self) -> u64 {
         self.accepted.load(Ordering::SeqCst)
