@@ -13,7 +13,9 @@ Rows (at 1, 16 and 64 connections: req/s, p50, p99):
   replaced    every request verified with Commerce7 (/__bench/reauth) at 0 and 200 ms
   peers       ../shared/bench-peers when present: stock tower-sessions (SQLite, PostgreSQL),
               express + express-session + connect-pg-simple (PostgreSQL)
-and: server RSS, database writes per session, lookup p50 with 10^3/10^5/10^6 rows, wasm size, and
+and: server RSS, database writes per session, lookup p50 with 10^3/10^5/10^6 rows, wasm size and
+what pulls weight in it (scripts/wasm_weight.py), the CPU time per request of the server, of
+PostgreSQL and of wrk (from /proc, around every run: where the guard's microseconds go), and
 the browser timings: Chromium opening Libero from the Commerce7 admin simulator over a throttled
 link (end2end/bench/open-timing.spec.ts), click to dashboard visible and to interactive, cold and
 warm cache.
@@ -37,6 +39,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import socket
 import sqlite3
@@ -133,8 +136,36 @@ def request(method: str, url: str, headers: dict[str, str] | None = None, body: 
 # --- wrk ----------------------------------------------------------------------------------------
 
 
-def wrk(url: str, connections: int, method: str = "GET", headers: dict[str, str] | None = None) -> dict:
-    """One wrk run: req/s, p50 and p99 in ms, and how many answers were not 2xx/3xx."""
+CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far, in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
+
+
+def postgres_cpu() -> dict[int, float]:
+    """The CPU time of every PostgreSQL process on the machine (the bench's own load is all of
+    their work while it runs), by pid."""
+    out = {}
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "postgres":
+                pid = int(comm.parent.name)
+                out[pid] = cpu_seconds(pid)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return out
+
+
+def wrk(url: str, connections: int, method: str = "GET", headers: dict[str, str] | None = None,
+        server_pid: int | None = None) -> dict:
+    """One wrk run: req/s, p50 and p99 in ms, and how many answers were not 2xx/3xx; with
+    `server_pid`, also the CPU time per request the server, PostgreSQL and wrk itself spent (µs)."""
     script = TARGET / "bench" / "request.lua"
     lines = [f'wrk.method = "{method}"']
     for k, v in (headers or {}).items():
@@ -144,12 +175,16 @@ def wrk(url: str, connections: int, method: str = "GET", headers: dict[str, str]
         lines.append('wrk.body = ""')
     script.write_text("\n".join(lines) + "\n")
     threads = min(2, connections)
+    app_before, db_before = cpu_seconds(server_pid) if server_pid else 0.0, postgres_cpu()
+    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{DURATION}s", "--latency", "-s", str(script), url],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
+    wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    app_after, db_after = cpu_seconds(server_pid) if server_pid else 0.0, postgres_cpu()
 
     def millis(text: str) -> float:
         value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
@@ -160,8 +195,15 @@ def wrk(url: str, connections: int, method: str = "GET", headers: dict[str, str]
     p99 = millis(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    per_request = lambda seconds: seconds * 1e6 / max(total, 1)
+    cpu = {
+        "app_us": per_request(app_after - app_before),
+        "db_us": per_request(sum(t - db_before.get(pid, 0.0) for pid, t in db_after.items())),
+        "wrk_us": per_request(wrk_after.ru_utime + wrk_after.ru_stime - wrk_before.ru_utime - wrk_before.ru_stime),
+    } if server_pid else None
     return {"rps": rps, "p50": p50, "p99": p99, "non2xx": int(bad.group(1)) if bad else 0,
-            "socket_errors": errors.group(1) if errors else ""}
+            "socket_errors": errors.group(1) if errors else "", "cpu": cpu}
 
 
 # --- databases ----------------------------------------------------------------------------------
@@ -321,7 +363,7 @@ def bench_libero(kind: str, database_url: str, fast: Server, slow: Server, scrat
              f"/__bench/reauth?tenantId={TENANT}&account={ACCOUNT}&slow=1", {}),
         ]
         touches_before, started = counter(base, "libero_session_touches_total"), time.time()
-        results = rounds(kind, base, targets)
+        results = rounds(kind, base, targets, app.proc.pid)
         minutes = (time.time() - started) / 60
         touches = counter(base, "libero_session_touches_total") - touches_before
         rss = app.rss_mb()
@@ -337,7 +379,7 @@ def bench_libero(kind: str, database_url: str, fast: Server, slow: Server, scrat
         app.stop()
 
 
-def rounds(name: str, base: str, targets: list[tuple[str, str, str, dict]]) -> dict:
+def rounds(name: str, base: str, targets: list[tuple[str, str, str, dict]], server_pid: int) -> dict:
     """Every target at every connection count, ROUNDS times, the targets interleaved within each
     round so that a drift of the machine (another process, the CPU's clock) touches them alike;
     each cell is the run with the median req/s (its p50 and p99 with it)."""
@@ -345,7 +387,7 @@ def rounds(name: str, base: str, targets: list[tuple[str, str, str, dict]]) -> d
     for round_ in range(1, ROUNDS + 1):
         for c in CONNECTIONS:
             for label, method, path, headers in targets:
-                run_ = wrk(base + path, c, method, headers)
+                run_ = wrk(base + path, c, method, headers, server_pid)
                 runs[label][c].append(run_)
                 say(f"{name:8} {label:55} c={c:<3} {run_['rps']:>10.0f} req/s  (round {round_}/{ROUNDS})")
     return {label: {c: sorted(cells, key=lambda r: r["rps"])[len(cells) // 2] for c, cells in by_c.items()}
@@ -361,7 +403,8 @@ def bench_peer(name: str, cmd: list[str], database_url: str, cwd: Path, scratch:
         status, headers, _ = request("GET", f"{base}/login?tenant={TENANT}")
         assert status in (302, 303), status
         cookie = headers["set-cookie-all"][0].split(";")[0]
-        rows = rounds(name, base, [("floor", "GET", "/", {}), ("guarded", "GET", "/app", {"Cookie": cookie})])
+        rows = rounds(name, base, [("floor", "GET", "/", {}), ("guarded", "GET", "/app", {"Cookie": cookie})],
+                      peer.proc.pid)
         rows["rss_mb"] = peer.rss_mb()
         return rows
     finally:
@@ -377,6 +420,21 @@ def wasm_sizes() -> list[tuple[str, int, int]]:
         raise SystemExit(f"no libero.<hash>.wasm in {pkg}: the release build did not finish")
     chunks = sorted(p for p in pkg.glob("*.wasm") if not p.name.startswith("libero."))
     return [(f.name, f.stat().st_size, len(gzip.compress(f.read_bytes(), 9))) for f in [mains[-1], *chunks]]
+
+
+def wasm_weight_section() -> list[str]:
+    """What pulls weight in the main module: its code by crate (scripts/wasm_weight.py), read
+    from the module the split left for wasm-bindgen (it still has the function names)."""
+    module = TARGET / "front" / "wasm32-unknown-unknown" / "wasm-release" / "libero_split.wasm"
+    if not module.exists():
+        return []
+    import wasm_weight
+
+    _, by_crate = wasm_weight.weigh(module)
+    counted = sum(size for crate, size in by_crate.items() if crate != wasm_weight.APP_GENERICS)
+    return ["", f"What pulls weight in the main module (`scripts/wasm_weight.py`: code by crate, "
+                f"{counted / 1024:.0f} KB before wasm-opt):", "",
+            *(f"  - {size / counted:.1%} {crate}" for crate, size in wasm_weight.top(by_crate, 14))]
 
 
 def fmt_row(label: str, runs: dict) -> str:
@@ -444,6 +502,45 @@ def bench_browser() -> dict | None:
     return json.loads(out.read_text())
 
 
+def cpu_section(report: dict, c: int) -> list[str]:
+    """Where each request's machine time goes: the CPU time per request of the server process,
+    of PostgreSQL and of wrk, and the guard's share of each (guarded minus its own floor)."""
+    cores = os.cpu_count() or 1
+    lines = ["", f"## Where the machine time goes ({c} connections)", "",
+             f"CPU time per request in µs, read from /proc around each run: the server's process (all its threads), "
+             f"every PostgreSQL process, wrk; `all` is {cores} cores × the run's wall time / its requests (the "
+             "difference is idle time and the kernel's work outside these processes).", "",
+             "| stack: target | server | PostgreSQL | wrk | all |", "|---|---|---|---|---|"]
+    splits = []
+
+    def row(label: str, cell: dict) -> None:
+        cpu = cell.get("cpu")
+        if cpu:
+            lines.append(f"| {label} | {cpu['app_us']:.1f} | {cpu['db_us']:.1f} | {cpu['wrk_us']:.1f} | "
+                         f"{cores * 1e6 / cell['rps']:.1f} |")
+
+    def split(label: str, guarded: dict, floor: dict) -> None:
+        g, f = guarded.get("cpu"), floor.get("cpu")
+        if g and f:
+            splits.append(f"- {label}: +{g['app_us'] - f['app_us']:.1f} µs in the server, "
+                          f"+{g['db_us'] - f['db_us']:.1f} µs in PostgreSQL, +{g['wrk_us'] - f['wrk_us']:.1f} µs in wrk")
+
+    for kind, data in report["libero"].items():
+        rows = data["rows"]
+        for label in ("server fn, 401 path (no credential)", "server fn, cookie", "server fn, tab token (bearer)",
+                      "/__bench/app: dashboard without the guard", "/app: dashboard, guarded"):
+            row(f"Libero, {kind}: {label}", rows[label][c])
+        split(f"Libero, {kind}: the guard on the server fn (cookie − 401 path)",
+              rows["server fn, cookie"][c], rows["server fn, 401 path (no credential)"][c])
+        split(f"Libero, {kind}: the guard on /app (/app − its twin)",
+              rows["/app: dashboard, guarded"][c], rows["/__bench/app: dashboard without the guard"][c])
+    for name, rows in report["peers"].items():
+        row(f"{name}: floor", rows["floor"][c])
+        row(f"{name}: guarded page", rows["guarded"][c])
+        split(f"{name}: the guard (guarded − floor)", rows["guarded"][c], rows["floor"][c])
+    return lines + ["", "The guard's share of each (CPU µs per request):", "", *splits] if splits else []
+
+
 def write_report(report: dict) -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
@@ -503,10 +600,12 @@ def write_report(report: dict) -> None:
         if express and kind == "postgres":
             lines.append(f"- {kind}: guarded JSON vs express guarded page: "
                          f"{r('server fn, cookie') / express['guarded'][c]['rps']:.1f}×")
+    lines += cpu_section(report, c)
     (main_name, main_raw, main_gz), chunks = wasm[0], wasm[1:]
     lines += ["", f"- release wasm `{main_name}` (the main module, loaded by every page): "
                   f"{main_raw / 1024:.0f} KB raw, {main_gz / 1024:.0f} KB gzip -9"]
     lines += [f"  - lazy chunk `{name}`: {raw / 1024:.0f} KB raw, {gz / 1024:.0f} KB gzip -9" for name, raw, gz in chunks]
+    lines += wasm_weight_section()
     lines += [""]
     browser = report.get("browser")
     if browser:
