@@ -522,8 +522,8 @@ def cpu_section(report: dict, c: int) -> list[str]:
     def split(label: str, guarded: dict, floor: dict) -> None:
         g, f = guarded.get("cpu"), floor.get("cpu")
         if g and f:
-            splits.append(f"- {label}: +{g['app_us'] - f['app_us']:.1f} µs in the server, "
-                          f"+{g['db_us'] - f['db_us']:.1f} µs in PostgreSQL, +{g['wrk_us'] - f['wrk_us']:.1f} µs in wrk")
+            splits.append(f"- {label}: {g['app_us'] - f['app_us']:+.1f} µs in the server, "
+                          f"{g['db_us'] - f['db_us']:+.1f} µs in PostgreSQL, {g['wrk_us'] - f['wrk_us']:+.1f} µs in wrk")
 
     for kind, data in report["libero"].items():
         rows = data["rows"]
