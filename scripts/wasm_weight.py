@@ -58,7 +58,7 @@ def function_imports(body: bytes) -> int:
             functions += 1
         elif kind == 1:  # table: reftype, limits
             pos += 1
-            flags, pos = leb(body, pos + 0)
+            flags, pos = leb(body, pos)
             _, pos = leb(body, pos)
             if flags & 1:
                 _, pos = leb(body, pos)
@@ -124,6 +124,15 @@ def crate_of(name: str) -> str:
     return crate
 
 
+class NoNames(Exception):
+    """The module has no name section to attribute its code by."""
+
+
+def code_total(by_crate: dict[str, int]) -> int:
+    """The bytes of code and data counted (the generics line is a part of them, not more)."""
+    return sum(size for crate, size in by_crate.items() if crate != APP_GENERICS)
+
+
 def weigh(path: Path) -> tuple[int, dict[str, int]]:
     buf = path.read_bytes()
     imported = 0
@@ -144,7 +153,7 @@ def weigh(path: Path) -> tuple[int, dict[str, int]]:
         elif sid == 0:
             names.update(function_names(body))
     if not names:
-        raise SystemExit(f"{path} has no function names (wasm-opt strips them): weigh rustc's own output")
+        raise NoNames(f"{path} has no function names (wasm-opt strips them): weigh rustc's own output")
     by_crate: dict[str, int] = defaultdict(int)
     for i, size in enumerate(bodies):
         name = names.get(imported + i, "")
@@ -160,8 +169,11 @@ def weigh(path: Path) -> tuple[int, dict[str, int]]:
 def main() -> None:
     if len(sys.argv) != 2:
         raise SystemExit(__doc__)
-    total, by_crate = weigh(Path(sys.argv[1]))
-    counted = sum(size for crate, size in by_crate.items() if crate != APP_GENERICS)
+    try:
+        total, by_crate = weigh(Path(sys.argv[1]))
+    except NoNames as err:
+        raise SystemExit(str(err))
+    counted = code_total(by_crate)
     print(f"{sys.argv[1]}: {total:,} bytes, {counted:,} in code and data")
     for crate, size in top(by_crate, 25):
         print(f"{size / counted:6.1%} {size:>9,}  {crate}")
