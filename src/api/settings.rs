@@ -100,7 +100,7 @@ pub async fn get_settings() -> Result<SettingsForm, AppError> {
 /// Saves the merchant's settings if nobody saved since `version` was read; returns the new form.
 ///
 /// Its arguments travel as an HTML form (`settings[org_name]=…&…&version=…`, leptos's default
-/// encoding) so that the settings page's `<ActionForm>` also works before the wasm has loaded:
+/// encoding) so that the settings page's form also works before the wasm has loaded:
 /// the browser then posts the form itself and is sent back to `/settings`.
 #[server(prefix = "/api", endpoint = "save_settings", output = crate::codec::Json, client = crate::tab::TabClient)]
 pub async fn save_settings(settings: MerchantSettings, version: String) -> Result<SettingsForm, AppError> {

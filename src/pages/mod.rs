@@ -5,5 +5,6 @@ pub mod dashboard;
 pub mod landing;
 pub mod layout;
 pub mod not_found;
+pub mod server_form;
 pub mod settings;
 pub mod your_sessions;

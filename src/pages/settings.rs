@@ -6,10 +6,13 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{LazyRoute, lazy_route};
 
-use super::app_frame::{AppFrame, ErrorNotice, Section, leave_if_unauthorized};
+use super::{
+    app_frame::{AppFrame, ErrorNotice, Section, leave_if_unauthorized},
+    server_form::{ServerForm, text_field},
+};
 use crate::api::{
     AppError,
-    settings::{SaveSettings, SettingsForm, get_settings},
+    settings::{MerchantSettings, SaveSettings, SettingsForm, get_settings},
 };
 
 /// The `/settings` route. Its view is a wasm chunk of its own (`cargo leptos --split`): the
@@ -52,10 +55,10 @@ fn Settings(loaded: Resource<Result<SettingsForm, AppError>>) -> impl IntoView {
     }
 }
 
-/// The form. An `ActionForm` posting to `save_settings`: once hydrated it sends the fields with
-/// `fetch` and stays on the page; before (or without) the wasm, the browser posts the same form
-/// and is sent back here, where the action's error (from the redirect's query) is shown the same
-/// way. The fields are not controlled by signals: the form's own data is what is sent.
+/// The form, posting to `save_settings`: once hydrated it sends the fields with `fetch` and stays
+/// on the page; before (or without) the wasm, the browser posts the same form and is sent back
+/// here, where the action's error (from the redirect's query) is shown the same way. The fields
+/// are not controlled by signals: the form's own data is what is sent ([`read_form`]).
 #[component]
 fn SettingsEditor(form: SettingsForm) -> impl IntoView {
     let SettingsForm { settings, version } = form;
@@ -83,7 +86,7 @@ fn SettingsEditor(form: SettingsForm) -> impl IntoView {
                 None => None,
             }}
         </div>
-        <ActionForm action=save attr:class="form" attr:novalidate=true>
+        <ServerForm action=save input=read_form class="form" novalidate=true>
             // The version read with the form: the save is refused (409) if someone saved since.
             <input type="hidden" name="version" value=move || version.get()/>
             <TextField id="org_name" label="Organisation name" kind="text" value=settings.org_name error=error_for("org_name") autocomplete="organization"/>
@@ -102,7 +105,21 @@ fn SettingsEditor(form: SettingsForm) -> impl IntoView {
                     {move || if save.pending().get() { "Saving…" } else { "Save settings" }}
                 </button>
             </div>
-        </ActionForm>
+        </ServerForm>
+    }
+}
+
+/// The arguments of `save_settings` from the form's fields, named as the server reads the post
+/// without the wasm: `settings[<field>]` and `version`; an unticked checkbox sends nothing.
+fn read_form(data: &leptos::web_sys::FormData) -> SaveSettings {
+    SaveSettings {
+        settings: MerchantSettings {
+            org_name: text_field(data, "settings[org_name]"),
+            contact_name: text_field(data, "settings[contact_name]"),
+            contact_email: text_field(data, "settings[contact_email]"),
+            weekly_summary: data.has("settings[weekly_summary]"),
+        },
+        version: text_field(data, "version"),
     }
 }
 

@@ -1,10 +1,13 @@
 //! The dashboard's "Your sessions" panel: where this user is signed in to Libero for this winery,
-//! with a way to sign out the others. The buttons are `ActionForm`s: they post to the server
+//! with a way to sign out the others. The buttons are [`ServerForm`]s: they post to the server
 //! functions before hydration too, and after it the list refreshes in place.
 
 use leptos::prelude::*;
 
-use super::app_frame::{ErrorNotice, leave_if_unauthorized};
+use super::{
+    app_frame::{ErrorNotice, leave_if_unauthorized},
+    server_form::ServerForm,
+};
 use crate::api::{
     AppError,
     sessions::{MySession, SignOutOtherSessions, SignOutSession, list_my_sessions},
@@ -80,11 +83,11 @@ fn SessionList(
             view! { <p class="hint">"You are not signed in anywhere else."</p> }.into_any()
         } else {
             view! {
-                <ActionForm action=sign_out_others>
+                <ServerForm action=sign_out_others input=|_| SignOutOtherSessions {}>
                     <button type="submit" class="button secondary" id="sign-out-others" disabled=busy>
                         "Sign out all other sessions"
                     </button>
-                </ActionForm>
+                </ServerForm>
             }
             .into_any()
         }}
@@ -113,11 +116,16 @@ fn SessionRow(
                     <span>"Last active " <time datetime=last_active_at.clone()>{readable(&last_active_at)}</time></span>
                 </p>
             </div>
-            {(!current).then(|| view! {
-                <ActionForm action=sign_out>
-                    <input type="hidden" name="handle" value=handle/>
-                    <button type="submit" class="button secondary" disabled=busy aria-label=sign_out_label>"Sign out"</button>
-                </ActionForm>
+            {(!current).then(|| {
+                // The form carries the handle for the post without the wasm; once hydrated the
+                // row knows it already.
+                let input = { let handle = handle.clone(); move |_: &_| SignOutSession { handle: handle.clone() } };
+                view! {
+                    <ServerForm action=sign_out input>
+                        <input type="hidden" name="handle" value=handle/>
+                        <button type="submit" class="button secondary" disabled=busy aria-label=sign_out_label>"Sign out"</button>
+                    </ServerForm>
+                }
             })}
         </li>
     }
