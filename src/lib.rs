@@ -1,5 +1,10 @@
 //! Libero: a Commerce7 merchant app (Leptos SSR with hydration) with database-backed sessions.
 
+// The signed-in pages' view types nest deep: their children are typed (`TypedChildren`, no
+// `AnyView` per child: a smaller wasm), and the server's async render of those types needs more
+// than the default 128 levels to lay out.
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod app;
 pub mod codec;

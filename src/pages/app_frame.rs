@@ -16,7 +16,8 @@ pub enum Section {
 
 /// Navigation and sign-out around a signed-in page.
 #[component]
-pub fn AppFrame(section: Section, children: Children) -> impl IntoView {
+pub fn AppFrame<C: IntoView + 'static>(section: Section, children: TypedChildren<C>) -> impl IntoView {
+    let children = children.into_inner();
     let (signing_out, set_signing_out) = signal(false);
     // In the browser: keep the tab token fresh while the merchant works.
     Effect::new(move |_| crate::tab::keep_fresh());

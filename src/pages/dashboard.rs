@@ -1,6 +1,6 @@
 //! `/app`: the merchant's dashboard, the page Commerce7 opens in its iframe.
 
-use leptos::prelude::*;
+use leptos::{either::Either, prelude::*};
 use leptos_meta::Title;
 
 use super::{
@@ -20,8 +20,8 @@ pub fn Dashboard() -> impl IntoView {
             <Suspense fallback=|| view! { <p class="card" aria-busy="true">"Loading your session…"</p> }>
                 {move || {
                     info.get().map(|result| match result {
-                        Ok(info) => view! { <SessionSummary info/> }.into_any(),
-                        Err(error) => view! { <ErrorNotice error/> }.into_any(),
+                        Ok(info) => Either::Left(view! { <SessionSummary info/> }),
+                        Err(error) => Either::Right(view! { <ErrorNotice error/> }),
                     })
                 }}
             </Suspense>

@@ -18,7 +18,8 @@ pub fn BrandHeader() -> impl IntoView {
 
 /// Brand header, main landmark and footer around a page's content.
 #[component]
-pub fn Page(children: Children) -> impl IntoView {
+pub fn Page<C: IntoView + 'static>(children: TypedChildren<C>) -> impl IntoView {
+    let children = children.into_inner();
     // Effects run only in the browser: the attribute tells people (and tests) the page is live.
     Effect::new(move |_| {
         if let Some(body) = document().body() {

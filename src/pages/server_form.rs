@@ -16,7 +16,7 @@ use leptos::{
 
 /// The form. `input` turns the submitted form's data into the server function's arguments.
 #[component]
-pub fn ServerForm<S, Out, I>(
+pub fn ServerForm<S, Out, I, C>(
     /// The action the submit dispatches.
     action: ServerAction<S>,
     /// The arguments, from the form's data when it is submitted (in the browser only).
@@ -27,7 +27,7 @@ pub fn ServerForm<S, Out, I>(
     /// No browser validation: the server's messages are the ones shown.
     #[prop(optional)]
     novalidate: bool,
-    children: Children,
+    children: TypedChildren<C>,
 ) -> impl IntoView
 where
     S: ServerFn<Protocol = leptos::server_fn::Http<PostUrl, Out>> + Clone + Send + Sync + 'static,
@@ -35,7 +35,9 @@ where
     S::Error: Send + Sync + 'static,
     S::Client: Client<S::Error>,
     I: Fn(&FormData) -> S + 'static,
+    C: IntoView + 'static,
 {
+    let children = children.into_inner();
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         let Some(form) = ev.target().and_then(|target| wasm_bindgen_cast(target)) else {
             return; // not a form (cannot happen for a submit event): the browser posts it

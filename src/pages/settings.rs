@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use leptos::prelude::*;
+use leptos::{either::Either, prelude::*};
 use leptos_meta::Title;
 use leptos_router::{LazyRoute, lazy_route};
 
@@ -45,8 +45,8 @@ fn Settings(loaded: Resource<Result<SettingsForm, AppError>>) -> impl IntoView {
                 <Suspense fallback=|| view! { <p aria-busy="true">"Loading your settings…"</p> }>
                     {move || {
                         loaded.get().map(|result| match result {
-                            Ok(form) => view! { <SettingsEditor form/> }.into_any(),
-                            Err(error) => view! { <ErrorNotice error/> }.into_any(),
+                            Ok(form) => Either::Left(view! { <SettingsEditor form/> }),
+                            Err(error) => Either::Right(view! { <ErrorNotice error/> }),
                         })
                     }}
                 </Suspense>
@@ -81,8 +81,8 @@ fn SettingsEditor(form: SettingsForm) -> impl IntoView {
     view! {
         <div aria-live="polite">
             {move || match save.value().get() {
-                Some(Ok(_)) => Some(view! { <p class="notice ok" role="status">"Settings saved."</p> }.into_any()),
-                Some(Err(error)) => Some(view! { <p class="notice error" role="alert">{error.to_string()}</p> }.into_any()),
+                Some(Ok(_)) => Some(Either::Left(view! { <p class="notice ok" role="status">"Settings saved."</p> })),
+                Some(Err(error)) => Some(Either::Right(view! { <p class="notice error" role="alert">{error.to_string()}</p> })),
                 None => None,
             }}
         </div>

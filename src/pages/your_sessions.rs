@@ -2,7 +2,7 @@
 //! with a way to sign out the others. The buttons are [`ServerForm`]s: they post to the server
 //! functions before hydration too, and after it the list refreshes in place.
 
-use leptos::prelude::*;
+use leptos::{either::Either, prelude::*};
 
 use super::{
     app_frame::{ErrorNotice, leave_if_unauthorized},
@@ -40,10 +40,10 @@ pub fn YourSessions() -> impl IntoView {
     });
     let notice = move || {
         outcome.get().map(|result| match result {
-            Ok(message) => view! { <p class="notice ok" role="status">{message}</p> }.into_any(),
+            Ok(message) => Either::Left(view! { <p class="notice ok" role="status">{message}</p> }),
             Err(error) => {
                 leave_if_unauthorized(&error);
-                view! { <p class="notice error" role="alert">{error.to_string()}</p> }.into_any()
+                Either::Right(view! { <p class="notice error" role="alert">{error.to_string()}</p> })
             }
         })
     };
@@ -58,8 +58,8 @@ pub fn YourSessions() -> impl IntoView {
             <Transition fallback=|| view! { <p aria-busy="true">"Loading your sessions…"</p> }>
                 {move || {
                     sessions.get().map(|result| match result {
-                        Ok(list) => view! { <SessionList list sign_out sign_out_others/> }.into_any(),
-                        Err(error) => view! { <ErrorNotice error/> }.into_any(),
+                        Ok(list) => Either::Left(view! { <SessionList list sign_out sign_out_others/> }),
+                        Err(error) => Either::Right(view! { <ErrorNotice error/> }),
                     })
                 }}
             </Transition>
@@ -80,16 +80,15 @@ fn SessionList(
             {list.into_iter().map(|session| view! { <SessionRow session sign_out busy/> }).collect_view()}
         </ul>
         {if others == 0 {
-            view! { <p class="hint">"You are not signed in anywhere else."</p> }.into_any()
+            Either::Left(view! { <p class="hint">"You are not signed in anywhere else."</p> })
         } else {
-            view! {
+            Either::Right(view! {
                 <ServerForm action=sign_out_others input=|_| SignOutOtherSessions {}>
                     <button type="submit" class="button secondary" id="sign-out-others" disabled=busy>
                         "Sign out all other sessions"
                     </button>
                 </ServerForm>
-            }
-            .into_any()
+            })
         }}
     }
 }
