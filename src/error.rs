@@ -176,7 +176,10 @@ mod tests {
             json(&AppError::Validation { fields: BTreeMap::from([("org_name".to_owned(), "Required".to_owned())]) }),
             r#"{"error":"validation","fields":{"org_name":"Required"}}"#
         );
-        assert_eq!(json(&AppError::BadRequest { message: "bad".to_owned() }), r#"{"error":"bad_request","message":"bad"}"#);
+        assert_eq!(
+            json(&AppError::BadRequest { message: "bad".to_owned() }),
+            r#"{"error":"bad_request","message":"bad"}"#
+        );
     }
 
     #[test]
