@@ -8,6 +8,7 @@ pub mod commerce7;
 pub mod config;
 pub mod db;
 pub mod delivery;
+pub mod direct;
 pub mod doctor;
 pub mod error_page;
 pub mod http;

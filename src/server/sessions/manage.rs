@@ -99,7 +99,7 @@ pub async fn list_own(
     let now = now();
     let since = active_since(now, idle);
     match store.lookups() {
-        Lookups::Sqlite { pool, lanes } => on_lane!(lanes, pool, |conn| {
+        Lookups::Sqlite { pool, lanes, .. } => on_lane!(lanes, pool, |conn| {
             sqlx::query_as(
                 "SELECT id, ip_address, user_agent, created_at, last_activity_at FROM app_sessions
                  WHERE client_id = ?1 AND user_id = ?2 AND expires_at > ?3 AND last_activity_at > ?4

@@ -26,16 +26,18 @@ use uuid::Uuid;
 
 use super::{AUTH_KEY, AuthSession, Theme, hash_token, idle_cutoff, to_offset};
 use crate::server::{
-    db::{Db, LaneLimits, Lanes, now},
+    db::{Db, LANE_MAX_LIFETIME, LaneLimits, Lanes, now},
+    direct::{DirectCounts, DirectReads},
     metrics,
 };
 
 /// How many connections of its own the session lookup keeps ([`Lanes`]), beside the pool.
 pub const LOOKUP_LANES: usize = 16;
 
-/// The session lookup's lanes and, for when they are all busy, the pool.
+/// The session lookup's lanes and, for when they are all busy, the pool; on SQLite, first of all
+/// the direct reads on the request's own thread ([`DirectReads`]).
 pub(crate) enum Lookups {
-    Sqlite { pool: SqlitePool, lanes: Lanes<SqliteConnection> },
+    Sqlite { pool: SqlitePool, lanes: Lanes<SqliteConnection>, direct: DirectReads },
     Postgres { pool: PgPool, lanes: Lanes<PgConnection> },
 }
 
@@ -45,6 +47,7 @@ impl Lookups {
             Db::Sqlite(pool) => Self::Sqlite {
                 pool: pool.clone(),
                 lanes: Lanes::new(pool.connect_options(), LOOKUP_LANES, LaneLimits::sqlite()),
+                direct: DirectReads::per_core(LANE_MAX_LIFETIME),
             },
             Db::Postgres(pool) => Self::Postgres {
                 pool: pool.clone(),
@@ -117,7 +120,66 @@ pub struct AppSessionStore {
     idle_timeout: Option<Duration>,
 }
 
-#[derive(sqlx::FromRow)]
+/// The session guard's one query: the session row and its client's, by row id.
+macro_rules! select_session {
+    ($client_id:literal, $data:literal, $param:literal) => {
+        concat!(
+            "SELECT ",
+            $client_id,
+            ", s.user_id, s.user_name, s.user_email, s.theme, s.ip_address, s.user_agent, ",
+            $data,
+            ", s.last_activity_at, s.expires_at, s.created_at, s.install_generation, s.account_token_hash,
+             c.tenant_id, c.uninstalled_at, c.install_generation AS client_generation
+             FROM app_sessions s JOIN clients c ON c.id = s.client_id WHERE s.id = ",
+            $param
+        )
+    };
+}
+const SQLITE_SELECT_SESSION: &str = select_session!("s.client_id", "s.data", "?1");
+const POSTGRES_SELECT_SESSION: &str = select_session!("s.client_id::text AS client_id", "s.data::text AS data", "$1");
+
+/// [`SQLITE_SELECT_SESSION`] on a direct connection ([`DirectReads`]), decoded column by column
+/// as sqlx decodes it. A timestamp that is not the app's RFC 3339 form fails here, and sqlx's
+/// decoders (which accept more forms) read the row instead.
+fn sqlite_session_row(conn: &rusqlite::Connection, key: &str) -> rusqlite::Result<Option<SessionRow>> {
+    use rusqlite::OptionalExtension;
+    conn.prepare_cached(SQLITE_SELECT_SESSION)?
+        .query_row([key], |row| {
+            Ok(SessionRow {
+                client_id: row.get(0)?,
+                user_id: row.get(1)?,
+                user_name: row.get(2)?,
+                user_email: row.get(3)?,
+                theme: row.get(4)?,
+                ip_address: row.get(5)?,
+                user_agent: row.get(6)?,
+                data: row.get(7)?,
+                last_activity_at: sqlite_timestamp(row, 8)?,
+                expires_at: sqlite_timestamp(row, 9)?,
+                created_at: sqlite_timestamp(row, 10)?,
+                install_generation: row.get(11)?,
+                account_token_hash: row.get(12)?,
+                tenant_id: row.get(13)?,
+                uninstalled_at: match row.get_ref(14)? {
+                    rusqlite::types::ValueRef::Null => None,
+                    _ => Some(sqlite_timestamp(row, 14)?),
+                },
+                client_generation: row.get(15)?,
+            })
+        })
+        .optional()
+}
+
+fn sqlite_timestamp(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let invalid = |err: Box<dyn std::error::Error + Send + Sync>| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, err)
+    };
+    let text = row.get_ref(idx)?.as_str().map_err(|e| invalid(Box::new(e)))?;
+    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).map_err(|e| invalid(Box::new(e)))
+}
+
+#[derive(Debug, sqlx::FromRow)]
+#[cfg_attr(test, derive(PartialEq))]
 struct SessionRow {
     client_id: String,
     tenant_id: String,
@@ -187,10 +249,21 @@ impl AppSessionStore {
         &self.lookups
     }
 
+    /// What the direct reads on SQLite have done ([`DirectReads`]); `None` on PostgreSQL.
+    pub fn direct_counts(&self) -> Option<DirectCounts> {
+        match &*self.lookups {
+            Lookups::Sqlite { direct, .. } => Some(direct.counts()),
+            Lookups::Postgres { .. } => None,
+        }
+    }
+
     /// Closes the lookup's own connections (graceful shutdown, before the pool closes).
     pub async fn close(&self) {
         match &*self.lookups {
-            Lookups::Sqlite { lanes, .. } => lanes.close().await,
+            Lookups::Sqlite { lanes, direct, .. } => {
+                direct.close();
+                lanes.close().await;
+            }
             Lookups::Postgres { lanes, .. } => lanes.close().await,
         }
     }
@@ -214,28 +287,19 @@ impl AppSessionStore {
     /// and the tab token alike: one prepared statement, the identity decoded straight from the
     /// columns; the row's `data` JSON is returned as text, undecoded.
     pub async fn validate_key(&self, key: &str) -> Result<Result<(AuthSession, String), Invalid>, sqlx::Error> {
-        macro_rules! select_session {
-            ($client_id:literal, $data:literal, $param:literal) => {
-                concat!(
-                    "SELECT ",
-                    $client_id,
-                    ", s.user_id, s.user_name, s.user_email, s.theme, s.ip_address, s.user_agent, ",
-                    $data,
-                    ", s.last_activity_at, s.expires_at, s.created_at, s.install_generation, s.account_token_hash,
-                     c.tenant_id, c.uninstalled_at, c.install_generation AS client_generation
-                     FROM app_sessions s JOIN clients c ON c.id = s.client_id WHERE s.id = ",
-                    $param
-                )
-            };
-        }
         let row: Option<SessionRow> = match &*self.lookups {
-            Lookups::Sqlite { pool, lanes } => on_lane!(lanes, pool, |conn| {
-                sqlx::query_as(select_session!("s.client_id", "s.data", "?1")).bind(key).fetch_optional(conn)
-            })?,
+            Lookups::Sqlite { pool, lanes, direct } => {
+                let read =
+                    if direct.resolve(pool).await { direct.read(|conn| sqlite_session_row(conn, key)) } else { None };
+                match read {
+                    Some(row) => row,
+                    None => on_lane!(lanes, pool, |conn| {
+                        sqlx::query_as(SQLITE_SELECT_SESSION).bind(key).fetch_optional(conn)
+                    })?,
+                }
+            }
             Lookups::Postgres { pool, lanes } => on_lane!(lanes, pool, |conn| {
-                sqlx::query_as(select_session!("s.client_id::text AS client_id", "s.data::text AS data", "$1"))
-                    .bind(key)
-                    .fetch_optional(conn)
+                sqlx::query_as(POSTGRES_SELECT_SESSION).bind(key).fetch_optional(conn)
             })?,
         };
         let Some(row) = row else {
@@ -533,8 +597,119 @@ impl SessionStore for AppSessionStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::clients::{self, Installation};
 
     const HOUR: Duration = Duration::from_secs(3600);
+
+    /// A migrated SQLite file with an installed tenant, and a store over it.
+    async fn sqlite_store(dir: &tempfile::TempDir) -> (AppSessionStore, Uuid) {
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("store.db").display())).await.unwrap();
+        db.migrate().await.unwrap();
+        let install = Installation {
+            tenant_id: "cellar-door".into(),
+            org_name: None,
+            org_contact: None,
+            user_id: None,
+            user_email: None,
+            install_data: serde_json::json!({}),
+        };
+        let client = clients::install(&db, &install).await.unwrap();
+        (AppSessionStore::new(db, Some(HOUR)), client.id)
+    }
+
+    fn signed_in(client_id: Uuid, user_name: Option<&str>) -> AuthSession {
+        let now = now();
+        AuthSession {
+            client_id,
+            tenant_id: "cellar-door".into(),
+            user_id: "u-1".into(),
+            user_name: user_name.map(str::to_owned),
+            user_email: user_name.map(|_| "ana@example.com".to_owned()),
+            theme: Theme::Dark,
+            ip_address: user_name.map(|_| "203.0.113.7".to_owned()),
+            user_agent: None,
+            created_at: now,
+            last_activity_at: now,
+            expires_at: now + chrono::TimeDelta::hours(8),
+            install_generation: 1,
+            account_token_hash: user_name.map(|_| hash_token("account-token")),
+        }
+    }
+
+    /// The row of `key` through sqlx's decoders, as the lanes and the pool read it.
+    async fn sqlx_row(store: &AppSessionStore, key: &str) -> Option<SessionRow> {
+        let Db::Sqlite(pool) = &store.db else { unreachable!() };
+        sqlx::query_as(SQLITE_SELECT_SESSION).bind(key).fetch_optional(pool).await.unwrap()
+    }
+
+    fn direct_row(store: &AppSessionStore, key: &str) -> Option<Option<SessionRow>> {
+        let Lookups::Sqlite { direct, .. } = &*store.lookups else { unreachable!() };
+        direct.read(|conn| sqlite_session_row(conn, key))
+    }
+
+    #[tokio::test]
+    async fn the_direct_sqlite_read_decodes_a_session_row_exactly_as_sqlx_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, client_id) = sqlite_store(&dir).await;
+        let (_, full) =
+            store.create_signed_in(&signed_in(client_id, Some("Ana")), &Handoff::issue(now()).1).await.unwrap();
+        let (_, sparse) = store.create_signed_in(&signed_in(client_id, None), &Handoff::issue(now()).1).await.unwrap();
+        let Lookups::Sqlite { direct, pool, .. } = &*store.lookups else { unreachable!() };
+        assert!(direct.resolve(pool).await);
+
+        for key in [&full, &sparse] {
+            let expected = sqlx_row(&store, key).await;
+            assert!(expected.is_some());
+            assert_eq!(direct_row(&store, key), Some(expected), "row {key}");
+        }
+        // The client's columns too, once it is marked uninstalled (a timestamp where there was
+        // NULL; the uninstall callback would also delete the row, hence by hand).
+        sqlx::query("UPDATE clients SET uninstalled_at = ?1").bind(now()).execute(pool).await.unwrap();
+        let expected = sqlx_row(&store, &full).await;
+        assert!(expected.as_ref().is_some_and(|row| row.uninstalled_at.is_some()));
+        assert_eq!(direct_row(&store, &full), Some(expected));
+        // And a row that does not exist.
+        assert_eq!(direct_row(&store, "no-such-row"), Some(None));
+    }
+
+    #[tokio::test]
+    async fn the_guard_reads_sqlite_sessions_on_the_direct_path_and_sees_a_logout_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, client_id) = sqlite_store(&dir).await;
+        let (_, key) =
+            store.create_signed_in(&signed_in(client_id, Some("Ana")), &Handoff::issue(now()).1).await.unwrap();
+
+        let (auth, _) = store.validate_key(&key).await.unwrap().expect("valid");
+        assert_eq!(auth.user_name.as_deref(), Some("Ana"));
+        assert_eq!(store.direct_counts(), Some(DirectCounts { served: 1, handed_over: 0 }));
+
+        store.delete_key(&key).await.unwrap();
+        assert_eq!(store.validate_key(&key).await.unwrap().err(), Some(Invalid::Missing));
+        assert_eq!(store.direct_counts(), Some(DirectCounts { served: 2, handed_over: 0 }));
+    }
+
+    #[tokio::test]
+    async fn a_row_the_direct_decoder_refuses_is_read_through_sqlx() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, client_id) = sqlite_store(&dir).await;
+        let (_, key) =
+            store.create_signed_in(&signed_in(client_id, Some("Ana")), &Handoff::issue(now()).1).await.unwrap();
+        // Control: the app's own row is served directly.
+        assert!(store.validate_key(&key).await.unwrap().is_ok());
+        assert_eq!(store.direct_counts(), Some(DirectCounts { served: 1, handed_over: 0 }));
+
+        // `created_at` has no format CHECK; SQLite's own datetime form is not RFC 3339, which
+        // sqlx's decoders accept and the direct one does not.
+        let Db::Sqlite(pool) = &store.db else { unreachable!() };
+        sqlx::query("UPDATE app_sessions SET created_at = datetime('now') WHERE id = ?1")
+            .bind(&key)
+            .execute(pool)
+            .await
+            .unwrap();
+        let (auth, _) = store.validate_key(&key).await.unwrap().expect("still valid, read by sqlx");
+        assert_eq!(auth.user_name.as_deref(), Some("Ana"));
+        assert_eq!(store.direct_counts(), Some(DirectCounts { served: 1, handed_over: 1 }));
+    }
 
     fn at(minutes: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000, 0).unwrap() + chrono::TimeDelta::minutes(minutes)
