@@ -15,20 +15,26 @@
 //!   new read transaction per statement), so a logout or an uninstall by this process or any
 //!   other one on the same file ends the session at the very next request, exactly as on sqlx's
 //!   connections.
-//! - **Never waits.** `busy_timeout` is 0: when the database is locked the read fails at once with
-//!   `SQLITE_BUSY` and the caller hands it to sqlx, whose worker thread waits up to the pool's
-//!   `busy_timeout`. The runtime thread is only ever held for the read itself.
-//! - **Never in the way.** Every slot busy, a connection that cannot be opened (not retried for
-//!   [`OPEN_RETRY`], so a broken file does not cost an `open` per request), or any error at all:
-//!   the call returns `None` and the caller runs the same query through sqlx, which answers —
-//!   or reports the error — exactly as it did before this path existed. A connection whose error
-//!   was not about one row (I/O, a corrupt or replaced file) is closed, and reopened on the next
-//!   use.
+//! - **Does not wait for locks.** `busy_timeout` is 0: when the database is locked (in WAL mode,
+//!   which the app uses, only WAL recovery or another process in exclusive locking mode does
+//!   that) the read fails at once with `SQLITE_BUSY` and the caller hands it to sqlx, whose worker
+//!   thread waits up to the pool's `busy_timeout`. The runtime thread is held for the read — and,
+//!   on a connection's first use (and every [`LANE_MAX_LIFETIME`] after), for opening the file
+//!   and reading its schema.
+//! - **Never in the way.** Every slot busy, a connection that cannot be opened, or any error at
+//!   all: the call returns `None` and the caller runs the same query through sqlx, which answers
+//!   — or reports the error — exactly as it did before this path existed. A connection whose
+//!   error was not about one row (I/O, a corrupt file, a missing table) is closed and its slot
+//!   rests for [`OPEN_RETRY`], as after a failed open, so a lasting fault does not cost an `open`
+//!   per request.
 //! - **Only for a database file.** The file is the one sqlx's own connection reports as `main`
-//!   (`pragma_database_list`), asked once; an in-memory database (`sqlite::memory:`,
-//!   `mode=memory`) has no file, is private to sqlx's connections and has no direct path.
-//! - A connection older than [`LANE_MAX_LIFETIME`](super::db::LANE_MAX_LIFETIME) is reopened,
-//!   as sqlx's pool and the lookup lanes replace theirs (a restored file is picked up).
+//!   (`pragma_database_list`), asked at the first lookup (again after [`OPEN_RETRY`] if that
+//!   failed); an in-memory database (`sqlite::memory:`, `mode=memory`) has no file, is private to
+//!   sqlx's connections and has no direct path. The connections use SQLite's default VFS: a
+//!   `DATABASE_URL` naming another one (`vfs=`, or `immutable=1`) is not supported.
+//! - A connection older than [`LANE_MAX_LIFETIME`] is reopened, as sqlx's pool and the lookup
+//!   lanes replace theirs: a file replaced under the server (a restore by renaming over it) is
+//!   seen within that time, as on sqlx's own connections.
 //!
 //! [`AppSessionStore::validate_key`]: super::sessions::AppSessionStore::validate_key
 
@@ -45,7 +51,11 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use sqlx::SqlitePool;
 use tokio::sync::OnceCell;
 
-/// How long a slot whose connection could not be opened waits before it tries again.
+#[cfg(doc)]
+use super::db::LANE_MAX_LIFETIME;
+
+/// How long a slot whose connection could not be opened, or failed, rests before it opens one
+/// again; also how long a failed [`DirectReads::resolve`] waits before it asks again.
 pub const OPEN_RETRY: Duration = Duration::from_secs(10);
 
 /// Prepared statements kept per connection (the guard uses one).
@@ -55,6 +65,8 @@ const STATEMENT_CACHE: usize = 8;
 pub struct DirectReads {
     /// The database file, once asked of sqlx (`None` inside: no file, no direct path).
     file: OnceCell<Option<PathBuf>>,
+    /// After a failed [`DirectReads::resolve`]: no new attempt before this.
+    resolve_after: Mutex<Option<Instant>>,
     slots: Box<[Mutex<Slot>]>,
     max_lifetime: Duration,
     served: AtomicU64,
@@ -82,6 +94,7 @@ impl DirectReads {
     pub fn new(count: usize, max_lifetime: Duration) -> Self {
         Self {
             file: OnceCell::new(),
+            resolve_after: Mutex::new(None),
             slots: (0..count.max(1)).map(|_| Mutex::new(Slot::default())).collect(),
             max_lifetime,
             served: AtomicU64::new(0),
@@ -89,28 +102,36 @@ impl DirectReads {
         }
     }
 
-    /// One slot per thread that can run a request at once (the runtime's workers): a read holds
-    /// its slot only while it runs, never across an `await`.
-    pub fn per_core(max_lifetime: Duration) -> Self {
-        Self::new(std::thread::available_parallelism().map_or(2, |n| n.get()), max_lifetime)
+    /// One slot per thread that can run a request at once — the runtime's workers (by default
+    /// one per core; more when `TOKIO_WORKER_THREADS` says so): a read holds its slot only while
+    /// it runs, never across an `await`.
+    pub fn per_worker(max_lifetime: Duration) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let workers = tokio::runtime::Handle::try_current().map_or(0, |rt| rt.metrics().num_workers());
+        Self::new(cores.max(workers), max_lifetime)
     }
 
     /// Learns the database file from `pool` (once; later calls return at once). `false` when the
-    /// database has no file (in memory) or the pool could not say: then every read goes to sqlx.
+    /// database has no file (in memory), or when the pool could not say — then the read goes to
+    /// sqlx, counts as handed over, and the pool is asked again after [`OPEN_RETRY`].
     pub async fn resolve(&self, pool: &SqlitePool) -> bool {
-        self.file
-            .get_or_init(|| async {
-                match database_file(pool).await {
-                    Ok(file) => file,
-                    Err(err) => {
-                        // Asked again only after a restart: the sqlx path serves meanwhile.
-                        tracing::warn!(error = %err, "could not learn the SQLite file; session lookups use sqlx only");
-                        None
-                    }
-                }
-            })
-            .await
-            .is_some()
+        if let Some(file) = self.file.get() {
+            return file.is_some();
+        }
+        if lock(&self.resolve_after).is_some_and(|after| Instant::now() < after) {
+            self.handed_over.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        match self.file.get_or_try_init(|| database_file(pool)).await {
+            Ok(file) => file.is_some(),
+            Err(err) => {
+                tracing::warn!(error = %err, retry_in = ?OPEN_RETRY,
+                    "could not learn the SQLite file; session lookups use sqlx meanwhile");
+                *lock(&self.resolve_after) = Some(Instant::now() + OPEN_RETRY);
+                self.handed_over.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
     }
 
     /// The database file, when [`DirectReads::resolve`] found one.
@@ -135,8 +156,10 @@ impl DirectReads {
             }
             Err(err) => {
                 if !keeps_connection(&err) {
-                    tracing::debug!(error = %err, "direct SQLite read failed; closing its connection");
+                    tracing::warn!(error = %err, retry_in = ?OPEN_RETRY,
+                        "direct SQLite read failed; closing its connection (session lookups use sqlx meanwhile)");
                     slot.conn = None;
+                    slot.closed_until = Some(Instant::now() + OPEN_RETRY);
                 }
                 self.hand_over()
             }
@@ -159,8 +182,7 @@ impl DirectReads {
     /// Closes every connection (graceful shutdown; a later read opens one again).
     pub fn close(&self) {
         for slot in &self.slots {
-            let mut slot = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            slot.conn = None;
+            lock(slot).conn = None;
         }
     }
 }
@@ -173,6 +195,11 @@ impl std::fmt::Debug for DirectReads {
             .field("counts", &self.counts())
             .finish()
     }
+}
+
+/// `mutex`, locked; poisoning is ignored (what it guards stays consistent at every step).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A free slot; a slot poisoned by a panicking read is taken back with its connection dropped
@@ -308,7 +335,9 @@ mod tests {
         assert_eq!(wrote, None, "a read-only connection refuses the write and hands it over");
         let left: i64 = sqlx::query_scalar("SELECT count(*) FROM t").fetch_one(&pool).await.unwrap();
         assert_eq!(left, 1);
-        // Control: the same connection still reads.
+        assert_eq!(reads.counts(), DirectCounts { served: 0, handed_over: 1 });
+        // Control: a read is served (after the slot's rest: the refused write closed its connection).
+        reads.slots[0].lock().unwrap().closed_until = None;
         assert_eq!(value_of(&reads, "a"), Some(Some("one".to_owned())));
     }
 
@@ -336,6 +365,47 @@ mod tests {
 
         writer.execute_batch("COMMIT").unwrap();
         assert_eq!(value_of(&reads, "a"), Some(Some("two".to_owned())), "the same connection reads again");
+    }
+
+    #[tokio::test]
+    async fn a_failing_connection_is_closed_and_its_slot_rests_before_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = database(&dir).await;
+        let reads = DirectReads::new(1, Duration::from_secs(60));
+        reads.resolve(&pool).await;
+        assert_eq!(value_of(&reads, "a"), Some(Some("one".to_owned())));
+        let opened = |reads: &DirectReads| reads.slots[0].lock().unwrap().conn.as_ref().map(|(_, at)| *at);
+        let first = opened(&reads).expect("open after a served read");
+
+        // A fault that is not about one row (here: a table that does not exist).
+        assert_eq!(reads.read(|conn| conn.query_row("SELECT 1 FROM missing", [], |_| Ok(()))), None);
+        assert_eq!(opened(&reads), None, "closed");
+        assert_eq!(value_of(&reads, "a"), None, "resting: handed over without opening the file");
+        assert_eq!(opened(&reads), None);
+        assert_eq!(reads.counts(), DirectCounts { served: 1, handed_over: 2 });
+
+        // Control: after the rest a new connection is opened and serves.
+        reads.slots[0].lock().unwrap().closed_until = Some(Instant::now());
+        assert_eq!(value_of(&reads, "a"), Some(Some("one".to_owned())));
+        assert!(opened(&reads).is_some_and(|at| at > first), "a new connection");
+    }
+
+    #[tokio::test]
+    async fn a_database_whose_file_cannot_be_learned_is_asked_again_after_a_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = database(&dir).await;
+        let reads = DirectReads::new(1, Duration::from_secs(60));
+        pool.close().await;
+        assert!(!reads.resolve(&pool).await, "a closed pool cannot say");
+        assert!(!reads.resolve(&pool).await, "resting: not asked again");
+        assert_eq!(reads.counts(), DirectCounts { served: 0, handed_over: 2 });
+
+        // Control: once the rest is over, a pool that answers gives the file.
+        let other = tempfile::tempdir().unwrap();
+        let pool = database(&other).await;
+        *reads.resolve_after.lock().unwrap() = Some(Instant::now());
+        assert!(reads.resolve(&pool).await);
+        assert!(reads.file().is_some());
     }
 
     #[tokio::test]

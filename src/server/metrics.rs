@@ -43,7 +43,8 @@ pub const ACTIVE_SESSIONS: &str = "libero_active_sessions";
 /// Rows in `app_sessions`, expired included (refreshed at every scrape).
 pub const SESSION_ROWS: &str = "libero_app_sessions_rows";
 /// Session lookups on SQLite by path: `direct` (read on the request's own thread) or
-/// `handed_over` (to sqlx: slots busy, database locked, an error). Refreshed at every scrape.
+/// `handed_over` (to sqlx: every slot busy, the file not opened, the database locked, a row
+/// only sqlx decodes, an error; see `server::direct`). Refreshed at every scrape.
 pub const SESSION_DIRECT_READS: &str = "libero_session_direct_reads_total";
 /// HTTP latency by method, route and status.
 pub const HTTP_DURATION: &str = "libero_http_request_duration_seconds";

@@ -47,7 +47,7 @@ impl Lookups {
             Db::Sqlite(pool) => Self::Sqlite {
                 pool: pool.clone(),
                 lanes: Lanes::new(pool.connect_options(), LOOKUP_LANES, LaneLimits::sqlite()),
-                direct: DirectReads::per_core(LANE_MAX_LIFETIME),
+                direct: DirectReads::per_worker(LANE_MAX_LIFETIME),
             },
             Db::Postgres(pool) => Self::Postgres {
                 pool: pool.clone(),
