@@ -382,7 +382,8 @@ def bench_libero(kind: str, database_url: str, fast: Server, slow: Server, scrat
 def rounds(name: str, base: str, targets: list[tuple[str, str, str, dict]], server_pid: int) -> dict:
     """Every target at every connection count, ROUNDS times, the targets interleaved within each
     round so that a drift of the machine (another process, the CPU's clock) touches them alike;
-    each cell is the run with the median req/s (its p50 and p99 with it)."""
+    each cell is the run with the median req/s (its p50 and p99 with it), carrying every round's
+    req/s in run order under "rounds" (for paired ratios: see paired())."""
     runs: dict = {label: {c: [] for c in CONNECTIONS} for label, *_ in targets}
     for round_ in range(1, ROUNDS + 1):
         for c in CONNECTIONS:
@@ -390,8 +391,17 @@ def rounds(name: str, base: str, targets: list[tuple[str, str, str, dict]], serv
                 run_ = wrk(base + path, c, method, headers, server_pid)
                 runs[label][c].append(run_)
                 say(f"{name:8} {label:55} c={c:<3} {run_['rps']:>10.0f} req/s  (round {round_}/{ROUNDS})")
-    return {label: {c: sorted(cells, key=lambda r: r["rps"])[len(cells) // 2] for c, cells in by_c.items()}
+    return {label: {c: sorted(cells, key=lambda r: r["rps"])[len(cells) // 2] | {"rounds": [r["rps"] for r in cells]}
+                    for c, cells in by_c.items()}
             for label, by_c in runs.items()}
+
+
+def paired(a: dict, b: dict, of) -> float:
+    """The median over rounds of `of(a's req/s, b's req/s)` for two cells of rounds(): a and b ran
+    one after the other in each round, so the machine's drift between rounds (on a shared 2-core
+    VM, ±20 % for the same page from one 3-s run to the next) cancels out of each pair."""
+    values = sorted(of(x, y) for x, y in zip(a["rounds"], b["rounds"]))
+    return values[len(values) // 2]
 
 
 def bench_peer(name: str, cmd: list[str], database_url: str, cwd: Path, scratch: Path) -> dict:
@@ -589,8 +599,16 @@ def write_report(report: dict) -> None:
         overhead_bearer = us("server fn, tab token (bearer)") - us("server fn, 401 path (no credential)")
         lines.append(f"- {kind}: guard cost over its 401 path {overhead:.1f} µs/request (cookie), "
                      f"{overhead_bearer:.1f} µs (tab token); bearer vs cookie {r('server fn, tab token (bearer)') / r('server fn, cookie'):.2f}×")
+        cell = lambda label: rows[label][c]
+        paired_overhead = paired(cell("server fn, cookie"), cell("server fn, 401 path (no credential)"),
+                                 lambda x, y: 1e6 / x - 1e6 / y)
         lines.append(f"- {kind}: /healthz = {r(healthz) / r(hello):.0%} of bare axum; "
                      f"guarded /app = {r('/app: dashboard, guarded') / r('/__bench/app: dashboard without the guard'):.0%} of its unguarded twin")
+        lines.append(f"- {kind}, paired (median over the {ROUNDS} rounds of each round's ratio): guard cost over its 401 path "
+                     f"{paired_overhead:.1f} µs/request (cookie); /healthz = "
+                     f"{paired(cell(healthz), cell(hello), lambda x, y: x / y):.0%} of bare axum; guarded /app = "
+                     f"{paired(cell('/app: dashboard, guarded'), cell('/__bench/app: dashboard without the guard'), lambda x, y: x / y):.0%} "
+                     "of its unguarded twin")
         lines.append(f"- {kind}: sign-in fast path p50 {rows['sign-in fast path'][1]['p50']:.2f} ms vs re-authorisation at 200 ms "
                      f"{rows['re-authorisation per request, Commerce7 at 200 ms'][1]['p50']:.2f} ms: "
                      f"{rows['re-authorisation per request, Commerce7 at 200 ms'][1]['p50'] / rows['sign-in fast path'][1]['p50']:.0f}× (1 connection)")
@@ -598,7 +616,9 @@ def write_report(report: dict) -> None:
         if stock:
             peer_overhead = 1e6 / stock["guarded"][c]["rps"] - 1e6 / stock["floor"][c]["rps"]
             lines.append(f"- {kind}: stock tower-sessions guard cost over its floor {peer_overhead:.1f} µs/request "
-                         f"(Libero's: {overhead:.1f} µs)")
+                         f"(Libero's: {overhead:.1f} µs); paired: "
+                         f"{paired(stock['guarded'][c], stock['floor'][c], lambda x, y: 1e6 / x - 1e6 / y):.1f} µs "
+                         f"(Libero's: {paired_overhead:.1f} µs)")
         express = report["peers"].get("express + connect-pg-simple, PostgreSQL")
         if express and kind == "postgres":
             lines.append(f"- {kind}: guarded JSON vs express guarded page: "
