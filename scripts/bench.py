@@ -401,7 +401,8 @@ def paired(a: dict, b: dict, of) -> float:
     one after the other in each round, so the machine's drift between rounds (on a shared 2-core
     VM, ±20 % for the same page from one 3-s run to the next) cancels out of each pair."""
     values = sorted(of(x, y) for x, y in zip(a["rounds"], b["rounds"]))
-    return values[len(values) // 2]
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
 def bench_peer(name: str, cmd: list[str], database_url: str, cwd: Path, scratch: Path) -> dict:

@@ -294,6 +294,15 @@ mod tests {
         pool
     }
 
+    /// [`database`] with `DirectReads` of one slot over it, its file learned.
+    async fn resolved(lifetime: Duration) -> (tempfile::TempDir, SqlitePool, DirectReads) {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = database(&dir).await;
+        let reads = DirectReads::new(1, lifetime);
+        assert!(reads.resolve(&pool).await);
+        (dir, pool, reads)
+    }
+
     fn value_of(reads: &DirectReads, id: &str) -> Option<Option<String>> {
         reads.read(|conn| {
             conn.prepare_cached("SELECT v FROM t WHERE id = ?1")?.query_row([id], |row| row.get(0)).optional()
@@ -327,10 +336,7 @@ mod tests {
 
     #[tokio::test]
     async fn cannot_write_even_when_asked_to() {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = database(&dir).await;
-        let reads = DirectReads::new(1, Duration::from_secs(60));
-        reads.resolve(&pool).await;
+        let (_dir, pool, reads) = resolved(Duration::from_secs(60)).await;
         let wrote = reads.read(|conn| conn.execute("DELETE FROM t", []));
         assert_eq!(wrote, None, "a read-only connection refuses the write and hands it over");
         let left: i64 = sqlx::query_scalar("SELECT count(*) FROM t").fetch_one(&pool).await.unwrap();
@@ -369,10 +375,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_connection_is_closed_and_its_slot_rests_before_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = database(&dir).await;
-        let reads = DirectReads::new(1, Duration::from_secs(60));
-        reads.resolve(&pool).await;
+        let (_dir, _pool, reads) = resolved(Duration::from_secs(60)).await;
         assert_eq!(value_of(&reads, "a"), Some(Some("one".to_owned())));
         let opened = |reads: &DirectReads| reads.slots[0].lock().unwrap().conn.as_ref().map(|(_, at)| *at);
         let first = opened(&reads).expect("open after a served read");
@@ -410,10 +413,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_busy_slot_is_not_waited_for() {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = database(&dir).await;
-        let reads = DirectReads::new(1, Duration::from_secs(60));
-        reads.resolve(&pool).await;
+        let (_dir, _pool, reads) = resolved(Duration::from_secs(60)).await;
         let inner = reads.read(|_| Ok(value_of(&reads, "a")));
         assert_eq!(inner, Some(None), "the one slot was held by the outer read");
         assert_eq!(reads.counts(), DirectCounts { served: 1, handed_over: 1 });
@@ -423,10 +423,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_file_that_cannot_be_opened_is_not_retried_on_every_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = database(&dir).await;
-        let reads = DirectReads::new(1, Duration::from_secs(60));
-        reads.resolve(&pool).await;
+        let (dir, _pool, reads) = resolved(Duration::from_secs(60)).await;
         let file = reads.file().unwrap().to_owned();
         let moved = dir.path().join("moved.db");
         std::fs::rename(&file, &moved).unwrap();
@@ -441,10 +438,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_past_its_lifetime_is_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = database(&dir).await;
-        let reads = DirectReads::new(1, Duration::ZERO);
-        reads.resolve(&pool).await;
+        let (_dir, _pool, reads) = resolved(Duration::ZERO).await;
         assert_eq!(value_of(&reads, "a"), Some(Some("one".to_owned())));
         let first = reads.slots[0].lock().unwrap().conn.as_ref().map(|(_, at)| *at).unwrap();
         assert_eq!(value_of(&reads, "a"), Some(Some("one".to_owned())));

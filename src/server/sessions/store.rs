@@ -178,8 +178,8 @@ fn sqlite_timestamp(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Dat
     DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).map_err(|e| invalid(Box::new(e)))
 }
 
-#[derive(Debug, sqlx::FromRow)]
-#[cfg_attr(test, derive(PartialEq))]
+#[derive(sqlx::FromRow)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct SessionRow {
     client_id: String,
     tenant_id: String,
@@ -636,6 +636,13 @@ mod tests {
         }
     }
 
+    /// A new session of `client_id` (with or without the optional columns): its row id.
+    async fn sign_in(store: &AppSessionStore, client_id: Uuid, user_name: Option<&str>) -> String {
+        let (_, key) =
+            store.create_signed_in(&signed_in(client_id, user_name), &Handoff::issue(now()).1).await.unwrap();
+        key
+    }
+
     /// The row of `key` through sqlx's decoders, as the lanes and the pool read it.
     async fn sqlx_row(store: &AppSessionStore, key: &str) -> Option<SessionRow> {
         let Db::Sqlite(pool) = &store.db else { unreachable!() };
@@ -651,9 +658,8 @@ mod tests {
     async fn the_direct_sqlite_read_decodes_a_session_row_exactly_as_sqlx_does() {
         let dir = tempfile::tempdir().unwrap();
         let (store, client_id) = sqlite_store(&dir).await;
-        let (_, full) =
-            store.create_signed_in(&signed_in(client_id, Some("Ana")), &Handoff::issue(now()).1).await.unwrap();
-        let (_, sparse) = store.create_signed_in(&signed_in(client_id, None), &Handoff::issue(now()).1).await.unwrap();
+        let full = sign_in(&store, client_id, Some("Ana")).await;
+        let sparse = sign_in(&store, client_id, None).await;
         let Lookups::Sqlite { direct, pool, .. } = &*store.lookups else { unreachable!() };
         assert!(direct.resolve(pool).await);
 
@@ -676,8 +682,7 @@ mod tests {
     async fn the_guard_reads_sqlite_sessions_on_the_direct_path_and_sees_a_logout_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let (store, client_id) = sqlite_store(&dir).await;
-        let (_, key) =
-            store.create_signed_in(&signed_in(client_id, Some("Ana")), &Handoff::issue(now()).1).await.unwrap();
+        let key = sign_in(&store, client_id, Some("Ana")).await;
 
         let (auth, _) = store.validate_key(&key).await.unwrap().expect("valid");
         assert_eq!(auth.user_name.as_deref(), Some("Ana"));
@@ -689,11 +694,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_database_fault_on_the_direct_path_is_reported_as_sqlx_reports_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, client_id) = sqlite_store(&dir).await;
+        let key = sign_in(&store, client_id, Some("Ana")).await;
+        // Control: served directly.
+        assert!(store.validate_key(&key).await.unwrap().is_ok());
+        assert_eq!(store.direct_counts(), Some(DirectCounts { served: 1, handed_over: 0 }));
+
+        // The table is gone (a broken restore, say): the direct read fails, hands over, and the
+        // caller gets sqlx's error — which the guard answers with 503 — not "no session".
+        let Db::Sqlite(pool) = &store.db else { unreachable!() };
+        sqlx::query("DROP TABLE app_sessions").execute(pool).await.unwrap();
+        let err = store.validate_key(&key).await.expect_err("a database error, not a verdict");
+        assert!(err.to_string().contains("no such table"), "{err}");
+        assert_eq!(store.direct_counts(), Some(DirectCounts { served: 1, handed_over: 1 }));
+    }
+
+    #[tokio::test]
     async fn a_row_the_direct_decoder_refuses_is_read_through_sqlx() {
         let dir = tempfile::tempdir().unwrap();
         let (store, client_id) = sqlite_store(&dir).await;
-        let (_, key) =
-            store.create_signed_in(&signed_in(client_id, Some("Ana")), &Handoff::issue(now()).1).await.unwrap();
+        let key = sign_in(&store, client_id, Some("Ana")).await;
         // Control: the app's own row is served directly.
         assert!(store.validate_key(&key).await.unwrap().is_ok());
         assert_eq!(store.direct_counts(), Some(DirectCounts { served: 1, handed_over: 0 }));
