@@ -693,14 +693,20 @@ mod tests {
         assert_eq!(store.direct_counts(), Some(DirectCounts { served: 2, handed_over: 0 }));
     }
 
+    /// A store with one session whose lookup was served on the direct path (the positive control
+    /// of the hand-over tests): the store and the session's row id.
+    async fn served_directly_once(dir: &tempfile::TempDir) -> (AppSessionStore, String) {
+        let (store, client_id) = sqlite_store(dir).await;
+        let key = sign_in(&store, client_id, Some("Ana")).await;
+        assert!(store.validate_key(&key).await.unwrap().is_ok());
+        assert_eq!(store.direct_counts(), Some(DirectCounts { served: 1, handed_over: 0 }));
+        (store, key)
+    }
+
     #[tokio::test]
     async fn a_database_fault_on_the_direct_path_is_reported_as_sqlx_reports_it() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, client_id) = sqlite_store(&dir).await;
-        let key = sign_in(&store, client_id, Some("Ana")).await;
-        // Control: served directly.
-        assert!(store.validate_key(&key).await.unwrap().is_ok());
-        assert_eq!(store.direct_counts(), Some(DirectCounts { served: 1, handed_over: 0 }));
+        let (store, key) = served_directly_once(&dir).await;
 
         // The table is gone (a broken restore, say): the direct read fails, hands over, and the
         // caller gets sqlx's error — which the guard answers with 503 — not "no session".
@@ -714,11 +720,7 @@ mod tests {
     #[tokio::test]
     async fn a_row_the_direct_decoder_refuses_is_read_through_sqlx() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, client_id) = sqlite_store(&dir).await;
-        let key = sign_in(&store, client_id, Some("Ana")).await;
-        // Control: the app's own row is served directly.
-        assert!(store.validate_key(&key).await.unwrap().is_ok());
-        assert_eq!(store.direct_counts(), Some(DirectCounts { served: 1, handed_over: 0 }));
+        let (store, key) = served_directly_once(&dir).await;
 
         // `created_at` has no format CHECK; SQLite's own datetime form is not RFC 3339, which
         // sqlx's decoders accept and the direct one does not.
