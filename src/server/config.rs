@@ -492,6 +492,17 @@ mod tests {
     }
 
     #[test]
+    fn database_url_may_name_a_postgres_unix_socket() {
+        // A PostgreSQL on the same machine, reached over its socket (docs/operations.md); the
+        // same URL with another scheme is refused (the control).
+        let socket = "postgres:///libero?host=/var/run/postgresql&user=libero";
+        let c = config(&[("SESSION_SECRET", SECRET), ("DATABASE_URL", socket)]).unwrap();
+        assert_eq!(c.database_url.expose(), socket);
+        let refused = "mysql:///libero?host=/var/run/mysqld&user=libero";
+        assert!(config(&[("SESSION_SECRET", SECRET), ("DATABASE_URL", refused)]).is_err());
+    }
+
+    #[test]
     fn debug_output_never_shows_secrets() {
         let c = config(&[
             ("SESSION_SECRET", SECRET),
