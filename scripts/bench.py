@@ -227,15 +227,16 @@ def postgres_available() -> bool:
 
 def pg_transport() -> str:
     """How BENCH_POSTGRES_URL reaches the server: its Unix socket or TCP."""
-    query = urllib.parse.parse_qs(urllib.parse.urlsplit(PG_ADMIN).query)
-    host = (query.get("host") or [urllib.parse.unquote(urllib.parse.urlsplit(PG_ADMIN).hostname or "")])[0]
+    parts = urllib.parse.urlsplit(PG_ADMIN)
+    host = urllib.parse.parse_qs(parts.query).get("host", [urllib.parse.unquote(parts.hostname or "")])[0]
     return f"over its Unix socket in `{host}`" if host.startswith("/") else "over loopback TCP"
 
 
 def fresh_postgres(name: str) -> str:
     """A new database, and its URL without TLS: every stack then talks to PostgreSQL over the
-    same plain loopback connection (the stock peer's sqlx is built without TLS and express's
-    `pg` does not ask for it; Libero's would otherwise negotiate TLS and pay for it alone)."""
+    same plain connection, loopback TCP or the socket BENCH_POSTGRES_URL names (the stock peer's
+    sqlx is built without TLS and express's `pg` does not ask for it; Libero's would otherwise
+    negotiate TLS and pay for it alone)."""
     psql(PG_ADMIN, f'DROP DATABASE IF EXISTS "{name}"')
     psql(PG_ADMIN, f'CREATE DATABASE "{name}"')
     parts = urllib.parse.urlsplit(PG_ADMIN)

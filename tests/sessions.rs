@@ -1070,3 +1070,42 @@ on_both_databases!(a_same_origin_post_without_sec_fetch_site_is_judged_by_origin
     assert_eq!(own.status(), StatusCode::OK);
     app.stop().await;
 });
+
+// --- PostgreSQL on the same machine, over its Unix socket (docs/operations.md) ----------------
+
+/// A signed-in merchant is served with `DATABASE_URL` naming the server's socket
+/// (`postgres:///db?host=<dir>`), the way operations.md recommends for a co-located PostgreSQL.
+/// Without the socket (`TEST_POSTGRES_SOCKET_DIR`, default `/var/run/postgresql`) it is a skip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_reached_over_its_unix_socket_serves_signed_in_calls() {
+    let dir = std::env::var("TEST_POSTGRES_SOCKET_DIR").unwrap_or_else(|_| "/var/run/postgresql".to_owned());
+    if !std::path::Path::new(&dir).join(".s.PGSQL.5432").exists() {
+        common::skip_or_fail(&format!("no PostgreSQL socket in {dir}"));
+        return;
+    }
+    let Some(mut database) = common::FreshDatabase::create(TestDb::Postgres).await else {
+        return;
+    };
+    let admin = url::Url::parse(&common::postgres_admin_url()).expect("a URL");
+    let name = database.postgres_name().expect("a PostgreSQL database").to_owned();
+    database.url = format!("postgres:///{name}?host={dir}&user={}", admin.username());
+    let app = TestApp::spawn_on(database, &[]).await;
+    app.install(TENANT).await;
+    handoff_code(&app.sign_in(TENANT, OWNER_TOKEN).await);
+
+    let response = app.post_same_origin("/api/session_info").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let info: Value = response.json().await.unwrap();
+    assert_eq!(info["tenant_id"], TENANT, "the session read over the socket: {info}");
+    assert_eq!(app.c7.user_calls(), 1, "the call was answered from the database, not Commerce7");
+    // The control: the same call without the session is refused.
+    let anonymous = TestApp::bare_client()
+        .post(app.url("/api/session_info"))
+        .header("origin", app.url(""))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}

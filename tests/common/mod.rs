@@ -198,7 +198,11 @@ impl TestApp {
 
     /// Like [`TestApp::spawn`], with extra settings.
     pub async fn spawn_with(kind: TestDb, extra: &[(&str, String)]) -> Option<Self> {
-        let database = FreshDatabase::create(kind).await?;
+        Some(Self::spawn_on(FreshDatabase::create(kind).await?, extra).await)
+    }
+
+    /// Starts the app against `database`, reached at its `url`.
+    pub async fn spawn_on(database: FreshDatabase, extra: &[(&str, String)]) -> Self {
         let c7 = FakeCommerce7::start(
             SocketAddr::from(([127, 0, 0, 1], 0)),
             FakeConfig::demo("http://127.0.0.1:9", CALLBACK_USER, CALLBACK_PASSWORD),
@@ -224,7 +228,7 @@ impl TestApp {
             .build()
             .expect("client");
         c7.set_app_url(&format!("http://{addr}"));
-        Some(Self {
+        Self {
             addr,
             base: format!("http://{addr}"),
             db,
@@ -235,7 +239,7 @@ impl TestApp {
             jar,
             shutdown: Some(tx),
             server: Some(server),
-        })
+        }
     }
 
     /// `http://127.0.0.1:PORT` + `path`.
