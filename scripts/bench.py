@@ -33,6 +33,7 @@ BENCH_PEERS (default ../shared/bench-peers), BENCH_BROWSER_RUNS (opens per cache
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import gzip
 import http.client
@@ -335,35 +336,47 @@ def start_fake(name: str, latency_ms: int, scratch: Path) -> Server:
     return Server(name, [str(TARGET / "release" / "fake-commerce7")], env, port, "/", scratch)
 
 
-def bench_libero(kind: str, database_url: str, fast: Server, slow: Server, scratch: Path) -> dict:
+def start_libero(name: str, database_url: str, fast: Server, slow: Server | None, scratch: Path) -> Server:
+    """The release bench build of Libero on `database_url`, Commerce7 at `fast` (and at `slow`
+    for the re-authorisation rows)."""
     port = free_port()
     env = base_env() | {
         "DATABASE_URL": database_url, "SESSION_SECRET": SECRET, "COOKIE_SECURE": "false",
         "COMMERCE7_API_URL": f"http://127.0.0.1:{fast.port}/v1", "COMMERCE7_USER": CALLBACK_USER,
         "COMMERCE7_PASSWORD": CALLBACK_PASSWORD, "METRICS_TOKEN": METRICS_TOKEN, "RATE_LIMIT_SIGN_IN": "0",
         "SESSION_TOUCH_INTERVAL": "60s", "LEPTOS_SITE_ROOT": str(SITE), "LEPTOS_SITE_PKG_DIR": "pkg",
-        "LEPTOS_OUTPUT_NAME": "libero", "LEPTOS_SITE_ADDR": f"127.0.0.1:{port}", "LEPTOS_ENV": "PROD",
-        "BENCH_SLOW_COMMERCE7_URL": f"http://127.0.0.1:{slow.port}/v1",
+        "LEPTOS_OUTPUT_NAME": "libero", "LEPTOS_SITE_ADDR": f"127.0.0.1:{port}",
     }
-    # PROD refuses plain-http cookies and Commerce7; the bench is loopback-only.
-    env.pop("LEPTOS_ENV")
-    app = Server(f"libero-{kind}", [str(TARGET / "release" / "libero")], env, port, "/healthz", scratch)
-    base = f"http://127.0.0.1:{port}"
+    if slow:
+        env["BENCH_SLOW_COMMERCE7_URL"] = f"http://127.0.0.1:{slow.port}/v1"
+    # No LEPTOS_ENV=PROD: it refuses plain-http cookies and Commerce7; the bench is loopback-only.
+    return Server(name, [str(TARGET / "release" / "libero")], env, port, "/healthz", scratch)
+
+
+def install_and_sign_in(base: str) -> tuple[str, str]:
+    """Installs the bench tenant and signs its merchant in: the session cookie and a tab token.
+    The bench twin of /app then borrows that session."""
+    basic = base64.b64encode(f"{CALLBACK_USER}:{CALLBACK_PASSWORD}".encode()).decode()
+    status, _, body = request("POST", f"{base}/install", {"Authorization": f"Basic {basic}",
+                                                          "Content-Type": "application/json"},
+                              json.dumps({"tenantId": TENANT, "organization": {"name": "Demo Winery"}}))
+    assert status == 200, (status, body)
+    sign_in = f"{base}/app?tenantId={TENANT}&account={ACCOUNT}"
+    status, headers, _ = request("GET", sign_in, {"Sec-Fetch-Dest": "iframe"})
+    assert status == 303, status
+    cookie = headers["set-cookie-all"][0].split(";")[0]
+    status, _, page = request("GET", base + headers["location"], {"Cookie": cookie})
+    assert status == 200, status
+    token = re.search(r'<meta name="libero-tab" content="([^"]+)"', page).group(1)
+    assert request("GET", f"{base}/__bench/app", {"Cookie": cookie})[0] == 200, "the twin borrows the session"
+    return cookie, token
+
+
+def bench_libero(kind: str, database_url: str, fast: Server, slow: Server, scratch: Path) -> dict:
+    app = start_libero(f"libero-{kind}", database_url, fast, slow, scratch)
+    base = f"http://127.0.0.1:{app.port}"
     try:
-        import base64
-        basic = base64.b64encode(f"{CALLBACK_USER}:{CALLBACK_PASSWORD}".encode()).decode()
-        status, _, body = request("POST", f"{base}/install", {"Authorization": f"Basic {basic}",
-                                                              "Content-Type": "application/json"},
-                                  json.dumps({"tenantId": TENANT, "organization": {"name": "Demo Winery"}}))
-        assert status == 200, (status, body)
-        sign_in = f"{base}/app?tenantId={TENANT}&account={ACCOUNT}"
-        status, headers, _ = request("GET", sign_in, {"Sec-Fetch-Dest": "iframe"})
-        assert status == 303, status
-        cookie = headers["set-cookie-all"][0].split(";")[0]
-        status, _, page = request("GET", base + headers["location"], {"Cookie": cookie})
-        assert status == 200, status
-        token = re.search(r'<meta name="libero-tab" content="([^"]+)"', page).group(1)
-        assert request("GET", f"{base}/__bench/app", {"Cookie": cookie})[0] == 200, "the twin borrows the session"
+        cookie, token = install_and_sign_in(base)
 
         same_origin = {"Sec-Fetch-Site": "same-origin"}
         targets = [
