@@ -336,9 +336,10 @@ def start_fake(name: str, latency_ms: int, scratch: Path) -> Server:
     return Server(name, [str(TARGET / "release" / "fake-commerce7")], env, port, "/", scratch)
 
 
-def start_libero(name: str, database_url: str, fast: Server, slow: Server | None, scratch: Path) -> Server:
-    """The release bench build of Libero on `database_url`, Commerce7 at `fast` (and at `slow`
-    for the re-authorisation rows)."""
+def start_libero(name: str, database_url: str, fast: Server, slow: Server | None, scratch: Path,
+                 binary: Path = TARGET / "release" / "libero") -> Server:
+    """The release bench build of Libero (or another build of it, to compare two) on
+    `database_url`, Commerce7 at `fast` (and at `slow` for the re-authorisation rows)."""
     port = free_port()
     env = base_env() | {
         "DATABASE_URL": database_url, "SESSION_SECRET": SECRET, "COOKIE_SECURE": "false",
@@ -350,7 +351,7 @@ def start_libero(name: str, database_url: str, fast: Server, slow: Server | None
     if slow:
         env["BENCH_SLOW_COMMERCE7_URL"] = f"http://127.0.0.1:{slow.port}/v1"
     # No LEPTOS_ENV=PROD: it refuses plain-http cookies and Commerce7; the bench is loopback-only.
-    return Server(name, [str(TARGET / "release" / "libero")], env, port, "/healthz", scratch)
+    return Server(name, [str(binary)], env, port, "/healthz", scratch)
 
 
 def install_and_sign_in(base: str) -> tuple[str, str]:

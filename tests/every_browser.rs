@@ -261,6 +261,41 @@ on_both_databases!(a_handoff_code_opens_the_page_once, |kind: TestDb| async move
     app.stop().await;
 });
 
+/// The fast path's handoff write commits without waiting for the WAL flush, in its own
+/// transaction only: every connection the pool holds afterwards still has the server's
+/// `synchronous_commit`, so a logout or an uninstall on it is as durable as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handoff_write_leaves_synchronous_commit_on_for_the_pools_next_statements() {
+    let Some(app) = TestApp::signed_in(TestDb::Postgres).await else { return };
+    let Db::Postgres(pool) = &app.db else { unreachable!("a PostgreSQL app") };
+    let stored = || sqlx::query_scalar::<_, Option<String>>("SELECT handoff_hash FROM app_sessions").fetch_one(pool);
+    let first = stored().await.unwrap();
+    for _ in 0..4 {
+        let code = handoff_code(&app.sign_in(TENANT, OWNER_TOKEN).await);
+        assert_eq!(stored().await.unwrap(), Some(hash_token(&code)), "the fast path stored its new code");
+    }
+    assert_ne!(stored().await.unwrap(), first, "control: the sign-in's own code was replaced");
+
+    // Every idle connection, held at once so none is handed out twice.
+    let mut held = Vec::new();
+    while pool.num_idle() > 0 {
+        held.push(pool.acquire().await.unwrap());
+    }
+    assert!(!held.is_empty(), "the handoff writes ran on the pool's connections");
+    for conn in &mut held {
+        let setting: String = sqlx::query_scalar("SHOW synchronous_commit").fetch_one(&mut **conn).await.unwrap();
+        assert_eq!(setting, "on", "the transaction-local setting did not outlive its statement");
+    }
+    // Control: a session-level change is what this check would see.
+    let conn = &mut held[0];
+    sqlx::query("SET synchronous_commit = off").execute(&mut **conn).await.unwrap();
+    let setting: String = sqlx::query_scalar("SHOW synchronous_commit").fetch_one(&mut **conn).await.unwrap();
+    assert_eq!(setting, "off");
+    sqlx::query("RESET synchronous_commit").execute(&mut **conn).await.unwrap();
+    drop(held);
+    app.stop().await;
+}
+
 on_both_databases!(a_handoff_code_is_refused_after_sixty_seconds, |kind: TestDb| async move {
     let Some(app) = TestApp::spawn(kind).await else { return };
     app.install(TENANT).await;

@@ -410,6 +410,16 @@ impl AppSessionStore {
 
     /// Stores a new handoff code's hash on the row `key` (replacing an unused one); `false` when
     /// the row is gone.
+    ///
+    /// On PostgreSQL the write commits asynchronously (`synchronous_commit = off` for this
+    /// statement's transaction alone): it is the only write of the sign-in fast path — every
+    /// reopening of the app from the admin — and waiting for the WAL flush was more than half
+    /// of that path's time. The change is visible to every connection at once, as any commit;
+    /// what a crash of the database within its WAL writer's delay can lose is this one-minute,
+    /// single-use code, and then the page falls back to the cookie or asks to reopen the app
+    /// (it fails closed). Every write that ends or revokes a session, and the redemption of a
+    /// code, stays synchronous. `set_config(…, true)` is local to the transaction, so the
+    /// pooled connection keeps the server's setting for its next statement.
     pub async fn set_handoff(&self, key: &str, handoff: &Handoff) -> Result<bool, sqlx::Error> {
         let updated = match &self.db {
             Db::Sqlite(pool) => {
@@ -421,15 +431,17 @@ impl AppSessionStore {
                     .await?
                     .rows_affected()
             }
-            Db::Postgres(pool) => {
-                sqlx::query("UPDATE app_sessions SET handoff_hash = $1, handoff_expires_at = $2 WHERE id = $3")
-                    .bind(&handoff.hash)
-                    .bind(handoff.expires_at)
-                    .bind(key)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
+            Db::Postgres(pool) => sqlx::query(
+                "UPDATE app_sessions SET handoff_hash = $1, handoff_expires_at = $2
+                       FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+                      WHERE id = $3",
+            )
+            .bind(&handoff.hash)
+            .bind(handoff.expires_at)
+            .bind(key)
+            .execute(pool)
+            .await?
+            .rows_affected(),
         };
         Ok(updated == 1)
     }
