@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """`make bench`: Libero's guard against its own floors and the stacks people pick instead.
 
-Runs on loopback, on SQLite and PostgreSQL, with wrk as the load generator, and prints one table
-and writes bench/results.md (machine, date, commit). Everything is measured in one run so the
+Runs on loopback, on SQLite and PostgreSQL, with wrk as the load generator, and prints the report
+(one table per database and for the peers, the ratios, the CPU split, the browser timings) and
+writes it to bench/results.md (machine, date, commit). Everything is measured in one run so the
 ratios mean something; absolute numbers depend on the machine.
 
 Rows (at 1, 16 and 64 connections: req/s, p50, p99):

@@ -7,7 +7,7 @@ It answers "how many round trips does the guard add?" with a count rather than a
 CPU table of `make bench` splits the guard's microseconds between the server and PostgreSQL, and
 this says how many statements those microseconds pay for.
 
-Needs the release bench build `make bench` makes (or `BENCH_SKIP_BUILD=1` after one) and the
+Needs the release bench build that `make bench` leaves in target/ (it builds nothing) and the
 local PostgreSQL (BENCH_POSTGRES_URL, as for `make bench`); it creates and drops its own database.
 
     python3 scripts/pg_statements.py [N requests per target, default 2000]

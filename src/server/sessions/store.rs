@@ -412,9 +412,9 @@ impl AppSessionStore {
     /// the row is gone.
     ///
     /// On PostgreSQL the write commits asynchronously (`synchronous_commit = off` for this
-    /// statement's transaction alone): it is the only write of the sign-in fast path — every
-    /// reopening of the app from the admin — and waiting for the WAL flush was more than half
-    /// of that path's time. The change is visible to every connection at once, as any commit;
+    /// statement's transaction alone): it is the sign-in fast path's write — every reopening of
+    /// the app from the admin; its only one unless the theme changed — and `resume_tab`'s, and
+    /// waiting for the WAL flush was more than half of the fast path's time. The change is visible to every connection at once, as any commit;
     /// what a crash of the database within its WAL writer's delay can lose is this one-minute,
     /// single-use code, and then the page falls back to the cookie or asks to reopen the app
     /// (it fails closed). Every write that ends or revokes a session, and the redemption of a
