@@ -268,15 +268,24 @@ on_both_databases!(a_handoff_code_opens_the_page_once, |kind: TestDb| async move
 async fn the_handoff_write_leaves_synchronous_commit_on_for_the_pools_next_statements() {
     let Some(app) = TestApp::signed_in(TestDb::Postgres).await else { return };
     let Db::Postgres(pool) = &app.db else { unreachable!("a PostgreSQL app") };
-    let stored = || sqlx::query_scalar::<_, Option<String>>("SELECT handoff_hash FROM app_sessions").fetch_one(pool);
-    let first = stored().await.unwrap();
+    let rows =
+        || sqlx::query_as::<_, (String, Option<String>)>("SELECT id, handoff_hash FROM app_sessions").fetch_all(pool);
+    let signed_in = rows().await.unwrap();
+    let [(id, first)] = &signed_in[..] else { panic!("one session after the sign-in: {signed_in:?}") };
     for _ in 0..4 {
         let code = handoff_code(&app.sign_in(TENANT, OWNER_TOKEN).await);
-        assert_eq!(stored().await.unwrap(), Some(hash_token(&code)), "the fast path stored its new code");
+        // The same row: the fast path, not a new sign-in (which replaces the row under a new id).
+        assert_eq!(rows().await.unwrap(), [(id.clone(), Some(hash_token(&code)))], "the fast path stored its new code");
     }
-    assert_ne!(stored().await.unwrap(), first, "control: the sign-in's own code was replaced");
+    assert_ne!(&rows().await.unwrap()[0].1, first, "control: the sign-in's own code was replaced");
 
-    // Every idle connection, held at once so none is handed out twice.
+    // sqlx hands a connection back to the pool in a task of its own (after a ping): wait until
+    // every connection is idle, then hold them all at once so none is handed out twice.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pool.num_idle() < pool.size() as usize {
+        assert!(std::time::Instant::now() < deadline, "the pool's connections never all came back");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let mut held = Vec::new();
     while pool.num_idle() > 0 {
         held.push(pool.acquire().await.unwrap());
