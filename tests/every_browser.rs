@@ -305,6 +305,34 @@ async fn the_handoff_write_leaves_synchronous_commit_on_for_the_pools_next_state
     app.stop().await;
 }
 
+/// The fast path's one write failing (the database refuses it) gets the 503 page and loses
+/// nothing: the session still opens the dashboard by its cookie, and reopening works again once
+/// the database takes the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopening_whose_handoff_write_fails_gets_503_and_keeps_the_session() {
+    let Some(app) = TestApp::signed_in(TestDb::Postgres).await else { return };
+    let Db::Postgres(pool) = &app.db else { unreachable!("a PostgreSQL app") };
+    handoff_code(&app.sign_in(TENANT, OWNER_TOKEN).await); // control: the fast path answers 303
+
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_handoff() RETURNS trigger LANGUAGE plpgsql
+             AS $$ BEGIN RAISE EXCEPTION 'handoff writes refused'; END $$;
+         CREATE TRIGGER refuse_handoff BEFORE UPDATE OF handoff_hash ON app_sessions
+             FOR EACH ROW EXECUTE FUNCTION refuse_handoff();",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let refused = app.sign_in(TENANT, OWNER_TOKEN).await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE, "try again, not a redirect without a code");
+    assert!(refused.headers().get(header::LOCATION).is_none());
+    assert_eq!(app.get("/app").await.status(), StatusCode::OK, "the session survived the failed write");
+
+    sqlx::raw_sql("DROP TRIGGER refuse_handoff ON app_sessions").execute(pool).await.unwrap();
+    handoff_code(&app.sign_in(TENANT, OWNER_TOKEN).await);
+    app.stop().await;
+}
+
 on_both_databases!(a_handoff_code_is_refused_after_sixty_seconds, |kind: TestDb| async move {
     let Some(app) = TestApp::spawn(kind).await else { return };
     app.install(TENANT).await;

@@ -414,10 +414,10 @@ impl AppSessionStore {
     /// On PostgreSQL the write commits asynchronously (`synchronous_commit = off` for this
     /// statement's transaction alone): it is the sign-in fast path's write — every reopening of
     /// the app from the admin; its only one unless the theme changed — and `resume_tab`'s, and
-    /// waiting for the WAL flush was more than half of the fast path's time. The change is visible to every connection at once, as any commit;
-    /// what a crash of the database within its WAL writer's delay can lose is this one-minute,
-    /// single-use code, and then the page falls back to the cookie or asks to reopen the app
-    /// (it fails closed). Every write that ends or revokes a session, and the redemption of a
+    /// waiting for the WAL flush was more than half of the fast path's time. The change is
+    /// visible to every connection at once, as any commit; what a crash of the database within
+    /// its WAL writer's delay can lose is this one-minute, single-use code, and then the page
+    /// falls back to the cookie or asks to reopen the app (it fails closed). Every write that ends or revokes a session, and the redemption of a
     /// code, stays synchronous. `set_config(…, true)` is local to the transaction, so the
     /// pooled connection keeps the server's setting for its next statement.
     pub async fn set_handoff(&self, key: &str, handoff: &Handoff) -> Result<bool, sqlx::Error> {
