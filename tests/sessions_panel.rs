@@ -247,6 +247,37 @@ on_both_databases!(the_dashboard_shows_your_sessions_with_this_browser_marked, |
     app.stop().await;
 });
 
+on_both_databases!(the_dashboard_lists_exactly_the_sessions_the_panel_function_lists, |kind| async move {
+    // On PostgreSQL the dashboard's guard reads the list in its own statement, the server
+    // function with the list's query: the two must agree, row for row.
+    let Some(app) = app_with_tenants(kind).await else { return };
+    let chrome = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
+    let _firefox = Browser::signed_in(&app, FIREFOX_ON_MACOS, TENANT, OWNER_TOKEN).await;
+    let _sam = Browser::signed_in(&app, SAFARI_ON_IOS, TENANT, STAFF_TOKEN).await;
+    let _lee = Browser::signed_in(&app, SAFARI_ON_IOS, OTHER_TENANT, OTHER_TOKEN).await;
+    let hours_ago = |h| Utc::now() - chrono::TimeDelta::hours(h);
+    insert_session(&app, "idle-row", DANA, hours_ago(2), Utc::now() + chrono::TimeDelta::hours(4)).await;
+    insert_session(&app, "expired-row", DANA, Utc::now(), hours_ago(1)).await;
+    assert_eq!(app.session_rows().await.len(), 6, "every session exists");
+
+    let listed = chrome.sessions().await;
+    assert_eq!(listed.len(), 2, "Dana's two active sessions: {listed:#?}");
+    let response = chrome.client.get(format!("{}/app", app.base)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().await.unwrap();
+    assert_eq!(html.matches(r#"data-testid="session""#).count(), listed.len(), "the same number of rows");
+    assert_eq!(html.matches(r#"data-current="true""#).count(), 1, "one of them this browser's");
+    for session in &listed {
+        assert!(html.contains(session["device"].as_str().unwrap()), "{session} shown");
+        if session["current"] == false {
+            let form = format!(r#"name="handle" value="{}""#, session["handle"].as_str().unwrap());
+            assert!(html.contains(&form), "the other session's sign-out carries its handle: {session}");
+        }
+    }
+    assert!(!html.contains("Safari on iOS"), "neither Sam's session (another user) nor Lee's (another tenant)");
+    app.stop().await;
+});
+
 on_both_databases!(signing_out_my_other_session_ends_it, |kind| async move {
     let Some(app) = app_with_tenants(kind).await else { return };
     let chrome = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;

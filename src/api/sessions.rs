@@ -35,15 +35,21 @@ pub async fn list_my_sessions() -> Result<Vec<MySession>, AppError> {
     let current = ssr::current_row_id()?;
     let state = state();
     let handles = ssr::handles();
-    let rows = manage::list_own(state.sessions.store(), me.client_id, &me.user_id, state.config.session_idle_timeout)
-        .await
-        .map_err(|e| unavailable(e, "listing the user's sessions failed"))?;
+    // The dashboard's guard read the list with the session (one statement on PostgreSQL); a
+    // call over HTTP (the panel's refresh) reads it here.
+    let rows = match ssr::read_by_guard() {
+        Some(rows) => rows,
+        None => manage::list_own(state.sessions.store(), me.client_id, &me.user_id, state.config.session_idle_timeout)
+            .await
+            .map_err(|e| unavailable(e, "listing the user's sessions failed"))?
+            .into(),
+    };
     let mut sessions: Vec<MySession> = rows
-        .into_iter()
+        .iter()
         .map(|row| MySession {
             handle: handles.of(&row.id),
             device: Device::parse(row.user_agent.as_deref()).label(),
-            ip_address: row.ip_address,
+            ip_address: row.ip_address.clone(),
             signed_in_at: ssr::rfc3339(row.created_at),
             last_active_at: ssr::rfc3339(row.last_activity_at),
             current: row.id == current,
@@ -99,7 +105,10 @@ mod ssr {
 
     use crate::{
         api::{AppError, ssr::fail},
-        server::sessions::{CurrentSession, manage::SessionHandles},
+        server::sessions::{
+            CurrentSession,
+            manage::{OwnSession, OwnSessionsRead, SessionHandles},
+        },
     };
 
     /// The row id of this request's session, however it was authenticated (cookie or tab token).
@@ -107,6 +116,13 @@ mod ssr {
         use_context::<http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<CurrentSession>().map(|current| current.row_id.clone()))
             .ok_or_else(|| fail(AppError::Unauthorized))
+    }
+
+    /// The user's active sessions as this request's guard read them with the session (the
+    /// dashboard's render), if it did.
+    pub fn read_by_guard() -> Option<std::sync::Arc<[OwnSession]>> {
+        use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<OwnSessionsRead>().map(|read| read.0.clone()))
     }
 
     /// The handle key, derived from `SESSION_SECRET`.

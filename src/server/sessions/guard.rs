@@ -13,7 +13,10 @@ use axum::{
 };
 use tower_sessions::{Session, session::Expiry};
 
-use super::{AUTH_KEY, AuthSession, Theme, cookie::CookieToken, hash_token, store::Handoff, tab, to_offset};
+use super::{
+    AUTH_KEY, AuthSession, Theme, cookie::CookieToken, hash_token, manage::OwnSessionsRead, store::Handoff, tab,
+    to_offset,
+};
 use crate::{
     error::AppError,
     server::{
@@ -101,6 +104,9 @@ fn normalized(path: &str) -> &str {
 
 /// Pages that need a session.
 pub const PROTECTED_PAGES: [&str; 2] = ["/app", "/settings"];
+/// The page that lists the user's own sessions ("Your sessions"): its guard reads them with the
+/// session ([`Reads::SessionAndOwn`]).
+const DASHBOARD: &str = "/app";
 /// Where the server functions live.
 pub const API_PREFIX: &str = "/api/";
 /// The tab's automatic token renewal: it keeps the tab's credential fresh but is no activity of
@@ -136,10 +142,44 @@ async fn touch_if_due(state: &AppState, row_id: &str, auth: &mut AuthSession) ->
 /// The row is read straight from the store (the identity from its columns): the tower-sessions
 /// [`Session`] is only loaded when a handler changes it.
 pub async fn current_session(state: &AppState, session: &Session) -> Result<Option<CurrentSession>, GuardError> {
+    Ok(cookie_session(state, session, Reads::Session).await?.map(|found| found.current))
+}
+
+/// [`current_session`], reading `reads`.
+async fn cookie_session(state: &AppState, session: &Session, reads: Reads) -> Result<Option<Found>, GuardError> {
     let Some(id) = session.id() else {
         return Ok(None);
     };
-    Ok(session_of_row(state, hash_token(&id.to_string()), Credential::Cookie, true).await?)
+    Ok(session_of_row(state, hash_token(&id.to_string()), Credential::Cookie, true, reads).await?)
+}
+
+/// What the guard reads from the database besides the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// The session alone.
+    Session,
+    /// The session and, if it is valid, its user's active sessions: what the dashboard lists.
+    /// On PostgreSQL one statement ([`AppSessionStore::validate_key_with_own`]).
+    ///
+    /// [`AppSessionStore::validate_key_with_own`]: super::AppSessionStore::validate_key_with_own
+    SessionAndOwn,
+}
+
+impl Reads {
+    /// What the guard reads for `req`: the list too for the dashboard page (`GET`).
+    fn of(req: &Request, is_page: bool) -> Self {
+        if is_page && req.method() == Method::GET && normalized(req.uri().path()) == DASHBOARD {
+            Self::SessionAndOwn
+        } else {
+            Self::Session
+        }
+    }
+}
+
+/// A valid session and what was read with it.
+struct Found {
+    current: CurrentSession,
+    own: Option<OwnSessionsRead>,
 }
 
 /// Loads and validates the session a row id points at (from the cookie, a tab token or a
@@ -150,13 +190,24 @@ async fn session_of_row(
     row_id: String,
     via: Credential,
     touch: bool,
-) -> Result<Option<CurrentSession>, sqlx::Error> {
-    match state.sessions.store().validate_key(&row_id).await? {
-        Ok((mut auth, _)) => {
+    reads: Reads,
+) -> Result<Option<Found>, sqlx::Error> {
+    let store = state.sessions.store();
+    let validated = match reads {
+        Reads::Session => store.validate_key(&row_id).await?.map(|(auth, _)| (auth, None)),
+        Reads::SessionAndOwn => store.validate_key_with_own(&row_id).await?.map(|(auth, own)| (auth, Some(own))),
+    };
+    match validated {
+        Ok((mut auth, mut own)) => {
             if touch {
                 touch_if_due(state, &row_id, &mut auth).await?;
+                // The list was read before the touch: it shows this session as it now is.
+                for listed in own.iter_mut().flatten().filter(|listed| listed.id == row_id) {
+                    listed.last_activity_at = auth.last_activity_at;
+                }
             }
-            Ok(Some(CurrentSession { auth, row_id, via }))
+            let own = own.map(|own| OwnSessionsRead(own.into()));
+            Ok(Some(Found { current: CurrentSession { auth, row_id, via }, own }))
         }
         Err(reason) => {
             tracing::debug!(reason = reason.as_str(), ?via, "session not valid");
@@ -167,7 +218,12 @@ async fn session_of_row(
 
 /// The session of a tab token: the token must verify, and the row it names must be a valid
 /// session of the token's tenant. `touch` as in [`session_of_row`].
-pub async fn bearer_session(state: &AppState, token: &str, touch: bool) -> Result<Option<CurrentSession>, sqlx::Error> {
+async fn bearer_session(
+    state: &AppState,
+    token: &str,
+    touch: bool,
+    reads: Reads,
+) -> Result<Option<Found>, sqlx::Error> {
     let claims = match state.tab_tokens.verify(token, now()) {
         Ok(claims) => claims,
         Err(reason) => {
@@ -176,9 +232,9 @@ pub async fn bearer_session(state: &AppState, token: &str, touch: bool) -> Resul
             return Ok(None);
         }
     };
-    let current = session_of_row(state, claims.row_id, Credential::Bearer, touch).await?;
+    let found = session_of_row(state, claims.row_id, Credential::Bearer, touch, reads).await?;
     // The MAC binds the tenant to the row; a row never changes tenant. Checked all the same.
-    Ok(current.filter(|current| current.auth.tenant_id == claims.tenant_id))
+    Ok(found.filter(|found| found.current.auth.tenant_id == claims.tenant_id))
 }
 
 /// A tab token for `current`'s session, as the page hands it over.
@@ -292,10 +348,10 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
     // belong to another winery's tab.
     if let Some(token) = bearer_token(req.headers()) {
         let is_activity = normalized(req.uri().path()) != RENEWAL_PATH;
-        return match bearer_session(&state, token, is_activity).await {
-            Ok(Some(current)) if is_page => render_page(&state, req, next, current).await,
-            Ok(Some(current)) => {
-                req.extensions_mut().insert(current);
+        return match bearer_session(&state, token, is_activity, Reads::of(&req, is_page)).await {
+            Ok(Some(found)) if is_page => render_page(&state, req, next, found).await,
+            Ok(Some(found)) => {
+                req.extensions_mut().insert(found.current);
                 next.run(req).await
             }
             Ok(None) if is_page => no_session_page(NoSession::Ended, StatusCode::UNAUTHORIZED),
@@ -310,14 +366,16 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
         && let Some(code) = handoff_param(req.uri())
     {
         let redeemed = match state.sessions.store().redeem_handoff(&code).await {
-            Ok(Some(row_id)) => session_of_row(&state, row_id, Credential::Handoff, true).await,
+            Ok(Some(row_id)) => {
+                session_of_row(&state, row_id, Credential::Handoff, true, Reads::of(&req, is_page)).await
+            }
             Ok(None) => Ok(None),
             Err(err) => Err(err),
         };
         match redeemed {
-            Ok(Some(current)) => {
+            Ok(Some(found)) => {
                 metrics::validation("handoff_ok");
-                return render_page(&state, req, next, current).await;
+                return render_page(&state, req, next, found).await;
             }
             // Used, expired, unknown or its session ended: the cookie decides.
             Ok(None) => metrics::validation("handoff_refused"),
@@ -333,10 +391,10 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
             _ => "missing",
         });
     }
-    match current_session(&state, &session).await {
-        Ok(Some(current)) if is_page => render_page(&state, req, next, current).await,
-        Ok(Some(current)) => {
-            req.extensions_mut().insert(current);
+    match cookie_session(&state, &session, Reads::of(&req, is_page)).await {
+        Ok(Some(found)) if is_page => render_page(&state, req, next, found).await,
+        Ok(Some(found)) => {
+            req.extensions_mut().insert(found.current);
             next.run(req).await
         }
         Ok(None) => {
@@ -362,12 +420,16 @@ fn unavailable(err: &dyn std::fmt::Display, is_page: bool) -> Response {
     if is_page { error_page(ErrorKind::DatabaseUnavailable) } else { api_error(AppError::Unavailable) }
 }
 
-/// Renders a signed-in page for `current`, handing its tab a fresh tab token. The page is
-/// `no-store` (set by the caller) and sends no `Referer` (its URL may still hold a handoff code
-/// until the script has removed it).
-async fn render_page(state: &AppState, mut req: Request, next: Next, current: CurrentSession) -> Response {
+/// Renders a signed-in page for `found`'s session, handing its tab a fresh tab token and the page
+/// what the guard read with the session. The page is `no-store` (set by the caller) and sends no
+/// `Referer` (its URL may still hold a handoff code until the script has removed it).
+async fn render_page(state: &AppState, mut req: Request, next: Next, found: Found) -> Response {
+    let Found { current, own } = found;
     req.extensions_mut().insert(mint_tab_token(state, &current));
     req.extensions_mut().insert(current);
+    if let Some(own) = own {
+        req.extensions_mut().insert(own);
+    }
     let mut response = next.run(req).await;
     response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     response

@@ -67,7 +67,7 @@ impl SessionHandles {
 
 /// The earliest `last_activity_at` of a session that is not idle: `now - idle`, or the epoch
 /// (no limit) when the idle rule is off. Matches the store's rule (idle when `>= idle`).
-fn active_since(now: DateTime<Utc>, idle: Option<Duration>) -> DateTime<Utc> {
+pub(super) fn active_since(now: DateTime<Utc>, idle: Option<Duration>) -> DateTime<Utc> {
     idle.and_then(|idle| chrono::TimeDelta::from_std(idle).ok())
         .and_then(|idle| now.checked_sub_signed(idle))
         .unwrap_or(DateTime::UNIX_EPOCH)
@@ -88,8 +88,17 @@ pub struct OwnSession {
     pub last_activity_at: DateTime<Utc>,
 }
 
-/// The active sessions of one user of one tenant, most recently used first. A read of every
-/// dashboard render: it runs on the session lookup's own connections ([`on_lane`]).
+/// The signed-in user's active sessions as the guard read them together with the session
+/// ([`AppSessionStore::validate_key_with_own`]), for the page it lets through (the dashboard),
+/// which then does not ask the database again. A request extension: it lives as long as the
+/// request whose guard read it, and never serves another.
+#[derive(Debug, Clone)]
+pub struct OwnSessionsRead(pub std::sync::Arc<[OwnSession]>);
+
+/// The active sessions of one user of one tenant, most recently used first: the panel's list when
+/// it is asked for over HTTP, and on SQLite the dashboard's (on PostgreSQL the dashboard's guard
+/// reads it with the session, in one statement). It runs on the session lookup's own
+/// connections ([`on_lane`]).
 pub async fn list_own(
     store: &AppSessionStore,
     client_id: Uuid,

@@ -24,7 +24,7 @@ use tower_sessions::{
 use tower_sessions_sqlx_store::SqlxStoreError;
 use uuid::Uuid;
 
-use super::{AUTH_KEY, AuthSession, Theme, hash_token, idle_cutoff, to_offset};
+use super::{AUTH_KEY, AuthSession, Theme, hash_token, idle_cutoff, manage::OwnSession, to_offset};
 use crate::server::{
     db::{Db, LANE_MAX_LIFETIME, LaneLimits, Lanes, now},
     direct::{DirectCounts, DirectReads},
@@ -120,23 +120,49 @@ pub struct AppSessionStore {
     idle_timeout: Option<Duration>,
 }
 
-/// The session guard's one query: the session row and its client's, by row id.
+/// The session guard's one query: the session row and its client's, by row id — then, for a page
+/// that reads more in the same statement, `$more_columns` and `$joins` (before the `WHERE`) and
+/// `$tail` (after it).
 macro_rules! select_session {
     ($client_id:literal, $data:literal, $param:literal) => {
+        select_session!($client_id, $data, $param, "", "", "")
+    };
+    ($client_id:literal, $data:literal, $param:literal, $more_columns:literal, $joins:literal, $tail:literal) => {
         concat!(
             "SELECT ",
             $client_id,
             ", s.user_id, s.user_name, s.user_email, s.theme, s.ip_address, s.user_agent, ",
             $data,
             ", s.last_activity_at, s.expires_at, s.created_at, s.install_generation, s.account_token_hash,
-             c.tenant_id, c.uninstalled_at, c.install_generation AS client_generation
-             FROM app_sessions s JOIN clients c ON c.id = s.client_id WHERE s.id = ",
-            $param
+             c.tenant_id, c.uninstalled_at, c.install_generation AS client_generation",
+            $more_columns,
+            " FROM app_sessions s JOIN clients c ON c.id = s.client_id ",
+            $joins,
+            " WHERE s.id = ",
+            $param,
+            $tail
         )
     };
 }
 const SQLITE_SELECT_SESSION: &str = select_session!("s.client_id", "s.data", "?1");
 const POSTGRES_SELECT_SESSION: &str = select_session!("s.client_id::text AS client_id", "s.data::text AS data", "$1");
+
+/// The dashboard's guard on PostgreSQL: [`POSTGRES_SELECT_SESSION`] and, in the same statement,
+/// the user's active sessions as [`manage::list_own`](super::manage::list_own) selects them (same
+/// conditions, same order, same limit) — one row per listed session, the session's own columns
+/// repeated on each; a single row with `NULL`s in the `own_*` columns when none is active. `$2`
+/// is now, `$3` the idle cut-off ([`active_since`](super::manage::active_since)).
+const POSTGRES_SELECT_SESSION_WITH_OWN: &str = select_session!(
+    "s.client_id::text AS client_id",
+    "s.data::text AS data",
+    "$1",
+    ", o.id AS own_id, o.ip_address AS own_ip_address, o.user_agent AS own_user_agent,
+       o.created_at AS own_created_at, o.last_activity_at AS own_last_activity_at",
+    "LEFT JOIN app_sessions o ON o.client_id = s.client_id AND o.user_id = s.user_id
+       AND o.expires_at > $2 AND o.last_activity_at > $3
+       AND o.install_generation = c.install_generation AND c.uninstalled_at IS NULL",
+    " ORDER BY o.last_activity_at DESC, o.created_at DESC LIMIT 100"
+);
 
 /// [`SQLITE_SELECT_SESSION`] on a direct connection ([`DirectReads`]), decoded column by column
 /// as sqlx decodes it. A timestamp that is not the app's RFC 3339 form fails here, and sqlx's
@@ -197,6 +223,31 @@ struct SessionRow {
     account_token_hash: Option<String>,
     uninstalled_at: Option<DateTime<Utc>>,
     client_generation: i64,
+}
+
+/// A row of [`POSTGRES_SELECT_SESSION_WITH_OWN`].
+#[derive(sqlx::FromRow)]
+struct SessionWithOwnRow {
+    #[sqlx(flatten)]
+    session: SessionRow,
+    own_id: Option<String>,
+    own_ip_address: Option<String>,
+    own_user_agent: Option<String>,
+    own_created_at: Option<DateTime<Utc>>,
+    own_last_activity_at: Option<DateTime<Utc>>,
+}
+
+impl SessionWithOwnRow {
+    /// The listed session of this row, if any (the `LEFT JOIN` found none: `NULL`s).
+    fn own(&mut self) -> Option<OwnSession> {
+        Some(OwnSession {
+            id: self.own_id.take()?,
+            ip_address: self.own_ip_address.take(),
+            user_agent: self.own_user_agent.take(),
+            created_at: self.own_created_at?,
+            last_activity_at: self.own_last_activity_at?,
+        })
+    }
 }
 
 /// What a session's validity depends on, as read from its row and its client's.
@@ -302,6 +353,47 @@ impl AppSessionStore {
                 sqlx::query_as(POSTGRES_SELECT_SESSION).bind(key).fetch_optional(conn)
             })?,
         };
+        self.judge(key, row).await
+    }
+
+    /// [`validate_key`](Self::validate_key) and, when the session is valid, its user's active
+    /// sessions as [`manage::list_own`](super::manage::list_own) lists them — what the dashboard
+    /// shows. On PostgreSQL both come from one statement
+    /// ([`POSTGRES_SELECT_SESSION_WITH_OWN`]): one round trip to the database instead of two for
+    /// every dashboard load. On SQLite, read in-process, the two queries stay apart.
+    pub async fn validate_key_with_own(
+        &self,
+        key: &str,
+    ) -> Result<Result<(AuthSession, Vec<OwnSession>), Invalid>, sqlx::Error> {
+        let Lookups::Postgres { pool, lanes } = &*self.lookups else {
+            let (auth, _) = match self.validate_key(key).await? {
+                Ok(found) => found,
+                Err(reason) => return Ok(Err(reason)),
+            };
+            let own = super::manage::list_own(self, auth.client_id, &auth.user_id, self.idle_timeout).await?;
+            return Ok(Ok((auth, own)));
+        };
+        let now = now();
+        let since = super::manage::active_since(now, self.idle_timeout);
+        let rows: Vec<SessionWithOwnRow> = on_lane!(lanes, pool, |conn| {
+            sqlx::query_as(POSTGRES_SELECT_SESSION_WITH_OWN).bind(key).bind(now).bind(since).fetch_all(conn)
+        })?;
+        let mut own = Vec::with_capacity(rows.len());
+        let mut session = None;
+        for mut row in rows {
+            own.extend(row.own());
+            session.get_or_insert(row.session);
+        }
+        Ok(self.judge(key, session).await?.map(|(auth, _)| (auth, own)))
+    }
+
+    /// The verdict on a session row read by `key` (`None`: no such row), counted in the metrics;
+    /// a dead row is deleted on sight.
+    async fn judge(
+        &self,
+        key: &str,
+        row: Option<SessionRow>,
+    ) -> Result<Result<(AuthSession, String), Invalid>, sqlx::Error> {
         let Some(row) = row else {
             metrics::validation(Invalid::Missing.as_str());
             return Ok(Err(Invalid::Missing));
