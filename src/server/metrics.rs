@@ -1,26 +1,17 @@
 //! Prometheus metrics (the `metrics` facade with `metrics-exporter-prometheus`), served on
 //! `/metrics` behind `METRICS_TOKEN`.
 
-use std::{
-    collections::HashMap,
-    future::Future,
-    pin::Pin,
-    sync::OnceLock,
-    task::{Context, Poll, ready},
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, sync::OnceLock, time::Duration};
 
 use axum::{
-    extract::{MatchedPath, Request, State},
+    extract::{MatchedPath, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use pin_project_lite::pin_project;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tower::{Layer, Service};
 
 use super::{AppState, sessions::stats};
 
@@ -172,71 +163,10 @@ fn http_histogram(method: &'static str, route: Option<&MatchedPath>, status: Sta
     histogram
 }
 
-/// Layer: HTTP latency by method, route template and status, all of bounded cardinality. Put on
-/// each route (`Router::layer`), where the matched route template is known. Written out as a
-/// service (rather than `from_fn`): it costs no boxed future and no clone of the inner service.
-#[derive(Clone, Copy, Default)]
-pub struct TrackHttpLayer;
-
-impl<S> Layer<S> for TrackHttpLayer {
-    type Service = TrackHttp<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        TrackHttp { inner }
-    }
-}
-
-/// The service of [`TrackHttpLayer`].
-#[derive(Clone)]
-pub struct TrackHttp<S> {
-    inner: S,
-}
-
-impl<S, ResBody> Service<Request> for TrackHttp<S>
-where
-    S: Service<Request, Response = Response<ResBody>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = TrackHttpFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        let route = req.extensions().get::<MatchedPath>().cloned();
-        let method = method_label(req.method());
-        TrackHttpFuture { inner: self.inner.call(req), started: Instant::now(), method, route }
-    }
-}
-
-pin_project! {
-    /// The response future of [`TrackHttp`].
-    pub struct TrackHttpFuture<F> {
-        #[pin]
-        inner: F,
-        started: Instant,
-        method: &'static str,
-        route: Option<MatchedPath>,
-    }
-}
-
-impl<F, ResBody, E> Future for TrackHttpFuture<F>
-where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-{
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let result = ready!(this.inner.poll(cx));
-        if let Ok(response) = &result {
-            http_histogram(this.method, this.route.as_ref(), response.status())
-                .record(this.started.elapsed().as_secs_f64());
-        }
-        Poll::Ready(result)
-    }
+/// Records one HTTP answer in the latency histogram (by method, route template and status, all of
+/// bounded cardinality); the request stack ([`super::http::stack`]) calls it for every answer.
+pub fn record_http(method: &'static str, route: Option<&MatchedPath>, status: StatusCode, latency: Duration) {
+    http_histogram(method, route, status).record(latency.as_secs_f64());
 }
 
 fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {

@@ -247,20 +247,13 @@ pub fn router(state: AppState) -> Router {
         .merge(delivery::pkg_routes(&options))
         .merge(signed_in)
         .layer(delivery::compression());
+    // On each route (and the fallback), so the metrics see the matched route template.
     let router = Router::new()
         .merge(http::operational_routes())
         .merge(callbacks)
         .merge(compressible)
-        // On each route (and the fallback), where the matched route template is known.
-        .layer(metrics::TrackHttpLayer)
+        .layer(http::stack(&state.config))
         .with_state(state.clone());
-    let router = router.layer(
-        ServiceBuilder::new()
-            .layer(http::request_id())
-            .layer(http::trace())
-            .layer(http::propagate_request_id())
-            .layer(http::default_headers(&state.config)),
-    );
     #[cfg(feature = "bench")]
     let router = router.merge(bench::bare_routes());
     router
