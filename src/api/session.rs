@@ -30,9 +30,9 @@ pub async fn get_session_info() -> Result<SessionInfo, AppError> {
     let session = super::ssr::require_session()?.auth;
     let minutes_left = (session.expires_at - chrono::Utc::now()).num_minutes().max(0);
     Ok(SessionInfo {
-        tenant_id: session.tenant_id,
-        user_name: session.user_name,
-        user_email: session.user_email,
+        tenant_id: session.tenant_id.clone(),
+        user_name: session.user_name.clone(),
+        user_email: session.user_email.clone(),
         theme: session.theme.as_str().to_owned(),
         signed_in_at: session.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         expires_at: session.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

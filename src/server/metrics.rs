@@ -78,9 +78,27 @@ pub async fn run_upkeep_periodically(handle: PrometheusHandle, interval: Duratio
     }
 }
 
-/// Counts one session validation.
+/// Counts one session validation — on every signed-in request, so the counter of each outcome is
+/// registered once and reused: a scan of a few cached handles instead of the recorder's lookup of
+/// a labelled key (hashing and a map under its lock) per request.
 pub fn validation(outcome: &'static str) {
-    counter!(SESSION_VALIDATIONS, "outcome" => outcome).increment(1);
+    type Handles = std::sync::RwLock<Vec<(&'static str, metrics::Counter)>>;
+    static HANDLES: OnceLock<Handles> = OnceLock::new();
+    let handles = HANDLES.get_or_init(Default::default);
+    let cached = handles
+        .read()
+        .ok()
+        .and_then(|known| known.iter().find(|(name, _)| *name == outcome).map(|(_, counter)| counter.clone()));
+    let counter = cached.unwrap_or_else(|| {
+        let counter = counter!(SESSION_VALIDATIONS, "outcome" => outcome);
+        if let Ok(mut known) = handles.write()
+            && !known.iter().any(|(name, _)| *name == outcome)
+        {
+            known.push((outcome, counter.clone()));
+        }
+        counter
+    });
+    counter.increment(1);
 }
 
 /// Counts one write of a session's `last_activity_at`.

@@ -4,6 +4,8 @@
 //! out before streaming SSR has sent any header. The validated session reaches components and
 //! server functions through the request extensions ([`CurrentSession`]), never a second lookup.
 
+use std::sync::Arc;
+
 use axum::{
     Extension, Json,
     extract::{Query, Request, State},
@@ -53,8 +55,10 @@ impl Credential {
 /// The validated session of this request.
 #[derive(Clone, PartialEq)]
 pub struct CurrentSession {
-    /// Who is signed in, for which tenant.
-    pub auth: AuthSession,
+    /// Who is signed in, for which tenant. Shared: the request's extensions, the server
+    /// function's context and its `require_session` each hold this session, and a clone is one
+    /// reference count instead of a dozen strings.
+    pub auth: Arc<AuthSession>,
     /// `app_sessions.id` of the session (server-side only: never sent to the browser as such).
     pub row_id: String,
     /// What authenticated this request.
@@ -207,7 +211,7 @@ async fn session_of_row(
                 }
             }
             let own = own.map(|own| OwnSessionsRead(own.into()));
-            Ok(Some(Found { current: CurrentSession { auth, row_id, via }, own }))
+            Ok(Some(Found { current: CurrentSession { auth: Arc::new(auth), row_id, via }, own }))
         }
         Err(reason) => {
             tracing::debug!(reason = reason.as_str(), ?via, "session not valid");
@@ -594,7 +598,7 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
 async fn fast_path(state: &AppState, session: &Session, current: CurrentSession, theme: Option<Theme>) -> Response {
     let mut auth = current.auth;
     if let Some(theme) = theme.filter(|t| *t != auth.theme) {
-        auth.theme = theme;
+        Arc::make_mut(&mut auth).theme = theme;
         // The save re-issues the cookie: keep its Max-Age the remaining lifetime.
         session.set_expiry(Some(Expiry::AtDateTime(to_offset(auth.expires_at))));
         if let Err(err) = session.insert(AUTH_KEY, &auth).await {
