@@ -6,7 +6,8 @@
 //! - `GET /__bench/app`: the signed-in dashboard (`/app`) rendered exactly as the guard renders
 //!   it, through every layer but the guard: the session (and its tab token) is validated once, at
 //!   the first request, and reused. `/app` against this twin is the guard's share of identical
-//!   work;
+//!   work (on PostgreSQL the guard of `/app` reads the dashboard's session list in its own
+//!   statement; the twin, without a guard, runs the list's query alone);
 //! - `GET /__bench/reauth?tenantId=…&account=…[&slow=1]`: the path the database-backed sessions
 //!   replaced — every request verified with Commerce7 (the configured one, or with `slow=1` the
 //!   one at `BENCH_SLOW_COMMERCE7_URL`), answering what `/api/session_info` answers.
