@@ -833,6 +833,10 @@ async fn a_signed_in_request_with_the_database_gone_gets_503_not_a_crash() {
     let Some(app) = TestApp::signed_in(TestDb::Postgres).await else {
         return;
     };
+    // Positive control: the dashboard (its guard reads the session and the list in one
+    // statement) and the server function answer while the database is there.
+    assert_eq!(app.get("/app").await.status(), StatusCode::OK);
+    assert_eq!(app.post_same_origin("/api/session_info").send().await.unwrap().status(), StatusCode::OK);
     let name = app.database.postgres_name().expect("a PostgreSQL database").to_owned();
     let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&common::postgres_admin_url()).await.unwrap();
     sqlx::Executor::execute(&mut admin, format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#).as_str()).await.unwrap();

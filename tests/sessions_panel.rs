@@ -278,6 +278,26 @@ on_both_databases!(the_dashboard_lists_exactly_the_sessions_the_panel_function_l
     app.stop().await;
 });
 
+on_both_databases!(the_dashboard_shows_this_browsers_last_activity_as_the_visit_just_touched_it, |kind| async move {
+    // The guard reads the list before it refreshes `last_activity_at`: the page must show the
+    // refreshed time, not the one read a moment before.
+    let Some(app) = app_with_tenants(kind).await else { return };
+    let chrome = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
+    let ten_minutes_ago = Utc::now() - chrono::TimeDelta::minutes(10);
+    app.set_session_time("last_activity_at", ten_minutes_ago).await;
+    let datetime =
+        |at: DateTime<Utc>| format!(r#"datetime="{}""#, at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+
+    let response = chrome.client.get(format!("{}/app", app.base)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().await.unwrap();
+    let touched = app.only_session().await.last_activity_at;
+    assert!(touched > ten_minutes_ago + chrono::TimeDelta::minutes(9), "the visit touched the session (touch due)");
+    assert!(html.contains(&datetime(touched)), "the dashboard shows the touched time");
+    assert!(!html.contains(&datetime(ten_minutes_ago)), "not the time read before the touch");
+    app.stop().await;
+});
+
 on_both_databases!(signing_out_my_other_session_ends_it, |kind| async move {
     let Some(app) = app_with_tenants(kind).await else { return };
     let chrome = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
