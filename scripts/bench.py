@@ -258,19 +258,19 @@ def insert_rows(kind: str, url: str, count: int) -> None:
         db.execute("DELETE FROM app_sessions WHERE user_id = 'bench-filler'")
         db.execute(
             """WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-               INSERT INTO app_sessions (id, client_id, user_id, theme, data, last_activity_at, expires_at,
-                                         created_at, updated_at, install_generation)
-               SELECT printf('%064x', i), ?, 'bench-filler', 'light', '{}', ?, ?, ?, ?, 1 FROM n""",
-            (count, client, now, future, now, now),
+               INSERT INTO app_sessions (id, client_id, tenant_id, user_id, theme, data, last_activity_at,
+                                         expires_at, created_at, updated_at, install_generation)
+               SELECT printf('%064x', i), ?, ?, 'bench-filler', 'light', '{}', ?, ?, ?, ?, 1 FROM n""",
+            (count, client, TENANT, now, future, now, now),
         )
         db.commit()
         db.execute("ANALYZE")
         db.close()
     else:
         psql(url, "DELETE FROM app_sessions WHERE user_id = 'bench-filler'")
-        psql(url, f"""INSERT INTO app_sessions (id, client_id, user_id, theme, data, last_activity_at, expires_at,
-                                                created_at, updated_at, install_generation)
-                      SELECT lpad(to_hex(i), 64, '0'), c.id, 'bench-filler', 'light', '{{}}', now(),
+        psql(url, f"""INSERT INTO app_sessions (id, client_id, tenant_id, user_id, theme, data, last_activity_at,
+                                                expires_at, created_at, updated_at, install_generation)
+                      SELECT lpad(to_hex(i), 64, '0'), c.id, c.tenant_id, 'bench-filler', 'light', '{{}}', now(),
                              now() + interval '8 hours', now(), now(), 1
                         FROM generate_series(1, {count}) AS i, clients c WHERE c.tenant_id = '{TENANT}'""")
         # What autovacuum would do next (the DELETE left dead rows, the INSERT a million new

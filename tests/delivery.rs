@@ -267,11 +267,11 @@ async fn add_sessions_of_the_owner(app: &TestApp, count: i64) {
     let now = Utc::now();
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
-         INSERT INTO app_sessions (id, client_id, user_id, theme, data, ip_address, user_agent,
+         INSERT INTO app_sessions (id, client_id, tenant_id, user_id, theme, data, ip_address, user_agent,
                                    last_activity_at, expires_at, created_at, updated_at)
-         SELECT 'delivery-' || i, ?2, 'c7-user-dana', 'light', '{}', '203.0.113.' || i,
+         SELECT 'delivery-' || i, c.id, c.tenant_id, 'c7-user-dana', 'light', '{}', '203.0.113.' || i,
                 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36',
-                ?3, ?4, ?3, ?3 FROM n",
+                ?3, ?4, ?3, ?3 FROM n, clients c WHERE c.id = ?2",
     )
     .bind(count)
     .bind(client_id)

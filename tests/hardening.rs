@@ -184,15 +184,14 @@ on_both_databases!(a_repeated_install_callback_keeps_sessions_valid, |kind| asyn
 on_both_databases!(uninstall_and_reinstall_end_old_sessions_and_a_new_sign_in_works, |kind| async move {
     let Some(app) = TestApp::signed_in(kind).await else { return };
     let old_cookie = app.session_cookie().unwrap();
-    // A row that outlived the uninstall (a sign-in racing it): the uninstall's delete missed it.
+    // Uninstalled by hand (an operator's UPDATE, not the callback): the rows go with the change.
     app.mark_uninstalled(TENANT).await;
+    assert!(app.session_rows().await.is_empty(), "the database ends the sessions of an uninstalled client");
     app.install(TENANT).await;
     assert_eq!(client_generation(&app).await, 2, "an install after an uninstall is a new generation");
-    assert_eq!(app.only_session().await.install_generation, 1);
     let replay = TestApp::bare_client().get(app.url("/app")).header(header::COOKIE, &old_cookie).send().await.unwrap();
     assert!(clears_the_cookie(&replay));
     no_session_page(replay, "ended").await; // the old generation's session is dead
-    assert!(app.session_rows().await.is_empty(), "and deleted on sight");
 
     // The normal path too: the uninstall callback, then a reinstall.
     handoff_code(&app.sign_in(TENANT, OWNER_TOKEN).await);
@@ -210,16 +209,87 @@ on_both_databases!(uninstall_and_reinstall_end_old_sessions_and_a_new_sign_in_wo
     app.stop().await;
 });
 
-on_both_databases!(a_session_of_an_uninstalled_tenant_is_dead_even_on_its_own_generation, |kind| async move {
+/// Writes a session row of the demo tenant's client straight into the table, claiming install
+/// `generation` and tenant id `tenant` — what a sign-in that read the client before an uninstall
+/// or a reinstall would write after it.
+async fn write_session_row(app: &TestApp, id: &str, generation: i64, tenant: &str) -> Result<u64, sqlx::Error> {
+    let client_id = app.client_id(TENANT).await.expect("tenant known");
+    let now = Utc::now();
+    let done = match &app.db {
+        Db::Sqlite(pool) => sqlx::query(
+            "INSERT INTO app_sessions (id, client_id, tenant_id, user_id, theme, data, last_activity_at, expires_at,
+                                       created_at, updated_at, install_generation)
+             VALUES (?1, ?2, ?3, 'c7-user-dana', 'light', '{}', ?4, ?5, ?4, ?4, ?6)",
+        )
+        .bind(id)
+        .bind(client_id)
+        .bind(tenant)
+        .bind(now)
+        .bind(now + TimeDelta::hours(1))
+        .bind(generation)
+        .execute(pool)
+        .await?
+        .rows_affected(),
+        Db::Postgres(pool) => sqlx::query(
+            "INSERT INTO app_sessions (id, client_id, tenant_id, user_id, theme, data, last_activity_at, expires_at,
+                                       created_at, updated_at, install_generation)
+             VALUES ($1, $2::uuid, $3, 'c7-user-dana', 'light', '{}', $4, $5, $4, $4, $6)",
+        )
+        .bind(id)
+        .bind(client_id)
+        .bind(tenant)
+        .bind(now)
+        .bind(now + TimeDelta::hours(1))
+        .bind(generation)
+        .execute(pool)
+        .await?
+        .rows_affected(),
+    };
+    Ok(done)
+}
+
+on_both_databases!(the_database_refuses_a_session_row_for_an_install_that_has_ended, |kind| async move {
     let Some(app) = TestApp::signed_in(kind).await else { return };
-    assert_eq!(app.get("/app").await.status(), StatusCode::OK, "positive control");
-    // As if the sign-in's INSERT committed just after the uninstall's DELETE.
+    assert_eq!(write_session_row(&app, "current", 1, TENANT).await.unwrap(), 1, "positive control");
+    for (id, generation, tenant) in
+        [("old-generation", 0, TENANT), ("next-generation", 2, TENANT), ("other-tenant", 1, "other")]
+    {
+        let err = write_session_row(&app, id, generation, tenant).await.expect_err(id);
+        assert!(libero::server::sessions::store::is_not_installed(&err), "{id}: {err}");
+    }
+    // Uninstalled: not even its current generation.
     app.mark_uninstalled(TENANT).await;
-    assert_eq!(client_generation(&app).await, app.only_session().await.install_generation);
-    let response = app.get("/app").await;
-    assert!(clears_the_cookie(&response));
-    no_session_page(response, "ended").await;
-    assert!(app.session_rows().await.is_empty(), "deleted on sight");
+    let err = write_session_row(&app, "after-uninstall", 1, TENANT).await.expect_err("uninstalled");
+    assert!(libero::server::sessions::store::is_not_installed(&err), "{err}");
+    assert!(app.session_rows().await.is_empty(), "and the rows it had are gone");
+    // Reinstalled: the new generation only.
+    app.install(TENANT).await;
+    assert!(write_session_row(&app, "stale", 1, TENANT).await.is_err());
+    assert_eq!(write_session_row(&app, "fresh", 2, TENANT).await.unwrap(), 1);
+    app.stop().await;
+});
+
+on_both_databases!(a_sign_in_that_an_uninstall_overtakes_gets_the_not_installed_page, |kind| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    // Commerce7 answers slowly: the sign-in reads the client (installed), then waits for it.
+    app.c7.set_latency(Duration::from_millis(600));
+    let control = app.sign_in(TENANT, OWNER_TOKEN).await;
+    assert_eq!(control.status(), StatusCode::SEE_OTHER, "positive control: a slow sign-in alone succeeds");
+    app.c7.send_uninstall(TENANT).await.unwrap();
+    app.install(TENANT).await;
+    assert!(app.session_rows().await.is_empty());
+
+    let racing = app.sign_in(TENANT, OWNER_TOKEN);
+    let uninstall = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        app.c7.send_uninstall(TENANT).await.unwrap()
+    };
+    let (response, uninstalled) = tokio::join!(racing, uninstall);
+    assert_eq!(uninstalled.as_u16(), 200);
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.text().await.unwrap().contains("isn't installed for this winery"));
+    assert!(app.session_rows().await.is_empty(), "no session outlives the uninstall");
     app.stop().await;
 });
 

@@ -121,8 +121,8 @@ async fn insert_session(app: &TestApp, id: &str, user_id: &str, last_activity: D
     match &app.db {
         Db::Sqlite(pool) => {
             sqlx::query(
-                "INSERT INTO app_sessions (id, client_id, user_id, theme, data, last_activity_at, expires_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, 'light', '{}', ?4, ?5, ?4, ?4)",
+                "INSERT INTO app_sessions (id, client_id, tenant_id, user_id, theme, data, last_activity_at, expires_at, created_at, updated_at)
+                 SELECT ?1, c.id, c.tenant_id, ?3, 'light', '{}', ?4, ?5, ?4, ?4 FROM clients c WHERE c.id = ?2",
             )
             .bind(id)
             .bind(client_id)
@@ -135,8 +135,8 @@ async fn insert_session(app: &TestApp, id: &str, user_id: &str, last_activity: D
         }
         Db::Postgres(pool) => {
             sqlx::query(
-                "INSERT INTO app_sessions (id, client_id, user_id, theme, data, last_activity_at, expires_at, created_at, updated_at)
-                 VALUES ($1, $2::uuid, $3, 'light', '{}', $4, $5, $4, $4)",
+                "INSERT INTO app_sessions (id, client_id, tenant_id, user_id, theme, data, last_activity_at, expires_at, created_at, updated_at)
+                 SELECT $1, c.id, c.tenant_id, $3, 'light', '{}', $4, $5, $4, $4 FROM clients c WHERE c.id = $2::uuid",
             )
             .bind(id)
             .bind(client_id)

@@ -147,13 +147,21 @@ pub async fn install(db: &Db, install: &Installation) -> Result<Client, sqlx::Er
     }
 }
 
-/// Marks the tenant uninstalled and deletes all its sessions, in one transaction. Returns the
-/// number of sessions deleted, or `None` for an unknown tenant.
+/// Deletes all the tenant's sessions and marks it uninstalled, in one transaction. Returns the
+/// number of sessions deleted, or `None` for an unknown tenant. (Marking it uninstalled would
+/// delete them too — the database's trigger, `…self_contained_sessions.sql`, also catches a
+/// sign-in committed between the two statements — but then they could not be counted.)
 pub async fn uninstall(db: &Db, tenant_id: &str) -> Result<Option<u64>, sqlx::Error> {
     let now = now();
     match db {
         Db::Sqlite(pool) => {
             let mut tx = pool.begin().await?;
+            let deleted =
+                sqlx::query("DELETE FROM app_sessions WHERE client_id = (SELECT id FROM clients WHERE tenant_id = ?1)")
+                    .bind(tenant_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
             let id: Option<String> = sqlx::query_scalar(
                 "UPDATE clients SET uninstalled_at = COALESCE(uninstalled_at, ?1), updated_at = ?1
                  WHERE tenant_id = ?2 RETURNING id",
@@ -162,17 +170,20 @@ pub async fn uninstall(db: &Db, tenant_id: &str) -> Result<Option<u64>, sqlx::Er
             .bind(tenant_id)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some(id) = id else { return Ok(None) };
-            let deleted = sqlx::query("DELETE FROM app_sessions WHERE client_id = ?1")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            if id.is_none() {
+                return Ok(None);
+            }
             tx.commit().await?;
             Ok(Some(deleted))
         }
         Db::Postgres(pool) => {
             let mut tx = pool.begin().await?;
+            let deleted =
+                sqlx::query("DELETE FROM app_sessions WHERE client_id = (SELECT id FROM clients WHERE tenant_id = $1)")
+                    .bind(tenant_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
             let id: Option<Uuid> = sqlx::query_scalar(
                 "UPDATE clients SET uninstalled_at = COALESCE(uninstalled_at, $1), updated_at = $1
                  WHERE tenant_id = $2 RETURNING id",
@@ -181,12 +192,9 @@ pub async fn uninstall(db: &Db, tenant_id: &str) -> Result<Option<u64>, sqlx::Er
             .bind(tenant_id)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some(id) = id else { return Ok(None) };
-            let deleted = sqlx::query("DELETE FROM app_sessions WHERE client_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            if id.is_none() {
+                return Ok(None);
+            }
             tx.commit().await?;
             Ok(Some(deleted))
         }

@@ -17,7 +17,7 @@ use super::{AppState, sessions::stats};
 
 /// Sessions created at sign-in.
 pub const SESSIONS_CREATED: &str = "libero_sessions_created_total";
-/// Session validations by outcome: ok, missing, bad_signature, expired, idle, revoked.
+/// Session validations by outcome: ok, missing, bad_signature, expired, idle.
 pub const SESSION_VALIDATIONS: &str = "libero_session_validations_total";
 /// Writes of `last_activity_at` (at most one per session per `SESSION_TOUCH_INTERVAL`).
 pub const SESSION_TOUCHES: &str = "libero_session_touches_total";

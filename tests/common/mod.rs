@@ -305,8 +305,8 @@ impl TestApp {
             Db::Sqlite(pool) => {
                 sqlx::query(
                     "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
-                     INSERT INTO app_sessions (id, client_id, user_id, theme, data, last_activity_at, expires_at, created_at, updated_at)
-                     SELECT ?2 || '-' || i, ?3, 'c7-user-old', 'light', '{}', ?4, ?5, ?4, ?4 FROM n",
+                     INSERT INTO app_sessions (id, client_id, tenant_id, user_id, theme, data, last_activity_at, expires_at, created_at, updated_at)
+                     SELECT ?2 || '-' || i, c.id, c.tenant_id, 'c7-user-old', 'light', '{}', ?4, ?5, ?4, ?4 FROM n, clients c WHERE c.id = ?3",
                 )
                 .bind(count)
                 .bind(prefix)
@@ -319,8 +319,9 @@ impl TestApp {
             }
             Db::Postgres(pool) => {
                 sqlx::query(
-                    "INSERT INTO app_sessions (id, client_id, user_id, theme, data, last_activity_at, expires_at, created_at, updated_at)
-                     SELECT $2 || '-' || i, $3::uuid, 'c7-user-old', 'light', '{}', $4, $5, $4, $4 FROM generate_series(1, $1) AS i",
+                    "INSERT INTO app_sessions (id, client_id, tenant_id, user_id, theme, data, last_activity_at, expires_at, created_at, updated_at)
+                     SELECT $2 || '-' || i, c.id, c.tenant_id, 'c7-user-old', 'light', '{}', $4, $5, $4, $4
+                       FROM generate_series(1, $1) AS i, clients c WHERE c.id = $3::uuid",
                 )
                 .bind(count)
                 .bind(prefix)
@@ -410,7 +411,8 @@ impl TestApp {
         }
     }
 
-    /// Sets `uninstalled_at` directly, leaving the sessions in place.
+    /// Sets `uninstalled_at` directly, as an operator's `UPDATE` by hand would (not through the
+    /// uninstall callback, which deletes the sessions itself).
     pub async fn mark_uninstalled(&self, tenant: &str) {
         let now = Utc::now();
         match &self.db {

@@ -669,6 +669,13 @@ async fn start_session(state: &AppState, auth: AuthSession, replaced: Option<&st
     };
     let id = match created.await {
         Ok((id, _)) => id,
+        Err(err) if super::store::is_not_installed(&err) => {
+            // Uninstalled (or reinstalled) since the client was read above: the database refused
+            // a session for the installation that has ended.
+            metrics::sign_in("not_installed");
+            tracing::info!(tenant_id = %auth.tenant_id, "sign-in lost a race with an uninstall or a reinstall");
+            return error_page(ErrorKind::NotInstalled);
+        }
         Err(err) => {
             tracing::error!(error = %err, "could not start a session");
             return error_page(ErrorKind::DatabaseUnavailable);

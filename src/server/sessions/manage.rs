@@ -112,7 +112,6 @@ pub async fn list_own(
             sqlx::query_as(
                 "SELECT id, ip_address, user_agent, created_at, last_activity_at FROM app_sessions
                  WHERE client_id = ?1 AND user_id = ?2 AND expires_at > ?3 AND last_activity_at > ?4
-                   AND install_generation = (SELECT c.install_generation FROM clients c WHERE c.id = app_sessions.client_id AND c.uninstalled_at IS NULL)
                  ORDER BY last_activity_at DESC, created_at DESC LIMIT 100",
             )
             .bind(client_id.to_string())
@@ -125,7 +124,6 @@ pub async fn list_own(
             sqlx::query_as(
                 "SELECT id, ip_address, user_agent, created_at, last_activity_at FROM app_sessions
                  WHERE client_id = $1 AND user_id = $2 AND expires_at > $3 AND last_activity_at > $4
-                   AND install_generation = (SELECT c.install_generation FROM clients c WHERE c.id = app_sessions.client_id AND c.uninstalled_at IS NULL)
                  ORDER BY last_activity_at DESC, created_at DESC LIMIT 100",
             )
             .bind(client_id)
@@ -317,7 +315,6 @@ pub async fn list_tenant(
         Db::Sqlite(pool) => sqlx::query_as(
             "SELECT user_id, user_name, user_email, ip_address, user_agent, created_at, last_activity_at, expires_at
                  FROM app_sessions WHERE client_id = ?1 AND expires_at > ?2 AND last_activity_at > ?3
-                   AND install_generation = (SELECT c.install_generation FROM clients c WHERE c.id = app_sessions.client_id AND c.uninstalled_at IS NULL)
                  ORDER BY user_id, last_activity_at DESC",
         )
         .bind(client_id.to_string())
@@ -328,7 +325,6 @@ pub async fn list_tenant(
         Db::Postgres(pool) => sqlx::query_as(
             "SELECT user_id, user_name, user_email, ip_address, user_agent, created_at, last_activity_at, expires_at
                  FROM app_sessions WHERE client_id = $1 AND expires_at > $2 AND last_activity_at > $3
-                   AND install_generation = (SELECT c.install_generation FROM clients c WHERE c.id = app_sessions.client_id AND c.uninstalled_at IS NULL)
                  ORDER BY user_id, last_activity_at DESC",
         )
         .bind(client_id)

@@ -5,9 +5,12 @@
 //! - `create` inserts (retrying on the astronomically unlikely id collision); `save` is a plain
 //!   `UPDATE … WHERE id`, never an upsert, so a request in flight cannot bring back a session
 //!   that logout or uninstall deleted.
-//! - `load` only returns a *valid* session ([`verdict`]): the row exists, is not expired, not
-//!   idle, its client is installed and still on the install generation the session was signed
-//!   in under. Dead rows are deleted on sight.
+//! - `load` only returns a *valid* session ([`verdict`]): the row exists, is not expired and not
+//!   idle. Dead rows are deleted on sight. That its client is installed, on the install
+//!   generation and tenant the session was signed in under, is an invariant the database keeps
+//!   (triggers: `migrations/*/…self_contained_sessions.sql`): a row cannot be written for another
+//!   one, and uninstalling or reinstalling the client deletes its rows in the same transaction.
+//!   So the lookup reads one row by its primary key, without the client's.
 //! - Every timestamp of a row comes from the app's clock (`db::now()`).
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -77,8 +80,6 @@ pub enum Invalid {
     Expired,
     /// Unused for longer than the idle timeout.
     Idle,
-    /// The tenant uninstalled the app, or reinstalled it after the session began.
-    Revoked,
 }
 
 impl Invalid {
@@ -88,9 +89,19 @@ impl Invalid {
             Self::Missing => "missing",
             Self::Expired => "expired",
             Self::Idle => "idle",
-            Self::Revoked => "revoked",
         }
     }
+}
+
+/// The name both databases give the refusal of a session row whose client is not installed at
+/// the row's generation, or not under its tenant id (the trigger of `…self_contained_sessions.sql`).
+const NOT_INSTALLED: &str = "app_sessions_installed_client";
+
+/// Whether `err` is the database refusing a session for a client that is not installed (any
+/// more, or at that generation): a sign-in that raced an uninstall or a reinstall lost the race.
+pub fn is_not_installed(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|db| db.constraint() == Some(NOT_INSTALLED) || db.message().starts_with(NOT_INSTALLED))
 }
 
 /// A handoff code as stored: the SHA-256 of the code and when it stops being accepted.
@@ -120,9 +131,9 @@ pub struct AppSessionStore {
     idle_timeout: Option<Duration>,
 }
 
-/// The session guard's one query: the session row and its client's, by row id — then, for a page
-/// that reads more in the same statement, `$more_columns` and `$joins` (before the `WHERE`) and
-/// `$tail` (after it).
+/// The session guard's one query: the session row by its primary key, alone (its client's state
+/// is the table's invariant, see the module: no join) — then, for a page that reads more in the
+/// same statement, `$more_columns` and `$joins` (before the `WHERE`) and `$tail` (after it).
 macro_rules! select_session {
     ($client_id:literal, $data:literal, $param:literal) => {
         select_session!($client_id, $data, $param, "", "", "")
@@ -134,9 +145,9 @@ macro_rules! select_session {
             ", s.user_id, s.user_name, s.user_email, s.theme, s.ip_address, s.user_agent, ",
             $data,
             ", s.last_activity_at, s.expires_at, s.created_at, s.install_generation, s.account_token_hash,
-             c.tenant_id, c.uninstalled_at, c.install_generation AS client_generation",
+             s.tenant_id",
             $more_columns,
-            " FROM app_sessions s JOIN clients c ON c.id = s.client_id ",
+            " FROM app_sessions s ",
             $joins,
             " WHERE s.id = ",
             $param,
@@ -159,8 +170,7 @@ const POSTGRES_SELECT_SESSION_WITH_OWN: &str = select_session!(
     ", o.id AS own_id, o.ip_address AS own_ip_address, o.user_agent AS own_user_agent,
        o.created_at AS own_created_at, o.last_activity_at AS own_last_activity_at",
     "LEFT JOIN app_sessions o ON o.client_id = s.client_id AND o.user_id = s.user_id
-       AND o.expires_at > $2 AND o.last_activity_at > $3
-       AND o.install_generation = c.install_generation AND c.uninstalled_at IS NULL",
+       AND o.expires_at > $2 AND o.last_activity_at > $3",
     " ORDER BY o.last_activity_at DESC, o.created_at DESC LIMIT 100"
 );
 
@@ -186,11 +196,6 @@ fn sqlite_session_row(conn: &rusqlite::Connection, key: &str) -> rusqlite::Resul
                 install_generation: row.get(11)?,
                 account_token_hash: row.get(12)?,
                 tenant_id: row.get(13)?,
-                uninstalled_at: match row.get_ref(14)? {
-                    rusqlite::types::ValueRef::Null => None,
-                    _ => Some(sqlite_timestamp(row, 14)?),
-                },
-                client_generation: row.get(15)?,
             })
         })
         .optional()
@@ -221,8 +226,6 @@ struct SessionRow {
     created_at: DateTime<Utc>,
     install_generation: i64,
     account_token_hash: Option<String>,
-    uninstalled_at: Option<DateTime<Utc>>,
-    client_generation: i64,
 }
 
 /// A row of [`POSTGRES_SELECT_SESSION_WITH_OWN`].
@@ -250,29 +253,19 @@ impl SessionWithOwnRow {
     }
 }
 
-/// What a session's validity depends on, as read from its row and its client's.
+/// What a session's validity depends on at `now`, as read from its row. (Its client being
+/// installed, on the session's generation and tenant, is the table's invariant: see the module.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Facts {
     /// `app_sessions.expires_at`.
     pub expires_at: DateTime<Utc>,
     /// `app_sessions.last_activity_at`.
     pub last_activity_at: DateTime<Utc>,
-    /// `app_sessions.install_generation`: the client's generation at sign-in.
-    pub session_generation: i64,
-    /// `clients.install_generation` now.
-    pub client_generation: i64,
-    /// Whether `clients.uninstalled_at` is set.
-    pub uninstalled: bool,
 }
 
-/// Why a session is not valid at `now`, or `None` when it is. A session is only as old as the
-/// installation it was signed in under: one created while an uninstall was committing stays dead
-/// (its client is uninstalled), and so does one from before a reinstall (another generation).
-/// Generations are integers, so no clocks of different instances are compared.
+/// Why a session is not valid at `now`, or `None` when it is.
 pub fn verdict(facts: &Facts, now: DateTime<Utc>, idle_timeout: Option<Duration>) -> Option<Invalid> {
-    if facts.uninstalled || facts.session_generation != facts.client_generation {
-        Some(Invalid::Revoked)
-    } else if facts.expires_at <= now {
+    if facts.expires_at <= now {
         Some(Invalid::Expired)
     } else if idle_cutoff(now, idle_timeout).is_some_and(|cutoff| facts.last_activity_at <= cutoff) {
         Some(Invalid::Idle)
@@ -399,13 +392,7 @@ impl AppSessionStore {
             return Ok(Err(Invalid::Missing));
         };
 
-        let facts = Facts {
-            expires_at: row.expires_at,
-            last_activity_at: row.last_activity_at,
-            session_generation: row.install_generation,
-            client_generation: row.client_generation,
-            uninstalled: row.uninstalled_at.is_some(),
-        };
+        let facts = Facts { expires_at: row.expires_at, last_activity_at: row.last_activity_at };
         let invalid = verdict(&facts, now(), self.idle_timeout);
         metrics::validation(invalid.map_or("ok", Invalid::as_str));
         if let Some(reason) = invalid {
@@ -570,7 +557,8 @@ impl AppSessionStore {
 
     /// Inserts a new row. Its timestamps are the identity's, all taken from one reading of the
     /// app's clock at sign-in: `created_at` = `last_activity_at` = `updated_at`, and `expires_at`
-    /// = `created_at` + `SESSION_TTL`.
+    /// = `created_at` + `SESSION_TTL`. The database refuses it ([`is_not_installed`]) unless the
+    /// client is installed at `auth.install_generation` under `auth.tenant_id`.
     async fn insert(
         &self,
         key: &str,
@@ -583,8 +571,8 @@ impl AppSessionStore {
             Db::Sqlite(pool) => sqlx::query(
                 "INSERT INTO app_sessions (id, client_id, user_id, user_name, user_email, theme, ip_address,
                      user_agent, data, last_activity_at, expires_at, created_at, updated_at,
-                     install_generation, account_token_hash, handoff_hash, handoff_expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16)
+                     install_generation, account_token_hash, handoff_hash, handoff_expires_at, tenant_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17)
                  ON CONFLICT (id) DO NOTHING",
             )
             .bind(key)
@@ -603,14 +591,15 @@ impl AppSessionStore {
             .bind(&auth.account_token_hash)
             .bind(handoff_hash)
             .bind(handoff_expires_at)
+            .bind(&auth.tenant_id)
             .execute(pool)
             .await?
             .rows_affected(),
             Db::Postgres(pool) => sqlx::query(
                 "INSERT INTO app_sessions (id, client_id, user_id, user_name, user_email, theme, ip_address,
                      user_agent, data, last_activity_at, expires_at, created_at, updated_at,
-                     install_generation, account_token_hash, handoff_hash, handoff_expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16)
+                     install_generation, account_token_hash, handoff_hash, handoff_expires_at, tenant_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16, $17)
                  ON CONFLICT (id) DO NOTHING",
             )
             .bind(key)
@@ -629,6 +618,7 @@ impl AppSessionStore {
             .bind(&auth.account_token_hash)
             .bind(handoff_hash)
             .bind(handoff_expires_at)
+            .bind(&auth.tenant_id)
             .execute(pool)
             .await?
             .rows_affected(),
@@ -772,14 +762,12 @@ mod tests {
             assert!(expected.is_some());
             assert_eq!(direct_row(&store, key), Some(expected), "row {key}");
         }
-        // The client's columns too, once it is marked uninstalled (a timestamp where there was
-        // NULL; the uninstall callback would also delete the row, hence by hand).
-        sqlx::query("UPDATE clients SET uninstalled_at = ?1").bind(now()).execute(pool).await.unwrap();
-        let expected = sqlx_row(&store, &full).await;
-        assert!(expected.as_ref().is_some_and(|row| row.uninstalled_at.is_some()));
-        assert_eq!(direct_row(&store, &full), Some(expected));
-        // And a row that does not exist.
+        // A row that does not exist; and the rows of a client marked uninstalled, even by hand
+        // (the database deletes them with the change).
         assert_eq!(direct_row(&store, "no-such-row"), Some(None));
+        sqlx::query("UPDATE clients SET uninstalled_at = ?1").bind(now()).execute(pool).await.unwrap();
+        assert_eq!(sqlx_row(&store, &full).await, None);
+        assert_eq!(direct_row(&store, &full), Some(None));
     }
 
     #[tokio::test]
@@ -843,32 +831,14 @@ mod tests {
         DateTime::from_timestamp(1_700_000_000, 0).unwrap() + chrono::TimeDelta::minutes(minutes)
     }
 
-    /// A session signed in at minute 0 under generation 1, living 8 h.
+    /// A session signed in at minute 0, living 8 h.
     fn fresh() -> Facts {
-        Facts {
-            expires_at: at(480),
-            last_activity_at: at(0),
-            session_generation: 1,
-            client_generation: 1,
-            uninstalled: false,
-        }
+        Facts { expires_at: at(480), last_activity_at: at(0) }
     }
 
     #[test]
-    fn a_fresh_session_of_the_current_generation_is_valid() {
+    fn a_fresh_session_is_valid() {
         assert_eq!(verdict(&fresh(), at(10), Some(HOUR)), None);
-    }
-
-    #[test]
-    fn another_install_generation_is_revoked_whatever_the_clocks_say() {
-        let reinstalled = Facts { client_generation: 2, ..fresh() };
-        assert_eq!(verdict(&reinstalled, at(10), Some(HOUR)), Some(Invalid::Revoked));
-    }
-
-    #[test]
-    fn an_uninstalled_client_revokes_even_its_current_generation() {
-        let uninstalled = Facts { uninstalled: true, ..fresh() };
-        assert_eq!(verdict(&uninstalled, at(10), Some(HOUR)), Some(Invalid::Revoked));
     }
 
     #[test]
