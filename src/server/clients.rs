@@ -149,8 +149,9 @@ pub async fn install(db: &Db, install: &Installation) -> Result<Client, sqlx::Er
 
 /// Deletes all the tenant's sessions and marks it uninstalled, in one transaction. Returns the
 /// number of sessions deleted, or `None` for an unknown tenant. (Marking it uninstalled would
-/// delete them too — the database's trigger, `…self_contained_sessions.sql`, also catches a
-/// sign-in committed between the two statements — but then they could not be counted.)
+/// delete them too — the database's trigger, `…self_contained_sessions.sql` — but then they
+/// could not be counted; on SQLite the trigger also catches a sign-in committed between the two
+/// statements.)
 pub async fn uninstall(db: &Db, tenant_id: &str) -> Result<Option<u64>, sqlx::Error> {
     let now = now();
     match db {
@@ -177,24 +178,27 @@ pub async fn uninstall(db: &Db, tenant_id: &str) -> Result<Option<u64>, sqlx::Er
             Ok(Some(deleted))
         }
         Db::Postgres(pool) => {
+            // The client row first, as an install does (its trigger then deletes sessions): one
+            // lock order, so an uninstall and an install of one tenant cannot deadlock. A sign-in
+            // holding the row FOR SHARE finishes first, and its session is deleted below.
             let mut tx = pool.begin().await?;
-            let deleted =
-                sqlx::query("DELETE FROM app_sessions WHERE client_id = (SELECT id FROM clients WHERE tenant_id = $1)")
-                    .bind(tenant_id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            let id: Option<Uuid> = sqlx::query_scalar(
-                "UPDATE clients SET uninstalled_at = COALESCE(uninstalled_at, $1), updated_at = $1
-                 WHERE tenant_id = $2 RETURNING id",
+            let id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM clients WHERE tenant_id = $1 FOR UPDATE")
+                .bind(tenant_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(id) = id else { return Ok(None) };
+            let deleted = sqlx::query("DELETE FROM app_sessions WHERE client_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query(
+                "UPDATE clients SET uninstalled_at = COALESCE(uninstalled_at, $1), updated_at = $1 WHERE id = $2",
             )
             .bind(now)
-            .bind(tenant_id)
-            .fetch_optional(&mut *tx)
+            .bind(id)
+            .execute(&mut *tx)
             .await?;
-            if id.is_none() {
-                return Ok(None);
-            }
             tx.commit().await?;
             Ok(Some(deleted))
         }
