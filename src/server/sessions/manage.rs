@@ -95,6 +95,13 @@ pub struct OwnSession {
 #[derive(Debug, Clone)]
 pub struct OwnSessionsRead(pub std::sync::Arc<[OwnSession]>);
 
+/// [`list_own`]'s query on SQLite; the dashboard's guard runs it too, on its direct connection
+/// ([`AppSessionStore::validate_key_with_own`]). `?3` is now, `?4` the idle cut-off.
+pub(super) const SQLITE_LIST_OWN: &str =
+    "SELECT id, ip_address, user_agent, created_at, last_activity_at FROM app_sessions
+     WHERE client_id = ?1 AND user_id = ?2 AND expires_at > ?3 AND last_activity_at > ?4
+     ORDER BY last_activity_at DESC, created_at DESC LIMIT 100";
+
 /// The active sessions of one user of one tenant, most recently used first: the panel's list when
 /// it is asked for over HTTP, and on SQLite the dashboard's (on PostgreSQL the dashboard's guard
 /// reads it with the session, in one statement). It runs on the session lookup's own
@@ -109,16 +116,12 @@ pub async fn list_own(
     let since = active_since(now, idle);
     match store.lookups() {
         Lookups::Sqlite { pool, lanes, .. } => on_lane!(lanes, pool, |conn| {
-            sqlx::query_as(
-                "SELECT id, ip_address, user_agent, created_at, last_activity_at FROM app_sessions
-                 WHERE client_id = ?1 AND user_id = ?2 AND expires_at > ?3 AND last_activity_at > ?4
-                 ORDER BY last_activity_at DESC, created_at DESC LIMIT 100",
-            )
-            .bind(client_id.to_string())
-            .bind(user_id)
-            .bind(now)
-            .bind(since)
-            .fetch_all(conn)
+            sqlx::query_as(SQLITE_LIST_OWN)
+                .bind(client_id.to_string())
+                .bind(user_id)
+                .bind(now)
+                .bind(since)
+                .fetch_all(conn)
         }),
         Lookups::Postgres { pool, lanes } => on_lane!(lanes, pool, |conn| {
             sqlx::query_as(

@@ -201,6 +201,32 @@ fn sqlite_session_row(conn: &rusqlite::Connection, key: &str) -> rusqlite::Resul
         .optional()
 }
 
+/// [`sqlite_session_row`] and, when the row exists, its user's active sessions by
+/// [`SQLITE_LIST_OWN`](super::manage::SQLITE_LIST_OWN) — `now` and `since` bound as sqlx binds
+/// them (RFC 3339, the form the columns are compared in as text).
+fn sqlite_session_with_own(
+    conn: &rusqlite::Connection,
+    key: &str,
+    now: DateTime<Utc>,
+    since: DateTime<Utc>,
+) -> rusqlite::Result<(Option<SessionRow>, Vec<OwnSession>)> {
+    let Some(row) = sqlite_session_row(conn, key)? else { return Ok((None, Vec::new())) };
+    let text = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
+    let own = conn
+        .prepare_cached(super::manage::SQLITE_LIST_OWN)?
+        .query_map([&row.client_id, &row.user_id, &text(now), &text(since)], |own| {
+            Ok(OwnSession {
+                id: own.get(0)?,
+                ip_address: own.get(1)?,
+                user_agent: own.get(2)?,
+                created_at: sqlite_timestamp(own, 3)?,
+                last_activity_at: sqlite_timestamp(own, 4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((Some(row), own))
+}
+
 fn sqlite_timestamp(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
     let invalid = |err: Box<dyn std::error::Error + Send + Sync>| {
         rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, err)
@@ -353,11 +379,22 @@ impl AppSessionStore {
     /// sessions as [`manage::list_own`](super::manage::list_own) lists them — what the dashboard
     /// shows. On PostgreSQL both come from one statement
     /// ([`POSTGRES_SELECT_SESSION_WITH_OWN`]): one round trip to the database instead of two for
-    /// every dashboard load. On SQLite, read in-process, the two queries stay apart.
+    /// every dashboard load. On SQLite both queries run on the request's own thread, on one direct
+    /// connection ([`DirectReads`]), the list's being [`manage::list_own`](super::manage::list_own)'s
+    /// own; when the direct path hands the read over, the two run as they do apart.
     pub async fn validate_key_with_own(
         &self,
         key: &str,
     ) -> Result<Result<(AuthSession, Vec<OwnSession>), Invalid>, sqlx::Error> {
+        if let Lookups::Sqlite { pool, direct, .. } = &*self.lookups
+            && direct.resolve(pool).await
+        {
+            let now = now();
+            let since = super::manage::active_since(now, self.idle_timeout);
+            if let Some((row, own)) = direct.read(|conn| sqlite_session_with_own(conn, key, now, since)) {
+                return Ok(self.judge(key, row).await?.map(|(auth, _)| (auth, own)));
+            }
+        }
         let Lookups::Postgres { pool, lanes } = &*self.lookups else {
             let (auth, _) = match self.validate_key(key).await? {
                 Ok(found) => found,
@@ -768,6 +805,44 @@ mod tests {
         sqlx::query("UPDATE clients SET uninstalled_at = ?1").bind(now()).execute(pool).await.unwrap();
         assert_eq!(sqlx_row(&store, &full).await, None);
         assert_eq!(direct_row(&store, &full), Some(None));
+    }
+
+    #[tokio::test]
+    async fn the_dashboards_direct_read_lists_exactly_what_list_own_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, client_id) = sqlite_store(&dir).await;
+        let key = sign_in(&store, client_id, Some("Ana")).await;
+        let other = sign_in(&store, client_id, None).await;
+        let idle = sign_in(&store, client_id, None).await;
+        let expired = sign_in(&store, client_id, None).await;
+        let Db::Sqlite(pool) = &store.db else { unreachable!() };
+        sqlx::query("UPDATE app_sessions SET last_activity_at = ?1 WHERE id = ?2")
+            .bind(now() - chrono::TimeDelta::hours(2))
+            .bind(&idle)
+            .execute(pool)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE app_sessions SET expires_at = ?1 WHERE id = ?2")
+            .bind(now() - chrono::TimeDelta::minutes(1))
+            .bind(&expired)
+            .execute(pool)
+            .await
+            .unwrap();
+
+        let (auth, own) = store.validate_key_with_own(&key).await.unwrap().expect("valid");
+        assert_eq!(store.direct_counts(), Some(DirectCounts { served: 1, handed_over: 0 }), "read on the direct path");
+        let listed = super::super::manage::list_own(&store, client_id, &auth.user_id, Some(HOUR)).await.unwrap();
+        let rows = |list: &[OwnSession]| {
+            list.iter()
+                .map(|s| (s.id.clone(), s.created_at, s.last_activity_at, s.ip_address.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(rows(&own), rows(&listed));
+        let mut ids: Vec<&str> = own.iter().map(|s| s.id.as_str()).collect();
+        ids.sort_unstable();
+        let mut active = vec![key.as_str(), other.as_str()];
+        active.sort_unstable();
+        assert_eq!(ids, active, "the two active sessions, neither the idle nor the expired one");
     }
 
     #[tokio::test]
