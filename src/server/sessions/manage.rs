@@ -103,9 +103,9 @@ pub(super) const SQLITE_LIST_OWN: &str =
      ORDER BY last_activity_at DESC, created_at DESC LIMIT 100";
 
 /// The active sessions of one user of one tenant, most recently used first: the panel's list when
-/// it is asked for over HTTP, and on SQLite the dashboard's (on PostgreSQL the dashboard's guard
-/// reads it with the session, in one statement). It runs on the session lookup's own
-/// connections ([`on_lane`]).
+/// it is asked for over HTTP (the dashboard's guard reads it with the session). It runs on the
+/// session lookup's own connections: on SQLite its direct ones first ([`DirectReads`](crate::server::direct::DirectReads)),
+/// else [`on_lane`].
 pub async fn list_own(
     store: &AppSessionStore,
     client_id: Uuid,
@@ -115,14 +115,19 @@ pub async fn list_own(
     let now = now();
     let since = active_since(now, idle);
     match store.lookups() {
-        Lookups::Sqlite { pool, lanes, .. } => on_lane!(lanes, pool, |conn| {
-            sqlx::query_as(SQLITE_LIST_OWN)
-                .bind(client_id.to_string())
-                .bind(user_id)
-                .bind(now)
-                .bind(since)
-                .fetch_all(conn)
-        }),
+        Lookups::Sqlite { pool, lanes, direct } => {
+            let client_id = client_id.to_string();
+            // On the request's own thread first, as the session lookup; sqlx when handed over.
+            if direct.resolve(pool).await
+                && let Some(own) =
+                    direct.read(|conn| super::store::sqlite_list_own(conn, &client_id, user_id, now, since))
+            {
+                return Ok(own);
+            }
+            on_lane!(lanes, pool, |conn| {
+                sqlx::query_as(SQLITE_LIST_OWN).bind(&client_id).bind(user_id).bind(now).bind(since).fetch_all(conn)
+            })
+        }
         Lookups::Postgres { pool, lanes } => on_lane!(lanes, pool, |conn| {
             sqlx::query_as(
                 "SELECT id, ip_address, user_agent, created_at, last_activity_at FROM app_sessions

@@ -201,9 +201,8 @@ fn sqlite_session_row(conn: &rusqlite::Connection, key: &str) -> rusqlite::Resul
         .optional()
 }
 
-/// [`sqlite_session_row`] and, when the row exists, its user's active sessions by
-/// [`SQLITE_LIST_OWN`](super::manage::SQLITE_LIST_OWN) — `now` and `since` bound as sqlx binds
-/// them (RFC 3339, the form the columns are compared in as text).
+/// [`sqlite_session_row`] and, when the row exists, its user's active sessions
+/// ([`sqlite_list_own`]).
 fn sqlite_session_with_own(
     conn: &rusqlite::Connection,
     key: &str,
@@ -211,10 +210,22 @@ fn sqlite_session_with_own(
     since: DateTime<Utc>,
 ) -> rusqlite::Result<(Option<SessionRow>, Vec<OwnSession>)> {
     let Some(row) = sqlite_session_row(conn, key)? else { return Ok((None, Vec::new())) };
+    let own = sqlite_list_own(conn, &row.client_id, &row.user_id, now, since)?;
+    Ok((Some(row), own))
+}
+
+/// [`SQLITE_LIST_OWN`](super::manage::SQLITE_LIST_OWN) on a direct connection, `now` and `since`
+/// bound as sqlx binds them (RFC 3339, the form the columns are compared in as text).
+pub(super) fn sqlite_list_own(
+    conn: &rusqlite::Connection,
+    client_id: &str,
+    user_id: &str,
+    now: DateTime<Utc>,
+    since: DateTime<Utc>,
+) -> rusqlite::Result<Vec<OwnSession>> {
     let text = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
-    let own = conn
-        .prepare_cached(super::manage::SQLITE_LIST_OWN)?
-        .query_map([&row.client_id, &row.user_id, &text(now), &text(since)], |own| {
+    conn.prepare_cached(super::manage::SQLITE_LIST_OWN)?
+        .query_map([client_id, user_id, &text(now), &text(since)], |own| {
             Ok(OwnSession {
                 id: own.get(0)?,
                 ip_address: own.get(1)?,
@@ -223,8 +234,7 @@ fn sqlite_session_with_own(
                 last_activity_at: sqlite_timestamp(own, 4)?,
             })
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok((Some(row), own))
+        .collect()
 }
 
 fn sqlite_timestamp(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
@@ -808,7 +818,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_dashboards_direct_read_lists_exactly_what_list_own_lists() {
+    async fn the_direct_list_reads_exactly_what_sqlx_reads() {
         let dir = tempfile::tempdir().unwrap();
         let (store, client_id) = sqlite_store(&dir).await;
         let key = sign_in(&store, client_id, Some("Ana")).await;
@@ -831,13 +841,24 @@ mod tests {
 
         let (auth, own) = store.validate_key_with_own(&key).await.unwrap().expect("valid");
         assert_eq!(store.direct_counts(), Some(DirectCounts { served: 1, handed_over: 0 }), "read on the direct path");
-        let listed = super::super::manage::list_own(&store, client_id, &auth.user_id, Some(HOUR)).await.unwrap();
+        let direct_list = super::super::manage::list_own(&store, client_id, &auth.user_id, Some(HOUR)).await.unwrap();
+        assert_eq!(store.direct_counts(), Some(DirectCounts { served: 2, handed_over: 0 }), "list_own too");
+        let at = now();
+        let listed: Vec<OwnSession> = sqlx::query_as(super::super::manage::SQLITE_LIST_OWN)
+            .bind(client_id.to_string())
+            .bind(&auth.user_id)
+            .bind(at)
+            .bind(super::super::manage::active_since(at, Some(HOUR)))
+            .fetch_all(pool)
+            .await
+            .unwrap();
         let rows = |list: &[OwnSession]| {
             list.iter()
                 .map(|s| (s.id.clone(), s.created_at, s.last_activity_at, s.ip_address.clone()))
                 .collect::<Vec<_>>()
         };
-        assert_eq!(rows(&own), rows(&listed));
+        assert_eq!(rows(&own), rows(&listed), "the dashboard's read, against sqlx's");
+        assert_eq!(rows(&direct_list), rows(&listed), "list_own's, against sqlx's");
         let mut ids: Vec<&str> = own.iter().map(|s| s.id.as_str()).collect();
         ids.sort_unstable();
         let mut active = vec![key.as_str(), other.as_str()];
