@@ -33,7 +33,7 @@ pub const CLEANUP_LAST_SUCCESS: &str = "libero_session_cleanup_last_success_time
 pub const ACTIVE_SESSIONS: &str = "libero_active_sessions";
 /// Rows in `app_sessions`, expired included (refreshed at every scrape).
 pub const SESSION_ROWS: &str = "libero_app_sessions_rows";
-/// Session lookups on SQLite by path: `direct` (read on the request's own thread) or
+/// Session lookups and session-list reads on SQLite by path: `direct` (on the request's own thread) or
 /// `handed_over` (to sqlx: every slot busy, the file not opened, the database locked, a row
 /// only sqlx decodes, an error; see `server::direct`). Refreshed at every scrape.
 pub const SESSION_DIRECT_READS: &str = "libero_session_direct_reads_total";
