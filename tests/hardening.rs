@@ -212,7 +212,7 @@ on_both_databases!(uninstall_and_reinstall_end_old_sessions_and_a_new_sign_in_wo
 /// Writes a session row of the demo tenant's client straight into the table, claiming install
 /// `generation` and tenant id `tenant` — what a sign-in that read the client before an uninstall
 /// or a reinstall would write after it.
-async fn write_session_row(app: &TestApp, id: &str, generation: i64, tenant: &str) -> Result<u64, sqlx::Error> {
+async fn write_session_row(app: &TestApp, id: &str, generation: i64, tenant: Option<&str>) -> Result<u64, sqlx::Error> {
     let client_id = app.client_id(TENANT).await.expect("tenant known");
     let now = Utc::now();
     let done = match &app.db {
@@ -250,22 +250,35 @@ async fn write_session_row(app: &TestApp, id: &str, generation: i64, tenant: &st
 
 on_both_databases!(the_database_refuses_a_session_row_for_an_install_that_has_ended, |kind| async move {
     let Some(app) = TestApp::signed_in(kind).await else { return };
-    assert_eq!(write_session_row(&app, "current", 1, TENANT).await.unwrap(), 1, "positive control");
+    assert_eq!(write_session_row(&app, "current", 1, Some(TENANT)).await.unwrap(), 1, "positive control");
+    // Without a tenant id (a release from before it, during a rolling deploy): PostgreSQL's
+    // trigger fills it in; SQLite's cannot change the row and refuses it.
+    match (&app.db, write_session_row(&app, "no-tenant", 1, None).await) {
+        (Db::Postgres(pool), Ok(1)) => {
+            let tenant: String = sqlx::query_scalar("SELECT tenant_id FROM app_sessions WHERE id = 'no-tenant'")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(tenant, TENANT);
+        }
+        (Db::Sqlite(_), Err(err)) => assert!(libero::server::sessions::store::is_not_installed(&err), "{err}"),
+        (_, other) => panic!("unexpected: {other:?}"),
+    }
     for (id, generation, tenant) in
-        [("old-generation", 0, TENANT), ("next-generation", 2, TENANT), ("other-tenant", 1, "other")]
+        [("old-generation", 0, Some(TENANT)), ("next-generation", 2, Some(TENANT)), ("other-tenant", 1, Some("other"))]
     {
         let err = write_session_row(&app, id, generation, tenant).await.expect_err(id);
         assert!(libero::server::sessions::store::is_not_installed(&err), "{id}: {err}");
     }
     // Uninstalled: not even its current generation.
     app.mark_uninstalled(TENANT).await;
-    let err = write_session_row(&app, "after-uninstall", 1, TENANT).await.expect_err("uninstalled");
+    let err = write_session_row(&app, "after-uninstall", 1, Some(TENANT)).await.expect_err("uninstalled");
     assert!(libero::server::sessions::store::is_not_installed(&err), "{err}");
     assert!(app.session_rows().await.is_empty(), "and the rows it had are gone");
     // Reinstalled: the new generation only.
     app.install(TENANT).await;
-    assert!(write_session_row(&app, "stale", 1, TENANT).await.is_err());
-    assert_eq!(write_session_row(&app, "fresh", 2, TENANT).await.unwrap(), 1);
+    assert!(write_session_row(&app, "stale", 1, Some(TENANT)).await.is_err());
+    assert_eq!(write_session_row(&app, "fresh", 2, Some(TENANT)).await.unwrap(), 1);
     app.stop().await;
 });
 

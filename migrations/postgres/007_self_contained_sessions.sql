@@ -22,24 +22,34 @@ DELETE FROM app_sessions s
    AND (c.uninstalled_at IS NOT NULL OR c.install_generation <> s.install_generation);
 ALTER TABLE app_sessions ALTER COLUMN tenant_id SET NOT NULL;
 
+-- SECURITY DEFINER (with a pinned search_path, and no EXECUTE for PUBLIC), as
+-- cleanup_expired_app_sessions: the check and the deletes below must see and reach every row
+-- whatever role writes, past row level security. A row written without tenant_id (a release from
+-- before this migration, during a rolling deploy) gets its client's.
 CREATE OR REPLACE FUNCTION app_sessions_installed_client()
 RETURNS trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
+DECLARE
+    client_tenant TEXT;
 BEGIN
-    PERFORM 1 FROM public.clients c
-      WHERE c.id = NEW.client_id AND c.tenant_id = NEW.tenant_id
-        AND c.uninstalled_at IS NULL AND c.install_generation = NEW.install_generation
-      FOR SHARE;
-    IF NOT FOUND THEN
+    SELECT c.tenant_id INTO client_tenant FROM public.clients c
+     WHERE c.id = NEW.client_id
+       AND c.uninstalled_at IS NULL AND c.install_generation = NEW.install_generation
+       FOR SHARE;
+    -- A NULL tenant_id compares as unknown here: it passes, and is filled in below.
+    IF NOT FOUND OR NEW.tenant_id <> client_tenant THEN
         RAISE EXCEPTION 'app_sessions_installed_client: client % (tenant %) is not installed at generation %',
             NEW.client_id, NEW.tenant_id, NEW.install_generation
             USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'app_sessions_installed_client';
     END IF;
+    NEW.tenant_id := client_tenant;
     RETURN NEW;
 END;
 $$;
+REVOKE EXECUTE ON FUNCTION app_sessions_installed_client() FROM PUBLIC;
 
 DROP TRIGGER IF EXISTS app_sessions_installed_client ON app_sessions;
 CREATE TRIGGER app_sessions_installed_client
@@ -49,6 +59,7 @@ CREATE TRIGGER app_sessions_installed_client
 CREATE OR REPLACE FUNCTION clients_end_sessions()
 RETURNS trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
 BEGIN
@@ -69,3 +80,4 @@ CREATE TRIGGER clients_end_sessions
           OR NEW.install_generation IS DISTINCT FROM OLD.install_generation
           OR NEW.tenant_id IS DISTINCT FROM OLD.tenant_id)
     EXECUTE FUNCTION clients_end_sessions();
+REVOKE EXECUTE ON FUNCTION clients_end_sessions() FROM PUBLIC;

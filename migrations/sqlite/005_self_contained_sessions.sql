@@ -2,17 +2,21 @@
 -- only while its client is installed at the session's install generation — kept by the database
 -- itself, so the guard's lookup reads one row by its primary key instead of joining `clients` on
 -- every signed-in request. The same two triggers as on PostgreSQL (its migration 007 explains
--- them); SQLite runs one writer at a time, so the check needs no lock.
+-- them); SQLite runs one writer at a time, so the check needs no lock. Unlike PostgreSQL's, the
+-- check cannot fill in a missing tenant_id (SQLite triggers cannot change NEW): a release from
+-- before this migration cannot sign anyone in on a migrated file — stop it first (SQLite files
+-- are for development and one instance).
 
 ALTER TABLE app_sessions ADD COLUMN tenant_id TEXT NOT NULL DEFAULT '';
-UPDATE app_sessions SET tenant_id = (SELECT c.tenant_id FROM clients c WHERE c.id = app_sessions.client_id);
--- The rows the old rule was already refusing: dead before, deleted now, so that none revives.
+-- The rows the old rule was already refusing (and any without a client): dead before, deleted
+-- now, so that none revives — and before the copy of tenant_id, which needs the client.
 DELETE FROM app_sessions
  WHERE NOT EXISTS (
      SELECT 1 FROM clients c
       WHERE c.id = app_sessions.client_id
         AND c.uninstalled_at IS NULL AND c.install_generation = app_sessions.install_generation
  );
+UPDATE app_sessions SET tenant_id = (SELECT c.tenant_id FROM clients c WHERE c.id = app_sessions.client_id);
 
 CREATE TRIGGER IF NOT EXISTS app_sessions_installed_client_insert
 BEFORE INSERT ON app_sessions

@@ -223,9 +223,8 @@ pub(super) fn sqlite_list_own(
     now: DateTime<Utc>,
     since: DateTime<Utc>,
 ) -> rusqlite::Result<Vec<OwnSession>> {
-    let text = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
     conn.prepare_cached(super::manage::SQLITE_LIST_OWN)?
-        .query_map([client_id, user_id, &text(now), &text(since)], |own| {
+        .query_map([client_id, user_id, &sqlite_text(now), &sqlite_text(since)], |own| {
             Ok(OwnSession {
                 id: own.get(0)?,
                 ip_address: own.get(1)?,
@@ -235,6 +234,12 @@ pub(super) fn sqlite_list_own(
             })
         })?
         .collect()
+}
+
+/// A timestamp as sqlx binds it on SQLite (sqlx-sqlite's `Encode` for `DateTime`): the text the
+/// columns hold and are compared in.
+fn sqlite_text(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
 }
 
 fn sqlite_timestamp(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
@@ -815,6 +820,19 @@ mod tests {
         sqlx::query("UPDATE clients SET uninstalled_at = ?1").bind(now()).execute(pool).await.unwrap();
         assert_eq!(sqlx_row(&store, &full).await, None);
         assert_eq!(direct_row(&store, &full), Some(None));
+    }
+
+    #[tokio::test]
+    async fn the_direct_reads_bind_a_timestamp_as_the_same_text_sqlx_binds() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = sqlite_store(&dir).await;
+        let Db::Sqlite(pool) = &store.db else { unreachable!() };
+        let second = DateTime::parse_from_rfc3339("2026-12-03T09:00:00Z").unwrap().with_timezone(&Utc);
+        for nanos in [0, 120_000_000, 123_456_000, 123_456_789] {
+            let at = second + chrono::TimeDelta::nanoseconds(nanos);
+            let bound: String = sqlx::query_scalar("SELECT ?1").bind(at).fetch_one(pool).await.unwrap();
+            assert_eq!(sqlite_text(at), bound, "{nanos} ns");
+        }
     }
 
     #[tokio::test]
