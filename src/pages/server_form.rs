@@ -39,7 +39,7 @@ where
 {
     let children = children.into_inner();
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
-        let Some(form) = ev.target().and_then(|target| wasm_bindgen_cast(target)) else {
+        let Some(form) = ev.target().and_then(as_form) else {
             return; // not a form (cannot happen for a submit event): the browser posts it
         };
         let Ok(data) = FormData::new_with_form(&form) else {
@@ -56,7 +56,7 @@ where
 }
 
 /// The submit event's target as the form element.
-fn wasm_bindgen_cast(target: leptos::web_sys::EventTarget) -> Option<HtmlFormElement> {
+fn as_form(target: leptos::web_sys::EventTarget) -> Option<HtmlFormElement> {
     use leptos::wasm_bindgen::JsCast;
     target.dyn_into().ok()
 }
