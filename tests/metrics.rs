@@ -5,6 +5,7 @@
 mod common;
 
 use common::{OWNER_TOKEN, TENANT, TestApp, TestDb, handoff_code};
+use libero::server::db::Db;
 use reqwest::StatusCode;
 
 fn value(metrics: &str, line_start: &str) -> f64 {
@@ -106,6 +107,51 @@ async fn http_labels_are_bounded_on(kind: TestDb) {
     app.stop().await;
 }
 
+/// A sign-in from a browser without a cookie, as the Commerce7 iframe opens the app.
+async fn fresh_sign_in(app: &TestApp) -> reqwest::Response {
+    let url = app.url(&format!("/app?tenantId={TENANT}&account={OWNER_TOKEN}&adminUITheme=light"));
+    TestApp::bare_client().get(url).send().await.unwrap()
+}
+
+async fn rename_sessions_table(app: &TestApp, from: &str, to: &str) {
+    let sql = format!("ALTER TABLE {from} RENAME TO {to}");
+    match &app.db {
+        Db::Sqlite(pool) => sqlx::query(&sql).execute(pool).await.map(drop),
+        Db::Postgres(pool) => sqlx::query(&sql).execute(pool).await.map(drop),
+    }
+    .unwrap();
+}
+
+async fn sign_in_that_cannot_store_its_session_on(kind: TestDb) {
+    let Some(app) = TestApp::spawn_with(kind, &[("METRICS_TOKEN", "scrape-secret".into())]).await else { return };
+    app.install(TENANT).await;
+    let error = r#"libero_sign_ins_total{outcome="error"}"#;
+    let ok = r#"libero_sign_ins_total{outcome="ok"}"#;
+
+    // Positive control: with the table in place the same sign-in stores its session.
+    let before = scrape(&app).await;
+    handoff_code(&fresh_sign_in(&app).await);
+    let stored = scrape(&app).await;
+    assert_eq!(value(&stored, ok) - value(&before, ok), 1.0);
+    assert_eq!(value(&stored, error) - value(&before, error), 0.0);
+
+    // The clients table answers (the tenant is installed, Commerce7 verifies the token), but the
+    // session cannot be written: the 503 page, counted as an error, not as nothing.
+    rename_sessions_table(&app, "app_sessions", "app_sessions_away").await;
+    let refused = fresh_sign_in(&app).await;
+    rename_sessions_table(&app, "app_sessions_away", "app_sessions").await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.headers().get("location").is_none(), "no handoff to a session that does not exist");
+    let failed = scrape(&app).await;
+    assert_eq!(value(&failed, error) - value(&stored, error), 1.0, "the failed sign-in is counted");
+    assert_eq!(value(&failed, ok) - value(&stored, ok), 0.0);
+
+    // Nothing was lost: the first session is still there, and the next sign-in works.
+    handoff_code(&fresh_sign_in(&app).await);
+    assert_eq!(app.session_rows().await.len(), 2);
+    app.stop().await;
+}
+
 /// The recorder is global to the test process: the variants take turns so deltas are theirs.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -117,4 +163,9 @@ on_both_databases!(metrics_are_served_behind_the_token_and_count_sessions, |kind
 on_both_databases!(http_method_and_route_labels_take_a_bounded_set_of_values, |kind| async move {
     let _turn = ONE_AT_A_TIME.lock().await;
     http_labels_are_bounded_on(kind).await;
+});
+
+on_both_databases!(a_sign_in_that_cannot_store_its_session_answers_503_and_counts_an_error, |kind| async move {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    sign_in_that_cannot_store_its_session_on(kind).await;
 });

@@ -677,6 +677,7 @@ async fn start_session(state: &AppState, auth: AuthSession, replaced: Option<&st
             return error_page(ErrorKind::NotInstalled);
         }
         Err(err) => {
+            metrics::sign_in("error");
             tracing::error!(error = %err, "could not start a session");
             return error_page(ErrorKind::DatabaseUnavailable);
         }
