@@ -215,37 +215,35 @@ on_both_databases!(uninstall_and_reinstall_end_old_sessions_and_a_new_sign_in_wo
 async fn write_session_row(app: &TestApp, id: &str, generation: i64, tenant: Option<&str>) -> Result<u64, sqlx::Error> {
     let client_id = app.client_id(TENANT).await.expect("tenant known");
     let now = Utc::now();
-    let done = match &app.db {
-        Db::Sqlite(pool) => sqlx::query(
+    // The same row on either database; only the placeholders (and PostgreSQL's uuid) differ.
+    macro_rules! insert {
+        ($pool:expr, $sql:literal) => {
+            sqlx::query($sql)
+                .bind(id)
+                .bind(&client_id)
+                .bind(tenant)
+                .bind(now)
+                .bind(now + TimeDelta::hours(1))
+                .bind(generation)
+                .execute($pool)
+                .await
+                .map(|done| done.rows_affected())
+        };
+    }
+    match &app.db {
+        Db::Sqlite(pool) => insert!(
+            pool,
             "INSERT INTO app_sessions (id, client_id, tenant_id, user_id, theme, data, last_activity_at, expires_at,
                                        created_at, updated_at, install_generation)
-             VALUES (?1, ?2, ?3, 'c7-user-dana', 'light', '{}', ?4, ?5, ?4, ?4, ?6)",
-        )
-        .bind(id)
-        .bind(client_id)
-        .bind(tenant)
-        .bind(now)
-        .bind(now + TimeDelta::hours(1))
-        .bind(generation)
-        .execute(pool)
-        .await?
-        .rows_affected(),
-        Db::Postgres(pool) => sqlx::query(
+             VALUES (?1, ?2, ?3, 'c7-user-dana', 'light', '{}', ?4, ?5, ?4, ?4, ?6)"
+        ),
+        Db::Postgres(pool) => insert!(
+            pool,
             "INSERT INTO app_sessions (id, client_id, tenant_id, user_id, theme, data, last_activity_at, expires_at,
                                        created_at, updated_at, install_generation)
-             VALUES ($1, $2::uuid, $3, 'c7-user-dana', 'light', '{}', $4, $5, $4, $4, $6)",
-        )
-        .bind(id)
-        .bind(client_id)
-        .bind(tenant)
-        .bind(now)
-        .bind(now + TimeDelta::hours(1))
-        .bind(generation)
-        .execute(pool)
-        .await?
-        .rows_affected(),
-    };
-    Ok(done)
+             VALUES ($1, $2::uuid, $3, 'c7-user-dana', 'light', '{}', $4, $5, $4, $4, $6)"
+        ),
+    }
 }
 
 on_both_databases!(the_database_refuses_a_session_row_for_an_install_that_has_ended, |kind| async move {
@@ -277,7 +275,8 @@ on_both_databases!(the_database_refuses_a_session_row_for_an_install_that_has_en
     assert!(app.session_rows().await.is_empty(), "and the rows it had are gone");
     // Reinstalled: the new generation only.
     app.install(TENANT).await;
-    assert!(write_session_row(&app, "stale", 1, Some(TENANT)).await.is_err());
+    let err = write_session_row(&app, "stale", 1, Some(TENANT)).await.expect_err("previous generation");
+    assert!(libero::server::sessions::store::is_not_installed(&err), "{err}");
     assert_eq!(write_session_row(&app, "fresh", 2, Some(TENANT)).await.unwrap(), 1);
     app.stop().await;
 });
@@ -293,6 +292,7 @@ on_both_databases!(a_sign_in_that_an_uninstall_overtakes_gets_the_not_installed_
     app.install(TENANT).await;
     assert!(app.session_rows().await.is_empty());
 
+    let verifications = app.c7.user_calls();
     let racing = app.sign_in(TENANT, OWNER_TOKEN);
     let uninstall = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -300,6 +300,9 @@ on_both_databases!(a_sign_in_that_an_uninstall_overtakes_gets_the_not_installed_
     };
     let (response, uninstalled) = tokio::join!(racing, uninstall);
     assert_eq!(uninstalled.as_u16(), 200);
+    // The sign-in found the tenant installed and asked Commerce7: the refusal came from the
+    // database, when the session was written after the uninstall.
+    assert_eq!(app.c7.user_calls(), verifications + 1, "the sign-in reached Commerce7");
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert!(response.text().await.unwrap().contains("isn't installed for this winery"));
     assert!(app.session_rows().await.is_empty(), "no session outlives the uninstall");
