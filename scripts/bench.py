@@ -23,6 +23,10 @@ warm cache.
 
 Every cell is the median of BENCH_ROUNDS interleaved runs (see rounds()).
 
+The bench build (cargo feature `bench`) goes to its own target directory, target/bench (binaries
+in target/bench/release, the site in target/bench/site), never to target/release, which is what
+operators deploy; a binary with the bench routes also refuses to start under LEPTOS_ENV=PROD.
+
 Settings: BENCH_DURATION (seconds per run, default 3), BENCH_ROUNDS (default 3),
 BENCH_CONNECTIONS (default 1,16,64),
 BENCH_POSTGRES_URL (admin URL, default postgres://postgres@127.0.0.1:5432/postgres; the server's
@@ -56,6 +60,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "target"
+# The bench build's own cargo target directory: a binary with the `bench` feature (its unguarded
+# /__bench/* routes) never lands in target/release, the path operators deploy from (and it
+# refuses to start under LEPTOS_ENV=PROD anyway). Its release binaries are BUILD / "release", its
+# front end BUILD / "front", its site SITE.
+BUILD = TARGET / "bench"
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 CALLBACK_USER, CALLBACK_PASSWORD = "bench-callbacks", "bench-callback-password"
 METRICS_TOKEN = "bench-metrics-token"
@@ -67,7 +76,7 @@ CONNECTIONS = [int(c) for c in os.environ.get("BENCH_CONNECTIONS", "1,16,64").sp
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 ROW_COUNTS = [int(n) for n in os.environ.get("BENCH_ROWS", "1000,100000,1000000").split(",")]
 PEERS = Path(os.environ.get("BENCH_PEERS", ROOT.parent / "shared" / "bench-peers"))
-SITE = TARGET / "bench" / "site"
+SITE = BUILD / "site"
 BROWSER_RUNS = int(os.environ.get("BENCH_BROWSER_RUNS", "5"))
 
 
@@ -94,7 +103,7 @@ class Server:
 
     def __init__(self, name: str, cmd: list[str], env: dict[str, str], port: int, health: str, cwd: Path):
         self.name, self.port = name, port
-        self.log = open(TARGET / "bench" / f"{name}.log", "w")
+        self.log = open(BUILD / f"{name}.log", "w")
         self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -170,7 +179,7 @@ def wrk(url: str, connections: int, method: str = "GET", headers: dict[str, str]
         server_pid: int | None = None) -> dict:
     """One wrk run: req/s, p50 and p99 in ms, and how many answers were not 2xx/3xx; with
     `server_pid`, also the CPU time per request the server, PostgreSQL and wrk itself spent (µs)."""
-    script = TARGET / "bench" / "request.lua"
+    script = BUILD / "request.lua"
     lines = [f'wrk.method = "{method}"']
     for k, v in (headers or {}).items():
         lines.append(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}")
@@ -302,12 +311,12 @@ def build() -> None:
             run(["apt-get", "install", "-y", "-qq", "wrk"])
         else:
             raise SystemExit("wrk is needed: Debian/Ubuntu `sudo apt-get install wrk`, macOS `brew install wrk`")
-    run(["cargo", "leptos", "build", "--release", "--split", "--bin-features", "ssr,bench"], cwd=ROOT)
-    run(["node", "scripts/precompress.mjs", "target/site/pkg"], cwd=ROOT)
-    # Debug builds (make test) write target/site too: keep this build's site with the bench.
-    shutil.rmtree(SITE, ignore_errors=True)
-    shutil.copytree(TARGET / "site", SITE)
-    run(["cargo", "build", "--release", "-p", "fake-commerce7"], cwd=ROOT)
+    # Its own target directory and site (see BUILD): `make release` and the tests keep
+    # target/release and target/site.
+    build_env = os.environ | {"CARGO_TARGET_DIR": str(BUILD), "LEPTOS_SITE_ROOT": str(SITE)}
+    run(["cargo", "leptos", "build", "--release", "--split", "--bin-features", "ssr,bench"], cwd=ROOT, env=build_env)
+    run(["node", "scripts/precompress.mjs", str(SITE / "pkg")], cwd=ROOT)
+    run(["cargo", "build", "--release", "-p", "fake-commerce7"], cwd=ROOT, env=build_env)
     if PEERS.is_dir():
         dest = TARGET / "bench-peers"
         dest.mkdir(parents=True, exist_ok=True)
@@ -334,11 +343,11 @@ def start_fake(name: str, latency_ms: int, scratch: Path) -> Server:
     env = base_env() | {"FAKE_C7_ADDR": f"127.0.0.1:{port}", "FAKE_C7_LATENCY_MS": str(latency_ms),
                         "COMMERCE7_USER": CALLBACK_USER, "COMMERCE7_PASSWORD": CALLBACK_PASSWORD,
                         "RUST_LOG": "warn"}
-    return Server(name, [str(TARGET / "release" / "fake-commerce7")], env, port, "/", scratch)
+    return Server(name, [str(BUILD / "release" / "fake-commerce7")], env, port, "/", scratch)
 
 
 def start_libero(name: str, database_url: str, fast: Server, slow: Server | None, scratch: Path,
-                 binary: Path = TARGET / "release" / "libero") -> Server:
+                 binary: Path = BUILD / "release" / "libero") -> Server:
     """The release bench build of Libero (or another build of it, to compare two) on
     `database_url`, Commerce7 at `fast` (and at `slow` for the re-authorisation rows)."""
     port = free_port()
@@ -472,7 +481,7 @@ def wasm_sizes() -> list[tuple[str, int, int]]:
 def wasm_weight_section() -> list[str]:
     """What pulls weight in the main module: its code by crate (scripts/wasm_weight.py), read
     from the module the split left for wasm-bindgen (it still has the function names)."""
-    module = TARGET / "front" / "wasm32-unknown-unknown" / "wasm-release" / "libero_split.wasm"
+    module = BUILD / "front" / "wasm32-unknown-unknown" / "wasm-release" / "libero_split.wasm"
     if not module.exists():
         return []
     import wasm_weight
@@ -493,7 +502,7 @@ def fmt_row(label: str, runs: dict) -> str:
 
 
 def main() -> None:
-    (TARGET / "bench").mkdir(parents=True, exist_ok=True)
+    BUILD.mkdir(parents=True, exist_ok=True)
     build()
     scratch = Path(tempfile.mkdtemp(prefix="libero-bench-"))
     fast = start_fake("fake-commerce7-0ms", 0, scratch)
@@ -534,17 +543,12 @@ def bench_browser() -> dict | None:
     if not (end2end / "node_modules").is_dir() or not Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")).exists():
         say("browser timings left out: end2end/node_modules or Chromium missing (make setup installs both)")
         return None
-    # The layout end2end/support/servers.ts expects: <dir>/release/{libero,fake-commerce7,hash.txt}
-    # and <dir>/site (this build's site, kept apart from debug builds).
-    layout = TARGET / "bench" / "e2e"
-    shutil.rmtree(layout, ignore_errors=True)
-    layout.mkdir(parents=True)
-    (layout / "release").symlink_to(TARGET / "release", target_is_directory=True)
-    (layout / "site").symlink_to(SITE, target_is_directory=True)
-    out = TARGET / "bench" / "browser.json"
+    # BUILD is the layout end2end/support/servers.ts expects: <dir>/release/{libero,fake-commerce7,
+    # hash.txt} and <dir>/site (this build's site, kept apart from debug builds).
+    out = BUILD / "browser.json"
     out.unlink(missing_ok=True)
     say(f"browser timings: {BROWSER_RUNS} cold and {BROWSER_RUNS} warm opens over 1.6 Mbps / 150 ms")
-    env = os.environ | {"E2E_TARGET_DIR": str(layout), "E2E_PROFILE": "release", "BENCH_BROWSER_OUT": str(out),
+    env = os.environ | {"E2E_TARGET_DIR": str(BUILD), "E2E_PROFILE": "release", "BENCH_BROWSER_OUT": str(out),
                         "BENCH_BROWSER_RUNS": str(BROWSER_RUNS)}
     result = subprocess.run(["npx", "playwright", "test", "-c", "bench.config.ts"], cwd=end2end, env=env)
     if result.returncode != 0 or not out.exists():
@@ -685,7 +689,7 @@ def write_report(report: dict) -> None:
     text = "\n".join(lines)
     (ROOT / "bench").mkdir(exist_ok=True)
     (ROOT / "bench" / "results.md").write_text(text)
-    (TARGET / "bench" / "results.json").write_text(json.dumps(report, indent=1, default=str))
+    (BUILD / "results.json").write_text(json.dumps(report, indent=1, default=str))
     print()
     print(text)
 

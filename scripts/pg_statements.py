@@ -7,7 +7,7 @@ It answers "how many round trips does the guard add?" with a count rather than a
 CPU table of `make bench` splits the guard's microseconds between the server and PostgreSQL, and
 this says how many statements those microseconds pay for.
 
-Needs the release bench build that `make bench` leaves in target/ (it builds nothing) and the
+Needs the release bench build that `make bench` leaves in target/bench (it builds nothing) and the
 local PostgreSQL (BENCH_POSTGRES_URL, as for `make bench`); it creates and drops its own database.
 
     python3 scripts/pg_statements.py [N requests per target, default 2000]
@@ -42,9 +42,9 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     if not bench.postgres_available():
         raise SystemExit(f"PostgreSQL is not reachable at {bench.PG_ADMIN}")
-    if not (bench.TARGET / "release" / "libero").exists():
+    if not (bench.BUILD / "release" / "libero").exists():
         raise SystemExit("no release bench build: run `make bench` first")
-    (bench.TARGET / "bench").mkdir(parents=True, exist_ok=True)
+    bench.BUILD.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="libero-pg-statements-"))
     name = "libero_pg_statements"
     url = bench.fresh_postgres(name)

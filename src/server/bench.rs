@@ -1,6 +1,8 @@
-//! Bench-only routes, compiled with the cargo feature `bench` (`make bench` builds it; a normal
-//! or release build of the app never has them). They give the benchmark floors measured by the
-//! same binary, in the same run:
+//! Bench-only routes, compiled with the cargo feature `bench` (`make bench` builds it, into its
+//! own target directory `target/bench`; a normal or release build of the app never has them, and
+//! a binary that has them refuses to start under `LEPTOS_ENV=PROD`: see
+//! `config::refuse_bench_routes`). They give the benchmark floors measured by the same binary, in
+//! the same run:
 //!
 //! - `GET /__bench/hello`: a bare axum handler outside every layer — the floor of the HTTP stack;
 //! - `GET /__bench/app`: the signed-in dashboard (`/app`) rendered exactly as the guard renders

@@ -141,6 +141,14 @@ pub enum ConfigError {
         /// What to set instead.
         fix: &'static str,
     },
+    /// A binary built with the cargo feature `bench` (`make bench`) in production: its
+    /// `/__bench/*` routes serve a signed-in dashboard and a Commerce7 token checker to anyone.
+    #[error(
+        "this binary was built with the `bench` feature (make bench) and serves unguarded /__bench/* routes: \
+         it refuses to run in production (LEPTOS_ENV=PROD); deploy the build of `make release` \
+         (target/release/libero) instead"
+    )]
+    BenchBuildInProduction,
     /// A setting has a value that cannot be parsed.
     #[error("{name} has an invalid value {value:?}: {expected}")]
     Invalid {
@@ -303,7 +311,9 @@ impl Config {
                 .collect(),
             log_format,
         };
-        if get("LEPTOS_ENV").is_some_and(|env| is_production(&env)) {
+        let production = get("LEPTOS_ENV").is_some_and(|env| is_production(&env));
+        refuse_bench_routes(production, HAS_BENCH_ROUTES)?;
+        if production {
             config.refuse_development_values()?;
         }
         Ok(config)
@@ -334,6 +344,16 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Whether this binary serves the bench-only `/__bench/*` routes (cargo feature `bench`).
+pub const HAS_BENCH_ROUTES: bool = cfg!(feature = "bench");
+
+/// A binary with the bench routes (`make bench`, which builds into `target/bench`) never runs in
+/// production: `/__bench/app` shows a signed-in dashboard with no guard and `/__bench/reauth` is
+/// an unmetered Commerce7 token checker. Development and the bench itself run it as they like.
+pub fn refuse_bench_routes(production: bool, has_bench_routes: bool) -> Result<(), ConfigError> {
+    if production && has_bench_routes { Err(ConfigError::BenchBuildInProduction) } else { Ok(()) }
 }
 
 /// Whether `LEPTOS_ENV` names production, as leptos reads it (`prod`/`production`, any case).
@@ -611,6 +631,32 @@ mod tests {
     fn the_refused_example_password_is_the_one_in_env_example() {
         let example = include_str!("../../.env.example");
         assert!(example.lines().any(|l| l == format!("COMMERCE7_PASSWORD={EXAMPLE_CALLBACK_PASSWORD}")));
+    }
+
+    #[test]
+    fn a_binary_with_bench_routes_refuses_production_in_one_line() {
+        let err = refuse_bench_routes(true, true).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("`bench` feature") && message.contains("LEPTOS_ENV=PROD"), "{message}");
+        assert!(message.contains("make release"), "says what to deploy: {message}");
+        assert!(!message.contains('\n'), "one line: {message}");
+        // Positive controls: production without the routes, and the bench build outside production.
+        refuse_bench_routes(true, false).expect("a release build starts in production");
+        refuse_bench_routes(false, true).expect("a bench build starts outside production");
+        refuse_bench_routes(false, false).expect("a development build starts");
+    }
+
+    #[test]
+    fn this_build_is_refused_in_production_exactly_when_it_has_the_bench_routes() {
+        assert_eq!(HAS_BENCH_ROUTES, cfg!(feature = "bench"));
+        let started = production_with(&[]);
+        if HAS_BENCH_ROUTES {
+            assert_eq!(started.unwrap_err(), ConfigError::BenchBuildInProduction);
+        } else {
+            started.expect("this test build has no bench routes: production starts");
+        }
+        let development = config(&[("SESSION_SECRET", SECRET), ("LEPTOS_ENV", "DEV")]);
+        development.expect("outside production every build starts");
     }
 
     #[test]
