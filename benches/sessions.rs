@@ -38,13 +38,13 @@ fn tokens(c: &mut Criterion) {
     let tabs = TabTokens::new(SECRET);
     let row = hash_token(&id.to_string());
     let expires = Utc::now() + chrono::TimeDelta::minutes(15);
-    let token = tabs.mint("demo-winery", &row, expires);
+    let token = tabs.mint("demo-winery", &row, 0, expires);
 
     let mut group = c.benchmark_group("credentials");
     group.bench_function("cookie: sign", |b| b.iter(|| cookies.issue(black_box(id), time::Duration::hours(8))));
     group.bench_function("cookie: verify", |b| b.iter(|| cookies.read(black_box(&request))));
     group.bench_function("tab token: mint", |b| {
-        b.iter(|| tabs.mint(black_box("demo-winery"), black_box(&row), expires))
+        b.iter(|| tabs.mint(black_box("demo-winery"), black_box(&row), 0, expires))
     });
     group.bench_function("tab token: verify", |b| b.iter(|| tabs.verify(black_box(&token), Utc::now()).unwrap()));
     group.finish();

@@ -217,13 +217,7 @@ fn schedule_renewal() {
             leptos::task::spawn_local(async move {
                 match crate::api::tab::renew_tab_token().await {
                     Ok(renewed) => {
-                        browser::store(StoredTab {
-                            expires_at: browser::now_ms() + renewed.expires_in as f64 * 1000.0,
-                            token: renewed.token,
-                            tenant: renewed.tenant,
-                            theme: Some(renewed.theme),
-                            dead: false,
-                        });
+                        adopt(renewed);
                         schedule_renewal();
                     }
                     // The session has ended: say so now, not at the merchant's next click.
@@ -237,9 +231,29 @@ fn schedule_renewal() {
     );
 }
 
-/// Signs this tab out with its own credential (once hydrated): `true` when it did, so the page
-/// moves on; `false` when the tab has no credential and the plain form post should go ahead.
-pub fn sign_out_tab() -> bool {
+/// Makes `renewed` this tab's credential (a renewal, or the fresh token *Sign out all other
+/// sessions* hands the tab that asked).
+pub fn adopt(renewed: crate::api::tab::RenewedTab) {
+    #[cfg(feature = "hydrate")]
+    browser::store(StoredTab {
+        expires_at: browser::now_ms() + renewed.expires_in as f64 * 1000.0,
+        token: renewed.token,
+        tenant: renewed.tenant,
+        theme: Some(renewed.theme),
+        dead: false,
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = renewed;
+}
+
+/// Signs this tab out with its own credential (once hydrated). `false` when the plain form post
+/// should go ahead instead: the tab has no credential, or the server already refused it (the
+/// form's `tab` field still names the session to end, and `POST /logout` falls back to the
+/// cookie's). `true` when it took over the submit; then it either leaves for `/` signed out,
+/// or — the server refused this credential (401) — posts the plain form after all, or — the
+/// server or the network failed — keeps the credential and calls `failed` with what to tell the
+/// merchant, so that a second press tries again. It never reports a sign-out that did not happen.
+pub fn sign_out_tab(form: &leptos::web_sys::HtmlFormElement, failed: impl FnOnce(String) + 'static) -> bool {
     #[cfg(feature = "hydrate")]
     {
         use leptos::prelude::*;
@@ -247,34 +261,44 @@ pub fn sign_out_tab() -> bool {
             return false;
         };
         if tab.dead {
-            // Already ended: nothing to sign out, and the cookie may be another winery's.
             browser::forget();
-            let _ = window().set_name("");
-            let _ = window().location().replace("/");
-            return true;
+            return false;
         }
-        leptos::task::spawn_local(async {
-            // 401: already signed out elsewhere. Either way this tab's credential is finished.
-            let result = crate::api::tab::logout().await;
-            if let Err(error) = &result
-                && !matches!(error, crate::error::AppError::Unauthorized)
-            {
-                leptos::logging::warn!("sign-out failed: {error}");
+        let form = form.clone();
+        leptos::task::spawn_local(async move {
+            match crate::api::tab::logout().await {
+                Ok(()) => {
+                    browser::forget();
+                    // The tab's tenant hint too (see pages/tab.js): this tab has no winery any more.
+                    let _ = window().set_name("");
+                    let _ = window().location().replace("/");
+                }
+                Err(crate::error::AppError::Unauthorized) => {
+                    // This credential names no session any more: the plain form ends the one its
+                    // field names, else the cookie's.
+                    browser::forget();
+                    let _ = window().set_name("");
+                    let _ = form.submit();
+                }
+                Err(error) => {
+                    leptos::logging::warn!("sign-out failed: {error}");
+                    failed(error.to_string());
+                }
             }
-            browser::forget();
-            // The tab's tenant hint too (see pages/tab.js): this tab has no winery any more.
-            let _ = window().set_name("");
-            let _ = window().location().replace("/");
         });
         true
     }
     #[cfg(not(feature = "hydrate"))]
-    false
+    {
+        let _ = (form, failed);
+        false
+    }
 }
 
-/// The tab token for the plain sign-out form (field `tab`), so that even before hydration *Sign
-/// out* ends this tab's session and not the cookie's, which may be another winery's tab's. On the
-/// server: the token this page hands over; in the browser: the tab's credential.
+/// The tab token for the plain forms (field `tab`), so that even before hydration *Sign out* and
+/// every server-function form act on this tab's session and not on the cookie's, which may be
+/// another winery's tab's. On the server: the token this page hands over; in the browser: the
+/// tab's credential.
 pub fn form_token() -> String {
     #[cfg(feature = "ssr")]
     {

@@ -155,10 +155,11 @@ on_both_databases!(tampered_expired_and_foreign_tab_tokens_are_refused, |kind: T
 
     let ours = TabTokens::new(TEST_SECRET);
     let claims = ours.verify(&token, Utc::now()).unwrap();
-    let expired = ours.mint(TENANT, &claims.row_id, Utc::now() - TimeDelta::seconds(1));
+    let expired = ours.mint(TENANT, &claims.row_id, claims.generation, Utc::now() - TimeDelta::seconds(1));
     let foreign = TabTokens::new("another-secret-another-secret-0000000").mint(
         TENANT,
         &claims.row_id,
+        claims.generation,
         Utc::now() + TimeDelta::minutes(10),
     );
     let mut tampered = token.clone();

@@ -37,5 +37,6 @@ pub fn identity(client: &clients::Client) -> AuthSession {
         expires_at: now + chrono::TimeDelta::hours(8),
         install_generation: client.install_generation,
         account_token_hash: Some(hash_token("demo-owner-token")),
+        tab_generation: 0,
     }
 }

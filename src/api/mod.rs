@@ -34,4 +34,78 @@ pub mod ssr {
     pub fn state() -> AppState {
         expect_context::<AppState>()
     }
+
+    /// A form the browser posted itself (no WebAssembly yet, or none at all) asks for HTML: it
+    /// gets `303 → page`, never JSON. The redirect carries a fresh handoff code for this
+    /// session, so the page opens where the browser keeps no cookie, and the error, if any, in
+    /// leptos's `__path`/`__err` query — signed for this session (`__sig`, see
+    /// `server::sessions::form_error`), so that only errors the server produced are ever shown.
+    /// A call from the app itself (JSON) is left alone.
+    pub async fn answer_plain_form(page: &str, server_fn_path: &str, error: Option<&AppError>) {
+        use crate::server::{
+            db::now,
+            sessions::{
+                form_error::{ERROR_PARAM, FormErrors, PATH_PARAM, SIGNATURE_PARAM},
+                store::Handoff,
+            },
+        };
+        use http::{HeaderValue, StatusCode, header};
+        use leptos::server_fn::error::ServerFnUrlError;
+
+        let Some(parts) = use_context::<http::request::Parts>() else { return };
+        let wants_html = parts
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|accept| accept.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"));
+        let Some(response) = use_context::<leptos_axum::ResponseOptions>().filter(|_| wants_html) else {
+            return;
+        };
+        let current = parts.extensions.get::<CurrentSession>();
+        let location = match (current, error) {
+            // Without a session there is no page to go back to: the page that says so.
+            (None, _) | (_, Some(AppError::Unauthorized)) => "/resume".to_owned(),
+            (Some(current), error) => {
+                let state = state();
+                let (code, handoff) = Handoff::issue(now());
+                let code = match state.sessions.store().set_handoff(&current.row_id, &handoff).await {
+                    Ok(true) => Some(code),
+                    // Gone or unreachable: the page then decides by the cookie, as any page.
+                    Ok(false) => None,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not store a handoff code for a form's answer");
+                        None
+                    }
+                };
+                let mut query = form_urlencoded::Serializer::new(String::new());
+                if let Some(code) = &code {
+                    query.append_pair("handoff", code);
+                }
+                if let Some(error) = error {
+                    let encoded = ServerFnUrlError::new(server_fn_path, error.clone());
+                    let encoded = encoded.to_url("http://libero/").ok();
+                    let err = encoded
+                        .as_ref()
+                        .and_then(|url| url.query_pairs().find(|(name, _)| name == ERROR_PARAM).map(|(_, v)| v.into_owned()));
+                    if let Some(err) = err {
+                        let signature = FormErrors::new(state.config.session_secret.expose()).sign(
+                            &current.row_id,
+                            server_fn_path,
+                            &err,
+                        );
+                        query
+                            .append_pair(PATH_PARAM, server_fn_path)
+                            .append_pair(ERROR_PARAM, &err)
+                            .append_pair(SIGNATURE_PARAM, &signature);
+                    }
+                }
+                let query = query.finish();
+                if query.is_empty() { page.to_owned() } else { format!("{page}?{query}") }
+            }
+        };
+        if let Ok(location) = HeaderValue::from_str(&location) {
+            response.set_status(StatusCode::SEE_OTHER);
+            response.insert_header(header::LOCATION, location);
+        }
+    }
 }

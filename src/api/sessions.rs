@@ -59,11 +59,9 @@ pub async fn list_my_sessions() -> Result<Vec<MySession>, AppError> {
     Ok(sessions)
 }
 
-/// Signs out one of the user's *other* sessions. A handle that is not one of the user's own
-/// sessions gets 404 (whether it exists for someone else or not at all); this browser's own
-/// session is refused — that is what *Sign out* at the top is for.
-#[server(prefix = "/api", endpoint = "sign_out_session", output = crate::codec::Json, client = crate::tab::TabClient)]
-pub async fn sign_out_session(handle: String) -> Result<(), AppError> {
+/// [`sign_out_session`]'s work.
+#[cfg(feature = "ssr")]
+async fn sign_out_one(handle: String) -> Result<(), AppError> {
     use crate::api::ssr::{fail, require_session, state, unavailable};
     use crate::server::sessions::manage;
 
@@ -84,19 +82,39 @@ pub async fn sign_out_session(handle: String) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Signs out every session of the user for this winery except this browser's; returns how many.
-#[server(prefix = "/api", endpoint = "sign_out_other_sessions", output = crate::codec::Json, client = crate::tab::TabClient)]
-pub async fn sign_out_other_sessions() -> Result<u64, AppError> {
-    use crate::api::ssr::{require_session, state, unavailable};
-    use crate::server::sessions::manage;
+/// Signs out one of the user's *other* sessions. A handle that is not one of the user's own
+/// sessions gets 404 (whether it exists for someone else or not at all); this browser's own
+/// session is refused — that is what *Sign out* at the top is for. A plain form post is
+/// answered with a redirect to the dashboard.
+#[server(prefix = "/api", endpoint = "sign_out_session", output = crate::codec::Json, client = crate::tab::TabClient)]
+pub async fn sign_out_session(handle: String) -> Result<(), AppError> {
+    use leptos::server_fn::ServerFn as _;
 
-    let me = require_session()?.auth;
-    let current = ssr::current_row_id()?;
-    let ended = manage::end_own_others(&state().db, me.client_id, &me.user_id, &current)
-        .await
-        .map_err(|e| unavailable(e, "signing other sessions out failed"))?;
-    tracing::info!(tenant_id = %me.tenant_id, user_id = %me.user_id, ended, "user signed out their other sessions");
-    Ok(ended)
+    let done = sign_out_one(handle).await;
+    crate::api::ssr::answer_plain_form(ssr::DASHBOARD, SignOutSession::PATH, done.as_ref().err()).await;
+    done
+}
+
+/// What *Sign out all other sessions* did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OthersSignedOut {
+    /// How many other sessions ended.
+    pub ended: u64,
+    /// This tab's new credential: every tab token of the current session minted before —
+    /// another tab's, or a copy of this one's elsewhere — is refused from now on.
+    pub tab: super::tab::RenewedTab,
+}
+
+/// Signs out every session of the user for this winery except this browser's, and every tab
+/// token of this session but the fresh one it returns to the tab asking (a copy of a tab token
+/// shares the row, so ending other rows alone would not reach it).
+#[server(prefix = "/api", endpoint = "sign_out_other_sessions", output = crate::codec::Json, client = crate::tab::TabClient)]
+pub async fn sign_out_other_sessions() -> Result<OthersSignedOut, AppError> {
+    use leptos::server_fn::ServerFn as _;
+
+    let done = ssr::sign_out_others().await;
+    crate::api::ssr::answer_plain_form(ssr::DASHBOARD, SignOutOtherSessions::PATH, done.as_ref().err()).await;
+    done
 }
 
 #[cfg(feature = "ssr")]
@@ -110,6 +128,49 @@ mod ssr {
             manage::{OwnSession, OwnSessionsRead, SessionHandles},
         },
     };
+
+    /// Where the panel lives.
+    pub const DASHBOARD: &str = "/app";
+
+    /// Ends the user's other sessions and moves this session's tab-token generation on; the tab
+    /// asking gets a token of the new generation.
+    pub async fn sign_out_others() -> Result<super::OthersSignedOut, AppError> {
+        use crate::api::ssr::{fail, require_session, state, unavailable};
+        use crate::server::sessions::{guard::mint_tab_token, manage};
+
+        let current = require_session()?;
+        let state = state();
+        let me = &current.auth;
+        let ended = manage::end_own_others(&state.db, me.client_id, &me.user_id, &current.row_id)
+            .await
+            .map_err(|e| unavailable(e, "signing other sessions out failed"))?;
+        let generation = state
+            .sessions
+            .store()
+            .next_tab_generation(&current.row_id)
+            .await
+            .map_err(|e| unavailable(e, "ending this session's other tab tokens failed"))?
+            .ok_or_else(|| fail(AppError::Unauthorized))?;
+        let mut auth = (*current.auth).clone();
+        auth.tab_generation = generation;
+        let renewed = CurrentSession { auth: std::sync::Arc::new(auth), ..current.clone() };
+        let minted = mint_tab_token(&state, &renewed);
+        tracing::info!(
+            tenant_id = %me.tenant_id,
+            user_id = %me.user_id,
+            ended,
+            "user signed out their other sessions and this session's other tab tokens"
+        );
+        Ok(super::OthersSignedOut {
+            ended,
+            tab: super::super::tab::RenewedTab {
+                token: minted.token,
+                tenant: minted.tenant_id,
+                theme: minted.theme.as_str().to_owned(),
+                expires_in: minted.expires_in,
+            },
+        })
+    }
 
     /// The row id of this request's session, however it was authenticated (cookie or tab token).
     pub fn current_row_id() -> Result<String, AppError> {

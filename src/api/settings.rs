@@ -104,23 +104,21 @@ pub async fn get_settings() -> Result<SettingsForm, AppError> {
 /// the browser then posts the form itself and is sent back to `/settings`.
 #[server(prefix = "/api", endpoint = "save_settings", output = crate::codec::Json, client = crate::tab::TabClient)]
 pub async fn save_settings(settings: MerchantSettings, version: String) -> Result<SettingsForm, AppError> {
+    use leptos::server_fn::ServerFn as _;
+
     let saved = ssr::save(settings, version).await;
-    ssr::redirect_a_plain_form_post(saved.as_ref().err());
+    super::ssr::answer_plain_form(ssr::SETTINGS_PAGE, SaveSettings::PATH, saved.as_ref().err()).await;
     saved
 }
 
 #[cfg(feature = "ssr")]
 mod ssr {
-    use http::{HeaderValue, StatusCode, header};
-    use leptos::{prelude::use_context, server_fn::error::ServerFnUrlError};
-    use leptos_axum::ResponseOptions;
-
-    use super::{AppError, MerchantSettings, SaveSettings, SettingsForm};
+    use super::{AppError, MerchantSettings, SettingsForm};
     use crate::api::ssr::{fail, require_session, state, unavailable};
     use crate::server::clients;
 
     /// Where the settings form lives.
-    const SETTINGS_PAGE: &str = "/settings";
+    pub const SETTINGS_PAGE: &str = "/settings";
 
     /// Validates and saves, refusing a save based on an outdated `version` (409).
     pub async fn save(settings: MerchantSettings, version: String) -> Result<SettingsForm, AppError> {
@@ -138,59 +136,6 @@ mod ssr {
                 Ok(SettingsForm { settings, version: version.to_rfc3339_opts(chrono::SecondsFormat::Micros, true) })
             }
             None => Err(fail(AppError::Conflict)),
-        }
-    }
-
-    /// A form the browser posted itself (no JavaScript yet) asks for HTML: answer `303 →
-    /// /settings`, with the error (never the merchant's input) in leptos's `__path`/`__err` query,
-    /// which the page's `ServerAction` shows as it would a fetched answer. Without this the
-    /// error's status (422, 409, …) would replace leptos's redirect and leave the merchant on a
-    /// JSON body.
-    pub fn redirect_a_plain_form_post(error: Option<&AppError>) {
-        let wants_html = use_context::<http::request::Parts>()
-            .and_then(|parts| parts.headers.get(header::ACCEPT)?.to_str().ok().map(|a| a.contains("text/html")))
-            .unwrap_or(false);
-        let Some(response) = use_context::<ResponseOptions>().filter(|_| wants_html) else {
-            return;
-        };
-        let location = error.map_or_else(|| SETTINGS_PAGE.to_owned(), |error| with_error(SETTINGS_PAGE, error));
-        if let Ok(location) = HeaderValue::from_str(&location) {
-            response.set_status(StatusCode::SEE_OTHER);
-            response.insert_header(header::LOCATION, location);
-        }
-    }
-
-    /// `path?__path=/api/save_settings&__err=<the error, encoded as leptos reads it>`.
-    fn with_error(path: &str, error: &AppError) -> String {
-        use leptos::server_fn::ServerFn;
-        // `to_url` wants an absolute base; only the path and query are kept.
-        match ServerFnUrlError::new(SaveSettings::PATH, error.clone()).to_url(&format!("http://libero{path}")) {
-            Ok(url) => format!("{}?{}", url.path(), url.query().unwrap_or_default()),
-            Err(_) => path.to_owned(),
-        }
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn an_error_travels_in_the_query_leptos_reads() {
-            let location = with_error(SETTINGS_PAGE, &AppError::Conflict);
-            let (path, query) = location.split_once('?').unwrap();
-            assert_eq!(path, "/settings");
-            let pairs: Vec<(String, String)> = url_pairs(query);
-            assert_eq!(pairs[0], ("__path".to_owned(), "/api/save_settings".to_owned()));
-            assert_eq!(pairs[1].0, "__err");
-            assert_eq!(ServerFnUrlError::<AppError>::decode_err(&pairs[1].1), AppError::Conflict);
-        }
-
-        fn url_pairs(query: &str) -> Vec<(String, String)> {
-            reqwest::Url::parse(&format!("http://x/?{query}"))
-                .unwrap()
-                .query_pairs()
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect()
         }
     }
 }

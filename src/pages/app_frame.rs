@@ -19,6 +19,8 @@ pub enum Section {
 pub fn AppFrame<C: IntoView + 'static>(section: Section, children: TypedChildren<C>) -> impl IntoView {
     let children = children.into_inner();
     let (signing_out, set_signing_out) = signal(false);
+    // Why the last sign-out did not happen (the server or the network failed), if it did not.
+    let (sign_out_failed, set_sign_out_failed) = signal(None::<String>);
     // In the browser: keep the tab token fresh while the merchant works.
     Effect::new(move |_| crate::tab::keep_fresh());
     // Once this page is interactive: the code of the pages reached from here, fetched ahead.
@@ -39,8 +41,18 @@ pub fn AppFrame<C: IntoView + 'static>(section: Section, children: TypedChildren
                     method="post"
                     action="/logout"
                     on:submit=move |ev| {
+                        if signing_out.get_untracked() {
+                            ev.prevent_default();
+                            return;
+                        }
                         set_signing_out.set(true);
-                        if crate::tab::sign_out_tab() {
+                        set_sign_out_failed.set(None);
+                        let Some(form) = ev.target().and_then(super::server_form::as_form) else { return };
+                        let failed = move |message: String| {
+                            set_sign_out_failed.set(Some(message));
+                            set_signing_out.set(false);
+                        };
+                        if crate::tab::sign_out_tab(&form, failed) {
                             ev.prevent_default();
                         }
                     }
@@ -51,6 +63,11 @@ pub fn AppFrame<C: IntoView + 'static>(section: Section, children: TypedChildren
                     </button>
                 </form>
             </nav>
+            {move || sign_out_failed.get().map(|message| view! {
+                <p class="notice error" role="alert" id="sign-out-failed">
+                    "You are still signed in: " {message}
+                </p>
+            })}
             {children()}
         </Page>
     }

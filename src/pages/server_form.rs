@@ -2,7 +2,8 @@
 //! without reading the form back through `serde_qs` in the browser.
 //!
 //! Before (or without) the wasm, the browser posts the form to the server function's URL, which
-//! reads it as `application/x-www-form-urlencoded` like any other call. Once hydrated, a submit
+//! reads it as `application/x-www-form-urlencoded` like any other call; its hidden `tab` field
+//! (the page's tab token) tells the session guard which session the form acts on. Once hydrated, a submit
 //! dispatches the server action with the arguments the page builds from the form's fields
 //! itself. `ActionForm` instead parsed the form's data into the arguments with `serde_qs`'s
 //! deserializer, which made up a twentieth of the browser's main module for three forms whose
@@ -50,13 +51,17 @@ where
     };
     view! {
         <form method="post" action=S::url() class=class novalidate=novalidate on:submit=on_submit>
+            // The tab token the page was rendered with: posted before hydration, it makes the
+            // server act on this tab's session, not on the cookie's (another winery's tab may
+            // own the cookie). Once hydrated the call carries the tab's credential instead.
+            <input type="hidden" name="tab" value=crate::tab::form_token()/>
             {children()}
         </form>
     }
 }
 
 /// The submit event's target as the form element.
-fn as_form(target: leptos::web_sys::EventTarget) -> Option<HtmlFormElement> {
+pub fn as_form(target: leptos::web_sys::EventTarget) -> Option<HtmlFormElement> {
     use leptos::wasm_bindgen::JsCast;
     target.dyn_into().ok()
 }

@@ -31,10 +31,17 @@ pub fn YourSessions() -> impl IntoView {
     });
     Effect::new(move |_| {
         if let Some(result) = sign_out_others.value().get() {
-            outcome.set(Some(result.map(|ended| match ended {
-                0 => "You were not signed in anywhere else.".to_owned(),
-                1 => "Signed out 1 other session.".to_owned(),
-                n => format!("Signed out {n} other sessions."),
+            outcome.set(Some(result.map(|done| {
+                crate::tab::adopt(done.tab);
+                let ended = match done.ended {
+                    0 => "You were not signed in anywhere else.".to_owned(),
+                    1 => "Signed out 1 other session.".to_owned(),
+                    n => format!("Signed out {n} other sessions."),
+                };
+                format!(
+                    "{ended} Only this tab stays signed in to this session: any other tab or copy of it \
+                     (another tab of this browser too) must open Libero again from Commerce7."
+                )
             })));
         }
     });

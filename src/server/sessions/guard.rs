@@ -13,10 +13,10 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use tower_sessions::{Session, session::Expiry};
+use tower_sessions::Session;
 
 use super::{
-    AUTH_KEY, AuthSession, Theme, cookie::CookieToken, hash_token, manage::OwnSessionsRead, store::Handoff, tab,
+    AuthSession, Theme, cookie::CookieToken, hash_token, manage::OwnSessionsRead, store::Handoff, tab,
     to_offset,
 };
 use crate::{
@@ -39,6 +39,8 @@ pub enum Credential {
     Handoff,
     /// A tab token in `Authorization: Bearer`.
     Bearer,
+    /// A tab token in the `tab` field of a form the page posted itself (before hydration).
+    Form,
 }
 
 impl Credential {
@@ -48,6 +50,7 @@ impl Credential {
             Self::Cookie => "cookie",
             Self::Handoff => "handoff",
             Self::Bearer => "bearer",
+            Self::Form => "form",
         }
     }
 }
@@ -116,6 +119,11 @@ pub const API_PREFIX: &str = "/api/";
 /// The tab's automatic token renewal: it keeps the tab's credential fresh but is no activity of
 /// the merchant's, so it never moves `last_activity_at` (an unattended tab still goes idle).
 pub const RENEWAL_PATH: &str = "/api/renew_tab_token";
+/// The hydrated *Sign out*: its tab token names the session to end even past its expiry.
+pub const LOGOUT_API_PATH: &str = "/api/logout";
+/// The largest form body the guard reads for its `tab` field (the app's forms are a few hundred
+/// bytes).
+const MAX_FORM_BYTES: usize = 64 * 1024;
 
 /// Why a session lookup failed.
 #[derive(Debug, thiserror::Error)]
@@ -221,14 +229,22 @@ async fn session_of_row(
 }
 
 /// The session of a tab token: the token must verify, and the row it names must be a valid
-/// session of the token's tenant. `touch` as in [`session_of_row`].
-async fn bearer_session(
+/// session of the token's tenant at the token's generation. `touch` as in [`session_of_row`].
+/// `expiry`: whether a correctly signed token past its expiry still names its session
+/// ([`TokenUse`]).
+async fn tab_session(
     state: &AppState,
     token: &str,
+    via: Credential,
+    expiry: TokenUse,
     touch: bool,
     reads: Reads,
 ) -> Result<Option<Found>, sqlx::Error> {
-    let claims = match state.tab_tokens.verify(token, now()) {
+    let verified = match expiry {
+        TokenUse::Strict => state.tab_tokens.verify(token, now()),
+        TokenUse::ExpiredOk => state.tab_tokens.verify_signed(token),
+    };
+    let claims = match verified {
         Ok(claims) => claims,
         Err(reason) => {
             metrics::validation(reason.as_str());
@@ -236,9 +252,27 @@ async fn bearer_session(
             return Ok(None);
         }
     };
-    let found = session_of_row(state, claims.row_id, Credential::Bearer, touch, reads).await?;
-    // The MAC binds the tenant to the row; a row never changes tenant. Checked all the same.
-    Ok(found.filter(|found| found.current.auth.tenant_id == claims.tenant_id))
+    let found = session_of_row(state, claims.row_id, via, touch, reads).await?;
+    Ok(found.filter(|found| {
+        let auth = &found.current.auth;
+        // The MAC binds the tenant to the row; a row never changes tenant. Checked all the same.
+        let current = auth.tenant_id == claims.tenant_id && auth.tab_generation == claims.generation;
+        if !current {
+            metrics::validation("bearer_old_generation");
+            tracing::info!("tab token of an ended generation refused");
+        }
+        current
+    }))
+}
+
+/// How strictly a tab token's expiry is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenUse {
+    /// Valid until its expiry (15 minutes; the hydrated tab renews it).
+    Strict,
+    /// Correctly signed is enough: a plain form (a page without WebAssembly is older than 15
+    /// minutes as a rule) and signing out. The row's own validity still decides.
+    ExpiredOk,
 }
 
 /// A tab token for `current`'s session, as the page hands it over.
@@ -246,7 +280,7 @@ pub fn mint_tab_token(state: &AppState, current: &CurrentSession) -> TabBootstra
     let lifetime = super::tab::TAB_TOKEN_LIFETIME;
     let expires_at = now() + chrono::TimeDelta::from_std(lifetime).expect("15 min fits");
     TabBootstrap {
-        token: state.tab_tokens.mint(&current.auth.tenant_id, &current.row_id, expires_at),
+        token: state.tab_tokens.mint(&current.auth.tenant_id, &current.row_id, current.auth.tab_generation, expires_at),
         tenant_id: current.auth.tenant_id.clone(),
         theme: current.auth.theme,
         expires_in: lifetime.as_secs(),
@@ -348,11 +382,16 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
         return canonical_redirect(req.uri());
     }
 
+    let html = is_page || accepts_html(req.headers());
+
     // A tab token decides alone: valid, or 401 — never a fall-back to the cookie, which may
     // belong to another winery's tab.
     if let Some(token) = bearer_token(req.headers()) {
-        let is_activity = normalized(req.uri().path()) != RENEWAL_PATH;
-        return match bearer_session(&state, token, is_activity, Reads::of(&req, is_page)).await {
+        let path = normalized(req.uri().path());
+        let is_activity = path != RENEWAL_PATH;
+        let expiry = if path == LOGOUT_API_PATH { TokenUse::ExpiredOk } else { TokenUse::Strict };
+        let found = tab_session(&state, token, Credential::Bearer, expiry, is_activity, Reads::of(&req, is_page));
+        return match found.await {
             Ok(Some(found)) if is_page => render_page(&state, req, next, found).await,
             Ok(Some(found)) => {
                 req.extensions_mut().insert(found.current);
@@ -362,6 +401,29 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
             Ok(None) => api_error(AppError::Unauthorized),
             Err(err) => unavailable(&err, is_page),
         };
+    }
+
+    // A form the page posted itself (before hydration) carries the page's tab token in its `tab`
+    // field: it decides alone, like the bearer, so the form acts on the tab's winery and not on
+    // the cookie's (which may be another tab's). The field is taken out of the body.
+    if !is_page && is_form_post(&req) {
+        let (field, with_rest) = match take_tab_field(req).await {
+            Ok(taken) => taken,
+            Err(response) => return response,
+        };
+        req = with_rest;
+        if let Some(token) = field {
+            let found = tab_session(&state, &token, Credential::Form, TokenUse::ExpiredOk, true, Reads::Session);
+            return match found.await {
+                Ok(Some(found)) => {
+                    req.extensions_mut().insert(found.current);
+                    next.run(req).await
+                }
+                Ok(None) if html => no_session_page(NoSession::Ended, StatusCode::UNAUTHORIZED),
+                Ok(None) => api_error(AppError::Unauthorized),
+                Err(err) => unavailable(&err, html),
+            };
+        }
     }
 
     // A page opened with a handoff code: the session it was issued for, once.
@@ -408,15 +470,50 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
                     tracing::warn!(error = %err, "could not forget a dead session");
                 }
             }
-            if is_page {
+            if html {
                 let reason = if cookie.was_sent() { NoSession::Ended } else { NoSession::Missing };
                 no_session_page(reason, StatusCode::UNAUTHORIZED)
             } else {
                 api_error(AppError::Unauthorized)
             }
         }
-        Err(err) => unavailable(&err, is_page),
+        Err(err) => unavailable(&err, html),
     }
+}
+
+/// Whether the request asks for HTML: a page, or a form the browser posts itself (before
+/// hydration) — it gets a page or a redirect, never JSON. The app's own calls ask for JSON.
+fn accepts_html(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|accept| accept.to_str().ok()).is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// A `POST` of an HTML form's fields.
+fn is_form_post(req: &Request) -> bool {
+    req.method() == Method::POST
+        && req.headers().get(header::CONTENT_TYPE).is_some_and(|content_type| {
+            content_type.as_bytes().starts_with(b"application/x-www-form-urlencoded")
+        })
+}
+
+/// Reads a form's body and takes its `tab` field out: the field's value (when present and not
+/// empty), and the request with the other fields as its body. A body over [`MAX_FORM_BYTES`] is
+/// refused (413).
+async fn take_tab_field(req: Request) -> Result<(Option<String>, Request), Response> {
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
+        return Err(api_error(AppError::BadRequest { message: "the form is too large".to_owned() }));
+    };
+    let mut field = None;
+    let mut rest = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in form_urlencoded::parse(&bytes) {
+        if name == "tab" {
+            field = Some(value.into_owned()).filter(|token| !token.is_empty());
+        } else {
+            rest.append_pair(&name, &value);
+        }
+    }
+    let body = if field.is_some() { axum::body::Body::from(rest.finish()) } else { axum::body::Body::from(bytes) };
+    Ok((field, Request::from_parts(parts, body)))
 }
 
 fn unavailable(err: &dyn std::fmt::Display, is_page: bool) -> Response {
@@ -427,8 +524,23 @@ fn unavailable(err: &dyn std::fmt::Display, is_page: bool) -> Response {
 /// Renders a signed-in page for `found`'s session, handing its tab a fresh tab token and the page
 /// what the guard read with the session. The page is `no-store` (set by the caller) and sends no
 /// `Referer` (its URL may still hold a handoff code until the script has removed it).
+///
+/// A server-function error in the page's query that the server did not sign for this session
+/// (a crafted link) is not shown: the answer is `303` to the same page without it.
 async fn render_page(state: &AppState, mut req: Request, next: Next, found: Found) -> Response {
     let Found { current, own } = found;
+    if let Some(query) = req.uri().query() {
+        let errors = super::form_error::FormErrors::new(state.config.session_secret.expose());
+        if let Some(kept) = errors.unsigned_error_removed(query, &current.row_id) {
+            tracing::warn!("a page's query held an error the server did not sign: removed");
+            let path = normalized(req.uri().path());
+            let location = if kept.is_empty() { path.to_owned() } else { format!("{path}?{kept}") };
+            return match HeaderValue::from_str(&location) {
+                Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
+                Err(_) => StatusCode::BAD_REQUEST.into_response(),
+            };
+        }
+    }
     req.extensions_mut().insert(mint_tab_token(state, &current));
     req.extensions_mut().insert(current);
     if let Some(own) = own {
@@ -528,7 +640,7 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
         Ok(Some(current))
             if current.auth.tenant_id == query.tenant_id && current.auth.was_verified_with(&query.account) =>
         {
-            return fast_path(state, session, current, query.theme).await;
+            return fast_path(state, current, query.theme).await;
         }
         Ok(existing) => existing,
         Err(err) => {
@@ -586,6 +698,7 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
         expires_at: now + ttl,
         install_generation: client.install_generation,
         account_token_hash: Some(hash_token(&query.account)),
+        tab_generation: 0,
     };
     // This browser's previous session of the same tenant ends; another tenant's stays (its tab
     // still holds a tab token for it).
@@ -594,16 +707,14 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
 }
 
 /// Reopened with the token this session was verified with: a new handoff code for the same
-/// session, and the theme updated if it changed.
-async fn fast_path(state: &AppState, session: &Session, current: CurrentSession, theme: Option<Theme>) -> Response {
-    let mut auth = current.auth;
-    if let Some(theme) = theme.filter(|t| *t != auth.theme) {
-        Arc::make_mut(&mut auth).theme = theme;
-        // The save re-issues the cookie: keep its Max-Age the remaining lifetime.
-        session.set_expiry(Some(Expiry::AtDateTime(to_offset(auth.expires_at))));
-        if let Err(err) = session.insert(AUTH_KEY, &auth).await {
-            tracing::error!(error = %err, "could not update the session theme");
-        }
+/// session, and the theme updated if it changed. Both are `UPDATE … WHERE id` of the row the
+/// lookup found: if a logout, a revocation or the cleanup deleted it meanwhile, nothing is
+/// written and the merchant is told to open Libero again — a reopening never brings it back.
+async fn fast_path(state: &AppState, current: CurrentSession, theme: Option<Theme>) -> Response {
+    if let Some(theme) = theme.filter(|t| *t != current.auth.theme)
+        && let Err(err) = state.sessions.store().set_theme(&current.row_id, theme).await
+    {
+        tracing::error!(error = %err, "could not update the session theme");
     }
     let (code, handoff) = Handoff::issue(now());
     match state.sessions.store().set_handoff(&current.row_id, &handoff).await {
@@ -691,34 +802,32 @@ async fn start_session(state: &AppState, auth: AuthSession, replaced: Option<&st
     response
 }
 
-/// `POST /logout`: the plain form POST of *Sign out* (before or without hydration), 303 → `/`.
-/// The form carries the page's tab token in the field `tab`: then that tab's session is the one
-/// deleted, and the cookie is cleared only when it names that same session (it may be another
-/// winery's tab's). Without the field (an older page) the cookie's session ends, as before.
+/// `POST /logout`: the plain form POST of *Sign out* (before or without hydration, and the
+/// hydrated page's fall-back when `/api/logout` answered 401), 303 → `/`. Sign-out is never
+/// refused and never reports what it did not do:
+///
+/// - the form carries the page's tab token in the field `tab`; a correctly signed token names
+///   the session to end even past its 15 minutes (a page without WebAssembly is older than that
+///   as a rule). That session is deleted, and the cookie is cleared too when it names the same
+///   session (it may be another winery's tab's);
+/// - without the field, or with one that does not verify (junk, another secret), the session
+///   the cookie names ends, and the cookie is cleared.
 pub async fn logout(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
     body: axum::body::Bytes,
 ) -> Response {
-    let tab = std::str::from_utf8(&body)
-        .ok()
-        .and_then(|form| form.split('&').find_map(|pair| pair.strip_prefix("tab=")))
-        .filter(|token| !token.is_empty());
+    let named = form_urlencoded::parse(&body)
+        .find(|(name, _)| name == "tab")
+        .and_then(|(_, token)| state.tab_tokens.verify_signed(&token).ok());
     let cookie_row = session.id().map(|id| hash_token(&id.to_string()));
-    let ended = match tab {
-        Some(token) => match state.tab_tokens.verify(token, now()) {
-            Ok(claims) => {
-                let deleted = state.sessions.store().delete_key(&claims.row_id).await;
-                match deleted {
-                    Ok(()) if cookie_row.as_deref() == Some(claims.row_id.as_str()) => session.flush().await,
-                    Ok(()) => Ok(()),
-                    Err(err) => Err(tower_sessions::session::Error::Store(
-                        tower_sessions::session_store::Error::Backend(err.to_string()),
-                    )),
-                }
-            }
-            // An expired or foreign token: nothing of this tab to end; the cookie is left alone.
-            Err(_) => Ok(()),
+    let ended = match named {
+        Some(claims) => match state.sessions.store().delete_key(&claims.row_id).await {
+            Ok(()) if cookie_row.as_deref() == Some(claims.row_id.as_str()) => session.flush().await,
+            Ok(()) => Ok(()),
+            Err(err) => Err(tower_sessions::session::Error::Store(tower_sessions::session_store::Error::Backend(
+                err.to_string(),
+            ))),
         },
         None => session.flush().await,
     };

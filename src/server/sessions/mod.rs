@@ -5,6 +5,7 @@
 
 pub mod cleanup;
 pub mod cookie;
+pub mod form_error;
 pub mod guard;
 pub mod manage;
 pub mod stats;
@@ -89,6 +90,9 @@ pub struct AuthSession {
     /// sessions from before it was recorded. Only that token takes the sign-in fast path.
     #[serde(default)]
     pub account_token_hash: Option<String>,
+    /// `app_sessions.tab_generation`: only tab tokens minted at this generation are accepted.
+    #[serde(default)]
+    pub tab_generation: i64,
 }
 
 impl AuthSession {
@@ -157,6 +161,7 @@ mod tests {
             expires_at: at,
             install_generation: 1,
             account_token_hash: account.map(hash_token),
+            tab_generation: 0,
         }
     }
 

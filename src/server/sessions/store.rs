@@ -145,7 +145,7 @@ macro_rules! select_session {
             ", s.user_id, s.user_name, s.user_email, s.theme, s.ip_address, s.user_agent, ",
             $data,
             ", s.last_activity_at, s.expires_at, s.created_at, s.install_generation, s.account_token_hash,
-             s.tenant_id",
+             s.tenant_id, s.tab_generation",
             $more_columns,
             " FROM app_sessions s ",
             $joins,
@@ -196,6 +196,7 @@ fn sqlite_session_row(conn: &rusqlite::Connection, key: &str) -> rusqlite::Resul
                 install_generation: row.get(11)?,
                 account_token_hash: row.get(12)?,
                 tenant_id: row.get(13)?,
+                tab_generation: row.get(14)?,
             })
         })
         .optional()
@@ -267,6 +268,7 @@ struct SessionRow {
     created_at: DateTime<Utc>,
     install_generation: i64,
     account_token_hash: Option<String>,
+    tab_generation: i64,
 }
 
 /// A row of [`POSTGRES_SELECT_SESSION_WITH_OWN`].
@@ -468,6 +470,7 @@ impl AppSessionStore {
             expires_at: row.expires_at,
             install_generation: row.install_generation,
             account_token_hash: row.account_token_hash,
+            tab_generation: row.tab_generation,
         };
         Ok(Ok((auth, row.data)))
     }
@@ -503,6 +506,51 @@ impl AppSessionStore {
         }
         metrics::session_touched();
         Ok(Some(now))
+    }
+
+    /// Sets the admin theme of the row `key`; `false` when the row is gone (it stays gone).
+    pub async fn set_theme(&self, key: &str, theme: Theme) -> Result<bool, sqlx::Error> {
+        let now = now();
+        let updated = match &self.db {
+            Db::Sqlite(pool) => sqlx::query("UPDATE app_sessions SET theme = ?1, updated_at = ?2 WHERE id = ?3")
+                .bind(theme.as_str())
+                .bind(now)
+                .bind(key)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Db::Postgres(pool) => sqlx::query("UPDATE app_sessions SET theme = $1, updated_at = $2 WHERE id = $3")
+                .bind(theme.as_str())
+                .bind(now)
+                .bind(key)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        };
+        Ok(updated == 1)
+    }
+
+    /// Moves the row's tab-token generation on: every tab token minted before is refused from
+    /// now on. The new generation, or `None` when the row is gone.
+    pub async fn next_tab_generation(&self, key: &str) -> Result<Option<i64>, sqlx::Error> {
+        match &self.db {
+            Db::Sqlite(pool) => {
+                sqlx::query_scalar(
+                    "UPDATE app_sessions SET tab_generation = tab_generation + 1 WHERE id = ?1 RETURNING tab_generation",
+                )
+                .bind(key)
+                .fetch_optional(pool)
+                .await
+            }
+            Db::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "UPDATE app_sessions SET tab_generation = tab_generation + 1 WHERE id = $1 RETURNING tab_generation",
+                )
+                .bind(key)
+                .fetch_optional(pool)
+                .await
+            }
+        }
     }
 
     /// Deletes the row `key` (nothing when it is already gone).
@@ -681,17 +729,12 @@ impl AppSessionStore {
 
 #[async_trait]
 impl SessionStore for AppSessionStore {
-    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        let (auth, data) = Self::split(record)?;
-        // `ON CONFLICT DO NOTHING` + a fresh id: a collision can never overwrite another session.
-        loop {
-            let key = hash_token(&record.id.to_string());
-            if self.insert(&key, &auth, &data, None).await.map_err(db_error)? {
-                metrics::session_created();
-                return Ok(());
-            }
-            record.id = Id::default();
-        }
+    /// Refused: only the sign-in creates signed-in rows ([`AppSessionStore::create_signed_in`]).
+    /// tower-sessions calls `create` when a handler changes a session whose row it could not
+    /// load — for example one a logout deleted while the request was in flight; inserting it
+    /// would revive the deleted session under a new cookie.
+    async fn create(&self, _record: &mut Record) -> session_store::Result<()> {
+        Err(backend("app sessions are created only by a sign-in"))
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
@@ -779,6 +822,7 @@ mod tests {
             expires_at: now + chrono::TimeDelta::hours(8),
             install_generation: 1,
             account_token_hash: user_name.map(|_| hash_token("account-token")),
+            tab_generation: 0,
         }
     }
 
