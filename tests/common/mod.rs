@@ -502,6 +502,51 @@ pub async fn no_session_page(response: reqwest::Response, reason: &str) -> Strin
     html
 }
 
+/// The tab token in a signed-in page's `<meta name="libero-tab" content="…">`.
+pub fn tab_token(html: &str) -> Option<String> {
+    let start = html.find(r#"<meta name="libero-tab" content=""#)? + r#"<meta name="libero-tab" content=""#.len();
+    Some(html[start..].split('"').next()?.to_owned())
+}
+
+/// Signs `tenant` in with a cookie-less client, opens the page with the handoff code, and
+/// returns the page's tab token: exactly what a browser that keeps no cookie does.
+pub async fn tab_of(app: &TestApp, tenant: &str, account: &str) -> String {
+    let client = TestApp::bare_client();
+    let sign_in = client
+        .get(app.url(&format!("/app?tenantId={tenant}&account={account}")))
+        .header("sec-fetch-dest", "iframe")
+        .send()
+        .await
+        .unwrap();
+    let code = handoff_code(&sign_in);
+    let page = client.get(app.url(&format!("/app?handoff={code}"))).send().await.unwrap();
+    assert_eq!(page.status(), reqwest::StatusCode::OK, "the handoff opens the dashboard without a cookie");
+    tab_token(&page.text().await.unwrap()).expect("the page hands its tab a token")
+}
+
+/// Signs `tenant` in with the app's cookie-keeping client (one browser), opens the page the
+/// sign-in redirects to, and returns that page's HTML and tab token.
+pub async fn browser_tab(app: &TestApp, tenant: &str, account: &str) -> (String, String) {
+    let sign_in = app.sign_in(tenant, account).await;
+    let page = app.follow(&sign_in).await;
+    assert_eq!(page.status(), reqwest::StatusCode::OK, "the sign-in opens the dashboard");
+    let html = page.text().await.unwrap();
+    let token = tab_token(&html).expect("the page hands its tab a token");
+    (html, token)
+}
+
+/// `POST /api/<endpoint>` with a tab token and nothing else (no cookie, no Origin).
+pub async fn call_with_bearer(app: &TestApp, endpoint: &str, token: &str) -> reqwest::Response {
+    TestApp::bare_client()
+        .post(app.url(&format!("/api/{endpoint}")))
+        .header(reqwest::header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body("")
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Whether a response removes the session cookie (`Set-Cookie` of an empty value, `Max-Age=0`).
 pub fn clears_the_cookie(response: &reqwest::Response) -> bool {
     response

@@ -985,6 +985,23 @@ mod tests {
         assert_eq!(store.direct_counts(), Some(DirectCounts { served: 1, handed_over: 1 }));
     }
 
+    #[tokio::test]
+    async fn the_store_never_creates_a_signed_in_row_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, client_id) = sqlite_store(&dir).await;
+        let Db::Sqlite(pool) = &store.db else { unreachable!() };
+        let count = || async { sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM app_sessions").fetch_one(pool).await };
+        // What tower-sessions hands `create` when a handler changes a session whose row is gone.
+        let auth = signed_in(client_id, Some("Ana"));
+        let data = HashMap::from([(AUTH_KEY.to_owned(), serde_json::to_value(&auth).unwrap())]);
+        let mut record = Record { id: Id::default(), data, expiry_date: to_offset(auth.expires_at) };
+        assert!(SessionStore::create(&store, &mut record).await.is_err(), "refused");
+        assert_eq!(count().await.unwrap(), 0, "nothing written");
+        // Control: the sign-in's own path creates the row.
+        sign_in(&store, client_id, Some("Ana")).await;
+        assert_eq!(count().await.unwrap(), 1);
+    }
+
     fn at(minutes: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000, 0).unwrap() + chrono::TimeDelta::minutes(minutes)
     }

@@ -1,0 +1,341 @@
+//! The second security pass (issue 26), over real HTTP on SQLite and PostgreSQL: sign-out always
+//! signs out, nothing revives a deleted session, forms follow the tab and not the cookie, a copy
+//! of a tab token can be cut off, and only errors the server signed are shown.
+
+mod common;
+
+use chrono::{TimeDelta, Utc};
+use common::{
+    OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, TENANT, TEST_SECRET, TestApp, TestDb, browser_tab, call_with_bearer,
+    clears_the_cookie, handoff_code, tab_of, tab_token,
+};
+use libero::server::{db::Db, sessions::tab::TabTokens};
+use reqwest::{StatusCode, header};
+use serde_json::Value;
+
+/// What a browser sends for a form it posts itself: a same-origin navigation asking for HTML.
+const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+}
+
+/// The same tab token, signed correctly but past its expiry (a page older than 15 minutes).
+fn expired_copy(token: &str) -> String {
+    let tokens = TabTokens::new(TEST_SECRET);
+    let claims = tokens.verify_signed(token).expect("a token of ours");
+    tokens.mint(&claims.tenant_id, &claims.row_id, claims.generation, Utc::now() - TimeDelta::minutes(20))
+}
+
+async fn row_count(app: &TestApp) -> i64 {
+    match &app.db {
+        Db::Sqlite(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM app_sessions").fetch_one(pool).await.unwrap(),
+        Db::Postgres(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM app_sessions").fetch_one(pool).await.unwrap(),
+    }
+}
+
+/// A plain `POST /logout` from the app's page with the form body `body`.
+async fn sign_out_form(app: &TestApp, body: String) -> reqwest::Response {
+    app.post_same_origin("/logout")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, HTML)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A server-function form posted by the browser itself, with the page's `tab` field.
+fn plain_form(app: &TestApp, endpoint: &str, fields: &[(&str, &str)]) -> reqwest::RequestBuilder {
+    app.post_same_origin(&format!("/api/{endpoint}")).header(header::ACCEPT, HTML).form(fields)
+}
+
+// --- 1. Sign-out always signs out --------------------------------------------------------------
+
+on_both_databases!(a_sign_out_form_with_a_junk_tab_field_ends_the_cookies_session, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    browser_tab(&app, TENANT, OWNER_TOKEN).await;
+    let cookie_call = || app.post_same_origin("/api/session_info").send();
+    assert_eq!(cookie_call().await.unwrap().status(), StatusCode::OK, "control: signed in by the cookie");
+
+    let junk = sign_out_form(&app, "tab=v2.demo-winery.AAAA.0.1.AAAA".to_owned()).await;
+    assert_eq!(junk.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&junk), "/");
+    assert!(clears_the_cookie(&junk), "the cookie's session ended, and the cookie with it");
+    assert_eq!(cookie_call().await.unwrap().status(), StatusCode::UNAUTHORIZED, "the old cookie opens nothing");
+    assert_eq!(row_count(&app).await, 0);
+    app.stop().await;
+});
+
+on_both_databases!(a_sign_out_form_with_an_expired_tab_token_ends_its_own_session, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    app.install(OTHER_TENANT).await;
+    // Tab one is demo-winery's; then the browser's one cookie becomes second-cellar's (tab two).
+    let (_, tab_one) = browser_tab(&app, TENANT, OWNER_TOKEN).await;
+    let (_, tab_two) = browser_tab(&app, OTHER_TENANT, OTHER_TOKEN).await;
+    let expired = expired_copy(&tab_one);
+    assert_eq!(
+        call_with_bearer(&app, "session_info", &expired).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "control: past its expiry the token authorises nothing"
+    );
+    assert_eq!(call_with_bearer(&app, "session_info", &tab_one).await.status(), StatusCode::OK, "control: alive");
+
+    let signed_out = sign_out_form(&app, format!("tab={expired}")).await;
+    assert_eq!(signed_out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(call_with_bearer(&app, "session_info", &tab_one).await.status(), StatusCode::UNAUTHORIZED, "ended");
+    assert!(!clears_the_cookie(&signed_out), "the cookie is the other winery's tab's: kept");
+    assert_eq!(call_with_bearer(&app, "session_info", &tab_two).await.status(), StatusCode::OK, "tab two works on");
+    app.stop().await;
+});
+
+on_both_databases!(the_hydrated_sign_out_ends_the_session_of_an_expired_tab_token, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    let token = tab_of(&app, TENANT, OWNER_TOKEN).await;
+    let expired = expired_copy(&token);
+    assert_eq!(
+        call_with_bearer(&app, "renew_tab_token", &expired).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "control: an expired token cannot renew itself"
+    );
+    assert_eq!(call_with_bearer(&app, "logout", &expired).await.status(), StatusCode::OK);
+    assert_eq!(call_with_bearer(&app, "session_info", &token).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(row_count(&app).await, 0);
+    // A forged token ends nothing: 401, and the page falls through to the plain form.
+    let other = tab_of(&app, TENANT, OWNER_TOKEN).await;
+    let forged = TabTokens::new("another-secret-another-secret-0000000").mint(
+        TENANT,
+        &TabTokens::new(TEST_SECRET).verify_signed(&other).unwrap().row_id,
+        0,
+        Utc::now() + TimeDelta::minutes(5),
+    );
+    assert_eq!(call_with_bearer(&app, "logout", &forged).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(call_with_bearer(&app, "session_info", &other).await.status(), StatusCode::OK);
+    app.stop().await;
+});
+
+// --- 3. Nothing revives a deleted session ------------------------------------------------------
+
+on_both_databases!(theme_flipping_reopens_beside_a_logout_never_revive_the_session, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    let cookie = {
+        let sign_in = app.sign_in(TENANT, OWNER_TOKEN).await;
+        handoff_code(&sign_in);
+        app.session_cookie().expect("signed in")
+    };
+    // A reopening takes the fast path (no Commerce7 call); anything else would need Commerce7,
+    // which from now on is down: a cookie set from here on can only be a revived session.
+    let reopen = |theme: &'static str| {
+        TestApp::bare_client()
+            .get(app.url(&format!("/app?tenantId={TENANT}&account={OWNER_TOKEN}&adminUITheme={theme}")))
+            .header(header::COOKIE, &cookie)
+            .header("sec-fetch-dest", "iframe")
+            .send()
+    };
+    let control = reopen("dark").await.unwrap();
+    assert_eq!(control.status(), StatusCode::SEE_OTHER, "control: the fast path answers");
+    app.c7.set_failure(Some(503));
+
+    for round in 0..5 {
+        let mut reopens = Vec::new();
+        for i in 0..12 {
+            reopens.push(tokio::spawn(reopen(if (i + round) % 2 == 0 { "light" } else { "dark" })));
+        }
+        if round == 2 {
+            let logout = TestApp::bare_client()
+                .post(app.url("/api/logout"))
+                .header(header::COOKIE, &cookie)
+                .header("sec-fetch-site", "same-origin")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(logout.status(), StatusCode::OK);
+        }
+        for reopen in reopens {
+            let response = reopen.await.unwrap().unwrap();
+            let revived = response
+                .headers()
+                .get_all(header::SET_COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|c| c.starts_with("__libero_session=") && !c.starts_with("__libero_session=;"));
+            assert!(!revived, "round {round}: a reopening set a session cookie ({})", response.status());
+        }
+    }
+    assert_eq!(row_count(&app).await, 0, "the logout stands");
+    app.stop().await;
+});
+
+on_both_databases!(a_theme_change_on_reopening_is_stored_on_the_session, |kind: TestDb| async move {
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    assert_eq!(app.only_session().await.theme, "light", "control");
+    let reopened = app.get(&format!("/app?tenantId={TENANT}&account={OWNER_TOKEN}&adminUITheme=dark")).await;
+    handoff_code(&reopened);
+    assert!(reopened.headers().get(header::SET_COOKIE).is_none(), "the same session: no new cookie");
+    assert_eq!(app.only_session().await.theme, "dark");
+    app.stop().await;
+});
+
+// --- 4. Forms follow the tab, not the cookie ---------------------------------------------------
+
+on_both_databases!(a_plain_form_acts_on_the_tabs_winery_not_on_the_cookies, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    app.install(OTHER_TENANT).await;
+    // Each winery's user is signed in somewhere else too.
+    let elsewhere_one = tab_of(&app, TENANT, OWNER_TOKEN).await;
+    let elsewhere_two = tab_of(&app, OTHER_TENANT, OTHER_TOKEN).await;
+    // This browser: tab one demo-winery, then tab two second-cellar (the cookie is now its).
+    let (_, tab_one) = browser_tab(&app, TENANT, OWNER_TOKEN).await;
+    browser_tab(&app, OTHER_TENANT, OTHER_TOKEN).await;
+
+    let answer = plain_form(&app, "sign_out_other_sessions", &[("tab", &tab_one)]).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER, "a page's form gets a redirect, not JSON");
+    assert!(location(&answer).starts_with("/app?handoff="), "{}", location(&answer));
+    assert_eq!(
+        call_with_bearer(&app, "session_info", &elsewhere_one).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "the tab's winery: its user's other session ended"
+    );
+    assert_eq!(
+        call_with_bearer(&app, "session_info", &elsewhere_two).await.status(),
+        StatusCode::OK,
+        "the cookie's winery: untouched"
+    );
+    app.stop().await;
+});
+
+on_both_databases!(a_plain_form_with_an_expired_tab_field_saves_for_its_session, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    let token = tab_of(&app, TENANT, OWNER_TOKEN).await;
+    let loaded: Value = call_with_bearer(&app, "get_settings", &token).await.json().await.unwrap();
+    let version = loaded["version"].as_str().unwrap().to_owned();
+    let expired = expired_copy(&token);
+    let fields = [
+        ("tab", expired.as_str()),
+        ("version", version.as_str()),
+        ("settings[org_name]", "Saved Without Script"),
+        ("settings[contact_name]", "Dana Owner"),
+        ("settings[contact_email]", "dana@demo-winery.example"),
+    ];
+    // No cookie at all (a browser that keeps none): the field alone decides.
+    let saved = TestApp::bare_client()
+        .post(app.url("/api/save_settings"))
+        .header("sec-fetch-site", "same-origin")
+        .header(header::ACCEPT, HTML)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    let back = location(&saved);
+    assert!(back.starts_with("/settings?handoff="), "back on the page, openable without a cookie: {back}");
+    let page = TestApp::bare_client().get(app.url(&back)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains(r#"value="Saved Without Script""#));
+    app.stop().await;
+});
+
+on_both_databases!(a_plain_form_whose_tab_field_names_no_session_gets_a_page, |kind: TestDb| async move {
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    let junk = plain_form(&app, "sign_out_other_sessions", &[("tab", "junk")]).send().await.unwrap();
+    assert_eq!(junk.status(), StatusCode::UNAUTHORIZED);
+    let html = common::no_session_page(junk, "ended").await;
+    assert!(html.contains("<html"), "a page, not JSON");
+    // Never the cookie's session instead: it is untouched and still works.
+    assert_eq!(app.post_same_origin("/api/session_info").send().await.unwrap().status(), StatusCode::OK);
+    // Control: the app's own call (JSON) gets JSON.
+    let json = app
+        .post_same_origin("/api/session_info")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body("tab=junk")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json.json::<Value>().await.unwrap()["error"], "unauthorized");
+    app.stop().await;
+});
+
+// --- 5. A copy of a tab token can be cut off ---------------------------------------------------
+
+on_both_databases!(signing_out_other_sessions_ends_every_other_tab_token_of_this_session, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    let mine = tab_of(&app, TENANT, OWNER_TOKEN).await;
+    // A copy: someone saw the token once and renewed it from another client.
+    let renewed: Value = call_with_bearer(&app, "renew_tab_token", &mine).await.json().await.unwrap();
+    let copy = renewed["token"].as_str().unwrap().to_owned();
+    assert_eq!(call_with_bearer(&app, "session_info", &copy).await.status(), StatusCode::OK, "control: the copy works");
+
+    let answer = call_with_bearer(&app, "sign_out_other_sessions", &mine).await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let done: Value = answer.json().await.unwrap();
+    let fresh = done["tab"]["token"].as_str().expect("a fresh token for the tab asking").to_owned();
+    assert_eq!(call_with_bearer(&app, "session_info", &copy).await.status(), StatusCode::UNAUTHORIZED, "the copy");
+    assert_eq!(call_with_bearer(&app, "resume_tab", &copy).await.status(), StatusCode::UNAUTHORIZED, "cannot resume");
+    assert_eq!(call_with_bearer(&app, "session_info", &mine).await.status(), StatusCode::UNAUTHORIZED, "old token");
+    assert_eq!(call_with_bearer(&app, "session_info", &fresh).await.status(), StatusCode::OK, "the tab works on");
+    assert_eq!(row_count(&app).await, 1, "the session itself goes on");
+    app.stop().await;
+});
+
+// --- 6. Only errors the server signed are shown ------------------------------------------------
+
+on_both_databases!(an_error_in_a_crafted_link_is_not_shown, |kind: TestDb| async move {
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    // {"error":"validation","fields":{"org_name":"Call support now"}}, as leptos encodes it.
+    let crafted = "/settings?__path=%2Fapi%2Fsave_settings&__err=eyJlcnJvciI6InZhbGlkYXRpb24iLCJmaWVsZHMiOnsib3JnX25hbWUiOiJDYWxsIHN1cHBvcnQgbm93In19";
+    let response = app.get(crafted).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/settings", "the page without the crafted error");
+    let page = app.follow(&response).await.text().await.unwrap();
+    assert!(!page.contains("Call support now"));
+
+    // Control: an error the server produced for this session is shown.
+    let page_html = app.get("/settings").await.text().await.unwrap();
+    let token = tab_token(&page_html).unwrap();
+    let version = {
+        let rest = &page_html[page_html.find(r#"name="version""#).unwrap()..];
+        let value = &rest[rest.find(r#"value=""#).unwrap() + 7..];
+        value[..value.find('"').unwrap()].to_owned()
+    };
+    let fields = [
+        ("tab", token.as_str()),
+        ("version", version.as_str()),
+        ("settings[org_name]", " "),
+        ("settings[contact_name]", "Dana Owner"),
+        ("settings[contact_email]", "dana@demo-winery.example"),
+    ];
+    let refused = plain_form(&app, "save_settings", &fields).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::SEE_OTHER);
+    let back = location(&refused);
+    assert!(back.contains("__err=") && back.contains("__sig="), "{back}");
+    let shown = app.get(&back).await;
+    assert_eq!(shown.status(), StatusCode::OK);
+    let shown = shown.text().await.unwrap();
+    assert!(shown.contains("Please correct the highlighted fields."), "{shown}");
+
+    // The same signed error in another session's page is not shown.
+    let other = TestApp::bare_client();
+    let sign_in = other
+        .get(app.url(&format!("/app?tenantId={TENANT}&account={OWNER_TOKEN}")))
+        .header("sec-fetch-dest", "iframe")
+        .send()
+        .await
+        .unwrap();
+    let code = handoff_code(&sign_in);
+    let (_, error_query) = back.split_once('?').unwrap();
+    let error_query: String =
+        error_query.split('&').filter(|pair| !pair.starts_with("handoff=")).collect::<Vec<_>>().join("&");
+    let elsewhere =
+        other.get(app.url(&format!("/settings?handoff={code}&{error_query}"))).send().await.unwrap();
+    assert_eq!(elsewhere.status(), StatusCode::SEE_OTHER, "signed for another session: removed");
+    assert_eq!(location(&elsewhere), "/settings");
+    app.stop().await;
+});
