@@ -199,7 +199,7 @@ fn insecure_cookies_with_a_cross_site_frame_ancestor_fail() {
     let (dir, url) = migrated_sqlite();
     let commerce7 = commerce7_stand_in();
     let env = with(healthy_env(&url, &commerce7), "COOKIE_SECURE", Some("false"));
-    let env = with(env, "FRAME_ANCESTORS", Some("https://*.commerce7.com"));
+    let env = with(env, "FRAME_ANCESTORS", Some("https://*.platform.commerce7.com"));
     let report = doctor(dir.path(), &env);
     assert!(!report.success, "{}", report.all);
     assert_eq!(report.status("cookies/framing"), "FAIL", "{}", report.all);

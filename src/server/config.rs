@@ -10,8 +10,10 @@ use std::{fmt, time::Duration};
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://libero.db";
 /// Commerce7's public API.
 pub const DEFAULT_COMMERCE7_API_URL: &str = "https://api.commerce7.com/v1";
-/// Who may frame the app besides itself.
-pub const DEFAULT_FRAME_ANCESTORS: &str = "https://*.commerce7.com";
+/// Who may frame the app besides itself: Commerce7's platform (the admin is
+/// `{tenant}.admin.platform.commerce7.com`; POS and reservations are platform apps too), not every
+/// commerce7.com host — the partitioned cookie is keyed to the top-level site, all of commerce7.com.
+pub const DEFAULT_FRAME_ANCESTORS: &str = "https://*.platform.commerce7.com";
 /// Minimum length of `SESSION_SECRET`.
 pub const MIN_SECRET_LEN: usize = 32;
 /// The callback password `.env.example` ships with: fine on a laptop, refused in production.
@@ -555,6 +557,20 @@ mod tests {
         assert!(c.metrics_token.is_none());
         assert_eq!(c.rate_limit_sign_in, Some(RateLimit { count: 30, per: Duration::from_secs(60) }));
         assert_eq!(c.rate_limit_callbacks, Some(RateLimit { count: 60, per: Duration::from_secs(60) }));
+    #[test]
+    fn frame_ancestors_default_to_commerce7s_platform_not_every_commerce7_host() {
+        let c = config(&[("SESSION_SECRET", SECRET)]).unwrap();
+        assert_eq!(c.frame_ancestors, ["https://*.platform.commerce7.com"]);
+        // The documented default is the same (README settings table, .env.example).
+        let readme = include_str!("../../README.md");
+        assert!(readme.contains("| `FRAME_ANCESTORS` | `https://*.platform.commerce7.com` |"));
+        let example = include_str!("../../.env.example");
+        assert!(example.contains("FRAME_ANCESTORS=\"https://*.platform.commerce7.com "), "{example}");
+        // Positive control: an explicit list still replaces it.
+        let c = config(&[("SESSION_SECRET", SECRET), ("FRAME_ANCESTORS", "https://*.commerce7.com 'self'")]).unwrap();
+        assert_eq!(c.frame_ancestors, ["https://*.commerce7.com", "'self'"]);
+    }
+
         assert_eq!(c.trusted_proxy_hops, 0);
         let c = config(&[("SESSION_SECRET", SECRET), ("SESSION_CLEANUP_INTERVAL", "0")]).unwrap();
         assert_eq!(c.session_cleanup_interval, None);
