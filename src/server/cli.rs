@@ -176,11 +176,51 @@ async fn list(db: &Db, tenant: &str, json: bool) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot list sessions: {e}"))?;
     if json {
+        // serde_json escapes every control character itself.
         println!("{}", serde_json::to_string_pretty(&sessions).expect("sessions serialise"));
     } else {
-        print!("{}", sessions.to_text());
+        print!("{}", for_terminal(sessions).to_text());
     }
     Ok(())
+}
+
+/// The sessions with every text field made safe to print on an operator's terminal: names,
+/// emails and user ids come from Commerce7 (and the browser label from a user agent), so an
+/// escape sequence in them could rewrite the screen, and a line break could forge a row.
+fn for_terminal(mut sessions: manage::TenantSessions) -> manage::TenantSessions {
+    sessions.tenant_id = escape_controls(&sessions.tenant_id);
+    for s in &mut sessions.sessions {
+        s.user_id = escape_controls(&s.user_id);
+        s.browser = escape_controls(&s.browser);
+        for field in [&mut s.user_name, &mut s.user_email, &mut s.ip_address] {
+            if let Some(value) = field {
+                *value = escape_controls(value);
+            }
+        }
+    }
+    sessions
+}
+
+/// `value` with each control character (`char::is_control`: C0 including ESC, CR, LF and tab,
+/// DEL, C1) and each bidirectional override or isolate (U+202A–U+202E, U+2066–U+2069, which
+/// reorder what follows on screen) written as a Rust escape (`\u{1b}`, `\n`, `\t`, `\u{202e}`);
+/// everything else, non-ASCII letters included, is kept.
+pub fn escape_controls(value: &str) -> String {
+    let is_bidi = |c: char| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !value.chars().any(|c| c.is_control() || is_bidi(c)) {
+        return value.to_owned();
+    }
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else if is_bidi(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 async fn known_tenant(db: &Db, tenant: &str) -> Result<uuid::Uuid, String> {
@@ -235,6 +275,52 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn listed(user_id: &str, name: &str, email: &str) -> manage::TenantSessions {
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        manage::TenantSessions {
+            tenant_id: "demo-winery".into(),
+            sessions: vec![manage::ListedSession {
+                user_id: user_id.into(),
+                user_name: Some(name.into()),
+                user_email: Some(email.into()),
+                ip_address: Some("203.0.113.7".into()),
+                browser: "Chrome on Windows".into(),
+                created_at: at,
+                last_activity_at: at,
+                expires_at: at,
+            }],
+        }
+    }
+
+    #[test]
+    fn sessions_list_escapes_control_characters_from_commerce7() {
+        // An ESC sequence that would clear the screen, a line break that would forge a row, a
+        // carriage return that would overwrite one, a tab and a right-to-left override.
+        let name = "Dana\u{1b}[2J\u{1b}[31mOwner";
+        let email = "dana@example.com\nfake-user  Mallory  root@example.com\r";
+        let text = for_terminal(listed("user-1\tx", name, email)).to_text();
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "no control character but line ends: {text:?}");
+        assert_eq!(text.lines().count(), 3, "title, header, one row: {text}");
+        assert!(text.contains(r"Dana\u{1b}[2J\u{1b}[31mOwner"), "{text}");
+        assert!(text.contains(r"dana@example.com\nfake-user  Mallory  root@example.com\r"), "{text}");
+        assert!(text.contains(r"user-1\tx"), "{text}");
+        assert_eq!(escape_controls("evil\u{202e}gpj.exe\u{7f}\u{9b}"), r"evil\u{202e}gpj.exe\u{7f}\u{9b}");
+        // The control: without for_terminal the row really would carry them.
+        let raw = listed("user-1", name, email).to_text();
+        assert!(raw.contains('\u{1b}') && raw.lines().count() == 4, "{raw:?}");
+    }
+
+    #[test]
+    fn sessions_list_keeps_plain_and_accented_names_as_they_are() {
+        let plain = listed("user-1", "Dana Owner", "dana@example.com");
+        assert_eq!(for_terminal(plain.clone()), plain);
+        for value in ["Zoë Ørsted-Łukasz", "渡辺 ワイン", "o'brien+c7@example.com", "Mozilla/5.0 (X11; Linux)"] {
+            assert_eq!(escape_controls(value), value);
+        }
+        let text = for_terminal(plain).to_text();
+        assert!(text.contains("Dana Owner") && text.contains("dana@example.com"), "{text}");
+    }
 
     #[test]
     fn secrets_are_64_hex_characters_and_differ() {
