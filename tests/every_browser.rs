@@ -322,7 +322,7 @@ on_both_databases!(a_handoff_code_opens_only_its_own_session, |kind: TestDb| asy
     for (code, tenant) in [(code_b, OTHER_TENANT), (code_a, TENANT)] {
         let page = client.get(app.url(&format!("/app?handoff={code}"))).send().await.unwrap().text().await.unwrap();
         let token = tab_token(&page).unwrap();
-        assert!(token.starts_with(&format!("v1.{tenant}.")), "{token}");
+        assert!(token.starts_with(&format!("v2.{tenant}.")), "{token}");
         assert_eq!(tenant_of_session_info(call_with_bearer(&app, "session_info", &token).await).await, tenant);
     }
     app.stop().await;
