@@ -543,7 +543,7 @@ async fn the_cleanup_function_is_executable_only_by_its_owner_and_roles_granted_
             .fetch_all(pool)
             .await
             .unwrap();
-    assert_eq!(config, ["search_path=public, pg_temp"], "its search_path is pinned");
+    assert_eq!(config, ["search_path=pg_catalog, pg_temp"], "its search_path is pinned to the catalog (migration 008)");
 
     // Roles are global to the server: a unique name, dropped at the end.
     let role = format!("libero_cron_{}", uuid::Uuid::new_v4().simple());
