@@ -16,6 +16,9 @@ pub const DEFAULT_COMMERCE7_API_URL: &str = "https://api.commerce7.com/v1";
 pub const DEFAULT_FRAME_ANCESTORS: &str = "https://*.platform.commerce7.com";
 /// Minimum length of `SESSION_SECRET`.
 pub const MIN_SECRET_LEN: usize = 32;
+/// The least estimated entropy ([`estimated_entropy_bits`]) production accepts in
+/// `SESSION_SECRET` and `METRICS_TOKEN`.
+pub const MIN_SECRET_BITS: f64 = 128.0;
 /// The callback password `.env.example` ships with: fine on a laptop, refused in production.
 pub const EXAMPLE_CALLBACK_PASSWORD: &str = "libero-dev-callback-password";
 
@@ -151,6 +154,19 @@ pub enum ConfigError {
          (target/release/libero) instead"
     )]
     BenchBuildInProduction,
+    /// A secret that is easy to guess, in production (`LEPTOS_ENV=PROD`). The value is never
+    /// shown.
+    #[error(
+        "{name} is too easy to guess for production (LEPTOS_ENV=PROD): about {bits} bits of entropy, \
+         at least 128 needed (length times the bits of the character classes it uses, a repeated \
+         pattern counted once); generate one with `libero secret` or `openssl rand -hex 32`"
+    )]
+    WeakSecret {
+        /// The variable's name.
+        name: &'static str,
+        /// The estimate, rounded down.
+        bits: u32,
+    },
     /// A setting has a value that cannot be parsed.
     #[error("{name} has an invalid value {value:?}: {expected}")]
     Invalid {
@@ -323,6 +339,15 @@ impl Config {
 
     /// Refuses the values that are fine on a laptop but unsafe in production.
     fn refuse_development_values(&self) -> Result<(), ConfigError> {
+        let secrets = [("SESSION_SECRET", Some(&self.session_secret)), ("METRICS_TOKEN", self.metrics_token.as_ref())];
+        for (name, secret) in secrets {
+            if let Some(secret) = secret {
+                let bits = estimated_entropy_bits(secret.expose());
+                if bits < MIN_SECRET_BITS {
+                    return Err(ConfigError::WeakSecret { name, bits: bits as u32 });
+                }
+            }
+        }
         if self.commerce7_password.as_ref().is_some_and(|p| p.expose() == EXAMPLE_CALLBACK_PASSWORD) {
             return Err(ConfigError::NotForProduction {
                 name: "COMMERCE7_PASSWORD",
@@ -346,6 +371,53 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// An estimate of how hard `value` is to guess, in bits: its length times log2 of its alphabet,
+/// where the alphabet is the sum of the character classes it uses — lowercase (26), uppercase
+/// (26), digits (10), any other ASCII (33: punctuation and space; control characters count here
+/// too), and anything beyond ASCII (counted generously as 1,024 characters, but bounded, so
+/// that a few emoji do not make a value strong). A repeated pattern is counted once: the length
+/// is that of the value's shortest period, so `abcabcabc…` (or `abcabcab`) counts as `abc`.
+///
+/// It is an upper bound for a random value and says nothing good about a chosen one (a long
+/// passphrase scores well), but it catches what is typed by hand: short values, one repeated
+/// character or pattern. The 64 hex characters of `libero secret` or `openssl rand -hex 32`
+/// score about 330 bits.
+pub fn estimated_entropy_bits(value: &str) -> f64 {
+    let chars: Vec<char> = value.chars().collect();
+    let unit = &chars[..shortest_period(&chars)];
+    /// A character class: who belongs to it, and how many characters it has.
+    type Class = (fn(&char) -> bool, u32);
+    let classes: [Class; 5] = [
+        (char::is_ascii_lowercase, 26),
+        (char::is_ascii_uppercase, 26),
+        (char::is_ascii_digit, 10),
+        (|c: &char| c.is_ascii() && !c.is_ascii_alphanumeric(), 33),
+        (|c: &char| !c.is_ascii(), 1024),
+    ];
+    let alphabet: u32 = classes.iter().filter(|(is, _)| unit.iter().any(is)).map(|(_, size)| size).sum();
+    if alphabet <= 1 {
+        return 0.0;
+    }
+    unit.len() as f64 * f64::from(alphabet).log2()
+}
+
+/// The length of the shortest `p` such that `s` is a prefix of its first `p` characters repeated
+/// (`s.len()` when nothing repeats), from the longest proper border (KMP's failure function).
+fn shortest_period(s: &[char]) -> usize {
+    let mut border = vec![0usize; s.len()];
+    let mut k = 0;
+    for i in 1..s.len() {
+        while k > 0 && s[i] != s[k] {
+            k = border[k - 1];
+        }
+        if s[i] == s[k] {
+            k += 1;
+        }
+        border[i] = k;
+    }
+    s.len() - border.last().copied().unwrap_or(0)
 }
 
 /// Whether this binary serves the bench-only `/__bench/*` routes (cargo feature `bench`).
@@ -488,6 +560,20 @@ mod tests {
     }
 
     #[test]
+    fn frame_ancestors_default_to_commerce7s_platform_not_every_commerce7_host() {
+        let c = config(&[("SESSION_SECRET", SECRET)]).unwrap();
+        assert_eq!(c.frame_ancestors, ["https://*.platform.commerce7.com"]);
+        // The documented default is the same (README settings table, .env.example).
+        let readme = include_str!("../../README.md");
+        assert!(readme.contains("| `FRAME_ANCESTORS` | `https://*.platform.commerce7.com` |"));
+        let example = include_str!("../../.env.example");
+        assert!(example.contains("FRAME_ANCESTORS=\"https://*.platform.commerce7.com "), "{example}");
+        // Positive control: an explicit list still replaces it.
+        let c = config(&[("SESSION_SECRET", SECRET), ("FRAME_ANCESTORS", "https://*.commerce7.com 'self'")]).unwrap();
+        assert_eq!(c.frame_ancestors, ["https://*.commerce7.com", "'self'"]);
+    }
+
+    #[test]
     fn a_touch_interval_not_shorter_than_the_idle_timeout_is_refused() {
         let err =
             config(&[("SESSION_SECRET", SECRET), ("SESSION_IDLE_TIMEOUT", "1m"), ("SESSION_TOUCH_INTERVAL", "2m")])
@@ -557,35 +643,24 @@ mod tests {
         assert!(c.metrics_token.is_none());
         assert_eq!(c.rate_limit_sign_in, Some(RateLimit { count: 30, per: Duration::from_secs(60) }));
         assert_eq!(c.rate_limit_callbacks, Some(RateLimit { count: 60, per: Duration::from_secs(60) }));
-    #[test]
-    fn frame_ancestors_default_to_commerce7s_platform_not_every_commerce7_host() {
-        let c = config(&[("SESSION_SECRET", SECRET)]).unwrap();
-        assert_eq!(c.frame_ancestors, ["https://*.platform.commerce7.com"]);
-        // The documented default is the same (README settings table, .env.example).
-        let readme = include_str!("../../README.md");
-        assert!(readme.contains("| `FRAME_ANCESTORS` | `https://*.platform.commerce7.com` |"));
-        let example = include_str!("../../.env.example");
-        assert!(example.contains("FRAME_ANCESTORS=\"https://*.platform.commerce7.com "), "{example}");
-        // Positive control: an explicit list still replaces it.
-        let c = config(&[("SESSION_SECRET", SECRET), ("FRAME_ANCESTORS", "https://*.commerce7.com 'self'")]).unwrap();
-        assert_eq!(c.frame_ancestors, ["https://*.commerce7.com", "'self'"]);
-    }
-
         assert_eq!(c.trusted_proxy_hops, 0);
         let c = config(&[("SESSION_SECRET", SECRET), ("SESSION_CLEANUP_INTERVAL", "0")]).unwrap();
         assert_eq!(c.session_cleanup_interval, None);
     }
 
+    /// `openssl rand -hex 32` output, as an operator would paste it.
+    const STRONG_SECRET: &str = "9f2c4e7a1b8d3f60c5a94e2d7b1f08c3a6e5d4c2b19f7e8a0d3c6b5a4e2f1d09";
+
     /// A production configuration with good values.
     const PRODUCTION: [(&str, &str); 5] = [
-        ("SESSION_SECRET", SECRET),
+        ("SESSION_SECRET", STRONG_SECRET),
         ("LEPTOS_ENV", "PROD"),
         ("COMMERCE7_USER", "winery-callbacks"),
         ("COMMERCE7_PASSWORD", "a-password-of-our-own-0123456789"),
         ("COMMERCE7_API_URL", "https://api.commerce7.com/v1"),
     ];
 
-    fn production_with(overrides: &[(&'static str, &'static str)]) -> Result<Config, ConfigError> {
+    fn production_with(overrides: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let mut vars: Vec<(&str, &str)> =
             PRODUCTION.iter().filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k)).copied().collect();
         vars.extend_from_slice(overrides);
@@ -647,6 +722,83 @@ mod tests {
     fn the_refused_example_password_is_the_one_in_env_example() {
         let example = include_str!("../../.env.example");
         assert!(example.lines().any(|l| l == format!("COMMERCE7_PASSWORD={EXAMPLE_CALLBACK_PASSWORD}")));
+    }
+
+    #[test]
+    fn the_entropy_estimate_counts_classes_and_a_repeated_pattern_once() {
+        let bits = |s: &str| estimated_entropy_bits(s);
+        assert!((bits("abc") - 3.0 * 26f64.log2()).abs() < 1e-9);
+        assert!((bits("aB3!") - 4.0 * 95f64.log2()).abs() < 1e-9, "every ASCII class: 95 printable");
+        assert_eq!(bits("abcabcabcabc"), bits("abc"));
+        assert_eq!(bits("abcabcab"), bits("abc"), "a truncated repetition too");
+        assert_eq!(bits(&"a".repeat(64)), 26f64.log2(), "one repeated character counts once");
+        assert_eq!(bits(""), 0.0);
+        assert!(bits("é") <= 10.0 + 1e-9, "non-ASCII is bounded");
+        // `openssl rand -base64 32` output passes too.
+        assert!(bits("q3L7v0f+T8yGkB2mZc9XwR4dHs1NaPeJ6uYtVx5oQiE=") >= MIN_SECRET_BITS);
+    }
+
+    #[test]
+    fn libero_secret_and_openssl_rand_hex_32_always_pass_in_production() {
+        for _ in 0..2_000 {
+            let secret = crate::server::cli::new_secret();
+            assert!(estimated_entropy_bits(&secret) >= MIN_SECRET_BITS, "{secret}");
+            production_with(&[("SESSION_SECRET", &secret)]).unwrap_or_else(|e| panic!("{secret}: {e}"));
+        }
+        // `openssl rand -hex 32` prints the same form: real outputs of it, and random hex strings
+        // of the least favourable kinds (digits only, letters only: the smallest alphabets).
+        for secret in [
+            STRONG_SECRET,
+            "b8478a7cb0997336727b1506e7d4fc22ff0577057fa197807579bd205258d19f",
+            "f712686bcad5cfafb9d3ec34d9d321bf79c4416ce5d750588503952ad0f80539",
+            "6963332745780042862228514821952372348219917292867054584511773324",
+            "affabacdaebaeebdbaafeceebeddceeecbffcafacdbefbfaffcbfbfccdaeffcb",
+        ] {
+            assert!(estimated_entropy_bits(secret) >= MIN_SECRET_BITS, "{secret}");
+            production_with(&[("SESSION_SECRET", secret), ("METRICS_TOKEN", secret)])
+                .unwrap_or_else(|e| panic!("{secret}: {e}"));
+        }
+    }
+
+    #[test]
+    fn production_refuses_a_guessable_session_secret_or_metrics_token() {
+        let repeated_a = "a".repeat(32);
+        let repeated_abcd = "abcd".repeat(8);
+        let weak_secrets = [
+            repeated_a.as_str(),
+            repeated_abcd.as_str(),
+            "0123456789abcdef0123456789abcdef",
+            "passwordpasswordpasswordpassword",
+            "Password1Password1Password1Password1",
+        ];
+        for weak in weak_secrets {
+            let err = production_with(&[("SESSION_SECRET", weak)]).unwrap_err();
+            let message = err.to_string();
+            assert!(message.starts_with("SESSION_SECRET is too easy to guess for production"), "{weak}: {message}");
+            assert!(message.contains("`libero secret`") && message.contains("openssl rand -hex 32"), "{message}");
+            assert!(!message.contains(weak) && !message.contains('\n'), "one line, value not echoed: {message}");
+        }
+        // The message docs/operations.md shows.
+        let err = production_with(&[("SESSION_SECRET", "0123456789abcdef0123456789abcdef")]).unwrap_err();
+        assert!(err.to_string().contains("about 82 bits of entropy, at least 128 needed"), "{err}");
+        for weak in ["metrics-token", "scrape-secret", "hunter2", "tokentokentokentokentokentokentoken"] {
+            let err = production_with(&[("METRICS_TOKEN", weak)]).unwrap_err();
+            assert!(err.to_string().starts_with("METRICS_TOKEN is too easy to guess"), "{weak}: {err}");
+            assert!(!err.to_string().contains(weak), "{err}");
+        }
+        // Positive controls: strong values pass, and without METRICS_TOKEN there is nothing to judge.
+        production_with(&[("METRICS_TOKEN", STRONG_SECRET)]).expect("a strong metrics token");
+        assert!(production_with(&[]).unwrap().metrics_token.is_none());
+    }
+
+    #[test]
+    fn outside_production_a_guessable_secret_still_starts() {
+        let repeated = "abcd".repeat(8);
+        for env in [None, Some("DEV"), Some("development")] {
+            let mut vars = vec![("SESSION_SECRET", repeated.as_str()), ("METRICS_TOKEN", "metrics-token")];
+            vars.extend(env.map(|e| ("LEPTOS_ENV", e)));
+            config(&vars).unwrap_or_else(|e| panic!("{env:?}: {e}"));
+        }
     }
 
     #[test]
