@@ -89,7 +89,13 @@ async fn migrations_up_to(last: i64) -> (tempfile::TempDir, Migrator) {
 }
 
 /// Inserts a session row of `client` (`tenant_id` left for the trigger to fill in).
-async fn insert_session(pool: &PgPool, id: &str, client: uuid::Uuid, generation: i64, expires_in: &str) -> Result<(), sqlx::Error> {
+async fn insert_session(
+    pool: &PgPool,
+    id: &str,
+    client: uuid::Uuid,
+    generation: i64,
+    expires_in: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO app_sessions (id, client_id, user_id, theme, data, last_activity_at, expires_at, created_at,
                                    updated_at, install_generation)
@@ -172,10 +178,8 @@ async fn a_database_upgraded_from_007_gets_the_pinned_search_path_and_its_trigge
     // app_sessions_installed_client: a row of the installed generation is written, its tenant id
     // filled in; another generation is refused.
     insert_session(&pool, "current", demo, 1, "1 hour").await.expect("positive control: installed generation");
-    let tenant: String = sqlx::query_scalar("SELECT tenant_id FROM app_sessions WHERE id = 'current'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let tenant: String =
+        sqlx::query_scalar("SELECT tenant_id FROM app_sessions WHERE id = 'current'").fetch_one(&pool).await.unwrap();
     assert_eq!(tenant, "demo-winery", "the trigger filled in the tenant id");
     let err = insert_session(&pool, "next-generation", demo, 2, "1 hour").await.expect_err("another generation");
     assert!(refused_as_not_installed(&err), "{err}");

@@ -192,10 +192,8 @@ fn for_terminal(mut sessions: manage::TenantSessions) -> manage::TenantSessions 
     for s in &mut sessions.sessions {
         s.user_id = escape_controls(&s.user_id);
         s.browser = escape_controls(&s.browser);
-        for field in [&mut s.user_name, &mut s.user_email, &mut s.ip_address] {
-            if let Some(value) = field {
-                *value = escape_controls(value);
-            }
+        for value in [&mut s.user_name, &mut s.user_email, &mut s.ip_address].into_iter().flatten() {
+            *value = escape_controls(value);
         }
     }
     sessions
@@ -315,7 +313,8 @@ mod tests {
     fn sessions_list_keeps_plain_and_accented_names_as_they_are() {
         let plain = listed("user-1", "Dana Owner", "dana@example.com");
         assert_eq!(for_terminal(plain.clone()), plain);
-        for value in ["Zoë Ørsted-Łukasz", "渡辺 ワイン", "o'brien+c7@example.com", "Mozilla/5.0 (X11; Linux)"] {
+        for value in ["Zoë Ørsted-Łukasz", "渡辺 ワイン", "o'brien+c7@example.com", "Mozilla/5.0 (X11; Linux)"]
+        {
             assert_eq!(escape_controls(value), value);
         }
         let text = for_terminal(plain).to_text();
