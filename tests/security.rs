@@ -339,3 +339,66 @@ on_both_databases!(an_error_in_a_crafted_link_is_not_shown, |kind: TestDb| async
     assert_eq!(location(&elsewhere), "/settings");
     app.stop().await;
 });
+
+// --- 8. Content-Security-Policy and request ids ------------------------------------------------
+
+/// The nonce of an answer's `Content-Security-Policy`.
+fn policy_nonce(response: &reqwest::Response) -> String {
+    let policy = response.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+    for directive in ["script-src 'self' 'nonce-", "'wasm-unsafe-eval'", "object-src 'none'", "base-uri 'none'"] {
+        assert!(policy.contains(directive), "{directive} in {policy}");
+    }
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    let start = policy.find("'nonce-").unwrap() + "'nonce-".len();
+    policy[start..].split('\'').next().unwrap().to_owned()
+}
+
+/// Every inline `<script>` of `html` carries `nonce` or is the tab bootstrap (allowed by its hash);
+/// returns how many carry the nonce.
+fn inline_scripts_are_allowed(html: &str, nonce: &str) -> usize {
+    let mut with_nonce = 0;
+    for tag in html.split("<script").skip(1) {
+        let open = &tag[..tag.find('>').unwrap()];
+        let body = &tag[tag.find('>').unwrap() + 1..tag.find("</script>").unwrap()];
+        if open.contains(" src=") {
+            continue;
+        }
+        if open.contains(&format!(r#"nonce="{nonce}""#)) {
+            with_nonce += 1;
+        } else {
+            assert_eq!(body, libero::tab::BOOTSTRAP_SCRIPT, "an inline script without the nonce: <script{open}>");
+        }
+    }
+    with_nonce
+}
+
+on_both_databases!(inline_scripts_carry_the_nonce_of_their_answers_policy, |kind: TestDb| async move {
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    for path in ["/", "/app", "/settings"] {
+        let first = app.get(path).await;
+        assert_eq!(first.status(), StatusCode::OK, "{path}");
+        let nonce = policy_nonce(&first);
+        let html = first.text().await.unwrap();
+        assert!(inline_scripts_are_allowed(&html, &nonce) >= 1, "{path}: the hydration script carries the nonce");
+        let second = policy_nonce(&app.get(path).await);
+        assert_ne!(second, nonce, "{path}: a new nonce for every answer");
+    }
+    // The error and "no session" pages inline only the bootstrap.
+    let no_session = TestApp::bare_client().get(app.url("/resume")).send().await.unwrap();
+    let nonce = policy_nonce(&no_session);
+    inline_scripts_are_allowed(&no_session.text().await.unwrap(), &nonce);
+    app.stop().await;
+});
+
+on_both_databases!(a_client_request_id_is_kept_only_when_it_is_a_bounded_token, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    let with_id = |id: &str| TestApp::bare_client().get(app.url("/healthz")).header("x-request-id", id).send();
+    let kept = with_id("proxy-7f3a-0001").await.unwrap();
+    assert_eq!(kept.headers()["x-request-id"], "proxy-7f3a-0001", "control: a proxy's token is kept");
+    for junk in ["id with spaces", "<img src=x>", &"a".repeat(65), "a_b"] {
+        let replaced = with_id(junk).await.unwrap();
+        let id = replaced.headers()["x-request-id"].to_str().unwrap();
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{junk:?} replaced by a fresh UUID, got {id}");
+    }
+    app.stop().await;
+});

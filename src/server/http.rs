@@ -19,9 +19,8 @@ use axum::{
 use pin_project_lite::pin_project;
 use serde_json::json;
 use tower::{Layer, Service};
-use tower_http::request_id::RequestId;
 
-use super::{AppState, config::Config};
+use super::AppState;
 
 /// How long `/readyz` waits for the database before answering 503.
 const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -78,8 +77,8 @@ fn no_store() -> [(HeaderName, HeaderValue); 1] {
 /// `TraceLayer` alone reads the clock six times per response (per body frame twice). Per request
 /// it reads the clock twice, for the access log and the metrics alike.
 ///
-/// 1. **Request id**: the `x-request-id` a proxy sent, else a random UUID (v4); put in the
-///    request's headers and extensions ([`RequestId`]) and copied to the response.
+/// 1. **Request id** (read, not made: the request-id layers outside this one set it): the
+///    request's span carries it.
 /// 2. **Trace**: the request's span (`request`, with its id, method and path — only the path:
 ///    query strings carry Commerce7 account tokens, and no header, cookies included, is ever
 ///    recorded), entered while the handler runs and while its body is sent; the `finished
@@ -89,22 +88,23 @@ fn no_store() -> [(HeaderName, HeaderValue); 1] {
 ///    and no line of their own unless debug logging is on: a load balancer calls them every few
 ///    seconds, and a line each would bury the merchants' requests (a failing probe still logs
 ///    its warning, and a 5xx its error).
-/// 3. **Default headers**, where the answer has none of that name: `Content-Security-Policy:
-///    frame-ancestors 'self' …`, `Referrer-Policy: same-origin`, `X-Content-Type-Options:
+/// 3. **Default headers**, where the answer has none of that name: `Referrer-Policy:
+///    same-origin`, `X-Content-Type-Options:
 ///    nosniff` and `Cache-Control: no-cache` (revalidate; signed-in answers and static files set
 ///    their own).
 /// 4. **Metrics**: the latency histogram by method, route template and status
 ///    ([`metrics::record_http`]).
-pub fn stack(config: &Config) -> HttpStackLayer {
-    HttpStackLayer::framed_by(&config.frame_ancestors)
+///
+/// The `Content-Security-Policy` is a layer of its own (`server::csp`), as are the request-id
+/// layers ([`sanitize_request_id`]).
+pub fn stack() -> HttpStackLayer {
+    HttpStackLayer::new()
 }
 
 impl HttpStackLayer {
-    /// The stack for an app that `ancestors` may frame (`FRAME_ANCESTORS`).
-    fn framed_by(ancestors: &[String]) -> Self {
+    fn new() -> Self {
         Self {
             headers: Arc::new([
-                (header::CONTENT_SECURITY_POLICY, frame_ancestors_policy(ancestors)),
                 (header::REFERRER_POLICY, HeaderValue::from_static("same-origin")),
                 (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
                 (header::CACHE_CONTROL, HeaderValue::from_static(super::delivery::REVALIDATE)),
@@ -146,17 +146,10 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        let id = match req.headers().get(X_REQUEST_ID) {
-            Some(sent) => sent.clone(),
-            None => {
-                let id = random_request_id();
-                req.headers_mut().insert(X_REQUEST_ID, id.clone());
-                id
-            }
-        };
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        // Set (or replaced) by the request-id layers outside this one ([`sanitize_request_id`]).
+        let id = req.headers().get(X_REQUEST_ID).cloned().unwrap_or(HeaderValue::from_static("-"));
         let span = request_span(&req, &id);
-        req.extensions_mut().insert(RequestId::new(id.clone()));
         let method = super::metrics::method_label(req.method());
         let route = req.extensions().get::<MatchedPath>().cloned();
         let started = Instant::now();
@@ -164,7 +157,7 @@ where
             let _entered = span.enter();
             self.inner.call(req)
         };
-        HttpStackFuture { inner, span, id: Some(id), headers: self.headers.clone(), started, method, route }
+        HttpStackFuture { inner, span, headers: self.headers.clone(), started, method, route }
     }
 }
 
@@ -174,7 +167,6 @@ pin_project! {
         #[pin]
         inner: F,
         span: tracing::Span,
-        id: Option<HeaderValue>,
         headers: Arc<[(HeaderName, HeaderValue)]>,
         started: Instant,
         method: &'static str,
@@ -196,12 +188,7 @@ where
         let status = response.status();
 
         let headers = response.headers_mut();
-        headers.reserve(this.headers.len() + 1);
-        if let Some(id) = this.id.take()
-            && !headers.contains_key(X_REQUEST_ID)
-        {
-            headers.insert(X_REQUEST_ID, id);
-        }
+        headers.reserve(this.headers.len());
         for (name, value) in this.headers.iter() {
             if !headers.contains_key(name) {
                 headers.insert(name.clone(), value.clone());
@@ -275,30 +262,30 @@ where
     }
 }
 
-/// The CSP value that lets Commerce7's admin (and the app itself) frame the app, nobody else.
-pub fn frame_ancestors_policy(ancestors: &[String]) -> HeaderValue {
-    let mut policy = String::from("frame-ancestors 'self'");
-    for origin in ancestors {
-        // Header values cannot carry control characters; settings with them are skipped.
-        if origin.chars().all(|c| c.is_ascii_graphic()) && !origin.contains(';') {
-            policy.push(' ');
-            policy.push_str(origin);
-        }
-    }
-    HeaderValue::from_str(&policy).expect("only visible ASCII was added")
-}
-
 /// The paths of the health and readiness probes.
 const PROBES: [&str; 2] = ["/healthz", "/readyz"];
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// A random (version 4) UUID, from the thread's CSPRNG rather than a `getrandom` system call each
-/// time.
-fn random_request_id() -> HeaderValue {
-    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
-    let mut text = [0_u8; uuid::fmt::Hyphenated::LENGTH];
-    HeaderValue::from_str(id.hyphenated().encode_lower(&mut text)).expect("a UUID is a valid header value")
+/// The longest `x-request-id` a client may send and have kept.
+const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// Whether a sent `x-request-id` is a bounded token (`[A-Za-z0-9-]{1,64}`), which is kept (a
+/// proxy's id ties Libero's log lines to its own); anything else is replaced.
+fn is_bounded_token(id: &HeaderValue) -> bool {
+    let id = id.as_bytes();
+    (1..=MAX_REQUEST_ID_LEN).contains(&id.len()) && id.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+}
+
+/// Drops a sent `x-request-id` that is not a bounded token — it goes into every log line of the
+/// request and back to the client — so that tower-http's `SetRequestId` makes a fresh one
+/// (`MakeRequestUuid`). The request-id layers, outermost first: this, `SetRequestIdLayer`,
+/// `PropagateRequestIdLayer` (see `server::router`).
+pub fn sanitize_request_id<B>(mut req: Request<B>) -> Request<B> {
+    if req.headers().get(X_REQUEST_ID).is_some_and(|id| !is_bounded_token(id)) {
+        req.headers_mut().remove(X_REQUEST_ID);
+    }
+    req
 }
 
 /// The request's span: debug-level for the probes, info for everything else.
@@ -315,6 +302,7 @@ fn request_span<B>(request: &Request<B>, id: &HeaderValue) -> tracing::Span {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tower_http::request_id::RequestId;
 
     fn authorization(value: &'static str) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -389,7 +377,15 @@ mod tests {
             let response = answer.take().expect("one request")(req);
             async move { Ok::<_, std::convert::Infallible>(response) }
         });
-        HttpStackLayer::framed_by(&["https://*.commerce7.com".into()]).layer(handler).oneshot(request).await.unwrap()
+        tower::ServiceBuilder::new()
+            .map_request(sanitize_request_id)
+            .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(tower_http::request_id::MakeRequestUuid))
+            .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+            .layer(HttpStackLayer::new())
+            .service(handler)
+            .oneshot(request)
+            .await
+            .unwrap()
     }
 
     fn get(path: &str) -> Request<Body> {
@@ -408,7 +404,6 @@ mod tests {
         let headers = response.headers();
         assert_eq!(headers["x-request-id"], "from-the-proxy");
         assert_eq!(headers[header::CACHE_CONTROL], "no-store", "the answer's own header wins");
-        assert_eq!(headers[header::CONTENT_SECURITY_POLICY], "frame-ancestors 'self' https://*.commerce7.com");
         assert_eq!(headers[header::REFERRER_POLICY], "same-origin");
         assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
     }
@@ -483,15 +478,25 @@ mod tests {
         assert_eq!(lines.with_message("finished processing request").len(), 1);
     }
 
-    #[test]
-    fn frame_ancestors_lists_self_then_the_configured_origins() {
-        let value = frame_ancestors_policy(&["https://*.commerce7.com".into(), "http://localhost:4000".into()]);
-        assert_eq!(value, "frame-ancestors 'self' https://*.commerce7.com http://localhost:4000");
-    }
-
-    #[test]
-    fn frame_ancestors_skips_values_that_could_inject_directives() {
-        let value = frame_ancestors_policy(&["https://ok.example".into(), "x; script-src *".into()]);
-        assert_eq!(value, "frame-ancestors 'self' https://ok.example");
+    #[tokio::test]
+    async fn a_sent_request_id_that_is_not_a_bounded_token_is_replaced() {
+        let long = "a".repeat(65);
+        for junk in ["has space", "new\u{2028}line", "<script>", "a_b", "", long.as_str()] {
+            let Ok(value) = HeaderValue::from_str(junk) else { continue };
+            let request = Request::get("/app").header("x-request-id", value).body(Body::empty()).unwrap();
+            let response = through_stack(request, |req| {
+                let id = req.extensions().get::<RequestId>().expect("an id").header_value().clone();
+                assert!(uuid::Uuid::parse_str(id.to_str().unwrap()).is_ok(), "{junk:?}: a fresh UUID");
+                "page".into_response()
+            })
+            .await;
+            assert_ne!(response.headers()["x-request-id"], junk, "{junk:?}");
+        }
+        // Control: a bounded token, 64 characters long, is kept.
+        let bounded = format!("{}-1", "A9".repeat(31));
+        assert_eq!(bounded.len(), 64);
+        let request = Request::get("/app").header("x-request-id", &bounded).body(Body::empty()).unwrap();
+        let response = through_stack(request, |_| "page".into_response()).await;
+        assert_eq!(response.headers()["x-request-id"], bounded.as_str());
     }
 }

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod clients;
 pub mod commerce7;
 pub mod config;
+pub mod csp;
 pub mod db;
 pub mod delivery;
 pub mod direct;
@@ -204,12 +205,16 @@ fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
 /// Only what can be signed in to — pages, server functions, `/logout`, `/resume` and the
 /// fallback — sits behind the CSRF check, the session and the guard. Health and readiness,
 /// `/metrics`, the Commerce7 callbacks and `/pkg` files answer without a session. Every answer
-/// goes through one stack — request id, trace, default headers, metrics — and all but the probes'
-/// and the callbacks' few bytes through compression.
+/// goes through the request-id layers, the Content-Security-Policy layer and one stack — trace,
+/// default headers, metrics — and all but the probes' and the callbacks' few bytes through
+/// compression.
 pub fn router(state: AppState) -> Router {
     let routes = route_list();
     let context_state = state.clone();
-    let provide_state = move || provide_context(context_state.clone());
+    let provide_state = move || {
+        provide_context(context_state.clone());
+        csp::provide_request_nonce();
+    };
     let options = state.leptos_options.clone();
 
     let signed_in = Router::new()
@@ -252,7 +257,13 @@ pub fn router(state: AppState) -> Router {
         .merge(http::operational_routes())
         .merge(callbacks)
         .merge(compressible)
-        .layer(http::stack(&state.config))
+        .layer(http::stack())
+        // Outermost first: a client's request id is kept only if it is a bounded token, else
+        // made; it goes back on the answer; then the answer's Content-Security-Policy.
+        .layer(from_fn_with_state(csp::ContentSecurityPolicy::new(&state.config.frame_ancestors), csp::layer))
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(tower_http::request_id::MakeRequestUuid))
+        .layer(tower::util::MapRequestLayer::new(http::sanitize_request_id::<axum::body::Body>))
         .with_state(state.clone());
     #[cfg(feature = "bench")]
     let router = router.merge(bench::bare_routes());
