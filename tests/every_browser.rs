@@ -6,8 +6,8 @@ mod common;
 
 use chrono::{TimeDelta, Utc};
 use common::{
-    OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, TENANT, TEST_SECRET, TestApp, TestDb, browser_tab, call_with_bearer, handoff_code,
-    tab_of, tab_token,
+    OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, TENANT, TEST_SECRET, TestApp, TestDb, browser_tab, call_with_bearer,
+    handoff_code, tab_of, tab_token,
 };
 use libero::server::{
     db::Db,

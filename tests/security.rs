@@ -333,8 +333,7 @@ on_both_databases!(an_error_in_a_crafted_link_is_not_shown, |kind: TestDb| async
     let (_, error_query) = back.split_once('?').unwrap();
     let error_query: String =
         error_query.split('&').filter(|pair| !pair.starts_with("handoff=")).collect::<Vec<_>>().join("&");
-    let elsewhere =
-        other.get(app.url(&format!("/settings?handoff={code}&{error_query}"))).send().await.unwrap();
+    let elsewhere = other.get(app.url(&format!("/settings?handoff={code}&{error_query}"))).send().await.unwrap();
     assert_eq!(elsewhere.status(), StatusCode::SEE_OTHER, "signed for another session: removed");
     assert_eq!(location(&elsewhere), "/settings");
     app.stop().await;

@@ -329,7 +329,8 @@ on_both_databases!(a_sign_out_posted_before_hydration_returns_to_the_dashboard, 
         .unwrap();
     assert!(response.status().is_redirection(), "{}", response.status());
     let location = response.headers()["location"].to_str().unwrap();
-    let code = location.strip_prefix("/app?handoff=").unwrap_or_else(|| panic!("back to the dashboard, got {location}"));
+    let code =
+        location.strip_prefix("/app?handoff=").unwrap_or_else(|| panic!("back to the dashboard, got {location}"));
     assert!(libero::server::sessions::tab::is_handoff_code(code), "with nothing but a handoff code: {location}");
     firefox.assert_signed_out("firefox is signed out").await;
     assert_eq!(chrome.dashboard_status().await, StatusCode::OK);

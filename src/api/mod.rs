@@ -84,9 +84,9 @@ pub mod ssr {
                 if let Some(error) = error {
                     let encoded = ServerFnUrlError::new(server_fn_path, error.clone());
                     let encoded = encoded.to_url("http://libero/").ok();
-                    let err = encoded
-                        .as_ref()
-                        .and_then(|url| url.query_pairs().find(|(name, _)| name == ERROR_PARAM).map(|(_, v)| v.into_owned()));
+                    let err = encoded.as_ref().and_then(|url| {
+                        url.query_pairs().find(|(name, _)| name == ERROR_PARAM).map(|(_, v)| v.into_owned())
+                    });
                     if let Some(err) = err {
                         let signature = FormErrors::new(state.config.session_secret.expose()).sign(
                             &current.row_id,

@@ -56,9 +56,7 @@ impl FormErrors {
 
     /// Whether `signature` is [`sign`](Self::sign)'s for these values (in constant time).
     pub fn verify(&self, row_id: &str, path: &str, error: &str, signature: &str) -> bool {
-        URL_SAFE_NO_PAD
-            .decode(signature)
-            .is_ok_and(|tag| self.mac(row_id, path, error).verify_slice(&tag).is_ok())
+        URL_SAFE_NO_PAD.decode(signature).is_ok_and(|tag| self.mac(row_id, path, error).verify_slice(&tag).is_ok())
     }
 
     /// What to do with a page's query for the session `row_id`: `None` to render it as it is

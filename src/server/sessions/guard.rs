@@ -16,8 +16,7 @@ use axum::{
 use tower_sessions::Session;
 
 use super::{
-    AuthSession, Theme, cookie::CookieToken, hash_token, manage::OwnSessionsRead, store::Handoff, tab,
-    to_offset,
+    AuthSession, Theme, cookie::CookieToken, hash_token, manage::OwnSessionsRead, store::Handoff, tab, to_offset,
 };
 use crate::{
     error::AppError,
@@ -407,9 +406,8 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
     // field: it decides alone, like the bearer, so the form acts on the tab's winery and not on
     // the cookie's (which may be another tab's). The field is taken out of the body.
     if !is_page && is_form_post(&req) {
-        let (field, with_rest) = match take_tab_field(req).await {
-            Ok(taken) => taken,
-            Err(response) => return response,
+        let Some((field, with_rest)) = take_tab_field(req).await else {
+            return api_error(AppError::BadRequest { message: "the form is too large".to_owned() });
         };
         req = with_rest;
         if let Some(token) = field {
@@ -484,25 +482,27 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
 /// Whether the request asks for HTML: a page, or a form the browser posts itself (before
 /// hydration) — it gets a page or a redirect, never JSON. The app's own calls ask for JSON.
 fn accepts_html(headers: &HeaderMap) -> bool {
-    headers.get(header::ACCEPT).and_then(|accept| accept.to_str().ok()).is_some_and(|accept| accept.contains("text/html"))
+    headers
+        .get(header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
 }
 
 /// A `POST` of an HTML form's fields.
 fn is_form_post(req: &Request) -> bool {
     req.method() == Method::POST
-        && req.headers().get(header::CONTENT_TYPE).is_some_and(|content_type| {
-            content_type.as_bytes().starts_with(b"application/x-www-form-urlencoded")
-        })
+        && req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|content_type| content_type.as_bytes().starts_with(b"application/x-www-form-urlencoded"))
 }
 
 /// Reads a form's body and takes its `tab` field out: the field's value (when present and not
-/// empty), and the request with the other fields as its body. A body over [`MAX_FORM_BYTES`] is
-/// refused (413).
-async fn take_tab_field(req: Request) -> Result<(Option<String>, Request), Response> {
+/// empty), and the request with the other fields as its body; `None` for a body over
+/// [`MAX_FORM_BYTES`].
+async fn take_tab_field(req: Request) -> Option<(Option<String>, Request)> {
     let (parts, body) = req.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
-        return Err(api_error(AppError::BadRequest { message: "the form is too large".to_owned() }));
-    };
+    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES).await.ok()?;
     let mut field = None;
     let mut rest = form_urlencoded::Serializer::new(String::new());
     for (name, value) in form_urlencoded::parse(&bytes) {
@@ -513,7 +513,7 @@ async fn take_tab_field(req: Request) -> Result<(Option<String>, Request), Respo
         }
     }
     let body = if field.is_some() { axum::body::Body::from(rest.finish()) } else { axum::body::Body::from(bytes) };
-    Ok((field, Request::from_parts(parts, body)))
+    Some((field, Request::from_parts(parts, body)))
 }
 
 fn unavailable(err: &dyn std::fmt::Display, is_page: bool) -> Response {

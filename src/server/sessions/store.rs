@@ -534,22 +534,18 @@ impl AppSessionStore {
     /// now on. The new generation, or `None` when the row is gone.
     pub async fn next_tab_generation(&self, key: &str) -> Result<Option<i64>, sqlx::Error> {
         match &self.db {
-            Db::Sqlite(pool) => {
-                sqlx::query_scalar(
-                    "UPDATE app_sessions SET tab_generation = tab_generation + 1 WHERE id = ?1 RETURNING tab_generation",
-                )
-                .bind(key)
-                .fetch_optional(pool)
-                .await
-            }
-            Db::Postgres(pool) => {
-                sqlx::query_scalar(
-                    "UPDATE app_sessions SET tab_generation = tab_generation + 1 WHERE id = $1 RETURNING tab_generation",
-                )
-                .bind(key)
-                .fetch_optional(pool)
-                .await
-            }
+            Db::Sqlite(pool) => sqlx::query_scalar(
+                "UPDATE app_sessions SET tab_generation = tab_generation + 1 WHERE id = ?1 RETURNING tab_generation",
+            )
+            .bind(key)
+            .fetch_optional(pool)
+            .await,
+            Db::Postgres(pool) => sqlx::query_scalar(
+                "UPDATE app_sessions SET tab_generation = tab_generation + 1 WHERE id = $1 RETURNING tab_generation",
+            )
+            .bind(key)
+            .fetch_optional(pool)
+            .await,
         }
     }
 
@@ -990,7 +986,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, client_id) = sqlite_store(&dir).await;
         let Db::Sqlite(pool) = &store.db else { unreachable!() };
-        let count = || async { sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM app_sessions").fetch_one(pool).await };
+        let count =
+            || async { sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM app_sessions").fetch_one(pool).await };
         // What tower-sessions hands `create` when a handler changes a session whose row is gone.
         let auth = signed_in(client_id, Some("Ana"));
         let data = HashMap::from([(AUTH_KEY.to_owned(), serde_json::to_value(&auth).unwrap())]);

@@ -109,11 +109,8 @@ impl TabTokens {
     pub fn mint(&self, tenant_id: &str, row_id: &str, generation: i64, expires_at: DateTime<Utc>) -> String {
         debug_assert!(is_tenant_slug(tenant_id), "tenant ids are slugs (no dots)");
         let row = hex::decode(row_id).unwrap_or_default();
-        let payload = format!(
-            "{VERSION}.{tenant_id}.{}.{generation}.{}",
-            URL_SAFE_NO_PAD.encode(row),
-            expires_at.timestamp()
-        );
+        let payload =
+            format!("{VERSION}.{tenant_id}.{}.{generation}.{}", URL_SAFE_NO_PAD.encode(row), expires_at.timestamp());
         let mut mac = self.mac();
         mac.update(payload.as_bytes());
         let tag = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
@@ -227,7 +224,8 @@ mod tests {
     #[test]
     fn a_version_1_token_reads_as_generation_0() {
         let tokens = TabTokens::new(SECRET);
-        let payload = format!("v1.demo-winery.{}.{}", URL_SAFE_NO_PAD.encode(hex::decode(ROW).unwrap()), at(900).timestamp());
+        let payload =
+            format!("v1.demo-winery.{}.{}", URL_SAFE_NO_PAD.encode(hex::decode(ROW).unwrap()), at(900).timestamp());
         let mut mac = tokens.mac();
         mac.update(payload.as_bytes());
         let token = format!("{payload}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()));
