@@ -401,3 +401,68 @@ on_both_databases!(a_client_request_id_is_kept_only_when_it_is_a_bounded_token, 
     }
     app.stop().await;
 });
+
+/// Holds the database's write lock on `app_sessions` until released: SQLite's one write lock,
+/// PostgreSQL's `EXCLUSIVE` table lock (reads go on, writes wait).
+enum WriteLock {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl WriteLock {
+    async fn take(app: &TestApp) -> Self {
+        use sqlx::{Connection, Executor};
+        match app.db {
+            Db::Sqlite(_) => {
+                let mut conn = sqlx::SqliteConnection::connect(&app.database.url).await.unwrap();
+                conn.execute("BEGIN IMMEDIATE").await.unwrap();
+                Self::Sqlite(conn)
+            }
+            Db::Postgres(_) => {
+                let mut conn = sqlx::PgConnection::connect(&app.database.url).await.unwrap();
+                conn.execute("BEGIN").await.unwrap();
+                conn.execute("LOCK TABLE app_sessions IN EXCLUSIVE MODE").await.unwrap();
+                Self::Postgres(conn)
+            }
+        }
+    }
+
+    async fn release(self) {
+        use sqlx::Executor;
+        match self {
+            Self::Sqlite(mut conn) => conn.execute("ROLLBACK").await.map(drop).unwrap(),
+            Self::Postgres(mut conn) => conn.execute("ROLLBACK").await.map(drop).unwrap(),
+        }
+    }
+}
+
+on_both_databases!(an_unknown_handoff_code_costs_a_read_not_a_write, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    let client = TestApp::bare_client();
+    let sign_in = client
+        .get(app.url(&format!("/app?tenantId={TENANT}&account={OWNER_TOKEN}")))
+        .header("sec-fetch-dest", "iframe")
+        .send()
+        .await
+        .unwrap();
+    let real = handoff_code(&sign_in);
+
+    let lock = WriteLock::take(&app).await;
+    // Control: redeeming a real code is a write, and waits for the lock.
+    let redeeming = tokio::spawn(client.get(app.url(&format!("/app?handoff={real}"))).send());
+    let unknown = "A".repeat(43);
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(4),
+        client.get(app.url(&format!("/app?handoff={unknown}"))).send(),
+    )
+    .await
+    .expect("an unknown code is answered while every write waits")
+    .unwrap();
+    common::no_session_page(answer, "missing").await;
+    assert!(!redeeming.is_finished(), "control: the real code's redemption waits for the lock");
+    lock.release().await;
+    let opened = redeeming.await.unwrap().unwrap();
+    assert_eq!(opened.status(), StatusCode::OK, "and opens the page once the lock is gone");
+    app.stop().await;
+});

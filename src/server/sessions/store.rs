@@ -624,11 +624,25 @@ impl AppSessionStore {
     /// Redeems a handoff code: clears it from its row in the same statement that finds it (so
     /// two requests with one code cannot both win) and returns the row id, if the code was
     /// stored and has not expired. The session itself is validated by the caller.
+    ///
+    /// An unknown or expired code costs a read, not a write: the `UPDATE` — a write transaction,
+    /// SQLite's one write lock — runs only for a code the index finds. A link with a junk code
+    /// cannot queue behind, or hold up, the writes of signed-in merchants.
     pub async fn redeem_handoff(&self, code: &str) -> Result<Option<String>, sqlx::Error> {
         let hash = hash_token(code);
         let now = now();
         match &self.db {
             Db::Sqlite(pool) => {
+                let known: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM app_sessions WHERE handoff_hash = ?1 AND handoff_expires_at > ?2",
+                )
+                .bind(&hash)
+                .bind(now)
+                .fetch_optional(pool)
+                .await?;
+                if known.is_none() {
+                    return Ok(None);
+                }
                 sqlx::query_scalar(
                     "UPDATE app_sessions SET handoff_hash = NULL, handoff_expires_at = NULL
                       WHERE handoff_hash = ?1 AND handoff_expires_at > ?2 RETURNING id",
@@ -639,6 +653,16 @@ impl AppSessionStore {
                 .await
             }
             Db::Postgres(pool) => {
+                let known: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM app_sessions WHERE handoff_hash = $1 AND handoff_expires_at > $2",
+                )
+                .bind(&hash)
+                .bind(now)
+                .fetch_optional(pool)
+                .await?;
+                if known.is_none() {
+                    return Ok(None);
+                }
                 sqlx::query_scalar(
                     "UPDATE app_sessions SET handoff_hash = NULL, handoff_expires_at = NULL
                       WHERE handoff_hash = $1 AND handoff_expires_at > $2 RETURNING id",
