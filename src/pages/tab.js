@@ -125,24 +125,45 @@
       parts[i].hidden = (" " + parts[i].getAttribute("data-when") + " ").indexOf(" " + reason + " ") < 0;
     }
   }
+  // Whether `origin` matches one of the CSP sources in `list` as frame-ancestors does: same
+  // scheme and port, and the same host, or for "*.base" a subdomain of base. Others: no.
+  function allowed(origin, list) {
+    try {
+      var o = new URL(origin);
+      return (list || "").split(" ").some(function (source) {
+        var m = /^(https?:\/\/)(\*\.)?([^\/:*]+(:\d+)?)\/?$/.exec(source);
+        if (!m) return false;
+        var base = new URL(m[1] + m[3]);
+        var host = m[2] ? o.hostname.slice(-base.hostname.length - 1) : o.hostname;
+        return o.protocol === base.protocol && o.port === base.port && host === (m[2] ? "." : "") + base.hostname;
+      });
+    } catch (e) {
+      return false;
+    }
+  }
   function ready() {
     // The admin's theme as the tab last knew it; else the system's.
     if (stored && stored.theme) doc.body.classList.add(stored.theme === "dark" ? "theme-dark" : "theme-light");
-    // The way back: the Commerce7 admin this frame was opened in.
+    // The way back: the Commerce7 admin this frame was opened in (its top-level origin), only
+    // when FRAME_ANCESTORS allows it; never for a page that is not framed (any site can open it).
+    var reopen = doc.getElementById("reopen");
     var admin = null;
     try {
-      var ancestors = location.ancestorOrigins;
-      if (ancestors && ancestors.length) admin = ancestors[ancestors.length - 1];
-      else if (doc.referrer) admin = new URL(doc.referrer).origin;
+      if (window.parent !== window) {
+        var ancestors = location.ancestorOrigins;
+        admin = ancestors ? ancestors[ancestors.length - 1] : new URL(doc.referrer).origin;
+      }
     } catch (e) {}
-    var reopen = doc.getElementById("reopen");
-    if (reopen && admin && admin !== location.origin && /^https?:/.test(admin)) {
+    if (reopen && admin && admin !== location.origin && allowed(admin, reopen.getAttribute("data-frame-ancestors"))) {
       reopen.href = admin + "/";
       reopen.hidden = false;
     }
     if (location.hash === "#other-winery" && hint()) {
-      var names = doc.querySelectorAll("[data-tab-tenant]");
-      for (var i = 0; i < names.length; i++) names[i].textContent = hint();
+      // A winery's name only from this tab's own credential: anyone can set window.name.
+      if (stored && stored.tenant === hint()) {
+        var names = doc.querySelectorAll("[data-tab-tenant]");
+        for (var i = 0; i < names.length; i++) names[i].textContent = stored.tenant;
+      }
       return show("other");
     }
     // Without storage a reload cannot resume; that is worth saying only if cookies fail too.
