@@ -309,9 +309,9 @@ export async function heldTabToken(frame: Frame): Promise<string> {
   return token;
 }
 
-/** The tab token's shape (contract of issue 8): v1.<tenant>.<row ref>.<expiry>.<HMAC>. */
+/** The tab token's shape (issues 8 and 26): v2.<tenant>.<row ref>.<generation>.<expiry>.<HMAC>. */
 export function tabTokenPattern(tenant: string): RegExp {
-  return new RegExp(`^v1\\.${tenant.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.[A-Za-z0-9_-]{43}\\.[0-9]+\\.[A-Za-z0-9_-]{43}$`);
+  return new RegExp(`^v2\\.${tenant.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.[A-Za-z0-9_-]{43}\\.[0-9]+\\.[0-9]+\\.[A-Za-z0-9_-]{43}$`);
 }
 
 /** A server function called from outside any browser with only a bearer (no cookie, no Origin). */

@@ -6,11 +6,10 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Response},
 };
-use std::sync::OnceLock;
 
 use leptos::prelude::*;
 
-use super::{config::DEFAULT_FRAME_ANCESTORS, delivery::stylesheet_href};
+use super::delivery::stylesheet_href;
 use crate::pages::layout::BrandHeader;
 
 /// The situations a merchant can meet outside the normal pages.
@@ -146,28 +145,14 @@ impl NoSession {
     }
 }
 
-/// The origins `FRAME_ANCESTORS` lets frame the app, space separated, read once from the process
-/// environment as [`Config::from_env`](super::config::Config::from_env) reads it (after `.env`),
-/// with its default: the "no session" page's way back may only lead to one of them.
-fn frame_ancestors() -> &'static str {
-    static ANCESTORS: OnceLock<String> = OnceLock::new();
-    ANCESTORS.get_or_init(|| reopen_origins(std::env::var("FRAME_ANCESTORS").ok().as_deref()))
-}
-
-/// `FRAME_ANCESTORS` (unset or blank: the default) as the space-separated list the page carries.
-fn reopen_origins(setting: Option<&str>) -> String {
-    let setting = setting.map(str::trim).filter(|v| !v.is_empty()).unwrap_or(DEFAULT_FRAME_ANCESTORS);
-    setting.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 /// The page a signed-in address shows when there is no session: never the public landing page
 /// inside the admin. It explains what happened in the merchant's words and offers the way back
 /// to the Commerce7 admin; its script (`pages/tab.js`) first resumes the tab's own session when
 /// the tab still holds one. `no-store`, and no `Referer` leaves it. The way back (`#reopen`)
 /// carries `FRAME_ANCESTORS` in `data-frame-ancestors`: the script shows it only in a frame whose
-/// top-level origin that list allows.
-pub fn no_session_page(reason: NoSession, status: StatusCode) -> Response {
-    no_session_page_framed_by(reason, status, frame_ancestors())
+/// top-level origin that list (`FRAME_ANCESTORS`, `ancestors`) allows.
+pub fn no_session_page(reason: NoSession, status: StatusCode, ancestors: &[String]) -> Response {
+    no_session_page_framed_by(reason, status, &ancestors.join(" "))
 }
 
 /// [`no_session_page`] for the origins `ancestors` (space separated).
@@ -227,24 +212,10 @@ mod tests {
         String::from_utf8(bytes.to_vec()).unwrap()
     }
 
-    #[test]
-    fn the_reopen_origins_are_frame_ancestors_or_its_default() {
-        assert_eq!(reopen_origins(None), DEFAULT_FRAME_ANCESTORS);
-        assert_eq!(reopen_origins(Some("  ")), DEFAULT_FRAME_ANCESTORS);
-        assert_eq!(
-            reopen_origins(Some(" https://*.commerce7.com \t http://localhost:4010 ")),
-            "https://*.commerce7.com http://localhost:4010"
-        );
-    }
-
     #[tokio::test]
     async fn the_no_session_page_names_the_allowed_origins_on_its_hidden_way_back() {
-        let page = body(no_session_page_framed_by(
-            NoSession::Missing,
-            StatusCode::OK,
-            "https://*.commerce7.com http://localhost:4010",
-        ))
-        .await;
+        let ancestors = ["https://*.commerce7.com".to_owned(), "http://localhost:4010".to_owned()];
+        let page = body(no_session_page(NoSession::Missing, StatusCode::OK, &ancestors)).await;
         let link = page.split("<a ").find(|a| a.contains(r#"id="reopen""#)).expect("the way back");
         assert!(link.contains(r#"data-frame-ancestors="https://*.commerce7.com http://localhost:4010""#), "{link}");
         assert!(link.contains(r#"href="/""#) && link.contains("hidden"), "{link}");

@@ -396,7 +396,9 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
                 req.extensions_mut().insert(found.current);
                 next.run(req).await
             }
-            Ok(None) if is_page => no_session_page(NoSession::Ended, StatusCode::UNAUTHORIZED),
+            Ok(None) if is_page => {
+                no_session_page(NoSession::Ended, StatusCode::UNAUTHORIZED, &state.config.frame_ancestors)
+            }
             Ok(None) => api_error(AppError::Unauthorized),
             Err(err) => unavailable(&err, is_page),
         };
@@ -417,7 +419,9 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
                     req.extensions_mut().insert(found.current);
                     next.run(req).await
                 }
-                Ok(None) if html => no_session_page(NoSession::Ended, StatusCode::UNAUTHORIZED),
+                Ok(None) if html => {
+                    no_session_page(NoSession::Ended, StatusCode::UNAUTHORIZED, &state.config.frame_ancestors)
+                }
                 Ok(None) => api_error(AppError::Unauthorized),
                 Err(err) => unavailable(&err, html),
             };
@@ -470,7 +474,7 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
             }
             if html {
                 let reason = if cookie.was_sent() { NoSession::Ended } else { NoSession::Missing };
-                no_session_page(reason, StatusCode::UNAUTHORIZED)
+                no_session_page(reason, StatusCode::UNAUTHORIZED, &state.config.frame_ancestors)
             } else {
                 api_error(AppError::Unauthorized)
             }
@@ -725,7 +729,7 @@ async fn fast_path(state: &AppState, current: CurrentSession, theme: Option<Them
         Ok(false) => {
             // Deleted between the lookup and now (a logout in another tab): sign in again.
             metrics::sign_in("error");
-            no_session_page(NoSession::Ended, StatusCode::UNAUTHORIZED)
+            no_session_page(NoSession::Ended, StatusCode::UNAUTHORIZED, &state.config.frame_ancestors)
         }
         Err(err) => {
             metrics::sign_in("error");
@@ -840,8 +844,8 @@ pub async fn logout(
 
 /// `GET /resume`: where a tab goes when it cannot resume its session in place. Its script
 /// resumes the tab's session if it still can, or says why not.
-pub async fn resume_page() -> Response {
-    no_session_page(NoSession::Missing, StatusCode::OK)
+pub async fn resume_page(State(state): State<AppState>) -> Response {
+    no_session_page(NoSession::Missing, StatusCode::OK, &state.config.frame_ancestors)
 }
 
 /// Whether a request comes from the app's own origin: by `Sec-Fetch-Site` when the browser sends
