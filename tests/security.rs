@@ -91,6 +91,30 @@ on_both_databases!(a_sign_out_form_with_an_expired_tab_token_ends_its_own_sessio
     app.stop().await;
 });
 
+on_both_databases!(
+    a_sign_out_form_whose_session_is_gone_ends_the_cookies_session_of_that_winery,
+    |kind: TestDb| async move {
+        let Some(app) = TestApp::spawn(kind).await else { return };
+        app.install(TENANT).await;
+        app.install(OTHER_TENANT).await;
+        // The page's session was replaced (Sam signed in over Dana in this browser): its token names
+        // a row that is gone, while the cookie names Sam's session of the same winery.
+        let (_, dana) = browser_tab(&app, TENANT, OWNER_TOKEN).await;
+        browser_tab(&app, TENANT, common::STAFF_TOKEN).await;
+        assert_eq!(call_with_bearer(&app, "session_info", &dana).await.status(), StatusCode::UNAUTHORIZED, "gone");
+        let signed_out = sign_out_form(&app, format!("tab={dana}")).await;
+        assert!(clears_the_cookie(&signed_out), "the same winery's session the cookie names ended");
+        assert_eq!(app.post_same_origin("/api/session_info").send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+
+        // Control: the cookie of *another* winery is never the fallback.
+        let (_, lee) = browser_tab(&app, OTHER_TENANT, OTHER_TOKEN).await;
+        let kept = sign_out_form(&app, format!("tab={dana}")).await;
+        assert!(!clears_the_cookie(&kept));
+        assert_eq!(call_with_bearer(&app, "session_info", &lee).await.status(), StatusCode::OK);
+        app.stop().await;
+    }
+);
+
 on_both_databases!(the_hydrated_sign_out_ends_the_session_of_an_expired_tab_token, |kind: TestDb| async move {
     let Some(app) = TestApp::spawn(kind).await else { return };
     app.install(TENANT).await;
@@ -233,11 +257,57 @@ on_both_databases!(a_plain_form_with_an_expired_tab_field_saves_for_its_session,
         .await
         .unwrap();
     assert_eq!(saved.status(), StatusCode::SEE_OTHER);
-    let back = location(&saved);
-    assert!(back.starts_with("/settings?handoff="), "back on the page, openable without a cookie: {back}");
+    assert_eq!(location(&saved), "/settings", "back on the page, but no fresh credential for an expired token");
+    let fresh = tab_of(&app, TENANT, OWNER_TOKEN).await;
+    let stored: Value = call_with_bearer(&app, "get_settings", &fresh).await.json().await.unwrap();
+    assert_eq!(stored["settings"]["org_name"], "Saved Without Script", "saved for the field's session");
+
+    // Control: the page's live token gets a handoff code with the answer.
+    let version = stored["version"].as_str().unwrap().to_owned();
+    let fields = [
+        ("tab", token.as_str()),
+        ("version", version.as_str()),
+        ("settings[org_name]", "Saved Again"),
+        ("settings[contact_name]", "Dana Owner"),
+        ("settings[contact_email]", "dana@demo-winery.example"),
+    ];
+    let live = TestApp::bare_client()
+        .post(app.url("/api/save_settings"))
+        .header("sec-fetch-site", "same-origin")
+        .header(header::ACCEPT, HTML)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    let back = location(&live);
+    assert!(back.starts_with("/settings?handoff="), "openable without a cookie: {back}");
     let page = TestApp::bare_client().get(app.url(&back)).send().await.unwrap();
-    assert_eq!(page.status(), StatusCode::OK);
-    assert!(page.text().await.unwrap().contains(r#"value="Saved Without Script""#));
+    assert!(page.text().await.unwrap().contains(r#"value="Saved Again""#));
+    app.stop().await;
+});
+
+on_both_databases!(an_expired_tab_token_names_its_session_only_in_a_pages_plain_form, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    let token = tab_of(&app, TENANT, OWNER_TOKEN).await;
+    let expired = expired_copy(&token);
+    let ask = |endpoint: &str, accept: &str| {
+        TestApp::bare_client()
+            .post(app.url(&format!("/api/{endpoint}")))
+            .header("sec-fetch-site", "same-origin")
+            .header(header::ACCEPT, accept.to_owned())
+            .form(&[("tab", expired.as_str())])
+            .send()
+    };
+    // Not a form a page posts, or not posted by the browser itself: the field is not read.
+    assert_eq!(ask("get_settings", HTML).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(ask("list_my_sessions", HTML).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(ask("sign_out_other_sessions", "application/json").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    // Control: the page's own plain form is served, with no fresh credential in its answer.
+    let answer = ask("sign_out_other_sessions", HTML).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&answer), "/app");
+    assert!(!answer.text().await.unwrap().contains("v2."), "no tab token in the body either");
     app.stop().await;
 });
 
@@ -249,16 +319,23 @@ on_both_databases!(a_plain_form_whose_tab_field_names_no_session_gets_a_page, |k
     assert!(html.contains("<html"), "a page, not JSON");
     // Never the cookie's session instead: it is untouched and still works.
     assert_eq!(app.post_same_origin("/api/session_info").send().await.unwrap().status(), StatusCode::OK);
-    // Control: the app's own call (JSON) gets JSON.
-    let json = app
-        .post_same_origin("/api/session_info")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body("tab=junk")
+    // A plain form from another site gets a page too.
+    let cross_site = app
+        .client
+        .post(app.url("/api/sign_out_other_sessions"))
+        .header("origin", "https://evil.example")
+        .header(header::ACCEPT, HTML)
+        .form(&[("tab", "junk")])
         .send()
         .await
         .unwrap();
-    assert_eq!(json.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(json.json::<Value>().await.unwrap()["error"], "unauthorized");
+    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
+    assert!(cross_site.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+    // Control: the page's own token gets the redirect back to the page.
+    let page = app.get("/app").await.text().await.unwrap();
+    let token = tab_token(&page).unwrap();
+    let own = plain_form(&app, "sign_out_other_sessions", &[("tab", &token)]).send().await.unwrap();
+    assert_eq!(own.status(), StatusCode::SEE_OTHER);
     app.stop().await;
 });
 
@@ -282,6 +359,35 @@ on_both_databases!(signing_out_other_sessions_ends_every_other_tab_token_of_this
     assert_eq!(call_with_bearer(&app, "session_info", &mine).await.status(), StatusCode::UNAUTHORIZED, "old token");
     assert_eq!(call_with_bearer(&app, "session_info", &fresh).await.status(), StatusCode::OK, "the tab works on");
     assert_eq!(row_count(&app).await, 1, "the session itself goes on");
+    app.stop().await;
+});
+
+on_both_databases!(a_handoff_code_a_copy_asked_for_dies_with_its_generation, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    let mine = tab_of(&app, TENANT, OWNER_TOKEN).await;
+    let renewed: Value = call_with_bearer(&app, "renew_tab_token", &mine).await.json().await.unwrap();
+    let copy = renewed["token"].as_str().unwrap().to_owned();
+    let code: String = call_with_bearer(&app, "resume_tab", &copy).await.json().await.unwrap();
+
+    let done: Value = call_with_bearer(&app, "sign_out_other_sessions", &mine).await.json().await.unwrap();
+    let fresh = done["tab"]["token"].as_str().unwrap().to_owned();
+    let page = TestApp::bare_client().get(app.url(&format!("/app?handoff={code}"))).send().await.unwrap();
+    common::no_session_page(page, "missing").await;
+    // A cut-off copy cannot sign the session out either (no cookie to fall back on here).
+    let bare_logout = TestApp::bare_client()
+        .post(app.url("/logout"))
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("tab", copy.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare_logout.status(), StatusCode::SEE_OTHER);
+    assert_eq!(call_with_bearer(&app, "session_info", &fresh).await.status(), StatusCode::OK, "still signed in");
+    // Control: the live token's code opens the page.
+    let code: String = call_with_bearer(&app, "resume_tab", &fresh).await.json().await.unwrap();
+    let page = TestApp::bare_client().get(app.url(&format!("/app?handoff={code}"))).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
     app.stop().await;
 });
 

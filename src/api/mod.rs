@@ -37,7 +37,8 @@ pub mod ssr {
 
     /// A form the browser posted itself (no WebAssembly yet, or none at all) asks for HTML: it
     /// gets `303 → page`, never JSON. The redirect carries a fresh handoff code for this
-    /// session, so the page opens where the browser keeps no cookie, and the error, if any, in
+    /// session, so the page opens where the browser keeps no cookie (not when the form's tab token
+    /// had expired: that one may act, never become a live credential), and the error, if any, in
     /// leptos's `__path`/`__err` query — signed for this session (`__sig`, see
     /// `server::sessions::form_error`), so that only errors the server produced are ever shown.
     /// A call from the app itself (JSON) is left alone.
@@ -46,6 +47,7 @@ pub mod ssr {
             db::now,
             sessions::{
                 form_error::{ERROR_PARAM, FormErrors, PATH_PARAM, SIGNATURE_PARAM},
+                guard::ExpiredTabToken,
                 store::Handoff,
             },
         };
@@ -67,10 +69,18 @@ pub mod ssr {
             (None, _) | (_, Some(AppError::Unauthorized)) => "/resume".to_owned(),
             (Some(current), error) => {
                 let state = state();
+                // A form whose tab token had expired acts once more, but gets no fresh credential.
+                let fresh_credential = parts.extensions.get::<ExpiredTabToken>().is_none();
                 let (code, handoff) = Handoff::issue(now());
-                let code = match state.sessions.store().set_handoff(&current.row_id, &handoff).await {
+                let stored = if fresh_credential {
+                    state.sessions.store().set_handoff(&current.row_id, &handoff, None).await
+                } else {
+                    Ok(false)
+                };
+                let code = match stored {
                     Ok(true) => Some(code),
-                    // Gone or unreachable: the page then decides by the cookie, as any page.
+                    // Gone, unreachable or not to be handed out: the page then decides by the
+                    // cookie (or the tab's own resume), as any page.
                     Ok(false) => None,
                     Err(err) => {
                         tracing::warn!(error = %err, "could not store a handoff code for a form's answer");

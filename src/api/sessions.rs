@@ -100,9 +100,11 @@ pub async fn sign_out_session(handle: String) -> Result<(), AppError> {
 pub struct OthersSignedOut {
     /// How many other sessions ended.
     pub ended: u64,
-    /// This tab's new credential: every tab token of the current session minted before —
-    /// another tab's, or a copy of this one's elsewhere — is refused from now on.
-    pub tab: super::tab::RenewedTab,
+    /// This tab's new credential when it asked with its tab token (`Authorization: Bearer`):
+    /// every tab token of the current session minted before — another tab's, or a copy of this
+    /// one's elsewhere — is refused from now on. `None` for a plain form or a cookie: that page
+    /// gets a fresh token by the redirect it is answered with.
+    pub tab: Option<super::tab::RenewedTab>,
 }
 
 /// Signs out every session of the user for this winery except this browser's, and every tab
@@ -136,7 +138,7 @@ mod ssr {
     /// asking gets a token of the new generation.
     pub async fn sign_out_others() -> Result<super::OthersSignedOut, AppError> {
         use crate::api::ssr::{fail, require_session, state, unavailable};
-        use crate::server::sessions::{guard::mint_tab_token, manage};
+        use crate::server::sessions::{Credential, guard::mint_tab_token, manage};
 
         let current = require_session()?;
         let state = state();
@@ -161,15 +163,13 @@ mod ssr {
             ended,
             "user signed out their other sessions and this session's other tab tokens"
         );
-        Ok(super::OthersSignedOut {
-            ended,
-            tab: super::super::tab::RenewedTab {
-                token: minted.token,
-                tenant: minted.tenant_id,
-                theme: minted.theme.as_str().to_owned(),
-                expires_in: minted.expires_in,
-            },
-        })
+        let tab = (current.via == Credential::Bearer).then(|| super::super::tab::RenewedTab {
+            token: minted.token,
+            tenant: minted.tenant_id,
+            theme: minted.theme.as_str().to_owned(),
+            expires_in: minted.expires_in,
+        });
+        Ok(super::OthersSignedOut { ended, tab })
     }
 
     /// The row id of this request's session, however it was authenticated (cookie or tab token).

@@ -45,7 +45,7 @@ pub async fn resume_tab() -> Result<String, AppError> {
 
     let current = ssr::require_bearer()?;
     let (code, handoff) = Handoff::issue(now());
-    match state().sessions.store().set_handoff(&current.row_id, &handoff).await {
+    match state().sessions.store().set_handoff(&current.row_id, &handoff, Some(current.auth.tab_generation)).await {
         Ok(true) => Ok(code),
         Ok(false) => Err(fail(AppError::Unauthorized)),
         Err(err) => Err(unavailable(err, "storing a handoff code failed")),

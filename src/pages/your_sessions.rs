@@ -32,15 +32,17 @@ pub fn YourSessions() -> impl IntoView {
     Effect::new(move |_| {
         if let Some(result) = sign_out_others.value().get() {
             outcome.set(Some(result.map(|done| {
-                crate::tab::adopt(done.tab);
+                if let Some(tab) = done.tab {
+                    crate::tab::adopt(tab);
+                }
                 let ended = match done.ended {
                     0 => "You were not signed in anywhere else.".to_owned(),
                     1 => "Signed out 1 other session.".to_owned(),
                     n => format!("Signed out {n} other sessions."),
                 };
                 format!(
-                    "{ended} Only this tab stays signed in to this session: any other tab or copy of it \
-                     (another tab of this browser too) must open Libero again from Commerce7."
+                    "{ended} This tab's sign-in was renewed too: a copy of it anywhere else no longer works, \
+                     and other Libero tabs of this browser reload."
                 )
             })));
         }
@@ -86,17 +88,17 @@ fn SessionList(
         <ul class="sessions">
             {list.into_iter().map(|session| view! { <SessionRow session sign_out busy/> }).collect_view()}
         </ul>
-        {if others == 0 {
-            Either::Left(view! { <p class="hint">"You are not signed in anywhere else."</p> })
-        } else {
-            Either::Right(view! {
-                <ServerForm action=sign_out_others input=|_| SignOutOtherSessions {}>
-                    <button type="submit" class="button secondary" id="sign-out-others" disabled=busy>
-                        "Sign out all other sessions"
-                    </button>
-                </ServerForm>
-            })
-        }}
+        {(others == 0).then(|| view! { <p class="hint">"You are not signed in anywhere else."</p> })}
+        // Shown with no other session too: a copy of this tab's sign-in shares this session, and
+        // this is what ends it.
+        <p class="hint">
+            "Signing out everywhere else also renews this tab's sign-in, so a copy of it stops working."
+        </p>
+        <ServerForm action=sign_out_others input=|_| SignOutOtherSessions {}>
+            <button type="submit" class="button secondary" id="sign-out-others" disabled=busy>
+                "Sign out all other sessions"
+            </button>
+        </ServerForm>
     }
 }
 

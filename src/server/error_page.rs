@@ -29,12 +29,14 @@ pub enum ErrorKind {
     DatabaseUnavailable,
     /// Too many sign-in attempts from this address (429).
     TooManyAttempts,
+    /// A form the browser posted itself that the server could not read (400).
+    FormNotRead,
 }
 
 impl ErrorKind {
     fn status(self) -> StatusCode {
         match self {
-            Self::BadSignInLink => StatusCode::BAD_REQUEST,
+            Self::BadSignInLink | Self::FormNotRead => StatusCode::BAD_REQUEST,
             Self::Commerce7Refused => StatusCode::UNAUTHORIZED,
             Self::Commerce7Unavailable | Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotInstalled | Self::CrossSite => StatusCode::FORBIDDEN,
@@ -51,6 +53,7 @@ impl ErrorKind {
             Self::CrossSite => "Request refused",
             Self::DatabaseUnavailable => "Libero is temporarily unavailable",
             Self::TooManyAttempts => "Too many sign-in attempts",
+            Self::FormNotRead => "This form could not be read",
         }
     }
 
@@ -69,6 +72,7 @@ impl ErrorKind {
             Self::TooManyAttempts => {
                 "Libero received too many sign-in attempts from your network. Wait a minute, then open it again."
             }
+            Self::FormNotRead => "Nothing was changed. Go back to Libero, reload the page and try again.",
         }
     }
 }

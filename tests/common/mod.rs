@@ -143,6 +143,8 @@ pub const CALLBACK_PASSWORD: &str = "callback-password";
 /// The demo tenant the fake Commerce7 knows, and its owner's account token.
 pub const TENANT: &str = "demo-winery";
 pub const OWNER_TOKEN: &str = "demo-owner-token";
+/// Sam Staff of the demo tenant.
+pub const STAFF_TOKEN: &str = "demo-staff-token";
 pub const OTHER_TENANT: &str = "second-cellar";
 pub const OTHER_TOKEN: &str = "second-owner-token";
 

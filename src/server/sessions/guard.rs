@@ -120,6 +120,9 @@ pub const API_PREFIX: &str = "/api/";
 pub const RENEWAL_PATH: &str = "/api/renew_tab_token";
 /// The hydrated *Sign out*: its tab token names the session to end even past its expiry.
 pub const LOGOUT_API_PATH: &str = "/api/logout";
+/// The server functions a signed-in page posts as a plain form (before hydration): only these
+/// read the form's `tab` field.
+const FORM_PATHS: [&str; 3] = ["/api/save_settings", "/api/sign_out_session", "/api/sign_out_other_sessions"];
 /// The largest form body the guard reads for its `tab` field (the app's forms are a few hundred
 /// bytes).
 const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -191,6 +194,8 @@ impl Reads {
 struct Found {
     current: CurrentSession,
     own: Option<OwnSessionsRead>,
+    /// Named by a tab token past its expiry (a plain form of an old page, a late sign-out).
+    expired: bool,
 }
 
 /// Loads and validates the session a row id points at (from the cookie, a tab token or a
@@ -203,6 +208,19 @@ async fn session_of_row(
     touch: bool,
     reads: Reads,
 ) -> Result<Option<Found>, sqlx::Error> {
+    session_named(state, row_id, via, None, touch, reads).await
+}
+
+/// [`session_of_row`], the row also checked against what a tab token claims (its tenant and
+/// generation) before anything is written: a refused token never keeps a session awake.
+async fn session_named(
+    state: &AppState,
+    row_id: String,
+    via: Credential,
+    claims: Option<&tab::TabClaims>,
+    touch: bool,
+    reads: Reads,
+) -> Result<Option<Found>, sqlx::Error> {
     let store = state.sessions.store();
     let validated = match reads {
         Reads::Session => store.validate_key(&row_id).await?.map(|(auth, _)| (auth, None)),
@@ -210,6 +228,14 @@ async fn session_of_row(
     };
     match validated {
         Ok((mut auth, mut own)) => {
+            if let Some(claims) = claims
+                // The MAC binds the tenant to the row; a row never changes tenant. Checked all the same.
+                && (auth.tenant_id != claims.tenant_id || auth.tab_generation != claims.generation)
+            {
+                metrics::validation("bearer_old_generation");
+                tracing::info!(?via, "tab token of an ended generation refused");
+                return Ok(None);
+            }
             if touch {
                 touch_if_due(state, &row_id, &mut auth).await?;
                 // The list was read before the touch: it shows this session as it now is.
@@ -218,7 +244,7 @@ async fn session_of_row(
                 }
             }
             let own = own.map(|own| OwnSessionsRead(own.into()));
-            Ok(Some(Found { current: CurrentSession { auth: Arc::new(auth), row_id, via }, own }))
+            Ok(Some(Found { current: CurrentSession { auth: Arc::new(auth), row_id, via }, own, expired: false }))
         }
         Err(reason) => {
             tracing::debug!(reason = reason.as_str(), ?via, "session not valid");
@@ -251,16 +277,10 @@ async fn tab_session(
             return Ok(None);
         }
     };
-    let found = session_of_row(state, claims.row_id, via, touch, reads).await?;
-    Ok(found.filter(|found| {
-        let auth = &found.current.auth;
-        // The MAC binds the tenant to the row; a row never changes tenant. Checked all the same.
-        let current = auth.tenant_id == claims.tenant_id && auth.tab_generation == claims.generation;
-        if !current {
-            metrics::validation("bearer_old_generation");
-            tracing::info!("tab token of an ended generation refused");
-        }
-        current
+    let found = session_named(state, claims.row_id.clone(), via, Some(&claims), touch, reads).await?;
+    Ok(found.map(|mut found| {
+        found.expired = claims.expires_at <= now();
+        found
     }))
 }
 
@@ -407,23 +427,24 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
     // A form the page posted itself (before hydration) carries the page's tab token in its `tab`
     // field: it decides alone, like the bearer, so the form acts on the tab's winery and not on
     // the cookie's (which may be another tab's). The field is taken out of the body.
-    if !is_page && is_form_post(&req) {
+    if html && !is_page && is_form_post(&req) && FORM_PATHS.contains(&normalized(req.uri().path())) {
         let Some((field, with_rest)) = take_tab_field(req).await else {
-            return api_error(AppError::BadRequest { message: "the form is too large".to_owned() });
+            return error_page(ErrorKind::FormNotRead);
         };
         req = with_rest;
         if let Some(token) = field {
             let found = tab_session(&state, &token, Credential::Form, TokenUse::ExpiredOk, true, Reads::Session);
             return match found.await {
                 Ok(Some(found)) => {
+                    if found.expired {
+                        // It may act once more for its page, never mint a fresh credential.
+                        req.extensions_mut().insert(ExpiredTabToken);
+                    }
                     req.extensions_mut().insert(found.current);
-                    next.run(req).await
+                    html_for_a_plain_form(next.run(req).await)
                 }
-                Ok(None) if html => {
-                    no_session_page(NoSession::Ended, StatusCode::UNAUTHORIZED, &state.config.frame_ancestors)
-                }
-                Ok(None) => api_error(AppError::Unauthorized),
-                Err(err) => unavailable(&err, html),
+                Ok(None) => no_session_page(NoSession::Ended, StatusCode::UNAUTHORIZED, &state.config.frame_ancestors),
+                Err(err) => unavailable(&err, true),
             };
         }
     }
@@ -461,6 +482,10 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
     }
     match cookie_session(&state, &session, Reads::of(&req, is_page)).await {
         Ok(Some(found)) if is_page => render_page(&state, req, next, found).await,
+        Ok(Some(found)) if html => {
+            req.extensions_mut().insert(found.current);
+            html_for_a_plain_form(next.run(req).await)
+        }
         Ok(Some(found)) => {
             req.extensions_mut().insert(found.current);
             next.run(req).await
@@ -491,6 +516,27 @@ fn accepts_html(headers: &HeaderMap) -> bool {
         .and_then(|accept| accept.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"))
 }
+
+/// A server function's answer to a plain form (`Accept: text/html`): the server functions
+/// redirect back to their page themselves (`api::ssr::answer_plain_form`); anything else that
+/// would reach the browser as JSON — arguments that do not decode, say — becomes a page.
+fn html_for_a_plain_form(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|content_type| content_type.as_bytes().starts_with(b"application/json"));
+    match response.status() {
+        status if is_json && status.is_server_error() => error_page(ErrorKind::DatabaseUnavailable),
+        status if is_json && status.is_client_error() => error_page(ErrorKind::FormNotRead),
+        _ => response,
+    }
+}
+
+/// Marks a request whose plain form named its session with a tab token past its expiry: it may
+/// act for its page once more, but is never answered with a fresh credential (a handoff code or
+/// a tab token) — a token seen long ago must not become a live one.
+#[derive(Debug, Clone, Copy)]
+pub struct ExpiredTabToken;
 
 /// A `POST` of an HTML form's fields.
 fn is_form_post(req: &Request) -> bool {
@@ -532,7 +578,7 @@ fn unavailable(err: &dyn std::fmt::Display, is_page: bool) -> Response {
 /// A server-function error in the page's query that the server did not sign for this session
 /// (a crafted link) is not shown: the answer is `303` to the same page without it.
 async fn render_page(state: &AppState, mut req: Request, next: Next, found: Found) -> Response {
-    let Found { current, own } = found;
+    let Found { current, own, .. } = found;
     if let Some(query) = req.uri().query() {
         let errors = super::form_error::FormErrors::new(state.config.session_secret.expose());
         if let Some(kept) = errors.unsigned_error_removed(query, &current.row_id) {
@@ -721,7 +767,7 @@ async fn fast_path(state: &AppState, current: CurrentSession, theme: Option<Them
         tracing::error!(error = %err, "could not update the session theme");
     }
     let (code, handoff) = Handoff::issue(now());
-    match state.sessions.store().set_handoff(&current.row_id, &handoff).await {
+    match state.sessions.store().set_handoff(&current.row_id, &handoff, None).await {
         Ok(true) => {
             metrics::sign_in("fast_path");
             see_dashboard_with(&code)
@@ -812,8 +858,11 @@ async fn start_session(state: &AppState, auth: AuthSession, replaced: Option<&st
 ///
 /// - the form carries the page's tab token in the field `tab`; a correctly signed token names
 ///   the session to end even past its 15 minutes (a page without WebAssembly is older than that
-///   as a rule). That session is deleted, and the cookie is cleared too when it names the same
-///   session (it may be another winery's tab's);
+///   as a rule), at the token's generation. That session is deleted, and the cookie is cleared
+///   too when it names the same session (it may be another winery's tab's);
+/// - when that deletes nothing — the session is already gone, or the token's generation has
+///   ended — the session the cookie names ends if it is of the token's winery (never another
+///   winery's tab's);
 /// - without the field, or with one that does not verify (junk, another secret), the session
 ///   the cookie names ends, and the cookie is cleared.
 pub async fn logout(
@@ -824,22 +873,34 @@ pub async fn logout(
     let named = form_urlencoded::parse(&body)
         .find(|(name, _)| name == "tab")
         .and_then(|(_, token)| state.tab_tokens.verify_signed(&token).ok());
-    let cookie_row = session.id().map(|id| hash_token(&id.to_string()));
     let ended = match named {
-        Some(claims) => match state.sessions.store().delete_key(&claims.row_id).await {
-            Ok(()) if cookie_row.as_deref() == Some(claims.row_id.as_str()) => session.flush().await,
-            Ok(()) => Ok(()),
-            Err(err) => Err(tower_sessions::session::Error::Store(tower_sessions::session_store::Error::Backend(
-                err.to_string(),
-            ))),
-        },
-        None => session.flush().await,
+        Some(claims) => end_named_session(&state, &session, &claims).await,
+        None => session.flush().await.map_err(|err| err.to_string()),
     };
     if let Err(err) = ended {
         tracing::error!(error = %err, "could not delete the session at logout");
         return error_page(ErrorKind::DatabaseUnavailable);
     }
     see_other("/")
+}
+
+/// [`logout`] with a correctly signed tab token: its session at its generation, else the
+/// cookie's session of the same winery.
+async fn end_named_session(state: &AppState, session: &Session, claims: &tab::TabClaims) -> Result<(), String> {
+    let store = state.sessions.store();
+    let cookie_row = session.id().map(|id| hash_token(&id.to_string()));
+    let deleted = store.delete_at_generation(&claims.row_id, claims.generation).await.map_err(|e| e.to_string())?;
+    if deleted {
+        if cookie_row.as_deref() == Some(claims.row_id.as_str()) {
+            session.flush().await.map_err(|e| e.to_string())?;
+        }
+        return Ok(());
+    }
+    let cookies = current_session(state, session).await.map_err(|e| e.to_string())?;
+    if cookies.is_some_and(|current| current.auth.tenant_id == claims.tenant_id) {
+        session.flush().await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// `GET /resume`: where a tab goes when it cannot resume its session in place. Its script
@@ -880,7 +941,7 @@ pub async fn csrf_guard(State(state): State<AppState>, req: Request, next: Next)
         path == "/logout" || (path.starts_with(API_PREFIX) && bearer_token(req.headers()).is_none());
     if changes_state && cookie_authenticated && !is_same_origin(req.headers(), state.config.cookie_secure) {
         tracing::warn!(path, "cross-site request refused");
-        return if path.starts_with(API_PREFIX) {
+        return if path.starts_with(API_PREFIX) && !accepts_html(req.headers()) {
             api_error(AppError::Forbidden)
         } else {
             error_page(ErrorKind::CrossSite)

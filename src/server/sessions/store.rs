@@ -531,22 +531,52 @@ impl AppSessionStore {
     }
 
     /// Moves the row's tab-token generation on: every tab token minted before is refused from
-    /// now on. The new generation, or `None` when the row is gone.
+    /// now on, and an unused handoff code (one a copy of a token could have asked for) is
+    /// cleared with it. The new generation, or `None` when the row is gone.
     pub async fn next_tab_generation(&self, key: &str) -> Result<Option<i64>, sqlx::Error> {
         match &self.db {
-            Db::Sqlite(pool) => sqlx::query_scalar(
-                "UPDATE app_sessions SET tab_generation = tab_generation + 1 WHERE id = ?1 RETURNING tab_generation",
-            )
-            .bind(key)
-            .fetch_optional(pool)
-            .await,
-            Db::Postgres(pool) => sqlx::query_scalar(
-                "UPDATE app_sessions SET tab_generation = tab_generation + 1 WHERE id = $1 RETURNING tab_generation",
-            )
-            .bind(key)
-            .fetch_optional(pool)
-            .await,
+            Db::Sqlite(pool) => {
+                sqlx::query_scalar(
+                    "UPDATE app_sessions SET tab_generation = tab_generation + 1, handoff_hash = NULL,
+                            handoff_expires_at = NULL
+                      WHERE id = ?1 RETURNING tab_generation",
+                )
+                .bind(key)
+                .fetch_optional(pool)
+                .await
+            }
+            Db::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "UPDATE app_sessions SET tab_generation = tab_generation + 1, handoff_hash = NULL,
+                            handoff_expires_at = NULL
+                      WHERE id = $1 RETURNING tab_generation",
+                )
+                .bind(key)
+                .fetch_optional(pool)
+                .await
+            }
         }
+    }
+
+    /// Deletes the row `key` if its tab-token generation is still `generation` (a sign-out with
+    /// a tab token): `false` when nothing was deleted — the row is gone, or the token's
+    /// generation has ended.
+    pub async fn delete_at_generation(&self, key: &str, generation: i64) -> Result<bool, sqlx::Error> {
+        let deleted = match &self.db {
+            Db::Sqlite(pool) => sqlx::query("DELETE FROM app_sessions WHERE id = ?1 AND tab_generation = ?2")
+                .bind(key)
+                .bind(generation)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Db::Postgres(pool) => sqlx::query("DELETE FROM app_sessions WHERE id = $1 AND tab_generation = $2")
+                .bind(key)
+                .bind(generation)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        };
+        Ok(deleted == 1)
     }
 
     /// Deletes the row `key` (nothing when it is already gone).
@@ -595,25 +625,37 @@ impl AppSessionStore {
     /// falls back to the cookie or asks to reopen the app (it fails closed). Every write that ends or revokes a session, and the redemption of a
     /// code, stays synchronous. `set_config(…, true)` is local to the transaction, so the
     /// pooled connection keeps the server's setting for its next statement.
-    pub async fn set_handoff(&self, key: &str, handoff: &Handoff) -> Result<bool, sqlx::Error> {
+    ///
+    /// `generation`: for a code asked for with a tab token (`resume_tab`), the token's
+    /// generation, which the row must still be at — a code is never stored for a token that
+    /// *Sign out all other sessions* ended in the meantime.
+    pub async fn set_handoff(
+        &self,
+        key: &str,
+        handoff: &Handoff,
+        generation: Option<i64>,
+    ) -> Result<bool, sqlx::Error> {
         let updated = match &self.db {
-            Db::Sqlite(pool) => {
-                sqlx::query("UPDATE app_sessions SET handoff_hash = ?1, handoff_expires_at = ?2 WHERE id = ?3")
-                    .bind(&handoff.hash)
-                    .bind(handoff.expires_at)
-                    .bind(key)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
-            Db::Postgres(pool) => sqlx::query(
-                "UPDATE app_sessions SET handoff_hash = $1, handoff_expires_at = $2
-                       FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
-                      WHERE id = $3",
+            Db::Sqlite(pool) => sqlx::query(
+                "UPDATE app_sessions SET handoff_hash = ?1, handoff_expires_at = ?2
+                  WHERE id = ?3 AND (?4 IS NULL OR tab_generation = ?4)",
             )
             .bind(&handoff.hash)
             .bind(handoff.expires_at)
             .bind(key)
+            .bind(generation)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+            Db::Postgres(pool) => sqlx::query(
+                "UPDATE app_sessions SET handoff_hash = $1, handoff_expires_at = $2
+                       FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+                      WHERE id = $3 AND ($4::bigint IS NULL OR tab_generation = $4)",
+            )
+            .bind(&handoff.hash)
+            .bind(handoff.expires_at)
+            .bind(key)
+            .bind(generation)
             .execute(pool)
             .await?
             .rows_affected(),
