@@ -1,7 +1,8 @@
 //! A fake Commerce7 for tests and local development.
 //!
 //! It answers `GET /v1/account/user` the way Commerce7 does (for the users and tenants it is
-//! given, with optional latency and a switchable failure mode), sends the install and
+//! given, with optional latency and a switchable failure mode — any status in Commerce7's error
+//! body `{statusCode, type, message, errors}`, with an optional `Retry-After`), sends the install and
 //! uninstall callbacks to the app with Basic auth, and serves an **admin simulator** page
 //! that embeds the app in an iframe the way the Commerce7 admin does.
 //!
@@ -25,7 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::{Form, Query, State};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, COOKIE, SET_COOKIE};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, COOKIE, RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -187,6 +188,8 @@ struct Shared {
     latency: Mutex<Duration>,
     /// 0 means "no failure".
     failure: AtomicU16,
+    /// The `Retry-After` of simulated failures, as sent (`None`: no header).
+    retry_after: Mutex<Option<String>>,
     user_calls: AtomicUsize,
     http: reqwest::Client,
 }
@@ -356,6 +359,7 @@ impl FakeCommerce7 {
             origin: origin_of(addr),
             latency: Mutex::new(config.latency),
             failure: AtomicU16::new(0),
+            retry_after: Mutex::new(None),
             user_calls: AtomicUsize::new(0),
             http,
         });
@@ -423,6 +427,14 @@ impl FakeCommerce7 {
             Some(code) => code,
         };
         self.state.failure.store(code, Ordering::SeqCst);
+    }
+
+    /// The `Retry-After` header of the simulated failures of [`FakeCommerce7::set_failure`]
+    /// (e.g. `Some("17")` with a 429, Commerce7's rate limit); `None`, the default, sends none.
+    /// The text is sent as given — seconds, an HTTP date or junk — so tests can try what a
+    /// server might send; text that is not a valid header value sends none.
+    pub fn set_retry_after(&self, value: Option<&str>) {
+        *self.state.retry_after.lock().unwrap_or_else(PoisonError::into_inner) = value.map(str::to_owned);
     }
 
     /// Sends the install callback for `tenant_id` to `{app_url}/install` with Basic auth, the
@@ -565,7 +577,12 @@ async fn account_user(State(state): State<AppState>, headers: HeaderMap) -> Resp
     if let Some(code) = state.failure() {
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         tracing::info!(tenant = ?tenant, status = status.as_u16(), "account/user: simulated failure");
-        return c7_error(status, error_type(status), error_message(status));
+        let mut response = c7_error(status, error_type(status), error_message(status));
+        let retry_after = state.retry_after.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            response.headers_mut().insert(RETRY_AFTER, value);
+        }
+        return response;
     }
 
     let token = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
@@ -1052,6 +1069,47 @@ mod tests {
         fake.set_failure(None);
         let (status, _) = get_user(&fake, "demo-owner-token", "demo-winery").await;
         assert_eq!(status, 200);
+        fake.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn failure_mode_answers_429_with_retry_after_and_404_422_in_commerce7s_body() {
+        let fake = start_demo("http://127.0.0.1:9").await;
+        let answer = |token: &'static str| {
+            client()
+                .get(format!("{}/account/user", fake.api_url()))
+                .header("Authorization", token)
+                .header("tenant", "demo-winery")
+                .send()
+        };
+        fake.set_failure(Some(429));
+        let response = answer("demo-owner-token").await.expect("request succeeds");
+        assert_eq!(response.status().as_u16(), 429);
+        assert!(response.headers().get(RETRY_AFTER).is_none(), "no Retry-After unless set");
+        fake.set_retry_after(Some("17"));
+        let response = answer("demo-owner-token").await.expect("request succeeds");
+        assert_eq!(response.status().as_u16(), 429);
+        assert_eq!(response.headers()[RETRY_AFTER], "17");
+        assert_eq!(
+            response.json::<Value>().await.expect("JSON body"),
+            json!({"statusCode": 429, "type": "tooManyRequests", "message": "Too many requests", "errors": []})
+        );
+        fake.set_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT"));
+        let response = answer("demo-owner-token").await.expect("request succeeds");
+        assert_eq!(response.headers()[RETRY_AFTER], "Wed, 21 Oct 2015 07:28:00 GMT", "sent as given");
+        fake.set_retry_after(None);
+
+        for (code, kind, message) in [(404, "notFound", "Not found"), (422, "validationError", "Unprocessable entity")]
+        {
+            fake.set_failure(Some(code));
+            let (status, body) = get_user(&fake, "demo-owner-token", "demo-winery").await;
+            assert_eq!(status, code);
+            assert_eq!(body, json!({"statusCode": code, "type": kind, "message": message, "errors": []}));
+        }
+        fake.set_failure(None);
+        let response = answer("demo-owner-token").await.expect("request succeeds");
+        assert_eq!(response.status().as_u16(), 200, "normal answers again");
+        assert!(response.headers().get(RETRY_AFTER).is_none());
         fake.shutdown().await;
     }
 

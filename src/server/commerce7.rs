@@ -39,15 +39,93 @@ impl Commerce7User {
     }
 }
 
-/// Why Commerce7 did not vouch for the user.
+/// Why Commerce7 did not vouch for the user. Each kind is a different answer to the merchant
+/// and a different `sign_in` outcome: only [`VerifyError::Unavailable`] is an outage.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    /// Commerce7 answered 401/403: the token is not valid for this tenant.
+    /// Commerce7 refused the account token: 401/403, or 404/422 for the token (a stale or
+    /// malformed link). `status` is `None` when the token could not even be sent (not a valid
+    /// header value).
     #[error("Commerce7 refused the account token")]
-    Unauthorized,
+    Refused {
+        /// Commerce7's status.
+        status: Option<u16>,
+    },
+    /// Commerce7 answered 429 (its limit of 100 requests per minute per tenant).
+    #[error("Commerce7 is busy: retry after {retry_after} s")]
+    Busy {
+        /// Seconds to wait: Commerce7's `Retry-After` when sane, else [`DEFAULT_RETRY_AFTER`].
+        retry_after: u32,
+    },
+    /// Commerce7 answered another 4xx: it did not accept the request as made from this link.
+    #[error("Commerce7 did not accept the request (HTTP {status})")]
+    Rejected {
+        /// Commerce7's status.
+        status: u16,
+    },
     /// Timeout, refused connection, 5xx or an unreadable answer: fail safe.
     #[error("Commerce7 is unavailable: {0}")]
     Unavailable(String),
+}
+
+/// What an answer of `account/user` means for the sign-in, by status alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerClass {
+    /// 200: the user, in the body.
+    Ok,
+    /// 401, 403, and 404/422 (Commerce7's `notFound`/`validationError` for the token): a refusal.
+    Refused,
+    /// 429: Commerce7's rate limit.
+    Busy,
+    /// Any other 4xx.
+    Rejected,
+    /// 5xx, and anything else Libero does not expect (1xx, 3xx, a 2xx other than 200).
+    Unavailable,
+}
+
+impl AnswerClass {
+    /// The class of `status`.
+    pub fn of(status: StatusCode) -> Self {
+        match status.as_u16() {
+            200 => Self::Ok,
+            401 | 403 | 404 | 422 => Self::Refused,
+            429 => Self::Busy,
+            400..=499 => Self::Rejected,
+            _ => Self::Unavailable,
+        }
+    }
+
+    /// The `outcome` label of `libero_commerce7_request_duration_seconds` for an HTTP answer of
+    /// this class (`timeout` and `error` also cover the calls that got no answer).
+    pub fn metric_outcome(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Refused => "refused",
+            Self::Busy => "busy",
+            Self::Rejected => "rejected",
+            Self::Unavailable => "error",
+        }
+    }
+}
+
+/// Seconds to wait after Commerce7's 429 when it gives no usable `Retry-After`.
+pub const DEFAULT_RETRY_AFTER: u32 = 60;
+/// The longest `Retry-After` Libero passes on; beyond it the value is not believed (Commerce7's
+/// limit is per minute) and [`DEFAULT_RETRY_AFTER`] is used.
+pub const MAX_RETRY_AFTER: u32 = 600;
+
+/// The seconds to wait after a 429, from Commerce7's `Retry-After`: a whole number of seconds
+/// from 0 to [`MAX_RETRY_AFTER`] (0 is read as 1, so the page never says "0 seconds");
+/// anything else — missing, an HTTP date, negative, fractional, huge, junk — gives
+/// [`DEFAULT_RETRY_AFTER`].
+pub fn retry_after_seconds(value: Option<&HeaderValue>) -> u32 {
+    value
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 6 && v.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|seconds| *seconds <= MAX_RETRY_AFTER)
+        .map_or(DEFAULT_RETRY_AFTER, |seconds| seconds.max(1))
 }
 
 /// A Commerce7 API client with a bounded timeout.
@@ -70,7 +148,7 @@ impl Commerce7 {
 
     /// Asks Commerce7 who holds `account` for `tenant_id`.
     pub async fn verify_user(&self, tenant_id: &str, account: &str) -> Result<Commerce7User, VerifyError> {
-        let mut authorization = HeaderValue::from_str(account).map_err(|_| VerifyError::Unauthorized)?;
+        let mut authorization = HeaderValue::from_str(account).map_err(|_| VerifyError::Refused { status: None })?;
         authorization.set_sensitive(true);
         let started = Instant::now();
         let response = self
@@ -99,22 +177,55 @@ impl Commerce7 {
             }
         };
         let status = response.status();
-        let outcome = match status.as_u16() {
-            200 => "ok",
-            401 | 403 => "unauthorized",
-            _ => "error",
-        };
-        crate::server::metrics::commerce7_call(elapsed.as_secs_f64(), outcome);
+        let class = AnswerClass::of(status);
+        crate::server::metrics::commerce7_call(elapsed.as_secs_f64(), class.metric_outcome());
         tracing::info!(elapsed_ms, tenant_id, status = status.as_u16(), "Commerce7 account/user answered");
-        match status {
-            StatusCode::OK => response.json::<Commerce7User>().await.map_err(|err| {
+        match class {
+            AnswerClass::Ok => response.json::<Commerce7User>().await.map_err(|err| {
                 tracing::warn!(tenant_id, "Commerce7 answered 200 with an unexpected body: {}", err.without_url());
                 VerifyError::Unavailable("unexpected answer".to_owned())
             }),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(VerifyError::Unauthorized),
-            other => Err(VerifyError::Unavailable(format!("HTTP {}", other.as_u16()))),
+            AnswerClass::Refused => Err(VerifyError::Refused { status: Some(status.as_u16()) }),
+            AnswerClass::Busy => {
+                let retry_after = retry_after_seconds(response.headers().get(reqwest::header::RETRY_AFTER));
+                tracing::warn!(tenant_id, retry_after, "Commerce7 answered 429 (its rate limit): busy");
+                Err(VerifyError::Busy { retry_after })
+            }
+            AnswerClass::Rejected => {
+                let c7_type = error_type(response).await;
+                tracing::warn!(
+                    tenant_id,
+                    status = status.as_u16(),
+                    c7_type = c7_type.as_deref().unwrap_or("-"),
+                    "Commerce7 did not accept the sign-in request"
+                );
+                Err(VerifyError::Rejected { status: status.as_u16() })
+            }
+            AnswerClass::Unavailable => Err(VerifyError::Unavailable(format!("HTTP {}", status.as_u16()))),
         }
     }
+}
+
+/// The `type` of Commerce7's error body (`{statusCode, type, message, errors}`), for the log:
+/// read from at most 4 KiB of the body, and only when it is a short word (never the message,
+/// which is free text).
+async fn error_type(mut response: reqwest::Response) -> Option<String> {
+    const LIMIT: usize = 4096;
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() > LIMIT {
+            return None;
+        }
+    }
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    let kind = serde_json::from_slice::<ErrorBody>(&body).ok()?.kind;
+    (!kind.is_empty() && kind.len() <= 40 && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .then_some(kind)
 }
 
 #[cfg(test)]
@@ -135,6 +246,102 @@ mod tests {
         assert_eq!(user.display_name().as_deref(), Some("Dana"));
         user.first_name = Some("  ".into());
         assert_eq!(user.display_name(), None);
+    }
+
+    #[test]
+    fn every_status_has_its_class_and_metric_outcome() {
+        let class = |code: u16| AnswerClass::of(StatusCode::from_u16(code).unwrap());
+        assert_eq!(class(200), AnswerClass::Ok);
+        for code in [401, 403, 404, 422] {
+            assert_eq!(class(code), AnswerClass::Refused, "{code}: a refusal of the token");
+        }
+        assert_eq!(class(429), AnswerClass::Busy);
+        for code in [400, 402, 405, 406, 408, 409, 410, 411, 413, 415, 418, 421, 423, 428, 431, 451, 499] {
+            assert_eq!(class(code), AnswerClass::Rejected, "{code}: another 4xx");
+        }
+        for code in [500, 501, 502, 503, 504, 599, 100, 201, 204, 301, 302, 304, 399, 600, 999] {
+            assert_eq!(class(code), AnswerClass::Unavailable, "{code}: an outage or an answer Libero cannot use");
+        }
+        let outcomes = [200, 401, 429, 400, 503].map(|code| class(code).metric_outcome());
+        assert_eq!(outcomes, ["ok", "refused", "busy", "rejected", "error"]);
+    }
+
+    #[test]
+    fn retry_after_is_honoured_when_it_is_sane_seconds() {
+        let parse = |value: &str| retry_after_seconds(Some(&HeaderValue::from_str(value).unwrap()));
+        assert_eq!(retry_after_seconds(None), DEFAULT_RETRY_AFTER, "absent");
+        assert_eq!(DEFAULT_RETRY_AFTER, 60);
+        assert_eq!(parse("17"), 17);
+        assert_eq!(parse(" 30 "), 30, "surrounding spaces");
+        assert_eq!(parse("1"), 1);
+        assert_eq!(parse("0"), 1, "never 'try again in 0 seconds'");
+        assert_eq!(parse("600"), 600, "the longest believed");
+        assert_eq!(parse("007"), 7);
+        for junk in [
+            "601",
+            "86400",
+            "4294967296",
+            "99999999999999999999",
+            "-5",
+            "+5",
+            "1.5",
+            "5s",
+            "",
+            "soon",
+            "Wed, 21 Oct 2015 07:28:00 GMT",
+        ] {
+            assert_eq!(parse(junk), DEFAULT_RETRY_AFTER, "{junk:?}");
+        }
+        let opaque = HeaderValue::from_bytes(b"\xff\xfe").unwrap();
+        assert_eq!(retry_after_seconds(Some(&opaque)), DEFAULT_RETRY_AFTER, "not visible ASCII");
+    }
+
+    /// The answers of a fake Commerce7 over real HTTP, as `verify_user` reads them.
+    #[tokio::test]
+    async fn verify_user_tells_commerce7s_answers_apart() {
+        let fake = fake_commerce7::FakeCommerce7::start(
+            "127.0.0.1:0".parse().unwrap(),
+            fake_commerce7::FakeConfig::demo("http://127.0.0.1:9", "u", "p"),
+        )
+        .await
+        .unwrap();
+        let c7 = Commerce7::new(&fake.api_url(), Duration::from_secs(5)).unwrap();
+        let verify = || c7.verify_user("demo-winery", "demo-owner-token");
+        assert_eq!(verify().await.unwrap().id, "c7-user-dana", "control: 200");
+        let refused = c7.verify_user("demo-winery", "stale-token").await;
+        assert!(matches!(refused, Err(VerifyError::Refused { status: Some(401) })), "{refused:?}");
+        for code in [403, 404, 422] {
+            fake.set_failure(Some(code));
+            let answer = verify().await;
+            assert!(matches!(answer, Err(VerifyError::Refused { status: Some(s) }) if s == code), "{code}: {answer:?}");
+        }
+        fake.set_failure(Some(429));
+        assert!(matches!(verify().await, Err(VerifyError::Busy { retry_after: 60 })), "no Retry-After: the default");
+        fake.set_retry_after(Some("17"));
+        assert!(matches!(verify().await, Err(VerifyError::Busy { retry_after: 17 })));
+        fake.set_retry_after(Some("100000"));
+        assert!(matches!(verify().await, Err(VerifyError::Busy { retry_after: 60 })), "not believed");
+        fake.set_retry_after(None);
+        for code in [400, 409, 410] {
+            fake.set_failure(Some(code));
+            let answer = verify().await;
+            assert!(matches!(answer, Err(VerifyError::Rejected { status: s }) if s == code), "{code}: {answer:?}");
+        }
+        for code in [500, 502, 503, 504] {
+            fake.set_failure(Some(code));
+            assert!(matches!(verify().await, Err(VerifyError::Unavailable(_))), "{code}");
+        }
+        let bad_header = c7.verify_user("demo-winery", "line\nbreak").await;
+        assert!(matches!(bad_header, Err(VerifyError::Refused { status: None })), "{bad_header:?}");
+        fake.shutdown().await;
+        let gone = Commerce7::new(&format!("http://{}/v1", fake_addr_closed().await), Duration::from_secs(2)).unwrap();
+        assert!(matches!(gone.verify_user("demo-winery", "t").await, Err(VerifyError::Unavailable(_))));
+    }
+
+    /// An address nothing listens on any more.
+    async fn fake_addr_closed() -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap()
     }
 
     #[test]

@@ -122,6 +122,9 @@ pub struct Config {
     /// `TRUSTED_PROXY_HOPS`: how many reverse proxies in front of the app append to
     /// `X-Forwarded-For` (default 0: the header is ignored and the peer address is the client).
     pub trusted_proxy_hops: usize,
+    /// `SUPPORT_URL`: the app's support docs, linked from every error page (none when unset).
+    /// An absolute `http(s)://` URL; `https://` only in production.
+    pub support_url: Option<String>,
 }
 
 /// Why the settings could not be read. The message says how to fix it.
@@ -305,8 +308,10 @@ impl Config {
             })?,
         };
         let cleanup = duration("SESSION_CLEANUP_INTERVAL", Duration::from_secs(3600))?;
+        let support_url = get("SUPPORT_URL").map(|url| parse_support_url(&url)).transpose()?;
 
         let config = Self {
+            support_url,
             session_cleanup_interval: (!cleanup.is_zero()).then_some(cleanup),
             metrics_token: get("METRICS_TOKEN").map(Secret::new),
             rate_limit_sign_in: rate_limit("RATE_LIMIT_SIGN_IN", "30/min")?,
@@ -360,6 +365,19 @@ impl Config {
                 name: "COMMERCE7_API_URL",
                 problem: "uses plain http:// to another host, which would send account tokens in clear,",
                 fix: "set COMMERCE7_API_URL=https://api.commerce7.com/v1 (or another https:// URL)",
+            });
+        }
+        if self
+            .support_url
+            .as_deref()
+            .is_some_and(|url| !url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")))
+        {
+            // Unlike COMMERCE7_API_URL, not even to this machine: the merchant's browser follows
+            // this link, where "localhost" is the merchant's own computer.
+            return Err(ConfigError::NotForProduction {
+                name: "SUPPORT_URL",
+                problem: "is a plain http:// link, which error pages served over HTTPS would send merchants to,",
+                fix: "set SUPPORT_URL to an https:// address of your support docs (or leave it unset)",
             });
         }
         if !self.cookie_secure {
@@ -433,6 +451,28 @@ pub fn refuse_bench_routes(production: bool, has_bench_routes: bool) -> Result<(
 /// Whether `LEPTOS_ENV` names production, as leptos reads it (`prod`/`production`, any case).
 fn is_production(leptos_env: &str) -> bool {
     leptos_env.eq_ignore_ascii_case("prod") || leptos_env.eq_ignore_ascii_case("production")
+}
+
+/// `SUPPORT_URL` as the pages link it: an absolute `http://` or `https://` URL with a host and
+/// no credentials, written without spaces or quotes (it goes into an `href` as given).
+fn parse_support_url(value: &str) -> Result<String, ConfigError> {
+    let invalid = || ConfigError::Invalid {
+        name: "SUPPORT_URL",
+        value: value.to_owned(),
+        expected: "an absolute https:// URL of the app's support docs, such as https://example.com/libero/help",
+    };
+    let plain = value.len() <= 2000
+        && value.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '<' | '>' | '\\' | '`'));
+    let lower = value.to_ascii_lowercase();
+    let after_scheme = lower.strip_prefix("http://").or_else(|| lower.strip_prefix("https://"));
+    if !plain || after_scheme.is_none_or(|rest| rest.starts_with('/')) {
+        return Err(invalid());
+    }
+    let url = reqwest::Url::parse(value).map_err(|_| invalid())?;
+    if url.host_str().is_none_or(str::is_empty) || !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid());
+    }
+    Ok(value.to_owned())
 }
 
 /// Whether `url`'s host is this machine (`localhost`, 127.0.0.0/8, `::1`).
@@ -694,6 +734,54 @@ mod tests {
             let err = production_with(&[("COMMERCE7_API_URL", url)]).unwrap_err();
             assert!(err.to_string().starts_with("COMMERCE7_API_URL uses plain http://"), "{url}: {err}");
             assert!(err.to_string().contains("set COMMERCE7_API_URL=https://"), "{err}");
+        }
+    }
+
+    #[test]
+    fn support_url_is_optional_and_must_be_an_absolute_http_link() {
+        assert_eq!(config(&[("SESSION_SECRET", SECRET)]).unwrap().support_url, None, "unset by default");
+        assert_eq!(config(&[("SESSION_SECRET", SECRET), ("SUPPORT_URL", "  ")]).unwrap().support_url, None, "blank");
+        for url in [
+            "https://example.com/libero/help",
+            "https://help.example.com/libero?topic=sign-in&lang=en#top",
+            "HTTPS://EXAMPLE.COM/",
+            "http://localhost:8080/help",
+        ] {
+            let c =
+                config(&[("SESSION_SECRET", SECRET), ("SUPPORT_URL", url)]).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(c.support_url.as_deref(), Some(url), "kept as given");
+        }
+        let trimmed = config(&[("SESSION_SECRET", SECRET), ("SUPPORT_URL", " https://example.com/help\n")]).unwrap();
+        assert_eq!(trimmed.support_url.as_deref(), Some("https://example.com/help"));
+        for url in [
+            "example.com/help",
+            "/help",
+            "javascript:alert(1)",
+            "ftp://example.com/help",
+            "mailto:help@example.com",
+            "https://",
+            "https:///path",
+            "https://user:pass@example.com/help",
+            "https://example.com/a b",
+            r#"https://example.com/"onmouseover="x"#,
+            "https://example.com/<script>",
+            "https://exa mple.com/",
+        ] {
+            let err = config(&[("SESSION_SECRET", SECRET), ("SUPPORT_URL", url)]).unwrap_err();
+            assert!(err.to_string().starts_with("SUPPORT_URL has an invalid value"), "{url}: {err}");
+            assert!(err.to_string().contains("https://"), "says what to set: {err}");
+        }
+    }
+
+    #[test]
+    fn production_accepts_only_an_https_support_url() {
+        let c = production_with(&[("SUPPORT_URL", "https://example.com/libero/help")]).unwrap();
+        assert_eq!(c.support_url.as_deref(), Some("https://example.com/libero/help"));
+        assert_eq!(production_with(&[]).unwrap().support_url, None, "optional in production too");
+        for url in ["http://example.com/help", "http://localhost:8080/help", "http://127.0.0.1/help"] {
+            let err = production_with(&[("SUPPORT_URL", url)]).unwrap_err();
+            assert!(err.to_string().starts_with("SUPPORT_URL is a plain http:// link"), "{url}: {err}");
+            assert!(err.to_string().contains("set SUPPORT_URL to an https:// address"), "{err}");
         }
     }
 

@@ -21,9 +21,13 @@ pub const SESSIONS_CREATED: &str = "libero_sessions_created_total";
 pub const SESSION_VALIDATIONS: &str = "libero_session_validations_total";
 /// Writes of `last_activity_at` (at most one per session per `SESSION_TOUCH_INTERVAL`).
 pub const SESSION_TOUCHES: &str = "libero_session_touches_total";
-/// Sign-in attempts by outcome.
+/// Sign-in attempts by outcome. Commerce7's answers each have their own: `commerce7_refused`
+/// (401/403, or 404/422 for the token), `commerce7_busy` (429), `commerce7_rejected` (another
+/// 4xx) and `commerce7_unavailable` (5xx, timeout, connection failure: the only outage);
+/// Libero's own sign-in limit is `rate_limited`.
 pub const SIGN_INS: &str = "libero_sign_ins_total";
-/// Latency of Commerce7's `account/user`, by outcome.
+/// Latency of Commerce7's `account/user`, by outcome: `ok`, `refused`, `busy`, `rejected`,
+/// `error` (5xx, an unexpected status, a failed connection) and `timeout`.
 pub const COMMERCE7_DURATION: &str = "libero_commerce7_request_duration_seconds";
 /// Expired sessions deleted by cleanup.
 pub const CLEANUP_DELETED: &str = "libero_session_cleanup_deleted_total";

@@ -258,6 +258,8 @@ pub fn router(state: AppState) -> Router {
         .merge(callbacks)
         .merge(compressible)
         .layer(http::stack())
+        // The error pages' settings (SUPPORT_URL) for every request, wherever its page is made.
+        .layer(error_page::settings_layer(&state.config))
         // Outermost first: a client's request id is kept only if it is a bounded token, else
         // made; it goes back on the answer; then the answer's Content-Security-Policy.
         .layer(from_fn_with_state(csp::ContentSecurityPolicy::new(&state.config.frame_ancestors), csp::layer))

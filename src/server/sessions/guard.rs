@@ -721,9 +721,20 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
 
     let user = match state.commerce7.verify_user(&query.tenant_id, &query.account).await {
         Ok(user) => user,
-        Err(VerifyError::Unauthorized) => {
+        // A refusal of the token (401/403, or 404/422 for it): this browser's session of the
+        // winery ends too. The other answers end nothing: a 429, another 4xx and an outage say
+        // nothing about who holds the session.
+        Err(VerifyError::Refused { .. }) => {
             let same_tenant = existing.as_ref().is_some_and(|current| current.auth.tenant_id == query.tenant_id);
             return refused(session, &query.tenant_id, same_tenant).await;
+        }
+        Err(VerifyError::Busy { retry_after }) => {
+            metrics::sign_in("commerce7_busy");
+            return error_page(ErrorKind::Commerce7Busy { retry_after });
+        }
+        Err(VerifyError::Rejected { .. }) => {
+            metrics::sign_in("commerce7_rejected");
+            return error_page(ErrorKind::Commerce7Rejected);
         }
         Err(VerifyError::Unavailable(_)) => {
             metrics::sign_in("commerce7_unavailable");
@@ -799,8 +810,8 @@ fn rate_limited(state: &AppState, ip: Option<std::net::IpAddr>) -> Option<Respon
     Some(response)
 }
 
-/// Commerce7 refused the token: the 401 page, and this browser's session *of that tenant* ends
-/// too. Someone presented a token that is not the session's and is not valid: on a shared
+/// Commerce7 refused the token (401/403, or 404/422 for it): the 401 page, and this browser's
+/// session *of that tenant* ends too. Someone presented a token that is not the session's and is not valid: on a shared
 /// computer the previous user's session must not be one click away. Another winery's session
 /// (another tab's) is left alone.
 async fn refused(session: &Session, tenant_id: &str, same_tenant: bool) -> Response {
