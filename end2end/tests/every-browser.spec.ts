@@ -80,7 +80,7 @@ async function signOut(app: FrameLocator, frame: Frame, traffic: AppTraffic, ser
   expect(token).toMatch(tabTokenPattern(tenant));
   // Positive control: the token is accepted right before the sign-out.
   expect(await callWithBearer(servers, "/api/session_info", token)).toBe(200);
-  await app.getByRole("button", { name: "Sign out" }).click();
+  await app.getByRole("button", { name: "Sign out", exact: true }).click();
   await expect(app.getByRole("heading", { level: 1 })).toHaveText("Libero for Commerce7");
   expect(await frameLocation(frame)).toBe(`${servers.appUrl}/`);
   const logouts = traffic.calls("/api/logout");

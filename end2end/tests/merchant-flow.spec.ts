@@ -42,7 +42,7 @@ test.describe(() => {
       expect(before?.status()).toBe(200);
       await expect(page.getByRole("heading", { level: 1 })).toHaveText("Settings");
 
-      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.getByRole("button", { name: "Sign out", exact: true }).click();
       await expect(page).toHaveURL(`${appUrl}/`);
       const after = await page.goto(`${appUrl}/settings`);
       expect(after?.status()).toBe(401);
@@ -105,7 +105,7 @@ test.describe(() => {
       const other = await context.newPage();
       await other.goto(`${appUrl}/app`);
       await expect(other.locator("body")).toHaveAttribute("data-hydrated", "true");
-      await other.getByRole("button", { name: "Sign out" }).click();
+      await other.getByRole("button", { name: "Sign out", exact: true }).click();
       await expect(other).toHaveURL(`${appUrl}/`);
 
       // The save is refused (401); the tab reloads its page, which says the session ended.
@@ -174,7 +174,7 @@ test.describe(() => {
       await expect.poll(() => blocked.length).toBeGreaterThan(0);
       // And the app is still live: the hydrated sign-out (with the tab token) works.
       const logout = page.waitForResponse((r) => new URL(r.url()).pathname === "/api/logout");
-      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.getByRole("button", { name: "Sign out", exact: true }).click();
       expect((await logout).status()).toBe(200);
       await expect(page).toHaveURL(`${servers().appUrl}/`);
     } finally {

@@ -42,14 +42,14 @@ test.describe(() => {
       (route) => route.fulfill({ status: 503, contentType: "application/json", body: '{"error":"unavailable"}' }),
       { times: 1 },
     );
-    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("button", { name: "Sign out", exact: true }).click();
     await expect(page.locator("#sign-out-failed")).toContainText("You are still signed in");
     await expect(page).toHaveURL(`${appUrl}/app`);
     expect(await storedTab(page), "the credential is kept").toBe(credential);
     await expect(page.getByRole("heading", { name: "Welcome, Dana Owner" })).toBeVisible();
 
     // The second press reaches the server and signs out.
-    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("button", { name: "Sign out", exact: true }).click();
     await expect(page).toHaveURL(`${appUrl}/`);
     await page.goto(`${appUrl}/app`);
     await expect(page.locator("#no-session")).toBeVisible();
@@ -68,7 +68,7 @@ test.describe(() => {
       (route) => route.fulfill({ status: 401, contentType: "application/json", body: '{"error":"unauthorized"}' }),
       { times: 1 },
     );
-    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("button", { name: "Sign out", exact: true }).click();
     await expect(page).toHaveURL(`${appUrl}/`);
     expect(logoutPosts, "the plain POST /logout was sent").toHaveLength(1);
     await page.goto(`${appUrl}/app`);
