@@ -1,5 +1,5 @@
-//! Per-client-IP rate limits on sign-in attempts and on the install/uninstall callbacks
-//! (governor's keyed GCRA limiter), answering 429 with `Retry-After`.
+//! Per-client-IP rate limits, answering 429 with `Retry-After`: on the install/uninstall
+//! callbacks (governor's keyed GCRA limiter) and on *refused* sign-ins ([`RefusalLimiter`]).
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -43,11 +43,7 @@ impl Limiter {
     /// `Ok` when `ip` may go on; otherwise how long until it may. IPv6 clients are keyed by
     /// their /64, which one subscriber can rotate through freely.
     pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
-        let key = match ip {
-            IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
-            v4 => v4,
-        };
-        self.inner.check_key(&key).map_err(|not_until| not_until.wait_time_from(self.inner.clock().now()))
+        self.inner.check_key(&client_key(ip)).map_err(|not_until| not_until.wait_time_from(self.inner.clock().now()))
     }
 
     /// Forgets idle clients (bounded memory).
@@ -57,11 +53,83 @@ impl Limiter {
     }
 }
 
+/// The client key of an address: IPv6 clients by their /64, which one subscriber can rotate
+/// through freely.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        v4 => v4,
+    }
+}
+
+/// Sign-ins Commerce7 refused, per client IP, in fixed windows of `per`: after `count` refusals in
+/// a window, every further sign-in from that address is answered 429 until the window ends —
+/// before Commerce7 is asked. Successful opens are not counted: a busy tasting room behind one
+/// address opens Libero as often as it likes (every open from Commerce7 carries a fresh token
+/// and is verified), while someone guessing tokens is stopped. (governor's limiters count every
+/// check they are asked; this one must ask before the verification and count after it.)
+#[derive(Clone)]
+pub struct RefusalLimiter {
+    count: u32,
+    per: Duration,
+    windows: Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, (std::time::Instant, u32)>>>,
+}
+
+impl std::fmt::Debug for RefusalLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefusalLimiter").field("count", &self.count).field("per", &self.per).finish_non_exhaustive()
+    }
+}
+
+impl RefusalLimiter {
+    /// At most `limit.count` refusals per `limit.per`.
+    pub fn new(limit: RateLimit) -> Self {
+        Self { count: limit.count.max(1), per: limit.per, windows: Arc::default() }
+    }
+
+    /// `Ok` when `ip` may try to sign in; otherwise how long until it may.
+    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+        self.check_at(ip, std::time::Instant::now())
+    }
+
+    fn check_at(&self, ip: IpAddr, now: std::time::Instant) -> Result<(), Duration> {
+        let windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match windows.get(&client_key(ip)) {
+            Some((start, refused)) if *refused >= self.count && now.duration_since(*start) < self.per => {
+                Err(self.per - now.duration_since(*start))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a sign-in from `ip` that Commerce7 refused.
+    pub fn refused(&self, ip: IpAddr) {
+        self.refused_at(ip, std::time::Instant::now());
+    }
+
+    fn refused_at(&self, ip: IpAddr, now: std::time::Instant) {
+        let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let window = windows.entry(client_key(ip)).or_insert((now, 0));
+        if now.duration_since(window.0) >= self.per {
+            *window = (now, 0);
+        }
+        window.1 = window.1.saturating_add(1);
+    }
+
+    /// Forgets the windows that have ended (bounded memory).
+    pub fn shrink(&self) {
+        let now = std::time::Instant::now();
+        let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        windows.retain(|_, (start, _)| now.duration_since(*start) < self.per);
+        windows.shrink_to_fit();
+    }
+}
+
 /// The app's limiters; `None` where disabled.
 #[derive(Clone, Debug, Default)]
 pub struct RateLimiters {
-    /// Sign-in attempts (those that would call Commerce7).
-    pub sign_in: Option<Limiter>,
+    /// Sign-ins Commerce7 refused.
+    pub sign_in: Option<RefusalLimiter>,
     /// Install/uninstall callbacks.
     pub callbacks: Option<Limiter>,
 }
@@ -69,12 +137,13 @@ pub struct RateLimiters {
 impl RateLimiters {
     /// From the settings.
     pub fn new(sign_in: Option<RateLimit>, callbacks: Option<RateLimit>) -> Self {
-        Self { sign_in: sign_in.map(Limiter::new), callbacks: callbacks.map(Limiter::new) }
+        Self { sign_in: sign_in.map(RefusalLimiter::new), callbacks: callbacks.map(Limiter::new) }
     }
 
     /// Forgets idle clients of every limiter.
     pub fn shrink(&self) {
-        self.sign_in.iter().chain(self.callbacks.iter()).for_each(Limiter::shrink);
+        self.sign_in.iter().for_each(RefusalLimiter::shrink);
+        self.callbacks.iter().for_each(Limiter::shrink);
     }
 }
 
@@ -168,6 +237,24 @@ mod tests {
         assert_eq!(client_ip(&xff("203.0.113.7:4711"), Some(peer), 1), Some("203.0.113.7".parse().unwrap()));
         assert_eq!(client_ip(&xff("[2001:db8::1]:4711"), Some(peer), 1), Some("2001:db8::1".parse().unwrap()));
         assert_eq!(client_ip(&xff("[2001:db8::1]"), Some(peer), 1), Some("2001:db8::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn refusals_are_limited_and_successes_are_not_counted() {
+        let limiter = RefusalLimiter::new(RateLimit { count: 3, per: Duration::from_secs(60) });
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        let start = std::time::Instant::now();
+        for _ in 0..100 {
+            assert!(limiter.check_at(ip, start).is_ok(), "checks alone (successful opens) never use the allowance");
+        }
+        for _ in 0..3 {
+            assert!(limiter.check_at(ip, start).is_ok());
+            limiter.refused_at(ip, start);
+        }
+        let wait = limiter.check_at(ip, start + Duration::from_secs(20)).unwrap_err();
+        assert_eq!(wait, Duration::from_secs(40), "until the window ends");
+        assert!(limiter.check_at("203.0.113.8".parse().unwrap(), start).is_ok(), "another address is not affected");
+        assert!(limiter.check_at(ip, start + Duration::from_secs(60)).is_ok(), "a new window");
     }
 
     #[test]

@@ -340,9 +340,12 @@ fn canonical_redirect(uri: &Uri) -> Response {
     }
 }
 
-/// `303 → /app?handoff=<code>`: the sign-in's way into the page that works without the cookie.
-fn see_dashboard_with(code: &str) -> Response {
-    let location = HeaderValue::from_str(&format!("/app?handoff={code}")).expect("a handoff code is URL-safe");
+/// `303 → <page>?<its context>&handoff=<code>`: the sign-in's way into the page it was opened
+/// at, which works without the cookie.
+fn see_page_with(landing: &str, code: &str) -> Response {
+    let separator = if landing.contains('?') { '&' } else { '?' };
+    let location = HeaderValue::from_str(&format!("{landing}{separator}handoff={code}"))
+        .expect("a landing of plain parameters and a URL-safe code");
     (
         StatusCode::SEE_OTHER,
         [
@@ -381,7 +384,7 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
         return error_page(ErrorKind::DatabaseUnavailable);
     };
 
-    if normalized(req.uri().path()) == "/app"
+    if is_page
         && req.method() == Method::GET
         && let Some(query) = SignInQuery::from_uri(req.uri())
     {
@@ -621,12 +624,39 @@ pub fn is_navigation(headers: &HeaderMap) -> bool {
     })
 }
 
-/// The query string Commerce7 opens the app with.
+/// The query string Commerce7 opens an extension's page with.
 #[derive(Clone, PartialEq, Eq)]
 struct SignInQuery {
     tenant_id: String,
     account: String,
     theme: Option<Theme>,
+    /// Where the sign-in lands: the page it was opened at, with the context Commerce7 gave it
+    /// (`orderId`, `customerId`, `productId`, …) and never the account token.
+    landing: String,
+}
+
+/// The parameters of a sign-in URL that are the sign-in's own, or the app's: never carried to
+/// the page.
+const SIGN_IN_PARAMS: [&str; 7] = ["tenantId", "account", "adminUITheme", "handoff", "__path", "__err", "__sig"];
+
+/// The page a sign-in at `uri` lands on: its path and its other *plain* parameters — a name of
+/// letters, digits and `_` (at most 40), a value of URL-unreserved characters (at most 200), at
+/// most 10 of them; anything else is dropped rather than carried into the page's address.
+fn landing(uri: &Uri) -> String {
+    let mut kept = form_urlencoded::Serializer::new(String::new());
+    let mut count = 0;
+    for (name, value) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
+        let plain_name = (1..=40).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let plain_value = value.len() <= 200
+            && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+        if plain_name && plain_value && !SIGN_IN_PARAMS.contains(&&*name) && count < 10 {
+            kept.append_pair(&name, &value);
+            count += 1;
+        }
+    }
+    let kept = kept.finish();
+    let path = normalized(uri.path());
+    if kept.is_empty() { path.to_owned() } else { format!("{path}?{kept}") }
 }
 
 #[derive(serde::Deserialize)]
@@ -653,7 +683,7 @@ impl SignInQuery {
             (Some(tenant_id), Some(account))
                 if is_tenant_slug(&tenant_id) && !account.is_empty() && account.len() <= 8192 =>
             {
-                Ok(Self { tenant_id, account, theme })
+                Ok(Self { tenant_id, account, theme, landing: landing(uri) })
             }
             _ => Err(()),
         })
@@ -690,7 +720,7 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
         Ok(Some(current))
             if current.auth.tenant_id == query.tenant_id && current.auth.was_verified_with(&query.account) =>
         {
-            return fast_path(state, current, query.theme).await;
+            return fast_path(state, current, query.theme, &query.landing).await;
         }
         Ok(existing) => existing,
         Err(err) => {
@@ -725,6 +755,7 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
         // winery ends too. The other answers end nothing: a 429, another 4xx and an outage say
         // nothing about who holds the session.
         Err(VerifyError::Refused { .. }) => {
+            count_refusal(state, origin.ip);
             let same_tenant = existing.as_ref().is_some_and(|current| current.auth.tenant_id == query.tenant_id);
             return refused(session, &query.tenant_id, same_tenant).await;
         }
@@ -733,6 +764,8 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
             return error_page(ErrorKind::Commerce7Busy { retry_after });
         }
         Err(VerifyError::Rejected { .. }) => {
+            // A failed verification all the same: it counts against the address's allowance.
+            count_refusal(state, origin.ip);
             metrics::sign_in("commerce7_rejected");
             return error_page(ErrorKind::Commerce7Rejected);
         }
@@ -741,6 +774,31 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
             return error_page(ErrorKind::Commerce7Unavailable);
         }
     };
+
+    // The same user of the same winery as this browser's session: that session goes on, now bound
+    // to the new token (Commerce7 mints one for every open). Replacing it would end the page open
+    // in another tab, with whatever the merchant had typed there.
+    if let Some(current) = existing.as_ref().filter(|current| {
+        current.auth.tenant_id == query.tenant_id && current.auth.user_id == user.id
+    }) {
+        let (code, handoff) = Handoff::issue(now());
+        let account_hash = hash_token(&query.account);
+        let theme = query.theme.unwrap_or(current.auth.theme);
+        match state.sessions.store().rebind(&current.row_id, &account_hash, theme, &handoff).await {
+            Ok(true) => {
+                metrics::sign_in("same_user");
+                tracing::info!(tenant_id = %query.tenant_id, user_id = %user.id, "merchant reopened Libero");
+                return see_page_with(&query.landing, &code);
+            }
+            // Deleted since it was read (a logout elsewhere): a new session, as for anyone else.
+            Ok(false) => {}
+            Err(err) => {
+                metrics::sign_in("error");
+                tracing::error!(error = %err, "could not renew a session at sign-in");
+                return error_page(ErrorKind::DatabaseUnavailable);
+            }
+        }
+    }
 
     let now = now();
     let ttl = chrono::TimeDelta::from_std(state.config.session_ttl).unwrap_or(chrono::TimeDelta::hours(8));
@@ -764,14 +822,14 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
     // This browser's previous session of the same tenant ends; another tenant's stays (its tab
     // still holds a tab token for it).
     let replaced = existing.filter(|current| current.auth.tenant_id == auth.tenant_id).map(|current| current.row_id);
-    start_session(state, auth, replaced.as_deref()).await
+    start_session(state, auth, replaced.as_deref(), &query.landing).await
 }
 
 /// Reopened with the token this session was verified with: a new handoff code for the same
 /// session, and the theme updated if it changed. Both are `UPDATE … WHERE id` of the row the
 /// lookup found: if a logout, a revocation or the cleanup deleted it meanwhile, nothing is
 /// written and the merchant is told to open Libero again — a reopening never brings it back.
-async fn fast_path(state: &AppState, current: CurrentSession, theme: Option<Theme>) -> Response {
+async fn fast_path(state: &AppState, current: CurrentSession, theme: Option<Theme>, landing: &str) -> Response {
     if let Some(theme) = theme.filter(|t| *t != current.auth.theme)
         && let Err(err) = state.sessions.store().set_theme(&current.row_id, theme).await
     {
@@ -781,7 +839,7 @@ async fn fast_path(state: &AppState, current: CurrentSession, theme: Option<Them
     match state.sessions.store().set_handoff(&current.row_id, &handoff, None).await {
         Ok(true) => {
             metrics::sign_in("fast_path");
-            see_dashboard_with(&code)
+            see_page_with(landing, &code)
         }
         Ok(false) => {
             // Deleted between the lookup and now (a logout in another tab): sign in again.
@@ -796,7 +854,15 @@ async fn fast_path(state: &AppState, current: CurrentSession, theme: Option<Them
     }
 }
 
-/// Only attempts that would reach Commerce7 count against the sign-in limit.
+/// Counts a sign-in Commerce7 refused against its address's allowance ([`rate_limited`]).
+fn count_refusal(state: &AppState, ip: Option<std::net::IpAddr>) {
+    if let (Some(limiter), Some(ip)) = (&state.limits.sign_in, ip) {
+        limiter.refused(ip);
+    }
+}
+
+/// An address that had `RATE_LIMIT_SIGN_IN` sign-ins refused by Commerce7 in the window is not
+/// let through to Commerce7 again until the window ends; successful opens do not count.
 fn rate_limited(state: &AppState, ip: Option<std::net::IpAddr>) -> Option<Response> {
     let (Some(limiter), Some(ip)) = (&state.limits.sign_in, ip) else {
         return None;
@@ -830,7 +896,7 @@ async fn refused(session: &Session, tenant_id: &str, same_tenant: bool) -> Respo
 /// A new session under a new cookie token (fixation defence), `replaced` (this browser's
 /// previous session of the same tenant) deleted, and `303 → /app?handoff=…`, so that the page
 /// opens even when the browser drops the cookie.
-async fn start_session(state: &AppState, auth: AuthSession, replaced: Option<&str>) -> Response {
+async fn start_session(state: &AppState, auth: AuthSession, replaced: Option<&str>, landing: &str) -> Response {
     let store = state.sessions.store();
     let (code, handoff) = Handoff::issue(now());
     let created = async {
@@ -857,7 +923,7 @@ async fn start_session(state: &AppState, auth: AuthSession, replaced: Option<&st
     metrics::sign_in("ok");
     tracing::info!(tenant_id = %auth.tenant_id, user_id = %auth.user_id, "merchant signed in");
     // The account token must not stay in the URL, the history or a Referer.
-    let mut response = see_dashboard_with(&code);
+    let mut response = see_page_with(landing, &code);
     let max_age = to_offset(auth.expires_at) - time::OffsetDateTime::now_utc();
     response.headers_mut().append(header::SET_COOKIE, state.sessions.issue(id, max_age));
     response
@@ -1061,6 +1127,20 @@ mod tests {
         assert_eq!(query.tenant_id, "demo-winery");
         assert_eq!(query.account, "abc+def=");
         assert_eq!(query.theme, Some(Theme::Dark));
+    }
+
+    #[test]
+    fn a_sign_in_lands_on_its_page_with_its_plain_context_only() {
+        let uri: Uri = "/settings/?tenantId=t&account=secret&orderId=o-1&adminUITheme=dark&handoff=x&__err=e&customerId=c_2"
+            .parse()
+            .unwrap();
+        assert_eq!(landing(&uri), "/settings?orderId=o-1&customerId=c_2");
+        let odd: Uri = "/app?tenantId=t&account=a&orderId=%3Cscript%3E&bad%20name=1&productId=p.3~".parse().unwrap();
+        assert_eq!(landing(&odd), "/app?productId=p.3~", "values or names that are not plain are dropped");
+        let many: String = (0..12).map(|n| format!("&k{n}=v")).collect();
+        let many: Uri = format!("/app?tenantId=t&account=a{many}").parse().unwrap();
+        assert_eq!(landing(&many).matches('=').count(), 10, "at most ten");
+        assert_eq!(landing(&"/app?tenantId=t&account=a".parse().unwrap()), "/app");
     }
 
     #[test]

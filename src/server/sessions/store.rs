@@ -508,6 +508,50 @@ impl AppSessionStore {
         Ok(Some(now))
     }
 
+    /// The same user signed in again with a new Commerce7 token: the row `key` is bound to that
+    /// token (its SHA-256), takes the theme of the open and a new handoff code, in one `UPDATE`;
+    /// `false` when the row is gone (it stays gone).
+    pub async fn rebind(
+        &self,
+        key: &str,
+        account_token_hash: &str,
+        theme: Theme,
+        handoff: &Handoff,
+    ) -> Result<bool, sqlx::Error> {
+        let now = now();
+        let updated = match &self.db {
+            Db::Sqlite(pool) => sqlx::query(
+                "UPDATE app_sessions SET account_token_hash = ?1, theme = ?2, handoff_hash = ?3,
+                        handoff_expires_at = ?4, updated_at = ?5
+                  WHERE id = ?6",
+            )
+            .bind(account_token_hash)
+            .bind(theme.as_str())
+            .bind(&handoff.hash)
+            .bind(handoff.expires_at)
+            .bind(now)
+            .bind(key)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+            Db::Postgres(pool) => sqlx::query(
+                "UPDATE app_sessions SET account_token_hash = $1, theme = $2, handoff_hash = $3,
+                        handoff_expires_at = $4, updated_at = $5
+                  WHERE id = $6",
+            )
+            .bind(account_token_hash)
+            .bind(theme.as_str())
+            .bind(&handoff.hash)
+            .bind(handoff.expires_at)
+            .bind(now)
+            .bind(key)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+        };
+        Ok(updated == 1)
+    }
+
     /// Sets the admin theme of the row `key`; `false` when the row is gone (it stays gone).
     pub async fn set_theme(&self, key: &str, theme: Theme) -> Result<bool, sqlx::Error> {
         let now = now();
