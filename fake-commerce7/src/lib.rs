@@ -6,11 +6,18 @@
 //! uninstall callbacks to the app with Basic auth, and serves an **admin simulator** page
 //! that embeds the app in an iframe the way the Commerce7 admin does.
 //!
+//! Account tokens: in [`TokenMode::Fresh`] (the default) every open from the admin simulator
+//! mints a new JWT-shaped token, as Commerce7 does ([`tokens`]), which only this fake's
+//! `GET /v1/account/user` can verify; in [`TokenMode::Fixed`] it hands out each user's fixed
+//! `token`. The fixed tokens are accepted in both modes (they stand for a token an admin opened
+//! earlier: Commerce7 documents no expiry), so tests can sign in with a known token directly.
+//!
 //! Routes:
 //! - `GET /v1/account/user`: header `Authorization: <account token>`, header `tenant: <tenantId>`.
 //! - `GET /`: the admin simulator (tenants, install/uninstall buttons, "open the app" links).
 //! - `GET /admin/open?tenantId=..&user=<user id>|token=<token>&theme=light|dark`: the app in an
-//!   iframe (`#app-frame`) plus a tiny third-party-cookie probe iframe (`#control-frame`).
+//!   iframe (`#app-frame`) plus a tiny third-party-cookie probe iframe (`#control-frame`); with
+//!   `user`, the account token of the current [`TokenMode`].
 //! - `POST /admin/install`, `POST /admin/uninstall` (form field `tenantId`): send the callback.
 //! - `GET /control/set`, `GET /control/check`: the third-party-cookie probe.
 //! - `GET /healthz`: `ok`.
@@ -32,8 +39,14 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+pub mod tokens;
+
+use tokens::Minter;
+pub use tokens::{Claims, TokenMode};
 
 /// Timeout of the install/uninstall callbacks sent to the app.
 const CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -103,6 +116,11 @@ pub struct FakeConfig {
     pub callback_user: String,
     /// Basic-auth password of the install/uninstall callbacks.
     pub callback_password: String,
+    /// Which account token an open from the admin simulator hands out.
+    pub tokens: TokenMode,
+    /// The answers to the app's client settings, sent at the top level of the install body
+    /// under their codes (Libero declares none: empty by default).
+    pub client_settings: Map<String, Value>,
 }
 
 impl fmt::Debug for FakeConfig {
@@ -113,6 +131,8 @@ impl fmt::Debug for FakeConfig {
             .field("app_url", &self.app_url)
             .field("callback_user", &self.callback_user)
             .field("callback_password", &"<redacted>")
+            .field("tokens", &self.tokens)
+            .field("client_settings", &self.client_settings)
             .finish()
     }
 }
@@ -120,7 +140,8 @@ impl fmt::Debug for FakeConfig {
 impl FakeConfig {
     /// The demo setup: tenant `demo-winery` with an owner (`demo-owner-token`, Dana Owner,
     /// role `Admin Owner`) and a staff user without role (`demo-staff-token`, Sam Staff), and
-    /// tenant `second-cellar` with an owner (`second-owner-token`, Lee Vintner). No latency.
+    /// tenant `second-cellar` with an owner (`second-owner-token`, Lee Vintner). No latency,
+    /// fresh tokens on every open, no client-settings answers.
     pub fn demo(
         app_url: impl Into<String>,
         callback_user: impl Into<String>,
@@ -132,6 +153,8 @@ impl FakeConfig {
             app_url: app_url.into(),
             callback_user: callback_user.into(),
             callback_password: callback_password.into(),
+            tokens: TokenMode::Fresh,
+            client_settings: Map::new(),
         }
     }
 }
@@ -192,6 +215,10 @@ struct Shared {
     retry_after: Mutex<Option<String>>,
     user_calls: AtomicUsize,
     http: reqwest::Client,
+    /// Mints and verifies the fresh account tokens, under a key drawn at start.
+    minter: Minter,
+    token_mode: Mutex<TokenMode>,
+    client_settings: Map<String, Value>,
 }
 
 type AppState = Arc<Shared>;
@@ -216,6 +243,35 @@ impl Shared {
 
     fn users_of<'a>(&'a self, tenant_id: &'a str) -> impl Iterator<Item = &'a FakeUser> + 'a {
         self.users.iter().filter(move |u| u.tenant_id == tenant_id)
+    }
+
+    fn token_mode(&self) -> TokenMode {
+        *self.token_mode.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A new signed token for `user`, as Commerce7 mints one when the admin opens the app.
+    fn mint(&self, user: &FakeUser) -> String {
+        self.minter.mint(&user.id, &user.first_name, &user.last_name, &user.email)
+    }
+
+    /// The account token an open from the admin simulator hands `user` in the current mode.
+    fn open_token(&self, user: &FakeUser) -> String {
+        match self.token_mode() {
+            TokenMode::Fresh => self.mint(user),
+            TokenMode::Fixed => user.token.clone(),
+        }
+    }
+
+    /// Whom `GET /v1/account/user` answers for: the user of `tenant` whose fixed token this is,
+    /// or the user of `tenant` a token minted here names (its `sub`) — as Commerce7, which
+    /// answers for the token's user when that user has access to the tenant.
+    fn account_user(&self, token: &str, tenant: &str) -> Option<&FakeUser> {
+        let mut users = self.users.iter().filter(|u| u.tenant_id == tenant);
+        if let Some(user) = users.clone().find(|u| u.token == token) {
+            return Some(user);
+        }
+        let claims = self.minter.verify(token)?;
+        users.find(|u| u.id == claims.sub)
     }
 
     /// The installing user of a tenant: its first user, or a made-up one for unknown tenants
@@ -243,13 +299,15 @@ impl Shared {
         let request = self.http.post(&url).basic_auth(&self.callback_user, Some(&self.callback_password));
         let request = match kind {
             CallbackKind::Install => {
-                let contact = format!("{} {}", user.first_name, user.last_name).trim().to_owned();
+                let organization = demo_organization(tenant_id);
                 request.json(&InstallBody {
                     tenant_id,
-                    organization_name: pretty_tenant_name(tenant_id),
-                    organization_contact: contact,
-                    weekly_report: "yes",
                     user,
+                    organization_name: Some(organization.name),
+                    organization_address: Some(organization.address),
+                    organization_website: Some(organization.website),
+                    organization_phone: Some(organization.phone),
+                    client_settings: &self.client_settings,
                 })
             }
             CallbackKind::Uninstall => request.json(&UninstallBody { tenant_id, user }),
@@ -304,17 +362,46 @@ struct CallbackUser {
     last_name: String,
 }
 
+/// The install body, with Commerce7's field set: `tenantId`, `user`, the four organisation
+/// fields (each may be missing) and the client-settings answers at the top level by code.
 #[derive(Serialize)]
 struct InstallBody<'a> {
     #[serde(rename = "tenantId")]
     tenant_id: &'a str,
     user: CallbackUser,
-    #[serde(rename = "organization-name")]
-    organization_name: String,
-    #[serde(rename = "organization-contact")]
-    organization_contact: String,
-    #[serde(rename = "weeklyReport")]
-    weekly_report: &'a str,
+    #[serde(rename = "organization-name", skip_serializing_if = "Option::is_none")]
+    organization_name: Option<String>,
+    #[serde(rename = "organization-address", skip_serializing_if = "Option::is_none")]
+    organization_address: Option<String>,
+    #[serde(rename = "organization-website", skip_serializing_if = "Option::is_none")]
+    organization_website: Option<String>,
+    #[serde(rename = "organization-phone", skip_serializing_if = "Option::is_none")]
+    organization_phone: Option<String>,
+    #[serde(flatten)]
+    client_settings: &'a Map<String, Value>,
+}
+
+/// The organisation the fake's install callback describes for a tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DemoOrganization {
+    /// `organization-name`: the tenant slug made readable (`demo-winery` → `Demo Winery`).
+    pub name: String,
+    /// `organization-address`.
+    pub address: String,
+    /// `organization-website`: `https://<tenant>.example`.
+    pub website: String,
+    /// `organization-phone`.
+    pub phone: String,
+}
+
+/// What the fake's install callback sends for `tenant_id` as its organisation.
+pub fn demo_organization(tenant_id: &str) -> DemoOrganization {
+    DemoOrganization {
+        name: pretty_tenant_name(tenant_id),
+        address: "1 Vineyard Lane, Napa, CA 94558, US".to_owned(),
+        website: format!("https://{tenant_id}.example"),
+        phone: "+1 707 555 0100".to_owned(),
+    }
 }
 
 #[derive(Serialize)]
@@ -362,6 +449,9 @@ impl FakeCommerce7 {
             retry_after: Mutex::new(None),
             user_calls: AtomicUsize::new(0),
             http,
+            minter: Minter::new(),
+            token_mode: Mutex::new(config.tokens),
+            client_settings: config.client_settings,
         });
         let app = router(state.clone());
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
@@ -437,9 +527,32 @@ impl FakeCommerce7 {
         *self.state.retry_after.lock().unwrap_or_else(PoisonError::into_inner) = value.map(str::to_owned);
     }
 
+    /// Which account token an open from the admin simulator hands out from now on.
+    pub fn set_token_mode(&self, mode: TokenMode) {
+        *self.state.token_mode.lock().unwrap_or_else(PoisonError::into_inner) = mode;
+    }
+
+    /// The current token mode.
+    pub fn token_mode(&self) -> TokenMode {
+        self.state.token_mode()
+    }
+
+    /// A new signed account token for user `user_id` of `tenant_id`, whatever the mode (what an
+    /// open hands out in [`TokenMode::Fresh`]); `None` for an unknown user.
+    pub fn mint_token(&self, tenant_id: &str, user_id: &str) -> Option<String> {
+        self.state.users_of(tenant_id).find(|u| u.id == user_id).map(|user| self.state.mint(user))
+    }
+
+    /// The account token an open from the admin simulator would hand user `user_id` of
+    /// `tenant_id` now: a fresh one, or in [`TokenMode::Fixed`] the user's fixed token.
+    pub fn open_token(&self, tenant_id: &str, user_id: &str) -> Option<String> {
+        self.state.users_of(tenant_id).find(|u| u.id == user_id).map(|user| self.state.open_token(user))
+    }
+
     /// Sends the install callback for `tenant_id` to `{app_url}/install` with Basic auth, the
-    /// tenant's first user as installer (a made-up user for an unknown tenant), and returns
-    /// the app's status.
+    /// tenant's first user as installer (a made-up user for an unknown tenant), the tenant's
+    /// [`demo_organization`] and the configured client-settings answers, and returns the app's
+    /// status.
     pub async fn send_install(&self, tenant_id: &str) -> Result<reqwest::StatusCode, reqwest::Error> {
         self.state.send_callback(CallbackKind::Install, tenant_id).await
     }
@@ -587,9 +700,7 @@ async fn account_user(State(state): State<AppState>, headers: HeaderMap) -> Resp
 
     let token = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
     let user = match (token, tenant) {
-        (Some(token), Some(tenant)) if !token.is_empty() => {
-            state.users.iter().find(|u| u.token == token && u.tenant_id == tenant)
-        }
+        (Some(token), Some(tenant)) if !token.is_empty() => state.account_user(token, tenant),
         _ => None,
     };
     match user {
@@ -746,9 +857,15 @@ async fn admin_index(State(state): State<AppState>) -> Response {
     let mut content = format!(
         r#"<p>This page stands in for the Commerce7 admin. It frames Libero from <code>{app}</code> the way
 Commerce7 does and sends the install and uninstall callbacks. Commerce7 API: <code>{api}</code>.</p>
+<p id="token-mode" data-mode="{mode}">{mode_text}</p>
 "#,
         app = esc(&state.app_url()),
         api = esc(&format!("{}/v1", state.origin)),
+        mode = state.token_mode().as_str(),
+        mode_text = match state.token_mode() {
+            TokenMode::Fresh => "Each open hands the app a new account token, as Commerce7 does.",
+            TokenMode::Fixed => "Each open hands the app the user's fixed account token (FAKE_C7_TOKENS=fixed).",
+        },
     );
     let tenants = state.tenants();
     if tenants.is_empty() {
@@ -815,7 +932,7 @@ async fn admin_open(State(state): State<AppState>, Query(query): Query<OpenQuery
     };
     let (token, who) = if let Some(user_id) = query.user.filter(|u| !u.is_empty()) {
         match state.users_of(&tenant_id).find(|u| u.id == user_id) {
-            Some(user) => (user.token.clone(), format!("{} ({})", user.full_name(), user.email)),
+            Some(user) => (state.open_token(user), format!("{} ({})", user.full_name(), user.email)),
             None => {
                 return message_page(
                     StatusCode::NOT_FOUND,
@@ -1157,7 +1274,9 @@ mod tests {
         assert!(index.contains("/admin/open?tenantId=demo-winery&amp;user=c7-user-dana&amp;theme=dark"));
         assert!(index.contains("Open with an invalid account token"));
         assert!(!index.contains("demo-owner-token"), "tokens stay out of the index");
+        assert!(index.contains(r#"<p id="token-mode" data-mode="fresh">"#));
 
+        fake.set_token_mode(TokenMode::Fixed);
         let open = client()
             .get(format!("{}/admin/open?tenantId=demo-winery&user=c7-user-dana&theme=dark", fake.origin()))
             .send()
@@ -1256,8 +1375,9 @@ mod tests {
                     "lastName": "Owner"
                 },
                 "organization-name": "Demo Winery",
-                "organization-contact": "Dana Owner",
-                "weeklyReport": "yes"
+                "organization-address": "1 Vineyard Lane, Napa, CA 94558, US",
+                "organization-website": "https://demo-winery.example",
+                "organization-phone": "+1 707 555 0100"
             })
         );
 
@@ -1293,6 +1413,129 @@ mod tests {
         assert!(page.contains("Install callback for demo-winery: Libero answered 200 OK"));
         let (path, _, _) = rx.recv().await.expect("install recorded");
         assert_eq!(path, "install");
+        fake.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn client_settings_answers_go_at_the_top_level_of_the_install_body() {
+        let (app_url, mut rx) = start_recorder().await;
+        let mut config = FakeConfig::demo(&app_url, "cb-user", "cb-pass");
+        config.client_settings.insert("weeklyDigest".to_owned(), json!("yes"));
+        let fake = FakeCommerce7::start("127.0.0.1:0".parse().expect("addr"), config).await.expect("starts");
+        fake.send_install("second-cellar").await.expect("install sent");
+        let (_, _, body) = rx.recv().await.expect("install recorded");
+        assert_eq!(body["weeklyDigest"], "yes");
+        assert_eq!(body["organization-name"], "Second Cellar");
+        assert_eq!(body["organization-website"], "https://second-cellar.example");
+        assert!(body.get("organization-contact").is_none() && body.get("weeklyReport").is_none());
+        fake.shutdown().await;
+    }
+
+    /// The account token in the app frame's `src` of an `/admin/open` page.
+    async fn opened_token(fake: &FakeCommerce7, query: &str) -> String {
+        let page = client()
+            .get(format!("{}/admin/open?{query}", fake.origin()))
+            .send()
+            .await
+            .expect("request succeeds")
+            .text()
+            .await
+            .expect("body");
+        let start = page.find("&amp;account=").expect("an account token in the frame's src") + "&amp;account=".len();
+        page[start..].split("&amp;").next().expect("a token").to_owned()
+    }
+
+    #[tokio::test]
+    async fn every_open_mints_a_new_token_that_only_the_fake_verifies() {
+        let fake = start_demo("http://127.0.0.1:9").await;
+        assert_eq!(fake.token_mode(), TokenMode::Fresh, "the default");
+        let first = opened_token(&fake, "tenantId=demo-winery&user=c7-user-dana").await;
+        let second = opened_token(&fake, "tenantId=demo-winery&user=c7-user-dana").await;
+        assert_ne!(first, second, "two opens, two tokens");
+        for token in [&first, &second] {
+            assert_eq!(token.split('.').count(), 3, "JWT-shaped: {token}");
+            assert_ne!(token.as_str(), "demo-owner-token");
+            let (status, body) = get_user(&fake, token, "demo-winery").await;
+            assert_eq!(status, 200);
+            assert_eq!(body["id"], "c7-user-dana");
+            assert_eq!(body["role"], "Admin Owner");
+        }
+        // The payload names the user and carries iat in milliseconds.
+        use base64::Engine as _;
+        let payload = first.split('.').nth(1).expect("a payload");
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url"),
+        )
+        .expect("JSON");
+        assert_eq!(claims["sub"], "c7-user-dana");
+        assert_eq!(claims["email"], "dana@demo-winery.example");
+        assert!(claims["iat"].as_u64().expect("a number") > 1_600_000_000_000, "milliseconds");
+
+        // Minted tokens of the library's own API verify the same way; Sam's is Sam's.
+        let sam = fake.mint_token("demo-winery", "c7-user-sam").expect("Sam is a user");
+        assert_eq!(get_user(&fake, &sam, "demo-winery").await.1["id"], "c7-user-sam");
+        assert_eq!(fake.mint_token("demo-winery", "nobody"), None);
+        assert_ne!(fake.open_token("demo-winery", "c7-user-dana"), Some("demo-owner-token".to_owned()));
+        fake.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_tampered_or_misplaced_fresh_token_is_refused_with_commerce7s_401() {
+        let fake = start_demo("http://127.0.0.1:9").await;
+        let unauthorized =
+            json!({"statusCode": 401, "type": "unauthorized", "message": "Unauthorized user", "errors": []});
+        let token = opened_token(&fake, "tenantId=demo-winery&user=c7-user-sam").await;
+        // Control.
+        assert_eq!(get_user(&fake, &token, "demo-winery").await.0, 200);
+
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let parts: Vec<&str> = token.split('.').collect();
+        let payload = String::from_utf8(engine.decode(parts[1]).expect("base64url")).expect("UTF-8");
+        let as_dana = engine.encode(payload.replace("c7-user-sam", "c7-user-dana"));
+        let mut bad_signature = parts[2].to_owned().into_bytes();
+        bad_signature[0] = if bad_signature[0] == b'A' { b'B' } else { b'A' };
+        let tampered = [
+            format!("{}.{as_dana}.{}", parts[0], parts[2]),
+            format!("{}.{}.{}", parts[0], parts[1], String::from_utf8(bad_signature).expect("ASCII")),
+            format!("{}.{}", parts[0], parts[1]),
+            format!("{token}x"),
+        ];
+        for forged in &tampered {
+            assert_eq!(get_user(&fake, forged, "demo-winery").await, (401, unauthorized.clone()), "{forged}");
+        }
+        // A real token, but asked for a tenant its user has no access to.
+        assert_eq!(get_user(&fake, &token, "second-cellar").await, (401, unauthorized.clone()));
+        // Another fake's token (another key) for the same user.
+        let other = start_demo("http://127.0.0.1:9").await;
+        let foreign = other.mint_token("demo-winery", "c7-user-sam").expect("Sam is a user");
+        assert_eq!(get_user(&fake, &foreign, "demo-winery").await, (401, unauthorized));
+        other.shutdown().await;
+        fake.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn fixed_mode_hands_out_the_fixed_token_and_fixed_tokens_work_in_both_modes() {
+        let fake = start_demo("http://127.0.0.1:9").await;
+        // Fresh mode (the default) still accepts the fixed tokens.
+        assert_eq!(get_user(&fake, "demo-owner-token", "demo-winery").await.0, 200);
+        fake.set_token_mode(TokenMode::Fixed);
+        assert_eq!(opened_token(&fake, "tenantId=demo-winery&user=c7-user-dana").await, "demo-owner-token");
+        assert_eq!(opened_token(&fake, "tenantId=demo-winery&user=c7-user-dana").await, "demo-owner-token");
+        assert_eq!(fake.open_token("second-cellar", "c7-user-lee").as_deref(), Some("second-owner-token"));
+        assert_eq!(get_user(&fake, "demo-owner-token", "demo-winery").await.0, 200);
+        // A token minted before the switch still verifies.
+        let minted = fake.mint_token("demo-winery", "c7-user-dana").expect("Dana is a user");
+        assert_eq!(get_user(&fake, &minted, "demo-winery").await.0, 200);
+        let index =
+            client().get(format!("{}/", fake.origin())).send().await.expect("request").text().await.expect("body");
+        assert!(index.contains(r#"data-mode="fixed""#));
+        fake.shutdown().await;
+
+        let mut config = FakeConfig::demo("http://127.0.0.1:9", "cb-user", "cb-pass");
+        config.tokens = TokenMode::Fixed;
+        let fake = FakeCommerce7::start("127.0.0.1:0".parse().expect("addr"), config).await.expect("starts");
+        assert_eq!(opened_token(&fake, "tenantId=second-cellar&user=c7-user-lee").await, "second-owner-token");
         fake.shutdown().await;
     }
 

@@ -8,6 +8,11 @@
 //! - `FAKE_C7_USERS`: optional path to a JSON file with an array of users (camelCase
 //!   `token`, `tenantId`, `id`, `firstName`, `lastName`, `email`, optional `role`) replacing
 //!   the demo users
+//! - `FAKE_C7_TOKENS`: `fresh` (default) — every open from the admin simulator mints a new
+//!   JWT-shaped account token, as Commerce7 does — or `fixed`: each open hands out the user's
+//!   fixed `token`. The fixed tokens are accepted by `GET /v1/account/user` in both modes
+//! - `FAKE_C7_CLIENT_SETTINGS`: optional JSON object of client-settings answers, sent at the top
+//!   level of the install body under their codes (default none: Libero declares none)
 //! - `COMMERCE7_USER` / `COMMERCE7_PASSWORD`: Basic-auth credentials of the install and
 //!   uninstall callbacks, default `libero-dev` / `libero-dev-callback-password`
 
@@ -16,7 +21,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use fake_commerce7::{FakeCommerce7, FakeConfig, FakeUser, admin_url_of};
+use fake_commerce7::{FakeCommerce7, FakeConfig, FakeUser, TokenMode, admin_url_of};
 use tracing_subscriber::EnvFilter;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:4010";
@@ -66,8 +71,28 @@ fn read_settings() -> Result<Settings, String> {
     let callback_user = var("COMMERCE7_USER")?.unwrap_or_else(|| DEFAULT_CALLBACK_USER.to_owned());
     let callback_password = var("COMMERCE7_PASSWORD")?.unwrap_or_else(|| DEFAULT_CALLBACK_PASSWORD.to_owned());
 
+    let tokens = match var("FAKE_C7_TOKENS")? {
+        None => TokenMode::Fresh,
+        Some(text) => {
+            text.parse::<TokenMode>().map_err(|_| format!("FAKE_C7_TOKENS must be fresh or fixed, got {text:?}"))?
+        }
+    };
+    let client_settings = match var("FAKE_C7_CLIENT_SETTINGS")? {
+        None => serde_json::Map::new(),
+        Some(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(serde_json::Value::Object(answers)) => answers,
+            _ => {
+                return Err(format!(
+                    "FAKE_C7_CLIENT_SETTINGS must be a JSON object such as {{\"code\":\"answer\"}}, got {text:?}"
+                ));
+            }
+        },
+    };
+
     let mut config = FakeConfig::demo(app_url, callback_user, callback_password);
     config.latency = latency;
+    config.tokens = tokens;
+    config.client_settings = client_settings;
     if let Some(path) = var("FAKE_C7_USERS")? {
         config.users = read_users(&path)?;
     }
@@ -128,6 +153,7 @@ async fn main() -> ExitCode {
     };
     let user_count = settings.config.users.len();
     let app_url = settings.config.app_url.clone();
+    let tokens = settings.config.tokens.as_str();
 
     let fake = match FakeCommerce7::start(settings.addr, settings.config).await {
         Ok(fake) => fake,
@@ -149,6 +175,7 @@ async fn main() -> ExitCode {
         app_url = %app_url,
         users = user_count,
         tenants = %tenants,
+        tokens,
         "fake Commerce7 ready"
     );
 
