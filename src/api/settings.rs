@@ -74,6 +74,23 @@ pub struct SettingsForm {
     pub settings: MerchantSettings,
     /// Opaque version for optimistic concurrency.
     pub version: String,
+    /// The organisation's details from Commerce7, shown read-only beside the form: filled by
+    /// `get_settings`; `None` in `save_settings`'s answer (a save changes none of them).
+    #[serde(default)]
+    pub from_commerce7: Option<FromCommerce7>,
+}
+
+/// What Commerce7 sent about the organisation with the latest install callback, besides its name
+/// (`clients.org_address`, `org_website`, `org_phone`; `None` for a field it did not send). Not
+/// editable in Libero: a change in Commerce7 arrives with the next install callback.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FromCommerce7 {
+    /// `organization-address` (may span lines).
+    pub address: Option<String>,
+    /// `organization-website`, as sent.
+    pub website: Option<String>,
+    /// `organization-phone`.
+    pub phone: Option<String>,
 }
 
 /// Reads the merchant's settings.
@@ -94,7 +111,12 @@ pub async fn get_settings() -> Result<SettingsForm, AppError> {
         contact_email: stored.user_email.unwrap_or_default(),
         weekly_summary: false,
     });
-    Ok(SettingsForm { settings, version: stored.version.to_rfc3339_opts(chrono::SecondsFormat::Micros, true) })
+    let clients::Organization { address, website, phone } = stored.organization;
+    Ok(SettingsForm {
+        settings,
+        version: stored.version.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        from_commerce7: Some(FromCommerce7 { address, website, phone }),
+    })
 }
 
 /// Saves the merchant's settings if nobody saved since `version` was read; returns the new form.
@@ -133,7 +155,8 @@ mod ssr {
         match saved {
             Some(version) => {
                 tracing::info!(tenant_id = %session.tenant_id, "settings saved");
-                Ok(SettingsForm { settings, version: version.to_rfc3339_opts(chrono::SecondsFormat::Micros, true) })
+                let version = version.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+                Ok(SettingsForm { settings, version, from_commerce7: None })
             }
             None => Err(fail(AppError::Conflict)),
         }

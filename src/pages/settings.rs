@@ -12,7 +12,7 @@ use super::{
 };
 use crate::api::{
     AppError,
-    settings::{MerchantSettings, SaveSettings, SettingsForm, get_settings},
+    settings::{FromCommerce7, MerchantSettings, SaveSettings, SettingsForm, get_settings},
 };
 
 /// The `/settings` route. Its view is a wasm chunk of its own (`cargo leptos --split`): the
@@ -61,7 +61,7 @@ fn Settings(loaded: Resource<Result<SettingsForm, AppError>>) -> impl IntoView {
 /// are not controlled by signals: the form's own data is what is sent ([`read_form`]).
 #[component]
 fn SettingsEditor(form: SettingsForm) -> impl IntoView {
-    let SettingsForm { settings, version } = form;
+    let SettingsForm { settings, version, from_commerce7 } = form;
     let version = RwSignal::new(version);
     let save = ServerAction::<SaveSettings>::new();
 
@@ -106,6 +106,87 @@ fn SettingsEditor(form: SettingsForm) -> impl IntoView {
                 </button>
             </div>
         </ServerForm>
+        {from_commerce7.map(|details| view! { <FromCommerce7Details details/> })}
+    }
+}
+
+/// The organisation's address, website and phone as Commerce7 sent them: read-only, plain text
+/// (escaped by Leptos like any text), the website a link only when it is an `http(s)` URL.
+#[component]
+fn FromCommerce7Details(details: FromCommerce7) -> impl IntoView {
+    let FromCommerce7 { address, website, phone } = details;
+    const NOT_SENT: &str = "Not provided";
+    let address = match address {
+        // One line of the address per line of the page.
+        Some(address) => Either::Left(
+            address
+                .lines()
+                .enumerate()
+                .map(|(index, line)| view! { {(index > 0).then(|| view! { <br/> })}{line.to_owned()} })
+                .collect_view(),
+        ),
+        None => Either::Right(NOT_SENT),
+    };
+    let website = match website {
+        Some(website) => match web_link(&website) {
+            Some(href) => Either::Left(view! { <a href=href target="_blank" rel="noopener noreferrer">{website}</a> }),
+            None => Either::Right(website),
+        },
+        None => Either::Right(NOT_SENT.to_owned()),
+    };
+    view! {
+        <section id="from-commerce7" class="from-commerce7" aria-labelledby="from-commerce7-title">
+            <h2 id="from-commerce7-title">"Organisation details from Commerce7"</h2>
+            <p class="hint">
+                "Read-only: Commerce7 sent these when Libero was installed. Change them in Commerce7; \
+                 Libero receives them again when it is reinstalled."
+            </p>
+            <dl>
+                <dt>"Address (from Commerce7)"</dt>
+                <dd id="c7-address">{address}</dd>
+                <dt>"Website (from Commerce7)"</dt>
+                <dd id="c7-website">{website}</dd>
+                <dt>"Phone (from Commerce7)"</dt>
+                <dd id="c7-phone">{phone.unwrap_or_else(|| NOT_SENT.to_owned())}</dd>
+            </dl>
+        </section>
+    }
+}
+
+/// `website` as a link target when it is an absolute `http://` or `https://` URL with a host and
+/// no spaces or control characters; anything else (`javascript:`, `www.example.com`, …) is shown
+/// as text only.
+fn web_link(website: &str) -> Option<String> {
+    let lower = website.to_ascii_lowercase();
+    let rest = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let plain = !website.chars().any(|c| c.is_whitespace() || c.is_control() || c == '\\');
+    (plain && !host.is_empty() && !host.starts_with('@')).then(|| website.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::web_link;
+
+    #[test]
+    fn only_http_and_https_websites_are_links() {
+        for link in ["https://demo-winery.example", "http://demo-winery.example/visit?x=1", "HTTPS://Demo.example"] {
+            assert_eq!(web_link(link).as_deref(), Some(link), "{link}");
+        }
+        for text in [
+            "javascript:alert(1)",
+            "www.demo-winery.example",
+            "demo-winery.example",
+            "https://",
+            "https:///path",
+            "https://demo winery.example",
+            "ftp://demo-winery.example",
+            "data:text/html,<script>alert(1)</script>",
+            "https:\\\\evil.example",
+            " https://demo-winery.example",
+        ] {
+            assert_eq!(web_link(text), None, "{text}");
+        }
     }
 }
 

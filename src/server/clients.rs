@@ -39,7 +39,7 @@ pub struct Installation {
     pub tenant_id: String,
     /// `organization-name`, if sent.
     pub org_name: Option<String>,
-    /// `organization-contact`, or the installer's name.
+    /// The contact prefilled in the settings: the installer's name.
     pub org_contact: Option<String>,
     /// Installer's Commerce7 user id.
     pub user_id: Option<String>,
@@ -47,6 +47,19 @@ pub struct Installation {
     pub user_email: Option<String>,
     /// Every other field of the callback body.
     pub install_data: Value,
+}
+
+/// The organisation details an install callback carries besides its name
+/// (`organization-address`, `organization-website`, `organization-phone`): a copy of what
+/// Commerce7 holds, replaced by each install callback and shown read-only, never edited in Libero.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Organization {
+    /// `clients.org_address`: `organization-address`.
+    pub address: Option<String>,
+    /// `clients.org_website`: `organization-website`, as sent (not necessarily a URL).
+    pub website: Option<String>,
+    /// `clients.org_phone`: `organization-phone`.
+    pub phone: Option<String>,
 }
 
 /// The merchant's settings JSON together with the version it was read at, and the install
@@ -63,6 +76,8 @@ pub struct StoredSettings {
     pub org_contact: Option<String>,
     /// `clients.user_email` (the installer).
     pub user_email: Option<String>,
+    /// `clients.org_address`, `org_website`, `org_phone`.
+    pub organization: Organization,
 }
 
 type ClientRow = (String, String, Option<String>, Option<DateTime<Utc>>, i64);
@@ -79,25 +94,39 @@ fn from_pg((id, tenant_id, org_name, uninstalled_at, install_generation): PgClie
     Client { id, tenant_id, org_name, uninstalled_at, install_generation }
 }
 
+/// Records an install that carries no organisation address, website or phone: [`install_with`]
+/// with none of them.
+pub async fn install(db: &Db, install: &Installation) -> Result<Client, sqlx::Error> {
+    install_with(db, install, &Organization::default()).await
+}
+
 /// Records an install: creates the client, or reactivates and refreshes it on reinstall. The
 /// merchant's settings survive a reinstall.
+///
+/// Every install callback replaces the install details — the organisation name, contact,
+/// installer and `organization` — with what it carried: a detail it leaves out becomes NULL.
+/// Commerce7 is their source of truth and Libero never edits them, so there is nothing of the
+/// merchant's to keep; what the merchant typed is in `settings`, which an install never touches.
 ///
 /// Idempotent for sessions: only an install that follows an uninstall starts a new installation
 /// (`install_generation` + 1, `installed_at` = now), which ends every older session. A repeated
 /// install callback of an installed tenant (Commerce7 may retry) refreshes the install details
 /// and changes nothing about sessions.
-pub async fn install(db: &Db, install: &Installation) -> Result<Client, sqlx::Error> {
+pub async fn install_with(db: &Db, install: &Installation, organization: &Organization) -> Result<Client, sqlx::Error> {
     let now = now();
     match db {
         Db::Sqlite(pool) => {
             let row: ClientRow = sqlx::query_as(
                 "INSERT INTO clients (id, tenant_id, org_name, org_contact, user_id, user_email, install_data,
-                                      installed_at, uninstalled_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?8, ?8)
+                                      installed_at, uninstalled_at, created_at, updated_at,
+                                      org_address, org_website, org_phone)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?8, ?8, ?9, ?10, ?11)
                  ON CONFLICT (tenant_id) DO UPDATE SET
                      org_name = excluded.org_name, org_contact = excluded.org_contact,
                      user_id = excluded.user_id, user_email = excluded.user_email,
                      install_data = excluded.install_data,
+                     org_address = excluded.org_address, org_website = excluded.org_website,
+                     org_phone = excluded.org_phone,
                      installed_at = CASE WHEN clients.uninstalled_at IS NULL
                                          THEN clients.installed_at ELSE excluded.installed_at END,
                      install_generation = clients.install_generation
@@ -113,6 +142,9 @@ pub async fn install(db: &Db, install: &Installation) -> Result<Client, sqlx::Er
             .bind(&install.user_email)
             .bind(Json(&install.install_data))
             .bind(now)
+            .bind(&organization.address)
+            .bind(&organization.website)
+            .bind(&organization.phone)
             .fetch_one(pool)
             .await?;
             from_sqlite(row)
@@ -120,12 +152,15 @@ pub async fn install(db: &Db, install: &Installation) -> Result<Client, sqlx::Er
         Db::Postgres(pool) => {
             let row: PgClientRow = sqlx::query_as(
                 "INSERT INTO clients (tenant_id, org_name, org_contact, user_id, user_email, install_data,
-                                      installed_at, uninstalled_at, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $7, $7)
+                                      installed_at, uninstalled_at, created_at, updated_at,
+                                      org_address, org_website, org_phone)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $7, $7, $8, $9, $10)
                  ON CONFLICT (tenant_id) DO UPDATE SET
                      org_name = EXCLUDED.org_name, org_contact = EXCLUDED.org_contact,
                      user_id = EXCLUDED.user_id, user_email = EXCLUDED.user_email,
                      install_data = EXCLUDED.install_data,
+                     org_address = EXCLUDED.org_address, org_website = EXCLUDED.org_website,
+                     org_phone = EXCLUDED.org_phone,
                      installed_at = CASE WHEN clients.uninstalled_at IS NULL
                                          THEN clients.installed_at ELSE EXCLUDED.installed_at END,
                      install_generation = clients.install_generation
@@ -140,6 +175,9 @@ pub async fn install(db: &Db, install: &Installation) -> Result<Client, sqlx::Er
             .bind(&install.user_email)
             .bind(Json(&install.install_data))
             .bind(now)
+            .bind(&organization.address)
+            .bind(&organization.website)
+            .bind(&organization.phone)
             .fetch_one(pool)
             .await?;
             Ok(from_pg(row))
@@ -231,27 +269,42 @@ pub async fn find_by_tenant(db: &Db, tenant_id: &str) -> Result<Option<Client>, 
 
 /// The merchant's settings and their version.
 pub async fn settings(db: &Db, client_id: Uuid) -> Result<Option<StoredSettings>, sqlx::Error> {
-    type Row = (Json<Value>, DateTime<Utc>, Option<String>, Option<String>, Option<String>);
-    let row: Option<Row> = match db {
-        Db::Sqlite(pool) => {
-            sqlx::query_as("SELECT settings, updated_at, org_name, org_contact, user_email FROM clients WHERE id = ?1")
-                .bind(client_id.to_string())
-                .fetch_optional(pool)
-                .await?
+    type Row = (
+        Json<Value>,
+        DateTime<Utc>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let row: Option<Row> =
+        match db {
+            Db::Sqlite(pool) => sqlx::query_as(
+                "SELECT settings, updated_at, org_name, org_contact, user_email, org_address, org_website, org_phone
+                   FROM clients WHERE id = ?1",
+            )
+            .bind(client_id.to_string())
+            .fetch_optional(pool)
+            .await?,
+            Db::Postgres(pool) => sqlx::query_as(
+                "SELECT settings, updated_at, org_name, org_contact, user_email, org_address, org_website, org_phone
+                   FROM clients WHERE id = $1",
+            )
+            .bind(client_id)
+            .fetch_optional(pool)
+            .await?,
+        };
+    Ok(row.map(|(Json(settings), version, org_name, org_contact, user_email, address, website, phone)| {
+        StoredSettings {
+            settings,
+            version,
+            org_name,
+            org_contact,
+            user_email,
+            organization: Organization { address, website, phone },
         }
-        Db::Postgres(pool) => {
-            sqlx::query_as("SELECT settings, updated_at, org_name, org_contact, user_email FROM clients WHERE id = $1")
-                .bind(client_id)
-                .fetch_optional(pool)
-                .await?
-        }
-    };
-    Ok(row.map(|(Json(settings), version, org_name, org_contact, user_email)| StoredSettings {
-        settings,
-        version,
-        org_name,
-        org_contact,
-        user_email,
     }))
 }
 

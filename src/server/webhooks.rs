@@ -1,6 +1,13 @@
 //! `POST /install` and `POST /uninstall`: Commerce7's callbacks, authenticated with HTTP Basic
 //! auth (`COMMERCE7_USER` / `COMMERCE7_PASSWORD`) compared in constant time. Both are
 //! idempotent: Commerce7 does not document whether it retries.
+//!
+//! The install body, as Commerce7 sends it: `tenantId`, `user` `{id, email, firstName,
+//! lastName}`, `organization-name`, `organization-address`, `organization-website` and
+//! `organization-phone` (each may be missing), and the answers to the app's own client settings
+//! at the top level under their codes. Libero declares no client settings today; every top-level
+//! key but `tenantId` and `user` is kept in `clients.install_data`, where a future one is read
+//! ([`read_install`]).
 
 use axum::{
     Json,
@@ -16,7 +23,7 @@ use subtle::ConstantTimeEq;
 
 use super::{
     AppState,
-    clients::{self, Installation},
+    clients::{self, Installation, Organization},
     config::Config,
     http::authorization_credentials,
     sessions::guard::is_tenant_slug,
@@ -83,8 +90,80 @@ fn parse_callback(body: &Bytes) -> Result<Callback, Refusal> {
     Ok(Callback { tenant_id, body })
 }
 
+/// Longest value kept of a text field of the install body, in characters (the columns' CHECKs
+/// allow 500).
+const MAX_FIELD_CHARS: usize = 500;
+
+/// A string field of `map`, trimmed, its control characters (line breaks included) turned into
+/// spaces, at most [`MAX_FIELD_CHARS`] characters; `None` when it is missing, not a string or
+/// blank.
 fn text(map: &Map<String, Value>, key: &str) -> Option<String> {
-    map.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(|s| s.chars().take(500).collect())
+    let value = map.get(key)?.as_str()?;
+    let line: String = value.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    capped(line.trim())
+}
+
+/// Like [`text`], but keeping line breaks (a postal address may come on several lines): each
+/// line trimmed, blank lines dropped, `\r\n` and `\r` read as `\n`.
+fn lines(map: &Map<String, Value>, key: &str) -> Option<String> {
+    let value = map.get(key)?.as_str()?.replace("\r\n", "\n").replace('\r', "\n");
+    let kept: Vec<String> = value
+        .split('\n')
+        .map(|line| line.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>())
+        .filter_map(|line| {
+            let line = line.trim();
+            (!line.is_empty()).then(|| line.to_owned())
+        })
+        .collect();
+    capped(&kept.join("\n"))
+}
+
+/// At most [`MAX_FIELD_CHARS`] characters of `value` (trimmed again after the cut); `None` when
+/// nothing is left.
+fn capped(value: &str) -> Option<String> {
+    let cut: String = value.chars().take(MAX_FIELD_CHARS).collect();
+    let cut = cut.trim_end();
+    (!cut.is_empty()).then(|| cut.to_owned())
+}
+
+/// Reads an install body (without its `tenantId`, already checked): the install details and the
+/// organisation details to record.
+///
+/// - The organisation name and the installer prefill the settings until the merchant's first
+///   save: `organization-name` as the organisation, the installer's `firstName lastName` as the
+///   contact and the installer's `email` as the contact email.
+/// - `organization-address` (its line breaks kept), `organization-website` (as sent: it is shown
+///   as a link only when it is an `http(s)` URL) and `organization-phone` are kept with the
+///   client, read-only.
+/// - Every key but `user` is kept in `install_data`: the organisation fields as sent, and the
+///   answers to client settings under their codes. Libero declares none today; one declared later
+///   is read from there (`install_data->>'<code>'` on PostgreSQL, `json_extract(install_data,
+///   '$."<code>"')` on SQLite) or taken out here.
+///
+/// A field that is not a string (Commerce7 documents strings) is treated as missing and stays in
+/// `install_data` as sent. `organization-contact`, which Commerce7 does not send, means nothing.
+fn read_install(tenant_id: String, mut body: Map<String, Value>) -> (Installation, Organization) {
+    body.remove("tenantId");
+    let user = match body.remove("user") {
+        Some(Value::Object(user)) => user,
+        _ => Map::new(),
+    };
+    let installer_name =
+        [text(&user, "firstName"), text(&user, "lastName")].into_iter().flatten().collect::<Vec<_>>().join(" ");
+    let organization = Organization {
+        address: lines(&body, "organization-address"),
+        website: text(&body, "organization-website"),
+        phone: text(&body, "organization-phone"),
+    };
+    let installation = Installation {
+        org_name: text(&body, "organization-name"),
+        org_contact: (!installer_name.is_empty()).then_some(installer_name),
+        user_id: text(&user, "id"),
+        user_email: text(&user, "email"),
+        install_data: Value::Object(body),
+        tenant_id,
+    };
+    (installation, organization)
 }
 
 /// `POST /install`: creates the client, or reactivates it on reinstall. 200 `{"ok":true}`.
@@ -93,26 +172,12 @@ pub async fn install(State(state): State<AppState>, headers: HeaderMap, body: By
         tracing::warn!("install callback with wrong or missing credentials");
         return unauthorized();
     }
-    let Callback { tenant_id, mut body } = match parse_callback(&body) {
+    let Callback { tenant_id, body } = match parse_callback(&body) {
         Ok(callback) => callback,
         Err((status, message)) => return reply(status, &message),
     };
-    body.remove("tenantId");
-    let user = match body.remove("user") {
-        Some(Value::Object(user)) => user,
-        _ => Map::new(),
-    };
-    let installer_name =
-        [text(&user, "firstName"), text(&user, "lastName")].into_iter().flatten().collect::<Vec<_>>().join(" ");
-    let installation = Installation {
-        org_name: text(&body, "organization-name"),
-        org_contact: text(&body, "organization-contact").or((!installer_name.is_empty()).then_some(installer_name)),
-        user_id: text(&user, "id"),
-        user_email: text(&user, "email"),
-        install_data: Value::Object(body),
-        tenant_id,
-    };
-    match clients::install(&state.db, &installation).await {
+    let (installation, organization) = read_install(tenant_id, body);
+    match clients::install_with(&state.db, &installation, &organization).await {
         Ok(client) => {
             tracing::info!(tenant_id = %client.tenant_id, "install callback: client installed");
             Json(json!({ "ok": true })).into_response()
@@ -196,6 +261,118 @@ mod tests {
         let mut bearer = HeaderMap::new();
         bearer.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer c7:pa:ss"));
         assert!(!basic_auth_matches(&config(), &bearer));
+    }
+
+    fn read(body: Value) -> (Installation, Organization) {
+        let Value::Object(body) = body else { panic!("an object") };
+        read_install("demo-winery".to_owned(), body)
+    }
+
+    /// An install body with every field Commerce7 sends, and one client-settings answer.
+    fn full_body() -> Value {
+        json!({
+            "tenantId": "demo-winery",
+            "user": { "id": "c7-user-dana", "email": "dana@demo-winery.example", "firstName": "Dana", "lastName": "Owner" },
+            "organization-name": "Demo Winery",
+            "organization-address": "1 Vineyard Lane\nNapa, CA 94558",
+            "organization-website": "https://demo-winery.example",
+            "organization-phone": "+1 707 555 0100",
+            "futureSetting": "yes"
+        })
+    }
+
+    #[test]
+    fn the_real_install_body_is_read_field_by_field() {
+        let (installation, organization) = read(full_body());
+        assert_eq!(installation.tenant_id, "demo-winery");
+        assert_eq!(installation.org_name.as_deref(), Some("Demo Winery"));
+        assert_eq!(installation.org_contact.as_deref(), Some("Dana Owner"), "the installer is the contact");
+        assert_eq!(installation.user_id.as_deref(), Some("c7-user-dana"));
+        assert_eq!(installation.user_email.as_deref(), Some("dana@demo-winery.example"));
+        assert_eq!(
+            organization,
+            Organization {
+                address: Some("1 Vineyard Lane\nNapa, CA 94558".into()),
+                website: Some("https://demo-winery.example".into()),
+                phone: Some("+1 707 555 0100".into()),
+            }
+        );
+        // Every top-level key but tenantId and user, as sent: the organisation fields and the
+        // client-settings answers under their codes.
+        assert_eq!(
+            installation.install_data,
+            json!({
+                "organization-name": "Demo Winery",
+                "organization-address": "1 Vineyard Lane\nNapa, CA 94558",
+                "organization-website": "https://demo-winery.example",
+                "organization-phone": "+1 707 555 0100",
+                "futureSetting": "yes"
+            })
+        );
+    }
+
+    #[test]
+    fn each_organisation_field_may_be_missing() {
+        for missing in ["organization-name", "organization-address", "organization-website", "organization-phone"] {
+            let mut body = full_body();
+            body.as_object_mut().unwrap().remove(missing);
+            let (installation, organization) = read(body);
+            let got = match missing {
+                "organization-name" => installation.org_name.clone(),
+                "organization-address" => organization.address.clone(),
+                "organization-website" => organization.website.clone(),
+                _ => organization.phone.clone(),
+            };
+            assert_eq!(got, None, "{missing}");
+            // The others are still read (control).
+            let present = [installation.org_name, organization.address, organization.website, organization.phone];
+            assert_eq!(present.iter().filter(|v| v.is_some()).count(), 3, "{missing}");
+            assert_eq!(installation.org_contact.as_deref(), Some("Dana Owner"));
+        }
+        let (installation, organization) = read(json!({ "tenantId": "demo-winery" }));
+        assert_eq!(organization, Organization::default());
+        assert_eq!((installation.org_name, installation.org_contact, installation.user_email), (None, None, None));
+        assert_eq!(installation.install_data, json!({}));
+    }
+
+    #[test]
+    fn organization_contact_is_not_read_the_installer_is_the_contact() {
+        let mut body = full_body();
+        body["organization-contact"] = json!("Someone Else");
+        let (installation, _) = read(body);
+        assert_eq!(installation.org_contact.as_deref(), Some("Dana Owner"));
+        // Without a name the installer has no contact to offer: nothing made up.
+        let (installation, _) = read(json!({ "user": { "id": "u", "email": "a@b.example" } }));
+        assert_eq!(installation.org_contact, None);
+        let (installation, _) = read(json!({ "user": { "firstName": "  Dana ", "lastName": "" } }));
+        assert_eq!(installation.org_contact.as_deref(), Some("Dana"));
+    }
+
+    #[test]
+    fn values_are_trimmed_cleaned_and_capped() {
+        let (installation, organization) = read(json!({
+            "organization-name": "  Demo\tWinery \n",
+            "organization-address": " \r\n 1 Vineyard Lane \r\n\r\n  Napa\u{7}, CA \r",
+            "organization-website": "   ",
+            "organization-phone": "x".repeat(600),
+        }));
+        assert_eq!(installation.org_name.as_deref(), Some("Demo Winery"));
+        assert_eq!(organization.address.as_deref(), Some("1 Vineyard Lane\nNapa , CA"));
+        assert_eq!(organization.website, None, "blank is missing");
+        assert_eq!(organization.phone.map(|p| p.chars().count()), Some(MAX_FIELD_CHARS));
+    }
+
+    #[test]
+    fn a_field_that_is_not_a_string_is_missing_but_kept_in_install_data() {
+        let address = json!({ "street": "1 Vineyard Lane", "city": "Napa" });
+        let (_, organization) = read(json!({
+            "organization-address": address,
+            "organization-phone": 7075550100_u64,
+            "organization-website": null,
+        }));
+        assert_eq!(organization, Organization::default());
+        let (installation, _) = read(json!({ "organization-address": address }));
+        assert_eq!(installation.install_data, json!({ "organization-address": address }));
     }
 
     #[test]
