@@ -1,5 +1,5 @@
-//! The `libero` command line: `serve` (default), `migrate`, `sessions cleanup|stats|revoke|list`,
-//! `secret`, `doctor`.
+//! The `libero` command line: `serve` (default), `migrate`, `sessions cleanup|stats|revoke|list|find`,
+//! `import typescript-app`, `secret`, `doctor`.
 
 use std::process::ExitCode;
 
@@ -39,6 +39,30 @@ enum Command {
     /// Check the settings, the database and its migrations, Commerce7 and the cookie/framing
     /// settings without changing anything; one line per check, exit 1 if any check fails.
     Doctor,
+    /// Bring the clients of another app's database into Libero.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// Make each Commerce7 tenant of the TypeScript app's `clients` table an installed client of
+    /// DATABASE_URL (its pending migrations are applied first). Tenants Libero already knows,
+    /// installed or not, are left as they are; rows of other platforms and invalid tenant ids are
+    /// skipped; old sessions are not imported. One line per row and a summary; running it again
+    /// changes nothing.
+    #[command(name = "typescript-app")]
+    TypescriptApp {
+        /// The TypeScript app's PostgreSQL URL, read only (its password is never printed; it may
+        /// be left out of the URL and given in PGPASSWORD instead).
+        #[arg(long, value_name = "POSTGRES_URL")]
+        from: String,
+        /// Print what would be done and write nothing, to either database.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,6 +98,19 @@ enum SessionsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show the session a browser's __libero_session cookie names: tenant, user, signed in, last
+    /// active, expires, active/idle/expired, install generation, and its row id (the SHA-256 of
+    /// the cookie's token). Checks the cookie's signature with SESSION_SECRET, read as `serve`
+    /// reads it (environment, then .env). Never prints the token; changes nothing.
+    Find {
+        /// The cookie's value as the browser holds it, with or without `__libero_session=`; `-`
+        /// reads it from standard input (keeps it out of shell history).
+        #[arg(long, value_name = "COOKIE", allow_hyphen_values = true)]
+        cookie: String,
+        /// Machine-readable JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Parses the arguments and runs the command; the exit code says whether it worked.
@@ -89,6 +126,7 @@ pub async fn run() -> ExitCode {
         }
         // Prints its own report; the exit code says whether any check failed.
         Command::Doctor => return super::doctor::run().await,
+        Command::Import { command } => import(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -135,6 +173,7 @@ async fn sessions(command: SessionsCommand) -> Result<(), String> {
         SessionsCommand::Stats { json } => print_stats(&db, json).await,
         SessionsCommand::Revoke { tenant, user } => revoke(&db, &tenant, user.as_deref()).await,
         SessionsCommand::List { tenant, json } => list(&db, &tenant, json).await,
+        SessionsCommand::Find { cookie, json } => find(&db, &cookie, json).await,
     };
     db.close().await;
     result
@@ -239,6 +278,231 @@ fn idle_timeout_from_env() -> Result<Option<std::time::Duration>, String> {
         .ok_or_else(|| format!("SESSION_IDLE_TIMEOUT={value:?} is not a duration such as 1h, 30m or 0"))
 }
 
+/// `libero import typescript-app`: the source is read first; the report is printed even when a
+/// write failed part-way (then exit 1).
+async fn import(command: ImportCommand) -> Result<(), String> {
+    let ImportCommand::TypescriptApp { from, dry_run } = command;
+    super::config::load_dotenv().map_err(|e| e.to_string())?;
+    let destination = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| super::config::DEFAULT_DATABASE_URL.to_owned());
+    let report = super::import::typescript_app(&from, &destination, dry_run).await?;
+    print!("{}", report.to_text());
+    match report.failure {
+        Some(failure) => Err(failure),
+        None => Ok(()),
+    }
+}
+
+/// `SESSION_SECRET` as `serve` reads it (trimmed, at least 32 characters), with its messages.
+fn session_secret_from_env() -> Result<String, String> {
+    use super::config::{ConfigError, MIN_SECRET_LEN};
+    match std::env::var("SESSION_SECRET").ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+        None => Err(ConfigError::MissingSecret.to_string()),
+        Some(s) if s.chars().count() < MIN_SECRET_LEN => Err(ConfigError::ShortSecret(s.chars().count()).to_string()),
+        Some(s) => Ok(s),
+    }
+}
+
+/// A `Cookie` header carrying what the operator pasted: the value alone, `__libero_session=…`,
+/// or a whole `Cookie:` header; surrounding blanks and quotes are dropped.
+fn cookie_header(input: &str) -> Result<String, String> {
+    let mut value = input.trim();
+    if value.len() >= 7 && value[..7].eq_ignore_ascii_case("cookie:") {
+        value = value[7..].trim();
+    }
+    for quote in ['\'', '"'] {
+        if value.len() >= 2 && value.starts_with(quote) && value.ends_with(quote) {
+            value = value[1..value.len() - 1].trim();
+        }
+    }
+    let prefix = format!("{}=", super::sessions::COOKIE_NAME);
+    if value.is_empty() || value == prefix {
+        return Err(format!("no cookie value given: pass the {} cookie's value", super::sessions::COOKIE_NAME));
+    }
+    Ok(if value.contains(&prefix) { value.to_owned() } else { format!("{prefix}{value}") })
+}
+
+/// A session as `sessions find` shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+struct FoundSession {
+    /// `app_sessions.id`: the SHA-256 (hex) of the cookie's token, not the token.
+    row_id: String,
+    tenant_id: String,
+    user_id: String,
+    user_name: Option<String>,
+    user_email: Option<String>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    last_activity_at: chrono::DateTime<chrono::Utc>,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    /// `active`, `idle` or `expired`, by the server's own rule.
+    verdict: &'static str,
+    /// The install generation the session was signed in under.
+    install_generation: i64,
+    /// The client's install generation now, and whether it is installed.
+    client_install_generation: i64,
+    client_installed: bool,
+}
+
+type FoundRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    chrono::DateTime<chrono::Utc>,
+    chrono::DateTime<chrono::Utc>,
+    chrono::DateTime<chrono::Utc>,
+    i64,
+    i64,
+    bool,
+);
+
+/// The row of `row_id` with its client, read and nothing else (a dead row is shown, not deleted).
+async fn session_row(db: &Db, row_id: &str) -> Result<Option<FoundRow>, sqlx::Error> {
+    const COLUMNS: &str = "c.tenant_id, s.user_id, s.user_name, s.user_email, s.created_at, s.last_activity_at,
+                           s.expires_at, s.install_generation, c.install_generation, c.uninstalled_at IS NULL
+                      FROM app_sessions s JOIN clients c ON c.id = s.client_id";
+    match db {
+        Db::Sqlite(pool) => {
+            sqlx::query_as(&format!("SELECT {COLUMNS} WHERE s.id = ?1")).bind(row_id).fetch_optional(pool).await
+        }
+        Db::Postgres(pool) => {
+            sqlx::query_as(&format!("SELECT {COLUMNS} WHERE s.id = $1")).bind(row_id).fetch_optional(pool).await
+        }
+    }
+}
+
+/// `libero sessions find --cookie …`: verifies the cookie as the server does
+/// ([`SessionCookies::read`](super::sessions::SessionCookies::read)), then reads the row its
+/// token names (`hash_token`).
+async fn find(db: &Db, cookie: &str, json: bool) -> Result<(), String> {
+    use super::sessions::{AppSessionStore, SessionCookies, cookie::CookieToken, hash_token, store};
+    let secret = session_secret_from_env()?;
+    let idle = idle_timeout_from_env()?;
+    let pasted = if cookie == "-" {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the cookie from standard input: {e}"))?;
+        line
+    } else {
+        cookie.to_owned()
+    };
+    let header = cookie_header(&pasted)?;
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert(
+        axum::http::header::COOKIE,
+        axum::http::HeaderValue::from_str(&header)
+            .map_err(|_| "the cookie value has characters no cookie has: copy it again".to_owned())?,
+    );
+    let cookies = SessionCookies::new(&secret, true, std::sync::Arc::new(AppSessionStore::new(db.clone(), idle)));
+    let token = match cookies.read(&headers) {
+        CookieToken::Signed(token) => token,
+        CookieToken::Absent => {
+            return Err(format!("no {} cookie in what was given", super::sessions::COOKIE_NAME));
+        }
+        CookieToken::Rejected(reason) => {
+            return Err(format!(
+                "not a session cookie signed with this SESSION_SECRET ({reason}): forged, tampered with, cut short \
+                 when copied, or from another deployment; no session was looked up"
+            ));
+        }
+    };
+    let row_id = hash_token(&token.to_string());
+    let Some(row) = session_row(db, &row_id).await.map_err(|e| format!("cannot read sessions: {e}"))? else {
+        return Err("no such session (signed out, expired and cleaned up, or never stored)".to_owned());
+    };
+    let (tenant_id, user_id, user_name, user_email, created_at, last_activity_at, expires_at, generation, now_gen, on) =
+        row;
+    let facts = store::Facts { expires_at, last_activity_at };
+    let verdict = match store::verdict(&facts, super::db::now(), idle) {
+        None => "active",
+        Some(store::Invalid::Idle) => "idle",
+        Some(_) => "expired",
+    };
+    let found = FoundSession {
+        row_id,
+        tenant_id,
+        user_id,
+        user_name,
+        user_email,
+        created_at,
+        last_activity_at,
+        expires_at,
+        verdict,
+        install_generation: generation,
+        client_install_generation: now_gen,
+        client_installed: on,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&found).expect("a session serialises"));
+    } else {
+        print!("{}", found_text(&found, super::db::now(), idle));
+    }
+    Ok(())
+}
+
+/// `key  value` lines; values from Commerce7 with their control characters escaped.
+fn found_text(s: &FoundSession, now: chrono::DateTime<chrono::Utc>, idle: Option<std::time::Duration>) -> String {
+    use chrono::SecondsFormat;
+    let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let relative = |t: chrono::DateTime<chrono::Utc>| {
+        let d = t - now;
+        if d >= chrono::TimeDelta::zero() { format!("in {}", span(d)) } else { format!("{} ago", span(-d)) }
+    };
+    let or_none = |v: &Option<String>| v.as_deref().map_or_else(|| "-".to_owned(), escape_controls);
+    let verdict = match s.verdict {
+        "active" => "active".to_owned(),
+        "idle" => format!(
+            "idle: no request for SESSION_IDLE_TIMEOUT ({}); its next request is signed out",
+            idle.map_or_else(|| "off".to_owned(), |d| span(chrono::TimeDelta::from_std(d).unwrap_or_default()))
+        ),
+        _ => "expired: its next request is signed out".to_owned(),
+    };
+    let installed = if s.client_installed { "installed" } else { "uninstalled" };
+    format!(
+        "session             {}\n\
+         \x20                   (app_sessions.id: the SHA-256 of the cookie's token; the token is not printed)\n\
+         tenant              {}\n\
+         user id             {}\n\
+         user name           {}\n\
+         user email          {}\n\
+         signed in           {} ({})\n\
+         last active         {} ({})\n\
+         expires             {} ({})\n\
+         verdict             {verdict}\n\
+         install generation  {} (the client's: {}, {installed})\n",
+        s.row_id,
+        escape_controls(&s.tenant_id),
+        escape_controls(&s.user_id),
+        or_none(&s.user_name),
+        or_none(&s.user_email),
+        at(s.created_at),
+        relative(s.created_at),
+        at(s.last_activity_at),
+        relative(s.last_activity_at),
+        at(s.expires_at),
+        relative(s.expires_at),
+        s.install_generation,
+        s.client_install_generation,
+    )
+}
+
+/// `3 d 4 h`, `2 h 5 min`, `7 min`, `12 s`.
+fn span(d: chrono::TimeDelta) -> String {
+    let secs = d.num_seconds().max(0);
+    let (days, hours, minutes) = (secs / 86_400, secs % 86_400 / 3_600, secs % 3_600 / 60);
+    match (days, hours, minutes) {
+        (0, 0, 0) => format!("{secs} s"),
+        (0, 0, m) => format!("{m} min"),
+        (0, h, 0) => format!("{h} h"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, 0, _) => format!("{d} d"),
+        (d, h, _) => format!("{d} d {h} h"),
+    }
+}
+
 async fn migrate() -> Result<(), String> {
     let db = connect_from_env().await?;
     db.migrate().await.map_err(|e| format!("database migration failed: {e}"))?;
@@ -319,6 +583,90 @@ mod tests {
         }
         let text = for_terminal(plain).to_text();
         assert!(text.contains("Dana Owner") && text.contains("dana@example.com"), "{text}");
+    }
+
+    #[test]
+    fn a_pasted_cookie_becomes_a_cookie_header_with_or_without_its_name() {
+        let value = "AbC+/d%2F0123=token";
+        let header = format!("__libero_session={value}");
+        for pasted in [
+            value.to_owned(),
+            header.clone(),
+            format!("  {header}\n"),
+            format!("'{value}'"),
+            format!("\"{header}\""),
+            format!("Cookie: {header}"),
+        ] {
+            assert_eq!(cookie_header(&pasted).unwrap(), header, "{pasted:?}");
+        }
+        // A whole Cookie header is kept as it is: the cookie reader picks ours out of it.
+        let several = format!("theme=dark; {header}; other=1");
+        assert_eq!(cookie_header(&several).unwrap(), several);
+        for empty in ["", "   ", "''", "__libero_session="] {
+            assert!(cookie_header(empty).unwrap_err().contains("no cookie value given"), "{empty:?}");
+        }
+    }
+
+    fn found(verdict: &'static str) -> FoundSession {
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        FoundSession {
+            row_id: hash_of_token(),
+            tenant_id: "demo-winery".into(),
+            user_id: "c7-user\u{1b}[2J".into(),
+            user_name: Some("Dana\nOwner".into()),
+            user_email: None,
+            created_at: at,
+            last_activity_at: at + chrono::TimeDelta::minutes(5),
+            expires_at: at + chrono::TimeDelta::hours(8),
+            verdict,
+            install_generation: 2,
+            client_install_generation: 2,
+            client_installed: true,
+        }
+    }
+
+    fn hash_of_token() -> String {
+        crate::server::sessions::hash_token("the-token")
+    }
+
+    #[test]
+    fn a_found_session_prints_one_line_per_field_escaped_and_never_the_token() {
+        let s = found("active");
+        let now = s.created_at + chrono::TimeDelta::minutes(65);
+        let text = found_text(&s, now, Some(std::time::Duration::from_secs(3600)));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                format!("session             {}", hash_of_token()).as_str(),
+                "                    (app_sessions.id: the SHA-256 of the cookie's token; the token is not printed)",
+                "tenant              demo-winery",
+                r"user id             c7-user\u{1b}[2J",
+                r"user name           Dana\nOwner",
+                "user email          -",
+                "signed in           2023-11-14T22:13:20Z (1 h 5 min ago)",
+                "last active         2023-11-14T22:18:20Z (1 h ago)",
+                "expires             2023-11-15T06:13:20Z (in 6 h 55 min)",
+                "verdict             active",
+                "install generation  2 (the client's: 2, installed)",
+            ]
+        );
+        assert!(!text.contains("the-token"));
+        let idle = found_text(&found("idle"), now, Some(std::time::Duration::from_secs(3600)));
+        assert!(idle.contains("verdict             idle: no request for SESSION_IDLE_TIMEOUT (1 h)"), "{idle}");
+        let expired = found_text(&found("expired"), now, None);
+        assert!(expired.contains("verdict             expired: its next request is signed out"), "{expired}");
+    }
+
+    #[test]
+    fn spans_read_as_days_hours_minutes_or_seconds() {
+        let span_of = |secs| span(chrono::TimeDelta::seconds(secs));
+        assert_eq!(span_of(12), "12 s");
+        assert_eq!(span_of(7 * 60 + 3), "7 min");
+        assert_eq!(span_of(3_600), "1 h");
+        assert_eq!(span_of(2 * 3_600 + 5 * 60), "2 h 5 min");
+        assert_eq!(span_of(86_400 + 60), "1 d");
+        assert_eq!(span_of(3 * 86_400 + 4 * 3_600), "3 d 4 h");
     }
 
     #[test]

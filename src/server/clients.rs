@@ -342,3 +342,54 @@ pub async fn save_settings<T: Serialize + Sync>(
     };
     Ok((updated == 1).then_some(version))
 }
+
+/// Records the first install of a tenant Libero does not know yet, exactly as [`install`] records
+/// one (a new id, `install_generation` 1, `installed_at` = `created_at` = `updated_at` = the app's
+/// clock, empty settings so the settings form is prefilled from the install details), and does
+/// nothing to a tenant that already has a row, installed or uninstalled: `None` then. The
+/// TypeScript-app import uses it, so that an imported client can never overwrite or reactivate
+/// one that Libero knows, even if an install callback lands meanwhile.
+pub async fn install_if_new(db: &Db, install: &Installation) -> Result<Option<Client>, sqlx::Error> {
+    let now = now();
+    match db {
+        Db::Sqlite(pool) => {
+            let row: Option<ClientRow> = sqlx::query_as(
+                "INSERT INTO clients (id, tenant_id, org_name, org_contact, user_id, user_email, install_data,
+                                      installed_at, uninstalled_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?8, ?8)
+                 ON CONFLICT (tenant_id) DO NOTHING
+                 RETURNING id, tenant_id, org_name, uninstalled_at, install_generation",
+            )
+            .bind(Uuid::new_v4().to_string())
+            .bind(&install.tenant_id)
+            .bind(&install.org_name)
+            .bind(&install.org_contact)
+            .bind(&install.user_id)
+            .bind(&install.user_email)
+            .bind(Json(&install.install_data))
+            .bind(now)
+            .fetch_optional(pool)
+            .await?;
+            row.map(from_sqlite).transpose()
+        }
+        Db::Postgres(pool) => {
+            let row: Option<PgClientRow> = sqlx::query_as(
+                "INSERT INTO clients (tenant_id, org_name, org_contact, user_id, user_email, install_data,
+                                      installed_at, uninstalled_at, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $7, $7)
+                 ON CONFLICT (tenant_id) DO NOTHING
+                 RETURNING id, tenant_id, org_name, uninstalled_at, install_generation",
+            )
+            .bind(&install.tenant_id)
+            .bind(&install.org_name)
+            .bind(&install.org_contact)
+            .bind(&install.user_id)
+            .bind(&install.user_email)
+            .bind(Json(&install.install_data))
+            .bind(now)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.map(from_pg))
+        }
+    }
+}

@@ -13,6 +13,7 @@ pub mod direct;
 pub mod doctor;
 pub mod error_page;
 pub mod http;
+pub mod import;
 pub mod metrics;
 pub mod ratelimit;
 pub mod sessions;
