@@ -64,7 +64,8 @@ pub const CONTROL_COOKIE: &str = "c7_control";
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FakeUser {
-    /// The account token the admin passes to the app (`account` query parameter).
+    /// The user's fixed account token: what an open hands the app (`account` query parameter) in
+    /// [`TokenMode::Fixed`]; `GET /v1/account/user` accepts it in both modes.
     pub token: String,
     /// The tenant (slug) this user has access to.
     pub tenant_id: String,
