@@ -485,7 +485,30 @@ on_both_databases!(sessions_find_shows_an_expired_or_idle_session_and_leaves_it_
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stdout(&output).contains("verdict             idle: no request for SESSION_IDLE_TIMEOUT (1 h)"));
 
-    app.set_session_time("expires_at", Utc::now() - chrono::TimeDelta::hours(1)).await;
+    // The guide's test 4 as docs/operations.md gives it: the row id from `sessions find`, then
+    // the documented UPDATE.
+    let json = find(&app, &pair, TEST_SECRET, &["--json"]);
+    let json: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let row_id = json["row_id"].as_str().unwrap();
+    let expired = match &app.db {
+        Db::Sqlite(pool) => sqlx::query(
+            "UPDATE app_sessions SET expires_at = strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now', '-1 hour') WHERE id = ?1",
+        )
+        .bind(row_id)
+        .execute(pool)
+        .await
+        .unwrap()
+        .rows_affected(),
+        Db::Postgres(pool) => {
+            sqlx::query("UPDATE app_sessions SET expires_at = now() - interval '1 hour' WHERE id = $1")
+                .bind(row_id)
+                .execute(pool)
+                .await
+                .unwrap()
+                .rows_affected()
+        }
+    };
+    assert_eq!(expired, 1);
     let output = find(&app, &pair, TEST_SECRET, &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     let out = stdout(&output);
@@ -497,6 +520,7 @@ on_both_databases!(sessions_find_shows_an_expired_or_idle_session_and_leaves_it_
     let page = app.client.get(app.url("/settings")).header(header::ACCEPT, "text/html").send().await.unwrap();
     assert_eq!(page.status(), StatusCode::UNAUTHORIZED);
     assert!(common::clears_the_cookie(&page));
+    assert!(page.text().await.unwrap().contains(r#"data-reason="ended""#));
     let after = find(&app, &pair, TEST_SECRET, &[]);
     assert_eq!(after.status.code(), Some(1));
     assert!(stderr(&after).contains("no such session"), "{}", stderr(&after));
@@ -537,30 +561,39 @@ on_both_databases!(sessions_find_refuses_a_forged_cookie, |kind| async move {
     app.stop().await;
 });
 
-on_both_databases!(sessions_find_after_the_documented_logout_says_no_such_session, |kind| async move {
-    let Some(app) = TestApp::signed_in(kind).await else { return };
-    let (pair, _) = browser_cookie(&app);
-    // The guide's test 5 as docs/operations.md gives it: POST /logout with the cookie and the
-    // app's own Origin (curl -i -X POST "$APP/logout" -H "Origin: $APP" -H "Cookie: …").
-    let bare = TestApp::bare_client();
-    let cross = bare.post(app.url("/logout")).header(header::COOKIE, &pair).send().await.unwrap();
-    assert_eq!(cross.status(), StatusCode::FORBIDDEN, "control: without the Origin it is refused");
-    assert!(find(&app, &pair, TEST_SECRET, &[]).status.success(), "and the session is still there");
-    let out = bare
-        .post(app.url("/logout"))
-        .header(header::ORIGIN, &app.base)
-        .header(header::COOKIE, &pair)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.status(), StatusCode::SEE_OTHER);
-    assert_eq!(out.headers()[header::LOCATION], "/");
-    assert!(common::clears_the_cookie(&out));
-    assert!(app.session_rows().await.is_empty());
+on_both_databases!(
+    protected_routes_and_the_documented_logout_then_sessions_find_says_no_such_session,
+    |kind| async move {
+        let Some(app) = TestApp::signed_in(kind).await else { return };
+        let (pair, _) = browser_cookie(&app);
+        // The guide's test 5 as docs/operations.md gives it: POST /logout with the cookie and the
+        // app's own Origin (curl -i -X POST "$APP/logout" -H "Origin: $APP" -H "Cookie: …").
+        let bare = TestApp::bare_client();
+        // Test 3 first: /settings without a session is the no-session page, with the cookie the page.
+        let without = bare.get(app.url("/settings")).header(header::ACCEPT, "text/html").send().await.unwrap();
+        assert_eq!(without.status(), StatusCode::UNAUTHORIZED);
+        assert!(without.text().await.unwrap().contains(r#"data-reason="missing""#));
+        let with = bare.get(app.url("/settings")).header(header::COOKIE, &pair).send().await.unwrap();
+        assert_eq!(with.status(), StatusCode::OK);
+        let cross = bare.post(app.url("/logout")).header(header::COOKIE, &pair).send().await.unwrap();
+        assert_eq!(cross.status(), StatusCode::FORBIDDEN, "control: without the Origin it is refused");
+        assert!(find(&app, &pair, TEST_SECRET, &[]).status.success(), "and the session is still there");
+        let out = bare
+            .post(app.url("/logout"))
+            .header(header::ORIGIN, &app.base)
+            .header(header::COOKIE, &pair)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.status(), StatusCode::SEE_OTHER);
+        assert_eq!(out.headers()[header::LOCATION], "/");
+        assert!(common::clears_the_cookie(&out));
+        assert!(app.session_rows().await.is_empty());
 
-    let output = find(&app, &pair, TEST_SECRET, &[]);
-    assert_eq!(output.status.code(), Some(1));
-    assert_eq!(stderr(&output), "error: no such session (signed out, expired and cleaned up, or never stored)\n");
-    assert!(stdout(&output).is_empty());
-    app.stop().await;
-});
+        let output = find(&app, &pair, TEST_SECRET, &[]);
+        assert_eq!(output.status.code(), Some(1));
+        assert_eq!(stderr(&output), "error: no such session (signed out, expired and cleaned up, or never stored)\n");
+        assert!(stdout(&output).is_empty());
+        app.stop().await;
+    }
+);
