@@ -59,6 +59,20 @@ fn tab_bootstrap() -> Option<AnyView> {
     None
 }
 
+/// Commerce7's frame script (`COMMERCE7_FRAME_SCRIPT`), `async` so that a page never waits on
+/// it: inside the admin it lets the admin size the frame to the page.
+#[cfg(feature = "ssr")]
+fn frame_script() -> Option<impl IntoView> {
+    let src = use_context::<crate::server::AppState>()?.config.commerce7_frame_script.clone()?;
+    Some(view! { <script async src=src></script> })
+}
+
+/// The shell is rendered on the server only.
+#[cfg(not(feature = "ssr"))]
+fn frame_script() -> Option<()> {
+    None
+}
+
 /// The stylesheet under the name the build gave it (`libero.<hash>.css`), as the server resolved
 /// it at start-up: the same link as its own error pages, and no read of the hash file per page
 /// (Leptos' `HashedStylesheet` reads it on every render).
@@ -83,6 +97,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
                 {stylesheet()}
                 {tab_bootstrap()}
+                {frame_script()}
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>

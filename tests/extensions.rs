@@ -4,8 +4,9 @@
 
 mod common;
 
-use common::{OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, TENANT, TestApp, TestDb, browser_tab};
+use common::{OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, TENANT, TestApp, TestDb, browser_tab, call_with_bearer};
 use reqwest::{StatusCode, header};
+use serde_json::Value;
 
 fn location(response: &reqwest::Response) -> String {
     response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
@@ -88,3 +89,69 @@ on_both_databases!(
         app.stop().await;
     }
 );
+
+/// The `<script … src="…commerce7.js">` tags of a page.
+fn frame_script_tags(html: &str) -> Vec<String> {
+    html.split("<script")
+        .skip(1)
+        .map(|tag| tag[..tag.find('>').unwrap()].to_owned())
+        .filter(|t| t.contains("commerce7.js"))
+        .collect()
+}
+
+on_both_databases!(every_page_loads_commerce7s_frame_script_without_waiting_on_it, |kind: TestDb| async move {
+    let script = "http://127.0.0.1:9/v2/commerce7.js";
+    let Some(app) = TestApp::spawn_with(kind, &[("COMMERCE7_FRAME_SCRIPT", script.to_owned())]).await else { return };
+    app.install(TENANT).await;
+    let signed_in = app.sign_in(TENANT, OWNER_TOKEN).await;
+    let pages = [
+        app.follow(&signed_in).await,
+        app.get("/settings").await,
+        TestApp::bare_client().get(app.url("/resume")).send().await.unwrap(),
+        TestApp::bare_client().get(app.url(&format!("/app?tenantId={TENANT}&account=junk"))).send().await.unwrap(),
+    ];
+    for page in pages {
+        let url = page.url().path().to_owned();
+        let policy = page.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+        assert!(policy.contains(&format!(" {script} ")), "{url}: the policy allows exactly the script: {policy}");
+        let tags = frame_script_tags(&page.text().await.unwrap());
+        assert_eq!(tags.len(), 1, "{url}: {tags:?}");
+        assert!(tags[0].contains(" async") && tags[0].contains(&format!(r#"src="{script}""#)), "{url}: {}", tags[0]);
+    }
+    app.stop().await;
+});
+
+on_both_databases!(an_empty_frame_script_setting_loads_none, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn_with(kind, &[("COMMERCE7_FRAME_SCRIPT", String::new())]).await else { return };
+    let page = app.get("/").await;
+    assert!(!page.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("commerce7.js"));
+    assert!(frame_script_tags(&page.text().await.unwrap()).is_empty());
+    app.stop().await;
+});
+
+on_both_databases!(a_reopen_by_the_same_user_keeps_the_session_another_tab_works_in, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    let (_, first_tab) = browser_tab(&app, TENANT, OWNER_TOKEN).await;
+    let row = app.only_session().await.id;
+    // Commerce7 opens another extension for the same user (a new token on every open).
+    let second_token = app.c7.mint_token(TENANT, "c7-user-dana").expect("a fresh token for Dana");
+    assert_ne!(second_token, OWNER_TOKEN);
+    let reopened = app.get(&format!("/settings?tenantId={TENANT}&account={second_token}&orderId=7")).await;
+    assert_eq!(split_handoff(&location(&reopened)).0, "/settings?orderId=7");
+    assert!(reopened.headers().get(header::SET_COOKIE).is_none(), "the same session: no new cookie");
+    assert_eq!(app.only_session().await.id, row, "one session, the same");
+    assert_eq!(
+        call_with_bearer(&app, "session_info", &first_tab).await.status(),
+        StatusCode::OK,
+        "the first tab works on"
+    );
+
+    // Control: another user of the winery in this browser gets a session of their own.
+    let sam = app.get(&format!("/app?tenantId={TENANT}&account={}", common::STAFF_TOKEN)).await;
+    assert_eq!(sam.status(), StatusCode::SEE_OTHER);
+    assert!(sam.headers().get(header::SET_COOKIE).is_some(), "a new session");
+    let info: Value = app.post_same_origin("/api/session_info").send().await.unwrap().json().await.unwrap();
+    assert_eq!(info["user_name"], "Sam Staff");
+    app.stop().await;
+});

@@ -14,6 +14,10 @@ pub const DEFAULT_COMMERCE7_API_URL: &str = "https://api.commerce7.com/v1";
 /// `{tenant}.admin.platform.commerce7.com`; POS and reservations are platform apps too), not every
 /// commerce7.com host — the partitioned cookie is keyed to the top-level site, all of commerce7.com.
 pub const DEFAULT_FRAME_ANCESTORS: &str = "https://*.platform.commerce7.com";
+
+/// Commerce7's frame script, which every page framed in the admin must load so that the admin
+/// can size the frame (`COMMERCE7_FRAME_SCRIPT`'s default).
+pub const DEFAULT_COMMERCE7_FRAME_SCRIPT: &str = "https://dev-center.platform.commerce7.com/v2/commerce7.js";
 /// Minimum length of `SESSION_SECRET`.
 pub const MIN_SECRET_LEN: usize = 32;
 /// The least estimated entropy ([`estimated_entropy_bits`]) production accepts in
@@ -125,6 +129,9 @@ pub struct Config {
     /// `SUPPORT_URL`: the app's support docs, linked from every error page (none when unset).
     /// An absolute `http(s)://` URL; `https://` only in production.
     pub support_url: Option<String>,
+    /// `COMMERCE7_FRAME_SCRIPT`: the script every framed page loads (`async`) so that the admin
+    /// sizes its frame; [`DEFAULT_COMMERCE7_FRAME_SCRIPT`] when unset, `None` when set empty.
+    pub commerce7_frame_script: Option<String>,
 }
 
 /// Why the settings could not be read. The message says how to fix it.
@@ -192,6 +199,8 @@ impl Config {
 
     /// Parses the settings from any variable source (the environment, or a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        // Set but empty means "off", unlike the other settings.
+        let frame_script = get("COMMERCE7_FRAME_SCRIPT");
         let get = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
 
         let session_secret = match get("SESSION_SECRET") {
@@ -309,9 +318,15 @@ impl Config {
         };
         let cleanup = duration("SESSION_CLEANUP_INTERVAL", Duration::from_secs(3600))?;
         let support_url = get("SUPPORT_URL").map(|url| parse_support_url(&url)).transpose()?;
+        let commerce7_frame_script = match frame_script.as_deref().map(str::trim) {
+            None => Some(DEFAULT_COMMERCE7_FRAME_SCRIPT.to_owned()),
+            Some("") => None,
+            Some(url) => Some(parse_script_url(url)?),
+        };
 
         let config = Self {
             support_url,
+            commerce7_frame_script,
             session_cleanup_interval: (!cleanup.is_zero()).then_some(cleanup),
             metrics_token: get("METRICS_TOKEN").map(Secret::new),
             rate_limit_sign_in: rate_limit("RATE_LIMIT_SIGN_IN", "30/min")?,
@@ -378,6 +393,14 @@ impl Config {
                 name: "SUPPORT_URL",
                 problem: "is a plain http:// link, which error pages served over HTTPS would send merchants to,",
                 fix: "set SUPPORT_URL to an https:// address of your support docs (or leave it unset)",
+            });
+        }
+        if self.commerce7_frame_script.as_deref().is_some_and(|url| url.starts_with("http://") && !is_loopback_url(url))
+        {
+            return Err(ConfigError::NotForProduction {
+                name: "COMMERCE7_FRAME_SCRIPT",
+                problem: "is a plain http:// script, which any network on the way could replace,",
+                fix: "leave COMMERCE7_FRAME_SCRIPT unset (Commerce7's https:// script) or set another https:// URL",
             });
         }
         if !self.cookie_secure {
@@ -473,6 +496,28 @@ fn parse_support_url(value: &str) -> Result<String, ConfigError> {
         return Err(invalid());
     }
     Ok(value.to_owned())
+}
+
+/// `COMMERCE7_FRAME_SCRIPT` as the pages load it: an absolute `http(s)://` URL with a host, no
+/// credentials, no query or fragment, written without spaces or quotes (it goes into a `src` and
+/// into the Content-Security-Policy as given).
+fn parse_script_url(value: &str) -> Result<String, ConfigError> {
+    let invalid = || ConfigError::Invalid {
+        name: "COMMERCE7_FRAME_SCRIPT",
+        value: value.to_owned(),
+        expected: "the absolute URL of Commerce7's frame script (https://dev-center.platform.commerce7.com/v2/commerce7.js), or empty to load none",
+    };
+    let plain = value.len() <= 2000
+        && value.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '<' | '>' | '\\' | '`' | ';' | ','));
+    let url = reqwest::Url::parse(value).map_err(|_| invalid())?;
+    let ok = plain
+        && matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some_and(|host| !host.is_empty())
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none();
+    if ok { Ok(value.to_owned()) } else { Err(invalid()) }
 }
 
 /// Whether `url`'s host is this machine (`localhost`, 127.0.0.0/8, `::1`).
@@ -735,6 +780,34 @@ mod tests {
             assert!(err.to_string().starts_with("COMMERCE7_API_URL uses plain http://"), "{url}: {err}");
             assert!(err.to_string().contains("set COMMERCE7_API_URL=https://"), "{err}");
         }
+    }
+
+    #[test]
+    fn the_frame_script_is_commerce7s_by_default_off_when_empty_and_must_be_a_plain_url() {
+        let c = config(&[("SESSION_SECRET", SECRET)]).unwrap();
+        assert_eq!(c.commerce7_frame_script.as_deref(), Some(DEFAULT_COMMERCE7_FRAME_SCRIPT));
+        let off = config(&[("SESSION_SECRET", SECRET), ("COMMERCE7_FRAME_SCRIPT", "")]).unwrap();
+        assert_eq!(off.commerce7_frame_script, None, "set empty: no script");
+        let local =
+            config(&[("SESSION_SECRET", SECRET), ("COMMERCE7_FRAME_SCRIPT", "http://localhost:4010/v2/commerce7.js")]);
+        assert_eq!(local.unwrap().commerce7_frame_script.as_deref(), Some("http://localhost:4010/v2/commerce7.js"));
+        for bad in [
+            "commerce7.js",
+            "javascript:alert(1)",
+            "https://x.example/a.js?x=1",
+            "https://x.example/a\"b.js",
+            "https://u:p@x.example/a.js",
+        ] {
+            let err = config(&[("SESSION_SECRET", SECRET), ("COMMERCE7_FRAME_SCRIPT", bad)]).unwrap_err();
+            assert!(err.to_string().starts_with("COMMERCE7_FRAME_SCRIPT has an invalid value"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn production_loads_the_frame_script_over_https_or_from_this_machine_only() {
+        assert!(production_with(&[("COMMERCE7_FRAME_SCRIPT", "http://cdn.example/commerce7.js")]).is_err());
+        production_with(&[("COMMERCE7_FRAME_SCRIPT", "http://127.0.0.1:4010/v2/commerce7.js")]).expect("loopback");
+        production_with(&[]).expect("control: the default is https");
     }
 
     #[test]

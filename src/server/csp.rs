@@ -1,6 +1,7 @@
 //! The `Content-Security-Policy` of every answer, as a layer of its own.
 //!
-//! Scripts may come from the app itself (`/pkg`), from inline scripts that carry this answer's
+//! Scripts may come from the app itself (`/pkg`), from Commerce7's frame script
+//! (`COMMERCE7_FRAME_SCRIPT`, by its exact URL), from inline scripts that carry this answer's
 //! nonce (Leptos puts it on its hydration and streaming scripts: [`provide_request_nonce`]), or
 //! be the tab bootstrap (`src/pages/tab.js`, inlined on signed-in and error pages), allowed by
 //! its SHA-256; WebAssembly may be compiled (`'wasm-unsafe-eval'`). No plugins, no `<base>`, and
@@ -28,11 +29,13 @@ pub struct ContentSecurityPolicy {
 }
 
 impl ContentSecurityPolicy {
-    /// The policy of an app that `ancestors` (`FRAME_ANCESTORS`) may frame.
-    pub fn new(ancestors: &[String]) -> Self {
+    /// The policy of an app that `ancestors` (`FRAME_ANCESTORS`) may frame and whose pages load
+    /// `frame_script` (`COMMERCE7_FRAME_SCRIPT`, allowed by its exact URL).
+    pub fn new(ancestors: &[String], frame_script: Option<&str>) -> Self {
         let bootstrap = STANDARD.encode(Sha256::digest(crate::tab::BOOTSTRAP_SCRIPT.as_bytes()));
+        let frame_script = frame_script.map(|url| format!(" {url}")).unwrap_or_default();
         let tail = format!(
-            "' 'sha256-{bootstrap}' 'wasm-unsafe-eval'; object-src 'none'; base-uri 'none'; {}",
+            "' 'sha256-{bootstrap}'{frame_script} 'wasm-unsafe-eval'; object-src 'none'; base-uri 'none'; {}",
             frame_ancestors(ancestors)
         );
         Self { head: "script-src 'self' 'nonce-", tail: tail.into() }
@@ -84,18 +87,21 @@ mod tests {
 
     #[test]
     fn the_policy_allows_the_apps_scripts_the_nonce_and_the_bootstrap_and_nothing_else() {
-        let policy = ContentSecurityPolicy::new(&["https://*.platform.commerce7.com".into()]);
+        let script = "https://dev-center.platform.commerce7.com/v2/commerce7.js";
+        let policy = ContentSecurityPolicy::new(&["https://*.platform.commerce7.com".into()], Some(script));
         let value = policy.with_nonce("abc123");
         let value = value.to_str().unwrap();
         let bootstrap = STANDARD.encode(Sha256::digest(crate::tab::BOOTSTRAP_SCRIPT.as_bytes()));
         assert_eq!(
             value,
             format!(
-                "script-src 'self' 'nonce-abc123' 'sha256-{bootstrap}' 'wasm-unsafe-eval'; object-src 'none'; \
+                "script-src 'self' 'nonce-abc123' 'sha256-{bootstrap}' {script} 'wasm-unsafe-eval'; object-src 'none'; \
                  base-uri 'none'; frame-ancestors 'self' https://*.platform.commerce7.com"
             )
         );
         assert!(!value.contains("unsafe-inline") && !value.contains("'unsafe-eval'"));
+        let without = ContentSecurityPolicy::new(&[], None).with_nonce("n");
+        assert!(!without.to_str().unwrap().contains("commerce7.js"), "no frame script, no allowance");
     }
 
     #[test]
@@ -113,7 +119,7 @@ mod tests {
     #[tokio::test]
     async fn every_answer_gets_its_own_nonce_which_the_request_carries() {
         use tower::ServiceExt;
-        let policy = ContentSecurityPolicy::new(&[]);
+        let policy = ContentSecurityPolicy::new(&[], None);
         let app = axum::Router::new()
             .route(
                 "/",

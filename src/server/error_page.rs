@@ -28,12 +28,17 @@ use crate::pages::layout::BrandHeader;
 pub struct PageSettings {
     /// `SUPPORT_URL`: the app's support docs, linked from every error page.
     pub support_url: Option<Arc<str>>,
+    /// `COMMERCE7_FRAME_SCRIPT`: loaded by every page, so that the admin sizes its frame.
+    pub frame_script: Option<Arc<str>>,
 }
 
 impl PageSettings {
     /// The settings of an app configured with `config`.
     pub fn from_config(config: &super::config::Config) -> Self {
-        Self { support_url: config.support_url.as_deref().map(Arc::from) }
+        Self {
+            support_url: config.support_url.as_deref().map(Arc::from),
+            frame_script: config.commerce7_frame_script.as_deref().map(Arc::from),
+        }
     }
 
     /// The settings of the request being handled (none outside [`settings_layer`]).
@@ -187,6 +192,7 @@ fn server_page<V: IntoView + 'static>(
     content: impl FnOnce() -> V,
 ) -> Response {
     let title = format!("{title} · Libero");
+    let frame_script = PageSettings::current().frame_script;
     let html = Owner::new().with(|| {
         view! {
             <!DOCTYPE html>
@@ -199,6 +205,8 @@ fn server_page<V: IntoView + 'static>(
                     <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
                     <link rel="stylesheet" href=stylesheet_href()/>
                     {script.then(|| view! { <script inner_html=crate::tab::BOOTSTRAP_SCRIPT></script> })}
+                    // Commerce7's frame script sizes the frame; `async`: a page never waits on it.
+                    {frame_script.map(|src| view! { <script async src=src.to_string()></script> })}
                 </head>
                 // No theme class: the system's, until the tab's script knows the admin's.
                 <body>
@@ -345,7 +353,7 @@ mod tests {
     ];
 
     fn with_support(url: Option<&str>) -> PageSettings {
-        PageSettings { support_url: url.map(Arc::from) }
+        PageSettings { support_url: url.map(Arc::from), frame_script: None }
     }
 
     #[tokio::test]
