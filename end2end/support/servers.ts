@@ -279,6 +279,8 @@ export async function startServers(label = "e2e"): Promise<Servers> {
       FRAME_ANCESTORS: adminUrl,
       SESSION_TOUCH_INTERVAL: "0",
       COMMERCE7_API_URL: `${c7Url}/v1`,
+      // The simulator's stand-in for Commerce7's frame script (these machines are offline).
+      COMMERCE7_FRAME_SCRIPT: `${c7Url}/v2/commerce7.js`,
       COMMERCE7_USER: CALLBACK_USER,
       COMMERCE7_PASSWORD: CALLBACK_PASSWORD,
       RUST_LOG: "info",

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::{Form, Query, State};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, COOKIE, RETRY_AFTER, SET_COOKIE};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -618,6 +618,7 @@ fn router(state: AppState) -> Router {
         .route("/control/set", get(control_set))
         .route("/control/check", get(control_check))
         .route("/healthz", get(healthz))
+        .route("/v2/commerce7.js", get(frame_script))
         .fallback(not_found)
         .with_state(state)
 }
@@ -758,7 +759,7 @@ a { color: #2f5bd3; }
 body.theme-dark a { color: #8fb0ff; }
 .result { background: #fff; border: 1px solid #d5d9e0; border-radius: 6px; padding: 1rem 1.25rem; }
 .result.error { border-color: #c0392b; }
-#app-frame { display: block; width: 100%; height: 80vh; border: 1px solid #8a93a3; background: #fff; }
+#app-frame { display: block; width: 100%; height: 480px; border: 1px solid #8a93a3; background: #fff; }
 #control-frame { width: 1px; height: 1px; border: 0; opacity: 0.01; }
 code { font-size: 0.9em; }
 "#;
@@ -915,6 +916,13 @@ Commerce7 does and sends the install and uninstall callbacks. Commerce7 API: <co
 struct OpenQuery {
     #[serde(rename = "tenantId", default)]
     tenant_id: Option<String>,
+    /// The extension to open: `app` (the Store menu page, default) or `settings` (the Settings
+    /// page). Commerce7 opens each extension at its own URL.
+    #[serde(default)]
+    page: Option<String>,
+    /// A context id the extension's Location gives it (an Order-Detail tab's order).
+    #[serde(rename = "orderId", default)]
+    order_id: Option<String>,
     #[serde(default)]
     user: Option<String>,
     #[serde(default)]
@@ -952,8 +960,16 @@ async fn admin_open(State(state): State<AppState>, Query(query): Query<OpenQuery
         );
     };
 
+    let extension = match query.page.as_deref() {
+        None | Some("app") => "app",
+        Some("settings") => "settings",
+        Some(other) => {
+            return message_page(StatusCode::NOT_FOUND, "Unknown extension", &format!("No extension page {other}."));
+        }
+    };
+    let context = query.order_id.map(|id| format!("&orderId={}", url_encode(&id))).unwrap_or_default();
     let app_src = format!(
-        "{}/app?tenantId={}&account={}&adminUITheme={}",
+        "{}/{extension}?tenantId={}{context}&account={}&adminUITheme={}",
         state.app_url(),
         url_encode(&tenant_id),
         url_encode(&token),
@@ -965,6 +981,7 @@ async fn admin_open(State(state): State<AppState>, Query(query): Query<OpenQuery
 <p>Signed in to the admin as {who}; admin theme: {theme}.</p>
 <iframe id="app-frame" title="Libero" src="{app_src}"></iframe>
 <iframe id="control-frame" title="Third-party cookie probe" src="{control_src}" width="1" height="1"></iframe>
+<script>{FRAME_SIZING}</script>
 "#,
         name = esc(&pretty_tenant_name(&tenant_id)),
         t = esc(&tenant_id),
@@ -974,6 +991,57 @@ async fn admin_open(State(state): State<AppState>, Query(query): Query<OpenQuery
     );
     let title = format!("Libero · {} · Commerce7 admin (simulator)", tenant_id);
     html_response(StatusCode::OK, page(&title, &format!("theme-{theme}"), "wide", &content))
+}
+
+/// The admin page's side of frame sizing: the frame takes the height its page reports through
+/// the frame script ([`FRAME_SCRIPT`]), as Commerce7's admin does with its own.
+const FRAME_SIZING: &str = r#"window.addEventListener("message", function (event) {
+  var frame = document.getElementById("app-frame");
+  var data = event.data;
+  if (!frame || event.source !== frame.contentWindow || !data || data.type !== "commerce7:frame-height") return;
+  var height = Number(data.height);
+  // The frame's own border is outside the page's height.
+  if (height > 0 && height < 100000) frame.style.height = Math.ceil(height + frame.offsetHeight - frame.clientHeight) + "px";
+});"#;
+
+/// The simulator's stand-in for Commerce7's frame script (`/v2/commerce7.js`): inside a frame it
+/// reports the page's content height to the admin page — on load and whenever it changes — so
+/// that the admin sizes the frame to the page. A layout whose height follows the frame's (a
+/// `100vh` body, a fixed footer) never reports less than the frame's height, and shows it.
+const FRAME_SCRIPT: &str = r#"(function () {
+  if (window.parent === window) return;
+  var last = 0;
+  function report() {
+    var body = document.body;
+    if (!body) return;
+    var style = getComputedStyle(body);
+    var height = body.getBoundingClientRect().height + parseFloat(style.marginTop) + parseFloat(style.marginBottom);
+    height = Math.ceil(height);
+    if (height !== last) {
+      last = height;
+      window.parent.postMessage({ type: "commerce7:frame-height", height: height }, "*");
+    }
+  }
+  function start() {
+    report();
+    if (window.ResizeObserver) new ResizeObserver(report).observe(document.body);
+    window.addEventListener("load", report);
+  }
+  if (document.body) start();
+  else document.addEventListener("DOMContentLoaded", start);
+})();
+"#;
+
+/// `GET /v2/commerce7.js`: [`FRAME_SCRIPT`].
+async fn frame_script() -> Response {
+    (
+        [
+            (CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8")),
+            (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        FRAME_SCRIPT,
+    )
+        .into_response()
 }
 
 /// Form of `POST /admin/install` and `POST /admin/uninstall`.
