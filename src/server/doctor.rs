@@ -517,7 +517,8 @@ fn is_loopback(origin: &str) -> bool {
 }
 
 /// `FRAME_ANCESTORS` against `COOKIE_SECURE`: the cookie must be able to travel inside the
-/// frames the app allows.
+/// frames the app allows; and a framed app loads Commerce7's frame script
+/// (`COMMERCE7_FRAME_SCRIPT`), without which the admin cannot size its frame.
 pub fn cookies_and_framing(config: &Config) -> Check {
     const NAME: &str = "cookies/framing";
     let is_keyword = |s: &str| s.eq_ignore_ascii_case("'self'") || s.eq_ignore_ascii_case("'none'");
@@ -561,13 +562,24 @@ pub fn cookies_and_framing(config: &Config) -> Check {
             ));
         }
     }
+    if config.commerce7_frame_script.is_none() && !others.is_empty() {
+        findings.push((
+            Status::Warn,
+            format!(
+                "COMMERCE7_FRAME_SCRIPT is empty, so pages load no frame script: inside the Commerce7 admin the \
+                 frame keeps a fixed height with scrollbars; unset it (Commerce7's {})",
+                config::DEFAULT_COMMERCE7_FRAME_SCRIPT
+            ),
+        ));
+    }
     let cookie = if config.cookie_secure {
         "COOKIE_SECURE=true (Secure; SameSite=None; Partitioned)"
     } else {
         "COOKIE_SECURE=false (SameSite=Lax; the app is not framed by other sites)"
     };
     let ancestors = std::iter::once("'self'").chain(others.iter().copied()).collect::<Vec<_>>().join(" ");
-    Check::from_findings(NAME, format!("{cookie}, frame-ancestors {ancestors}"), findings)
+    let script = config.commerce7_frame_script.as_deref().unwrap_or("none");
+    Check::from_findings(NAME, format!("{cookie}, frame-ancestors {ancestors}, frame script {script}"), findings)
 }
 
 /// The Basic-auth pair of the install/uninstall callbacks.
@@ -752,6 +764,18 @@ mod tests {
         assert_eq!(check.status, Status::Warn, "{check}");
         let check = cookies_and_framing(&config(&[("FRAME_ANCESTORS", "http://localhost:4010")]));
         assert_eq!(check.status, Status::Ok, "{check}");
+    }
+
+    #[test]
+    fn a_framed_app_without_the_frame_script_warns() {
+        let check = cookies_and_framing(&config(&[("COMMERCE7_FRAME_SCRIPT", "")]));
+        assert_eq!(check.status, Status::Warn, "{check}");
+        assert!(check.message.contains("COMMERCE7_FRAME_SCRIPT"), "{check}");
+        let unframed = cookies_and_framing(&config(&[("COMMERCE7_FRAME_SCRIPT", ""), ("FRAME_ANCESTORS", "'self'")]));
+        assert_eq!(unframed.status, Status::Ok, "not framed: nothing to size");
+        let control = cookies_and_framing(&config(&[]));
+        assert_eq!(control.status, Status::Ok, "{control}");
+        assert!(control.message.contains(config::DEFAULT_COMMERCE7_FRAME_SCRIPT), "{control}");
     }
 
     #[test]
