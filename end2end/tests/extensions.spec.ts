@@ -59,6 +59,9 @@ for (const viewport of [
         const page = await context.newPage();
         await install(page, adminUrl);
 
+        const commerce7Calls = async () => ((await (await fetch(`${adminUrl}/admin/calls`)).json()) as { accountUser: number }).accountUser;
+        const before = await commerce7Calls();
+
         // The Store menu page: the dashboard.
         await page.goto(`${adminUrl}/admin/open?tenantId=demo-winery&user=c7-user-dana&theme=light`);
         const firstToken = new URL((await page.locator("#app-frame").getAttribute("src")) ?? "").searchParams.get("account");
@@ -79,6 +82,7 @@ for (const viewport of [
         expect(url.searchParams.get("orderId")).toBe("o-42");
         expect(url.searchParams.has("account") || url.searchParams.has("tenantId")).toBe(false);
         await expectSizedToContent(settings);
+        expect(await commerce7Calls(), "two opens, one Commerce7 call each").toBe(before + 2);
       } finally {
         await context.close();
       }

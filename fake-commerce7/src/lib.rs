@@ -618,6 +618,7 @@ fn router(state: AppState) -> Router {
         .route("/control/set", get(control_set))
         .route("/control/check", get(control_check))
         .route("/healthz", get(healthz))
+        .route("/admin/calls", get(admin_calls))
         .route("/v2/commerce7.js", get(frame_script))
         .fallback(not_found)
         .with_state(state)
@@ -1147,6 +1148,14 @@ async fn control_check(headers: HeaderMap) -> Response {
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// `GET /admin/calls`: how many `GET /v1/account/user` the fake has answered, for browser tests
+/// that count Commerce7 calls per open (`{"accountUser": n}`).
+async fn admin_calls(State(state): State<AppState>) -> Response {
+    let calls = state.user_calls.load(Ordering::SeqCst);
+    ([(CACHE_CONTROL, HeaderValue::from_static("no-store"))], Json(serde_json::json!({ "accountUser": calls })))
+        .into_response()
 }
 
 async fn not_found() -> Response {
