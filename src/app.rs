@@ -8,7 +8,10 @@ use leptos_router::{
     path,
 };
 
-use crate::pages::{dashboard::Dashboard, landing::LandingRoute, not_found::NotFound, settings::SettingsRoute};
+use crate::pages::{
+    dashboard::Dashboard, landing::LandingRoute, not_found::NotFound, reports::SessionsReportPage,
+    settings::SettingsRoute,
+};
 
 /// The `<body>` class: the Commerce7 admin's theme for signed-in pages, light otherwise.
 fn body_class() -> &'static str {
@@ -122,6 +125,7 @@ pub fn App() -> impl IntoView {
                 // Fully rendered before sending: the pages work before (and without) hydration.
                 <Route path=path!("/app") view=Dashboard ssr=SsrMode::Async/>
                 <Route path=path!("/settings") view={Lazy::<SettingsRoute>::new()} ssr=SsrMode::Async/>
+                <Route path=path!("/reports/sessions") view=SessionsReportPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

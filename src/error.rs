@@ -22,6 +22,12 @@ pub enum AppError {
     /// A cross-site request (HTTP 403).
     #[error("This request was refused because it did not come from Libero itself.")]
     Forbidden,
+    /// The user's Commerce7 role may not see this (HTTP 403): the sessions report is for
+    /// `Admin Owner` and `Admin` only, as Commerce7 said when the user last opened Libero.
+    #[error(
+        "Only users whose Commerce7 role is Admin Owner or Admin can see who is signed in. Roles are read from Commerce7 when you open Libero."
+    )]
+    NotAllowed,
     /// Field errors, keyed by field name (HTTP 422).
     #[error("Please correct the highlighted fields.")]
     Validation {
@@ -67,6 +73,7 @@ impl<'de> Deserialize<'de> for AppError {
         enum Kind {
             Unauthorized,
             Forbidden,
+            NotAllowed,
             Validation,
             SessionNotFound,
             Conflict,
@@ -87,6 +94,7 @@ impl<'de> Deserialize<'de> for AppError {
         Ok(match error {
             Kind::Unauthorized => Self::Unauthorized,
             Kind::Forbidden => Self::Forbidden,
+            Kind::NotAllowed => Self::NotAllowed,
             Kind::Validation => Self::Validation { fields: fields.ok_or_else(|| D::Error::missing_field("fields"))? },
             Kind::SessionNotFound => Self::SessionNotFound,
             Kind::Conflict => Self::Conflict,
@@ -103,7 +111,7 @@ impl AppError {
         use http::StatusCode;
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::NotAllowed => StatusCode::FORBIDDEN,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::SessionNotFound => StatusCode::NOT_FOUND,
             Self::Conflict => StatusCode::CONFLICT,
@@ -154,6 +162,7 @@ mod tests {
         let errors = [
             AppError::Unauthorized,
             AppError::Forbidden,
+            AppError::NotAllowed,
             AppError::Validation { fields: BTreeMap::from([("org_name".to_owned(), "Required".to_owned())]) },
             AppError::SessionNotFound,
             AppError::Conflict,
@@ -172,6 +181,7 @@ mod tests {
         let json = |error: &AppError| serde_json::to_string(error).unwrap();
         assert_eq!(json(&AppError::Unauthorized), r#"{"error":"unauthorized"}"#);
         assert_eq!(json(&AppError::SessionNotFound), r#"{"error":"session_not_found"}"#);
+        assert_eq!(json(&AppError::NotAllowed), r#"{"error":"not_allowed"}"#);
         assert_eq!(
             json(&AppError::Validation { fields: BTreeMap::from([("org_name".to_owned(), "Required".to_owned())]) }),
             r#"{"error":"validation","fields":{"org_name":"Required"}}"#

@@ -38,5 +38,6 @@ pub fn identity(client: &clients::Client) -> AuthSession {
         install_generation: client.install_generation,
         account_token_hash: Some(hash_token("demo-owner-token")),
         tab_generation: 0,
+        user_role: Some("Admin Owner".to_owned()),
     }
 }

@@ -24,7 +24,7 @@
 //!
 //! Account tokens are never logged.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -204,6 +204,9 @@ impl Shared {
 /// State shared by the handlers and the [`FakeCommerce7`] handle.
 struct Shared {
     users: Vec<FakeUser>,
+    /// Roles changed since start ([`FakeCommerce7::set_role`]), by (tenant, user id): what
+    /// `GET /v1/account/user` answers instead of the configured role.
+    roles: Mutex<HashMap<(String, String), Option<String>>>,
     app_url: Mutex<String>,
     callback_user: String,
     callback_password: String,
@@ -240,6 +243,15 @@ impl Shared {
     fn tenants(&self) -> Vec<&str> {
         let mut seen = HashSet::new();
         self.users.iter().map(|u| u.tenant_id.as_str()).filter(|t| seen.insert(*t)).collect()
+    }
+
+    /// The user's role now: as changed by [`FakeCommerce7::set_role`], else as configured.
+    fn role_of(&self, user: &FakeUser) -> Option<String> {
+        let roles = self.roles.lock().unwrap_or_else(PoisonError::into_inner);
+        match roles.get(&(user.tenant_id.clone(), user.id.clone())) {
+            Some(changed) => changed.clone(),
+            None => user.role.clone(),
+        }
     }
 
     fn users_of<'a>(&'a self, tenant_id: &'a str) -> impl Iterator<Item = &'a FakeUser> + 'a {
@@ -441,6 +453,7 @@ impl FakeCommerce7 {
             .map_err(io::Error::other)?;
         let state: AppState = Arc::new(Shared {
             users: config.users,
+            roles: Mutex::new(HashMap::new()),
             app_url: Mutex::new(config.app_url.trim_end_matches('/').to_owned()),
             callback_user: config.callback_user,
             callback_password: config.callback_password,
@@ -526,6 +539,18 @@ impl FakeCommerce7 {
     /// server might send; text that is not a valid header value sends none.
     pub fn set_retry_after(&self, value: Option<&str>) {
         *self.state.retry_after.lock().unwrap_or_else(PoisonError::into_inner) = value.map(str::to_owned);
+    }
+
+    /// Changes user `user_id` of `tenant_id`'s role in Commerce7 (`None`: no role, as older
+    /// answers): `GET /v1/account/user` answers it from now on, whichever token it is asked with
+    /// — a promotion or demotion by the winery's owner. `false` for an unknown user.
+    pub fn set_role(&self, tenant_id: &str, user_id: &str, role: Option<&str>) -> bool {
+        if !self.state.users_of(tenant_id).any(|u| u.id == user_id) {
+            return false;
+        }
+        let mut roles = self.state.roles.lock().unwrap_or_else(PoisonError::into_inner);
+        roles.insert((tenant_id.to_owned(), user_id.to_owned()), role.map(str::to_owned));
+        true
     }
 
     /// Which account token an open from the admin simulator hands out from now on.
@@ -709,12 +734,13 @@ async fn account_user(State(state): State<AppState>, headers: HeaderMap) -> Resp
     match user {
         Some(user) => {
             tracing::info!(tenant = ?tenant, user_id = ?user.id, status = 200, "account/user");
+            let role = state.role_of(user);
             let body = AccountUser {
                 id: &user.id,
                 first_name: &user.first_name,
                 last_name: &user.last_name,
                 email: &user.email,
-                role: user.role.as_deref(),
+                role: role.as_deref(),
             };
             (StatusCode::OK, Json(body)).into_response()
         }
@@ -917,8 +943,9 @@ Commerce7 does and sends the install and uninstall callbacks. Commerce7 API: <co
 struct OpenQuery {
     #[serde(rename = "tenantId", default)]
     tenant_id: Option<String>,
-    /// The extension to open: `app` (the Store menu page, default) or `settings` (the Settings
-    /// page). Commerce7 opens each extension at its own URL.
+    /// The extension to open: `app` (the Store menu page, default), `settings` (the Settings
+    /// page) or `reports/sessions` (the Report "Who is signed in"). Commerce7 opens each
+    /// extension at its own URL.
     #[serde(default)]
     page: Option<String>,
     /// A context id the extension's Location gives it (an Order-Detail tab's order).
@@ -964,6 +991,7 @@ async fn admin_open(State(state): State<AppState>, Query(query): Query<OpenQuery
     let extension = match query.page.as_deref() {
         None | Some("app") => "app",
         Some("settings") => "settings",
+        Some("reports/sessions") => "reports/sessions",
         Some(other) => {
             return message_page(StatusCode::NOT_FOUND, "Unknown extension", &format!("No extension page {other}."));
         }
@@ -1554,6 +1582,41 @@ mod tests {
         assert_eq!(get_user(&fake, &sam, "demo-winery").await.1["id"], "c7-user-sam");
         assert_eq!(fake.mint_token("demo-winery", "nobody"), None);
         assert_ne!(fake.open_token("demo-winery", "c7-user-dana"), Some("demo-owner-token".to_owned()));
+        fake.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_changed_role_is_answered_from_then_on_for_every_token() {
+        let fake = start_demo("http://127.0.0.1:9").await;
+        let fresh = fake.mint_token("demo-winery", "c7-user-dana").expect("Dana");
+        assert_eq!(get_user(&fake, &fresh, "demo-winery").await.1["role"], "Admin Owner", "control");
+        assert!(fake.set_role("demo-winery", "c7-user-dana", Some("Sales Associate")));
+        for token in [fresh.as_str(), "demo-owner-token"] {
+            assert_eq!(get_user(&fake, token, "demo-winery").await.1["role"], "Sales Associate");
+        }
+        assert!(fake.set_role("demo-winery", "c7-user-dana", None));
+        assert!(get_user(&fake, &fresh, "demo-winery").await.1.get("role").is_none(), "no role: omitted");
+        assert!(fake.set_role("demo-winery", "c7-user-sam", Some("Admin")));
+        assert_eq!(get_user(&fake, "demo-staff-token", "demo-winery").await.1["role"], "Admin");
+        assert!(!fake.set_role("demo-winery", "nobody", Some("Admin")), "unknown user");
+        assert!(!fake.set_role("second-cellar", "c7-user-sam", Some("Admin")), "Sam is not a user of that winery");
+        fake.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn the_report_extension_opens_at_its_own_url() {
+        let fake = start_demo("http://127.0.0.1:9").await;
+        let page = client()
+            .get(format!("{}/admin/open?tenantId=demo-winery&user=c7-user-dana&page=reports/sessions", fake.origin()))
+            .send()
+            .await
+            .expect("request succeeds");
+        assert_eq!(page.status(), 200);
+        let page = page.text().await.expect("body");
+        assert!(
+            page.contains(r#"src="http://127.0.0.1:9/reports/sessions?tenantId=demo-winery&amp;account="#),
+            "{page}"
+        );
         fake.shutdown().await;
     }
 

@@ -1,5 +1,6 @@
 //! Server functions (`/api/…`) and the types they share with the browser.
 
+pub mod reports;
 pub mod session;
 pub mod sessions;
 pub mod settings;

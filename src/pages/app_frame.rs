@@ -12,6 +12,8 @@ pub enum Section {
     Dashboard,
     /// `/settings`.
     Settings,
+    /// `/reports/sessions` (a Report extension, opened from Commerce7's reports: no tab here).
+    Report,
 }
 
 /// Navigation and sign-out around a signed-in page.

@@ -109,7 +109,9 @@ fn normalized(path: &str) -> &str {
 }
 
 /// Pages that need a session.
-pub const PROTECTED_PAGES: [&str; 2] = ["/app", "/settings"];
+pub const PROTECTED_PAGES: [&str; 3] = ["/app", "/settings", REPORT_PAGE];
+/// The Report extension "Who is signed in to Libero at this winery" (`pages::reports`).
+pub const REPORT_PAGE: &str = "/reports/sessions";
 /// The page that lists the user's own sessions ("Your sessions"): its guard reads them with the
 /// session ([`Reads::SessionAndOwn`]).
 const DASHBOARD: &str = "/app";
@@ -122,7 +124,8 @@ pub const RENEWAL_PATH: &str = "/api/renew_tab_token";
 pub const LOGOUT_API_PATH: &str = "/api/logout";
 /// The server functions a signed-in page posts as a plain form (before hydration): only these
 /// read the form's `tab` field.
-const FORM_PATHS: [&str; 3] = ["/api/save_settings", "/api/sign_out_session", "/api/sign_out_other_sessions"];
+const FORM_PATHS: [&str; 4] =
+    ["/api/save_settings", "/api/sign_out_session", "/api/sign_out_other_sessions", "/api/sign_out_user_everywhere"];
 /// The largest form body the guard reads for its `tab` field (the app's forms are a few hundred
 /// bytes).
 const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -784,7 +787,9 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
         let (code, handoff) = Handoff::issue(now());
         let account_hash = hash_token(&query.account);
         let theme = query.theme.unwrap_or(current.auth.theme);
-        match state.sessions.store().rebind(&current.row_id, &account_hash, theme, &handoff).await {
+        // The role as Commerce7 says it now: a demotion takes effect at this open.
+        let role = super::report::stored_role(user.role.as_deref());
+        match state.sessions.store().rebind(&current.row_id, &account_hash, theme, role.as_deref(), &handoff).await {
             Ok(true) => {
                 metrics::sign_in("same_user");
                 tracing::info!(tenant_id = %query.tenant_id, user_id = %user.id, "merchant reopened Libero");
@@ -818,6 +823,7 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
         install_generation: client.install_generation,
         account_token_hash: Some(hash_token(&query.account)),
         tab_generation: 0,
+        user_role: super::report::stored_role(user.role.as_deref()),
     };
     // This browser's previous session of the same tenant ends; another tenant's stays (its tab
     // still holds a tab token for it).

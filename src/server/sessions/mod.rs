@@ -8,6 +8,7 @@ pub mod cookie;
 pub mod form_error;
 pub mod guard;
 pub mod manage;
+pub mod report;
 pub mod stats;
 pub mod store;
 pub mod tab;
@@ -93,6 +94,11 @@ pub struct AuthSession {
     /// `app_sessions.tab_generation`: only tab tokens minted at this generation are accepted.
     #[serde(default)]
     pub tab_generation: i64,
+    /// `app_sessions.user_role`: the Commerce7 `role` at sign-in, refreshed when the same user
+    /// reopens Libero; `None` when Commerce7 sent none (or the session is older than the column).
+    /// Only `Admin Owner` and `Admin` see the sessions report ([`report::may_see_report`]).
+    #[serde(default)]
+    pub user_role: Option<String>,
 }
 
 impl AuthSession {
@@ -162,6 +168,7 @@ mod tests {
             install_generation: 1,
             account_token_hash: account.map(hash_token),
             tab_generation: 0,
+            user_role: None,
         }
     }
 

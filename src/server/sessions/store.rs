@@ -145,7 +145,7 @@ macro_rules! select_session {
             ", s.user_id, s.user_name, s.user_email, s.theme, s.ip_address, s.user_agent, ",
             $data,
             ", s.last_activity_at, s.expires_at, s.created_at, s.install_generation, s.account_token_hash,
-             s.tenant_id, s.tab_generation",
+             s.tenant_id, s.tab_generation, s.user_role",
             $more_columns,
             " FROM app_sessions s ",
             $joins,
@@ -197,6 +197,7 @@ fn sqlite_session_row(conn: &rusqlite::Connection, key: &str) -> rusqlite::Resul
                 account_token_hash: row.get(12)?,
                 tenant_id: row.get(13)?,
                 tab_generation: row.get(14)?,
+                user_role: row.get(15)?,
             })
         })
         .optional()
@@ -269,6 +270,7 @@ struct SessionRow {
     install_generation: i64,
     account_token_hash: Option<String>,
     tab_generation: i64,
+    user_role: Option<String>,
 }
 
 /// A row of [`POSTGRES_SELECT_SESSION_WITH_OWN`].
@@ -471,6 +473,7 @@ impl AppSessionStore {
             install_generation: row.install_generation,
             account_token_hash: row.account_token_hash,
             tab_generation: row.tab_generation,
+            user_role: row.user_role,
         };
         Ok(Ok((auth, row.data)))
     }
@@ -509,20 +512,22 @@ impl AppSessionStore {
     }
 
     /// The same user signed in again with a new Commerce7 token: the row `key` is bound to that
-    /// token (its SHA-256), takes the theme of the open and a new handoff code, in one `UPDATE`;
+    /// token (its SHA-256), takes the theme of the open, the role Commerce7 answered this time
+    /// (`user_role`: a demotion takes effect here) and a new handoff code, in one `UPDATE`;
     /// `false` when the row is gone (it stays gone).
     pub async fn rebind(
         &self,
         key: &str,
         account_token_hash: &str,
         theme: Theme,
+        user_role: Option<&str>,
         handoff: &Handoff,
     ) -> Result<bool, sqlx::Error> {
         let now = now();
         let updated = match &self.db {
             Db::Sqlite(pool) => sqlx::query(
                 "UPDATE app_sessions SET account_token_hash = ?1, theme = ?2, handoff_hash = ?3,
-                        handoff_expires_at = ?4, updated_at = ?5
+                        handoff_expires_at = ?4, updated_at = ?5, user_role = ?7
                   WHERE id = ?6",
             )
             .bind(account_token_hash)
@@ -531,12 +536,13 @@ impl AppSessionStore {
             .bind(handoff.expires_at)
             .bind(now)
             .bind(key)
+            .bind(user_role)
             .execute(pool)
             .await?
             .rows_affected(),
             Db::Postgres(pool) => sqlx::query(
                 "UPDATE app_sessions SET account_token_hash = $1, theme = $2, handoff_hash = $3,
-                        handoff_expires_at = $4, updated_at = $5
+                        handoff_expires_at = $4, updated_at = $5, user_role = $7
                   WHERE id = $6",
             )
             .bind(account_token_hash)
@@ -545,6 +551,7 @@ impl AppSessionStore {
             .bind(handoff.expires_at)
             .bind(now)
             .bind(key)
+            .bind(user_role)
             .execute(pool)
             .await?
             .rows_affected(),
@@ -777,8 +784,8 @@ impl AppSessionStore {
             Db::Sqlite(pool) => sqlx::query(
                 "INSERT INTO app_sessions (id, client_id, user_id, user_name, user_email, theme, ip_address,
                      user_agent, data, last_activity_at, expires_at, created_at, updated_at,
-                     install_generation, account_token_hash, handoff_hash, handoff_expires_at, tenant_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17)
+                     install_generation, account_token_hash, handoff_hash, handoff_expires_at, tenant_id, user_role)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
                  ON CONFLICT (id) DO NOTHING",
             )
             .bind(key)
@@ -798,14 +805,15 @@ impl AppSessionStore {
             .bind(handoff_hash)
             .bind(handoff_expires_at)
             .bind(&auth.tenant_id)
+            .bind(&auth.user_role)
             .execute(pool)
             .await?
             .rows_affected(),
             Db::Postgres(pool) => sqlx::query(
                 "INSERT INTO app_sessions (id, client_id, user_id, user_name, user_email, theme, ip_address,
                      user_agent, data, last_activity_at, expires_at, created_at, updated_at,
-                     install_generation, account_token_hash, handoff_hash, handoff_expires_at, tenant_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16, $17)
+                     install_generation, account_token_hash, handoff_hash, handoff_expires_at, tenant_id, user_role)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16, $17, $18)
                  ON CONFLICT (id) DO NOTHING",
             )
             .bind(key)
@@ -825,6 +833,7 @@ impl AppSessionStore {
             .bind(handoff_hash)
             .bind(handoff_expires_at)
             .bind(&auth.tenant_id)
+            .bind(&auth.user_role)
             .execute(pool)
             .await?
             .rows_affected(),
@@ -929,6 +938,7 @@ mod tests {
             install_generation: 1,
             account_token_hash: user_name.map(|_| hash_token("account-token")),
             tab_generation: 0,
+            user_role: user_name.map(|_| "Admin Owner".to_owned()),
         }
     }
 
