@@ -88,10 +88,11 @@ async fn end_person(handle: String) -> Result<PersonSignedOut, AppError> {
         .await
         .map_err(|e| unavailable(e, "signing a person out everywhere failed"))?;
     match ended {
-        report::Ended::Sessions(ended) => {
+        report::Ended::Sessions { user_id, ended } => {
             tracing::info!(
                 tenant_id = %me.tenant_id,
                 user_id = %me.user_id,
+                signed_out_user_id = %user_id,
                 ended,
                 "administrator signed a person out of Libero everywhere"
             );

@@ -87,10 +87,15 @@ pub async fn list_live(db: &Db, client_id: Uuid, idle: Option<Duration>) -> Resu
 }
 
 /// What *Sign out this person everywhere* did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended {
-    /// This many sessions of the person ended.
-    Sessions(u64),
+    /// This many sessions of the person (Commerce7 user `user_id`) ended.
+    Sessions {
+        /// Whose sessions ended.
+        user_id: String,
+        /// How many.
+        ended: u64,
+    },
     /// The handle names one of the asking user's own sessions: refused (that is *Sign out*).
     OwnUser,
     /// No session of this tenant has that handle (another winery's, a made-up one, or one that
@@ -152,7 +157,7 @@ pub async fn end_user_everywhere(
         .await?
         .rows_affected(),
     };
-    Ok(if deleted == 0 { Ended::NotFound } else { Ended::Sessions(deleted) })
+    Ok(if deleted == 0 { Ended::NotFound } else { Ended::Sessions { user_id, ended: deleted } })
 }
 
 #[cfg(test)]
