@@ -116,3 +116,53 @@ test.describe(() => {
     }
   });
 });
+
+test.describe(() => {
+  const servers = useServers("extensions-report");
+
+  test("the Report extension: an owner sees who is signed in and signs a person out everywhere; staff are told who can see it", async ({ browser }) => {
+    const { appUrl, adminUrl } = servers();
+    // Sam (no role in Commerce7) in a browser of his own.
+    const samContext = await browser.newContext();
+    const danaContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    try {
+      const sam = await samContext.newPage();
+      await install(sam, adminUrl);
+      await sam.goto(`${adminUrl}/admin/open?tenantId=demo-winery&user=c7-user-sam&theme=light&page=reports/sessions`);
+      const refused = sam.frameLocator("#app-frame");
+      const samFrame = await openedFrame(sam, appUrl);
+      await expect(refused.getByTestId("not-allowed")).toContainText("Admin Owner");
+      await expect(refused.getByTestId("not-allowed")).toContainText("Roles are read from Commerce7 when you open Libero");
+      await expect(refused.getByTestId("person")).toHaveCount(0);
+
+      // Dana opens the Report from the admin: it signs in and lands on the report.
+      const dana = await danaContext.newPage();
+      await dana.goto(`${adminUrl}/admin/open?tenantId=demo-winery&user=c7-user-dana&theme=light&page=reports/sessions`);
+      const frame = await openedFrame(dana, appUrl);
+      expect(new URL(frame.url()).pathname).toBe("/reports/sessions");
+      expect(frame.url()).not.toContain("account=");
+      const report = dana.frameLocator("#app-frame");
+      await expect(report.getByRole("heading", { name: "Who is signed in to Libero at this winery" })).toBeVisible();
+      await expect(report.getByTestId("person")).toHaveCount(2);
+      await expect(report.getByTestId("person").filter({ hasText: "Sam Staff" })).toBeVisible();
+      await expectSizedToContent(frame);
+
+      // Sign Sam out everywhere (hydrated: the list refreshes in place).
+      await report.getByRole("button", { name: "Sign out Sam Staff everywhere" }).click();
+      await expect(report.getByRole("status")).toContainText("Signed out of 1 session.");
+      await expect(report.getByTestId("person")).toHaveCount(1);
+      await expect(report.getByTestId("person").filter({ hasText: "Sam Staff" })).toHaveCount(0);
+      // The frame follows the content at a phone's width too.
+      await dana.setViewportSize({ width: 390, height: 844 });
+      await expectSizedToContent(frame);
+
+      // Sam's page has lost its session: loading it again (the frame, not a new open from the
+      // admin, which would sign him in anew) finds none.
+      await samFrame.goto(samFrame.url());
+      await expect(refused.locator("#no-session")).toBeVisible();
+    } finally {
+      await samContext.close();
+      await danaContext.close();
+    }
+  });
+});
