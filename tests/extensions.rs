@@ -129,6 +129,37 @@ on_both_databases!(an_empty_frame_script_setting_loads_none, |kind: TestDb| asyn
     app.stop().await;
 });
 
+on_both_databases!(a_burst_of_junk_tokens_at_once_reaches_commerce7_only_up_to_the_limit, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn_with(kind, &[("RATE_LIMIT_SIGN_IN", "5/min".into())]).await else { return };
+    app.install(TENANT).await;
+    // Commerce7 is slow, so the whole burst is in flight before the first refusal comes back.
+    app.c7.set_latency(std::time::Duration::from_millis(300));
+    let burst: Vec<_> = (0..20)
+        .map(|n| {
+            tokio::spawn(
+                TestApp::bare_client().get(app.url(&format!("/app?tenantId={TENANT}&account=junk-{n}"))).send(),
+            )
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for request in burst {
+        statuses.push(request.await.unwrap().unwrap().status());
+    }
+    let refused = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    let limited = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((refused, limited), (5, 15), "{statuses:?}");
+    assert_eq!(app.c7.user_calls(), 5, "only the allowance reached Commerce7");
+    // Control: another address is not affected.
+    let other = TestApp::bare_client()
+        .get(app.url(&format!("/app?tenantId={TENANT}&account={OWNER_TOKEN}")))
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::TOO_MANY_REQUESTS, "no proxy is trusted: the same address");
+    app.stop().await;
+});
+
 on_both_databases!(a_reopen_by_the_same_user_keeps_the_session_another_tab_works_in, |kind: TestDb| async move {
     let Some(app) = TestApp::spawn(kind).await else { return };
     app.install(TENANT).await;

@@ -61,8 +61,11 @@
       return false;
     }
   }
+  // The page again with a handoff code, its context (orderId, …) kept.
   function reloadWith(path, code) {
-    location.replace(path + "?handoff=" + encodeURIComponent(code));
+    var params = new URLSearchParams(location.search);
+    params.set("handoff", code);
+    location.replace(path + "?" + params.toString());
   }
 
   var stored = store ? read() : null;

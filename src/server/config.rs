@@ -395,7 +395,10 @@ impl Config {
                 fix: "set SUPPORT_URL to an https:// address of your support docs (or leave it unset)",
             });
         }
-        if self.commerce7_frame_script.as_deref().is_some_and(|url| url.starts_with("http://") && !is_loopback_url(url))
+        if self
+            .commerce7_frame_script
+            .as_deref()
+            .is_some_and(|url| url.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("http://")) && !is_loopback_url(url))
         {
             return Err(ConfigError::NotForProduction {
                 name: "COMMERCE7_FRAME_SCRIPT",
@@ -806,6 +809,7 @@ mod tests {
     #[test]
     fn production_loads_the_frame_script_over_https_or_from_this_machine_only() {
         assert!(production_with(&[("COMMERCE7_FRAME_SCRIPT", "http://cdn.example/commerce7.js")]).is_err());
+        assert!(production_with(&[("COMMERCE7_FRAME_SCRIPT", "HTTP://cdn.example/commerce7.js")]).is_err(), "any case");
         production_with(&[("COMMERCE7_FRAME_SCRIPT", "http://127.0.0.1:4010/v2/commerce7.js")]).expect("loopback");
         production_with(&[]).expect("control: the default is https");
     }

@@ -62,12 +62,15 @@ fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Sign-ins Commerce7 refused, per client IP, in fixed windows of `per`: after `count` refusals in
-/// a window, every further sign-in from that address is answered 429 until the window ends —
-/// before Commerce7 is asked. Successful opens are not counted: a busy tasting room behind one
-/// address opens Libero as often as it likes (every open from Commerce7 carries a fresh token
-/// and is verified), while someone guessing tokens is stopped. (governor's limiters count every
-/// check they are asked; this one must ask before the verification and count after it.)
+/// Sign-ins Commerce7 refused, per client IP, in fixed windows of `per`: every verification
+/// takes a slot of its address's allowance *before* Commerce7 is asked ([`check`](Self::check)),
+/// and a verification that was not refused gives it back ([`release`](Self::release)). After
+/// `count` refusals in a window — or `count` verifications in flight at once, so that a burst of
+/// junk tokens cannot all reach Commerce7 before the first is refused — every further sign-in
+/// from that address is answered 429 until the window ends. Successful opens give their slot
+/// back: a busy tasting room behind one address opens Libero as often as it likes (every open
+/// from Commerce7 carries a fresh token and is verified). (governor's limiters cannot give a
+/// slot back.)
 #[derive(Clone)]
 pub struct RefusalLimiter {
     count: u32,
@@ -87,33 +90,31 @@ impl RefusalLimiter {
         Self { count: limit.count.max(1), per: limit.per, windows: Arc::default() }
     }
 
-    /// `Ok` when `ip` may try to sign in; otherwise how long until it may.
+    /// Takes a slot for a verification from `ip`: `Ok` when it may go on; otherwise how long
+    /// until it may.
     pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
         self.check_at(ip, std::time::Instant::now())
     }
 
     fn check_at(&self, ip: IpAddr, now: std::time::Instant) -> Result<(), Duration> {
-        let windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match windows.get(&client_key(ip)) {
-            Some((start, refused)) if *refused >= self.count && now.duration_since(*start) < self.per => {
-                Err(self.per - now.duration_since(*start))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Counts a sign-in from `ip` that Commerce7 refused.
-    pub fn refused(&self, ip: IpAddr) {
-        self.refused_at(ip, std::time::Instant::now());
-    }
-
-    fn refused_at(&self, ip: IpAddr, now: std::time::Instant) {
         let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let window = windows.entry(client_key(ip)).or_insert((now, 0));
         if now.duration_since(window.0) >= self.per {
             *window = (now, 0);
         }
-        window.1 = window.1.saturating_add(1);
+        if window.1 >= self.count {
+            return Err(self.per - now.duration_since(window.0));
+        }
+        window.1 += 1;
+        Ok(())
+    }
+
+    /// Gives back the slot of a verification from `ip` that Commerce7 did not refuse.
+    pub fn release(&self, ip: IpAddr) {
+        let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(window) = windows.get_mut(&client_key(ip)) {
+            window.1 = window.1.saturating_sub(1);
+        }
     }
 
     /// Forgets the windows that have ended (bounded memory).
@@ -245,16 +246,25 @@ mod tests {
         let ip: IpAddr = "203.0.113.7".parse().unwrap();
         let start = std::time::Instant::now();
         for _ in 0..100 {
-            assert!(limiter.check_at(ip, start).is_ok(), "checks alone (successful opens) never use the allowance");
+            assert!(limiter.check_at(ip, start).is_ok(), "successful opens give their slot back");
+            limiter.release(ip);
         }
         for _ in 0..3 {
-            assert!(limiter.check_at(ip, start).is_ok());
-            limiter.refused_at(ip, start);
+            assert!(limiter.check_at(ip, start).is_ok(), "refused: the slot is kept");
         }
         let wait = limiter.check_at(ip, start + Duration::from_secs(20)).unwrap_err();
         assert_eq!(wait, Duration::from_secs(40), "until the window ends");
         assert!(limiter.check_at("203.0.113.8".parse().unwrap(), start).is_ok(), "another address is not affected");
         assert!(limiter.check_at(ip, start + Duration::from_secs(60)).is_ok(), "a new window");
+    }
+
+    #[test]
+    fn verifications_in_flight_at_once_are_limited_too() {
+        let limiter = RefusalLimiter::new(RateLimit { count: 3, per: Duration::from_secs(60) });
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        let now = std::time::Instant::now();
+        // A burst of junk tokens sent at once: none answered yet, so none released or counted.
+        assert_eq!((0..10).filter(|_| limiter.check_at(ip, now).is_ok()).count(), 3, "only three reach Commerce7");
     }
 
     #[test]

@@ -752,13 +752,16 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
         return response;
     }
 
-    let user = match state.commerce7.verify_user(&query.tenant_id, &query.account).await {
+    let verified = state.commerce7.verify_user(&query.tenant_id, &query.account).await;
+    if !matches!(verified, Err(VerifyError::Refused { .. } | VerifyError::Rejected { .. })) {
+        not_a_refusal(state, origin.ip);
+    }
+    let user = match verified {
         Ok(user) => user,
         // A refusal of the token (401/403, or 404/422 for it): this browser's session of the
         // winery ends too. The other answers end nothing: a 429, another 4xx and an outage say
         // nothing about who holds the session.
         Err(VerifyError::Refused { .. }) => {
-            count_refusal(state, origin.ip);
             let same_tenant = existing.as_ref().is_some_and(|current| current.auth.tenant_id == query.tenant_id);
             return refused(session, &query.tenant_id, same_tenant).await;
         }
@@ -767,8 +770,7 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
             return error_page(ErrorKind::Commerce7Busy { retry_after });
         }
         Err(VerifyError::Rejected { .. }) => {
-            // A failed verification all the same: it counts against the address's allowance.
-            count_refusal(state, origin.ip);
+            // A failed verification all the same: its slot of the address's allowance is kept.
             metrics::sign_in("commerce7_rejected");
             return error_page(ErrorKind::Commerce7Rejected);
         }
@@ -777,6 +779,15 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
             return error_page(ErrorKind::Commerce7Unavailable);
         }
     };
+
+    // The role as Commerce7 says it now, on every session of this user at this winery (another
+    // browser's too): a demotion takes effect at the user's next open, wherever they are.
+    let role = super::report::stored_role(user.role.as_deref());
+    if let Err(err) = state.sessions.store().set_user_role(client.id, &user.id, role.as_deref()).await {
+        metrics::sign_in("error");
+        tracing::error!(error = %err, "could not record the user's role at sign-in");
+        return error_page(ErrorKind::DatabaseUnavailable);
+    }
 
     // The same user of the same winery as this browser's session: that session goes on, now bound
     // to the new token (Commerce7 mints one for every open). Replacing it would end the page open
@@ -787,8 +798,6 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
         let (code, handoff) = Handoff::issue(now());
         let account_hash = hash_token(&query.account);
         let theme = query.theme.unwrap_or(current.auth.theme);
-        // The role as Commerce7 says it now: a demotion takes effect at this open.
-        let role = super::report::stored_role(user.role.as_deref());
         match state.sessions.store().rebind(&current.row_id, &account_hash, theme, role.as_deref(), &handoff).await {
             Ok(true) => {
                 metrics::sign_in("same_user");
@@ -860,15 +869,18 @@ async fn fast_path(state: &AppState, current: CurrentSession, theme: Option<Them
     }
 }
 
-/// Counts a sign-in Commerce7 refused against its address's allowance ([`rate_limited`]).
-fn count_refusal(state: &AppState, ip: Option<std::net::IpAddr>) {
+/// Gives back the slot [`rate_limited`] took for a verification Commerce7 did not refuse (a
+/// success, Commerce7 busy or down): only refusals use up an address's allowance.
+fn not_a_refusal(state: &AppState, ip: Option<std::net::IpAddr>) {
     if let (Some(limiter), Some(ip)) = (&state.limits.sign_in, ip) {
-        limiter.refused(ip);
+        limiter.release(ip);
     }
 }
 
-/// An address that had `RATE_LIMIT_SIGN_IN` sign-ins refused by Commerce7 in the window is not
-/// let through to Commerce7 again until the window ends; successful opens do not count.
+/// Takes a slot of the address's allowance for the verification about to be asked of Commerce7:
+/// an address that had `RATE_LIMIT_SIGN_IN` sign-ins refused in the window (or as many
+/// verifications in flight at once) is not let through to Commerce7 until the window ends; a
+/// verification that is not refused gives its slot back ([`not_a_refusal`]).
 fn rate_limited(state: &AppState, ip: Option<std::net::IpAddr>) -> Option<Response> {
     let (Some(limiter), Some(ip)) = (&state.limits.sign_in, ip) else {
         return None;

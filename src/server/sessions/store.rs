@@ -511,6 +511,36 @@ impl AppSessionStore {
         Ok(Some(now))
     }
 
+    /// Records the role Commerce7 gives `user_id` now on every session of that user at the
+    /// client `client_id` (every browser's): what the Report extension's access is decided by.
+    pub async fn set_user_role(&self, client_id: Uuid, user_id: &str, role: Option<&str>) -> Result<(), sqlx::Error> {
+        match &self.db {
+            Db::Sqlite(pool) => {
+                sqlx::query(
+                    "UPDATE app_sessions SET user_role = ?1 WHERE client_id = ?2 AND user_id = ?3
+                        AND user_role IS NOT ?1",
+                )
+                .bind(role)
+                .bind(client_id.to_string())
+                .bind(user_id)
+                .execute(pool)
+                .await?;
+            }
+            Db::Postgres(pool) => {
+                sqlx::query(
+                    "UPDATE app_sessions SET user_role = $1 WHERE client_id = $2 AND user_id = $3
+                        AND user_role IS DISTINCT FROM $1",
+                )
+                .bind(role)
+                .bind(client_id)
+                .bind(user_id)
+                .execute(pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// The same user signed in again with a new Commerce7 token: the row `key` is bound to that
     /// token (its SHA-256), takes the theme of the open, the role Commerce7 answered this time
     /// (`user_role`: a demotion takes effect here) and a new handoff code, in one `UPDATE`;
