@@ -50,6 +50,9 @@ fn tab_bootstrap() -> Option<AnyView> {
                 data-via=tab.via.as_str()
             />
             <script inner_html=crate::tab::BOOTSTRAP_SCRIPT></script>
+            {tab.without_script.map(|url| view! {
+                <noscript><meta http-equiv="refresh" content=format!("0; url={url}")/></noscript>
+            })}
             {(!prefetch.is_empty()).then(|| view! { <meta name="libero-prefetch" content=prefetch.join(" ")/> })}
         }
         .into_any(),

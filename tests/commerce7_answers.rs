@@ -221,7 +221,7 @@ on_both_databases!(each_class_of_commerce7_answer_gets_its_page_status_and_outco
     // Control: with Commerce7 answering 200 again, the same open signs in.
     app.c7.set_failure(None);
     let before = counts(&app).await;
-    handoff_code(&open_without_cookie(&app, TENANT, OWNER_TOKEN).await);
+    handoff_code(open_without_cookie(&app, TENANT, OWNER_TOKEN).await).await;
     assert_eq!(app.session_rows().await.len(), 1);
     let after = counts(&app).await;
     assert_eq!(after, before.with_call("ok"), "a success moves none of the failure outcomes");
@@ -288,7 +288,7 @@ on_both_databases!(retry_after_follows_commerce7_when_sane_else_60_seconds, |kin
 
 /// Signs the demo owner in with the app's cookie-keeping client and returns the session's row id.
 async fn signed_in(app: &TestApp) -> String {
-    handoff_code(&app.sign_in(TENANT, OWNER_TOKEN).await);
+    handoff_code(app.sign_in(TENANT, OWNER_TOKEN).await).await;
     assert_eq!(app.get("/app").await.status(), StatusCode::OK, "signed in");
     let rows = app.session_rows().await;
     assert_eq!(rows.len(), 1, "one session");
@@ -345,7 +345,7 @@ on_both_databases!(a_refusal_ends_this_browsers_session_of_that_winery_and_nothi
     // A refusal ends only *that winery's* session of this browser: with another winery's
     // session in the cookie, a refusal for the first leaves it.
     app.install(OTHER_TENANT).await;
-    handoff_code(&app.sign_in(OTHER_TENANT, OTHER_TOKEN).await);
+    handoff_code(app.sign_in(OTHER_TENANT, OTHER_TOKEN).await).await;
     assert_eq!(app.session_rows().await.len(), 2, "both wineries' sessions (the first kept for its tab)");
     app.c7.set_failure(Some(404));
     let response = app.sign_in(TENANT, STALE_TOKEN).await;

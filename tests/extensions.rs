@@ -4,20 +4,11 @@
 
 mod common;
 
-use common::{OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, TENANT, TestApp, TestDb, browser_tab, call_with_bearer};
+use common::{
+    OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, TENANT, TestApp, TestDb, browser_tab, call_with_bearer, signed_in_page,
+};
 use reqwest::{StatusCode, header};
 use serde_json::Value;
-
-fn location(response: &reqwest::Response) -> String {
-    response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
-}
-
-/// The handoff code at the end of a sign-in's `Location`, and what comes before it.
-fn split_handoff(location: &str) -> (&str, &str) {
-    let (landing, code) = location.rsplit_once("handoff=").unwrap_or_else(|| panic!("a handoff code: {location}"));
-    assert!(libero::server::sessions::tab::is_handoff_code(code), "{location}");
-    (landing.trim_end_matches(['?', '&']), code)
-}
 
 on_both_databases!(
     a_sign_in_at_the_settings_url_lands_on_settings_with_its_context_and_no_token,
@@ -30,15 +21,11 @@ on_both_databases!(
              &customerId=c-17&adminUITheme=dark&note=%3Cscript%3E"
             ))
             .await;
-        assert_eq!(opened.status(), StatusCode::SEE_OTHER);
-        let to = location(&opened);
-        let (landing, _) = split_handoff(&to);
-        assert_eq!(landing, "/settings?orderId=4f9c2e10-7b7e-4d2a-9a57-0c1e5b1c2d3e&customerId=c-17");
+        let page = signed_in_page(opened).await;
+        assert_eq!(page.landing(), "/settings?orderId=4f9c2e10-7b7e-4d2a-9a57-0c1e5b1c2d3e&customerId=c-17");
+        let to = &page.without_script;
         assert!(!to.contains(OWNER_TOKEN) && !to.contains("account") && !to.contains("tenantId"), "{to}");
-        let page = app.follow(&opened).await;
-        assert_eq!(page.status(), StatusCode::OK);
-        let html = page.text().await.unwrap();
-        assert!(html.contains(r#"name="settings[org_name]""#), "the settings page");
+        assert!(page.html.contains(r#"name="settings[org_name]""#), "the settings page");
         assert_eq!(app.session_rows().await.len(), 1);
         // Control: the dashboard's own URL still lands on the dashboard.
         let dashboard = TestApp::bare_client()
@@ -46,7 +33,7 @@ on_both_databases!(
             .send()
             .await
             .unwrap();
-        assert_eq!(split_handoff(&location(&dashboard)).0, "/app");
+        assert_eq!(signed_in_page(dashboard).await.landing(), "/app");
         app.stop().await;
     }
 );
@@ -60,8 +47,7 @@ on_both_databases!(a_settings_url_of_winery_b_signs_in_b_and_never_shows_a, |kin
     assert!(control.contains(r#"data-tenant="demo-winery""#), "control: the cookie opens winery A's settings");
 
     let opened = app.get(&format!("/settings?tenantId={OTHER_TENANT}&account={OTHER_TOKEN}")).await;
-    assert_eq!(opened.status(), StatusCode::SEE_OTHER);
-    let page = app.follow(&opened).await.text().await.unwrap();
+    let page = signed_in_page(opened).await.html;
     assert!(page.contains(r#"data-tenant="second-cellar""#), "winery B's page");
     assert!(!page.contains(r#"data-tenant="demo-winery""#), "never winery A's");
     app.stop().await;
@@ -75,9 +61,12 @@ on_both_databases!(
         let open = |account: &str| {
             TestApp::bare_client().get(app.url(&format!("/app?tenantId={TENANT}&account={account}"))).send()
         };
+        // As Commerce7 opens Libero: a fresh account token every time.
         for n in 0..100 {
-            assert_eq!(open(OWNER_TOKEN).await.unwrap().status(), StatusCode::SEE_OTHER, "open {n}");
+            let fresh = app.c7.mint_token(TENANT, "c7-user-dana").expect("a fresh token for Dana");
+            assert_eq!(open(&fresh).await.unwrap().status(), StatusCode::OK, "open {n}");
         }
+        assert_eq!(app.c7.user_calls(), 100, "every open verified with Commerce7");
         for n in 0..30 {
             assert_eq!(open(&format!("junk-{n}")).await.unwrap().status(), StatusCode::UNAUTHORIZED, "refusal {n}");
         }
@@ -103,9 +92,8 @@ on_both_databases!(every_page_loads_commerce7s_frame_script_without_waiting_on_i
     let script = "http://127.0.0.1:9/v2/commerce7.js";
     let Some(app) = TestApp::spawn_with(kind, &[("COMMERCE7_FRAME_SCRIPT", script.to_owned())]).await else { return };
     app.install(TENANT).await;
-    let signed_in = app.sign_in(TENANT, OWNER_TOKEN).await;
     let pages = [
-        app.follow(&signed_in).await,
+        app.sign_in(TENANT, OWNER_TOKEN).await,
         app.get("/settings").await,
         TestApp::bare_client().get(app.url("/resume")).send().await.unwrap(),
         TestApp::bare_client().get(app.url(&format!("/app?tenantId={TENANT}&account=junk"))).send().await.unwrap(),
@@ -169,8 +157,8 @@ on_both_databases!(a_reopen_by_the_same_user_keeps_the_session_another_tab_works
     let second_token = app.c7.mint_token(TENANT, "c7-user-dana").expect("a fresh token for Dana");
     assert_ne!(second_token, OWNER_TOKEN);
     let reopened = app.get(&format!("/settings?tenantId={TENANT}&account={second_token}&orderId=7")).await;
-    assert_eq!(split_handoff(&location(&reopened)).0, "/settings?orderId=7");
     assert!(reopened.headers().get(header::SET_COOKIE).is_none(), "the same session: no new cookie");
+    assert_eq!(signed_in_page(reopened).await.landing(), "/settings?orderId=7");
     assert_eq!(app.only_session().await.id, row, "one session, the same");
     assert_eq!(
         call_with_bearer(&app, "session_info", &first_tab).await.status(),
@@ -178,11 +166,19 @@ on_both_databases!(a_reopen_by_the_same_user_keeps_the_session_another_tab_works
         "the first tab works on"
     );
 
-    // Control: another user of the winery in this browser gets a session of their own.
+    // Control: another user of the winery in this browser gets a session of their own, and
+    // Dana's session in this browser ends with its row.
     let sam = app.get(&format!("/app?tenantId={TENANT}&account={}", common::STAFF_TOKEN)).await;
-    assert_eq!(sam.status(), StatusCode::SEE_OTHER);
     assert!(sam.headers().get(header::SET_COOKIE).is_some(), "a new session");
+    signed_in_page(sam).await;
     let info: Value = app.post_same_origin("/api/session_info").send().await.unwrap().json().await.unwrap();
     assert_eq!(info["user_name"], "Sam Staff");
+    let only = app.only_session().await;
+    assert_ne!(only.id, row, "Dana's row is deleted, Sam's is the one left");
+    assert_eq!(
+        call_with_bearer(&app, "session_info", &first_tab).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "Dana's tab in this browser is signed out"
+    );
     app.stop().await;
 });

@@ -364,6 +364,33 @@ on_both_databases!(a_dry_run_prints_the_plan_and_writes_nothing, |kind| async mo
     assert!(untouched(&nothing).await, "the dry run wrote nothing to {}", nothing.url);
 });
 
+on_both_databases!(a_source_from_before_the_installer_columns_imports_without_them, |kind| async move {
+    let Some((source, from, _)) = typescript_app_database().await else { return };
+    // The old app's database as it was before its migration 002_add_user_to_clients.sql.
+    let mut conn = PgConnection::connect(&source.url).await.unwrap();
+    conn.execute("ALTER TABLE clients DROP COLUMN user_id, DROP COLUMN user_email").await.unwrap();
+    conn.close().await.unwrap();
+    let Some(database) = FreshDatabase::create(kind).await else { return };
+
+    let output = import(&from, &database.url, false);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(
+        out.contains(
+            "Summary: 5 imported, 0 already known, 1 skipped: other platform, 1 skipped: invalid (7 rows in clients)."
+        ),
+        "{out}"
+    );
+    let db = Db::connect(&database.url).await.unwrap();
+    let clients = clients_table(&db).await;
+    let vista = &clients["vista-ridge"];
+    // What the old database had is imported; the installer, which it never had, is left empty.
+    assert_eq!(text(&vista["org_name"]), Some("Vista Ridge Vineyards"));
+    assert_eq!(text(&vista["org_contact"]), Some("Ana Ruiz"));
+    assert!(vista["user_id"].is_null() && vista["user_email"].is_null(), "{vista}");
+    db.close().await;
+});
+
 on_both_databases!(a_broken_source_is_one_clear_error_and_nothing_is_written, |kind| async move {
     let Some(destination) = FreshDatabase::create(kind).await else { return };
     let Some(empty) = FreshDatabase::create(TestDb::Postgres).await else { return };

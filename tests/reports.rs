@@ -42,18 +42,16 @@ impl Browser {
         Self { client, jar, base: app.base.clone() }
     }
 
-    /// Opens `page?tenantId&account` as Commerce7 does; returns the sign-in's `Location`.
-    async fn open(&self, page: &str, tenant: &str, account: &str) -> String {
+    /// Opens `page?tenantId&account` as Commerce7 does; returns the sign-in's answer (the page).
+    async fn open(&self, page: &str, tenant: &str, account: &str) -> reqwest::Response {
         let url = format!("{}{page}?tenantId={tenant}&account={account}&adminUITheme=light", self.base);
-        let response = self.client.get(url).header("sec-fetch-dest", "iframe").send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::SEE_OTHER, "the sign-in redirects");
-        response.headers()[header::LOCATION].to_str().unwrap().to_owned()
+        self.client.get(url).header("sec-fetch-dest", "iframe").send().await.unwrap()
     }
 
     /// A new browser in which `account`'s user of `tenant` opens the dashboard.
     async fn signed_in(app: &TestApp, user_agent: &str, tenant: &str, account: &str) -> Self {
         let browser = Self::new(app, user_agent);
-        browser.open("/app", tenant, account).await;
+        common::signed_in_page(browser.open("/app", tenant, account).await).await;
         assert!(browser.cookie().is_some(), "the browser holds a session cookie");
         browser
     }
@@ -135,13 +133,9 @@ on_both_databases!(an_owner_sees_every_live_session_of_her_winery_and_none_of_an
     let dana = Browser::new(&app, CHROME_ON_WINDOWS);
     let url = format!("{}{REPORT}?tenantId={TENANT}&customerId=c-17&account={OWNER_TOKEN}", app.base);
     let opened = dana.client.get(url).header("sec-fetch-dest", "iframe").send().await.unwrap();
-    assert_eq!(opened.status(), StatusCode::SEE_OTHER);
-    let to = opened.headers()[header::LOCATION].to_str().unwrap().to_owned();
-    assert!(to.starts_with("/reports/sessions?customerId=c-17&handoff="), "lands on the report: {to}");
-    assert!(!to.contains(OWNER_TOKEN) && !to.contains("account") && !to.contains("tenantId"), "{to}");
-    let page = dana.get(&to).await;
-    assert_eq!(page.status(), StatusCode::OK);
-    let html = page.text().await.unwrap();
+    let page = common::signed_in_page(opened).await;
+    assert_eq!(page.landing(), "/reports/sessions?customerId=c-17", "lands on the report");
+    let html = page.html;
 
     for text in [
         "Who is signed in to Libero at this winery",
@@ -242,8 +236,7 @@ on_both_databases!(the_plain_form_ends_a_person_before_hydration_and_returns_to_
     let Some(app) = app_with_tenants(kind).await else { return };
     let dana = Browser::new(&app, CHROME_ON_WINDOWS);
     let sam = Browser::signed_in(&app, FIREFOX_ON_MACOS, TENANT, STAFF_TOKEN).await;
-    let to = dana.open(REPORT, TENANT, OWNER_TOKEN).await;
-    let html = dana.get(&to).await.text().await.unwrap();
+    let html = common::signed_in_page(dana.open(REPORT, TENANT, OWNER_TOKEN).await).await.html;
     let tab = common::tab_token(&html).expect("the page's tab token");
     let handle = handle_of(&rows_of(&app, SAM).await[0]);
     assert!(html.contains(&format!(r#"name="handle" value="{handle}""#)), "the form carries Sam's handle");
@@ -287,11 +280,10 @@ on_both_databases!(a_user_without_an_admin_role_is_refused_with_no_data, |kind| 
     let dana = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
     // Sam has no role in Commerce7: fails closed.
     let sam = Browser::new(&app, FIREFOX_ON_MACOS);
-    let to = sam.open(REPORT, TENANT, STAFF_TOKEN).await;
-    assert!(to.starts_with("/reports/sessions?handoff="), "{to}");
-    let page = sam.get(&to).await;
+    let page = sam.open(REPORT, TENANT, STAFF_TOKEN).await;
     assert_eq!(page.status(), StatusCode::FORBIDDEN, "a page saying who can see it, answered 403");
     let html = page.text().await.unwrap();
+    assert!(html.contains(r#"data-via="sign-in""#), "the sign-in's own page");
     assert!(html.contains(r#"data-testid="not-allowed""#), "the explanation");
     assert!(html.contains("Admin Owner") && html.contains("Roles are read from Commerce7 when you open Libero"));
     for data in ["Dana Owner", "dana@demo-winery.example", "Chrome on Windows", "sign_out_user_everywhere"] {
@@ -351,13 +343,12 @@ on_both_databases!(a_change_of_role_in_commerce7_takes_effect_at_the_next_open, 
     // Her next open (a fresh token, as Commerce7 mints one per open) reads the role again and
     // keeps the session: now she is refused.
     let fresh = app.c7.mint_token(TENANT, DANA).expect("a fresh token");
-    let to = dana.open(REPORT, TENANT, &fresh).await;
+    let page = dana.open(REPORT, TENANT, &fresh).await;
     let sorted = |mut rows: Vec<String>| {
         rows.sort();
         rows
     };
     assert_eq!(sorted(rows_of(&app, DANA).await), sorted(row), "the same sessions, kept");
-    let page = dana.get(&to).await;
     assert_eq!(page.status(), StatusCode::FORBIDDEN);
     assert!(page.text().await.unwrap().contains(r#"data-testid="not-allowed""#));
     assert_eq!(dana.report().await.1["error"], "not_allowed");

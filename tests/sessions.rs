@@ -9,6 +9,7 @@ use std::{sync::Arc, time::Duration};
 use chrono::Utc;
 use common::{
     OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, TENANT, TestApp, TestDb, clears_the_cookie, handoff_code, no_session_page,
+    signed_in_page,
 };
 use libero::server::{
     db::{LaneLimits, Lanes},
@@ -45,15 +46,15 @@ on_both_databases!(sign_in_creates_a_session_row_for_the_client_and_sets_the_coo
     app.install(TENANT).await;
     let response = app.sign_in(TENANT, OWNER_TOKEN).await;
 
-    // 303 → /app?handoff=<code>: the account token is dropped from the URL.
-    let code = handoff_code(&response);
-    assert!(!location(&response).contains(OWNER_TOKEN), "no account token in the Location");
+    // The page itself, with the cookie; the account token nowhere in it (signed_in_page).
     assert!(set_cookies(&response).iter().any(|c| c.starts_with("__libero_session=")));
+    let page = signed_in_page(response).await;
+    let code = page.code();
     let cookie = app.session_cookie().expect("cookie held");
-    assert!(!cookie.contains(&code) && !code.contains(&token_of(&cookie)), "the code is not the cookie token");
+    assert!(!cookie.contains(code) && !code.contains(&token_of(&cookie)), "the code is not the cookie token");
 
     let row = app.only_session().await;
-    assert!(!location(&response).contains(&row.id), "no row id in the Location");
+    assert!(!page.without_script.contains(&row.id), "no row id in the address without script");
     assert_eq!(Some(row.client_id.clone()), app.client_id(TENANT).await);
     assert_eq!(row.user_id, "c7-user-dana");
     let hours_left = (row.expires_at - Utc::now()).num_minutes() as f64 / 60.0;
@@ -66,13 +67,11 @@ on_both_databases!(the_dashboard_shows_the_tenant_and_user_after_sign_in, |kind|
         return;
     };
     app.install(TENANT).await;
-    let signed_in = app.sign_in(TENANT, OWNER_TOKEN).await;
-    handoff_code(&signed_in);
-    // Where the sign-in sends the browser: the dashboard, with a tab token for this tab.
-    let response = app.follow(&signed_in).await;
+    // The sign-in answers with the dashboard, with a tab token for this tab.
+    let response = app.sign_in(TENANT, OWNER_TOKEN).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
-    assert_eq!(response.headers()[header::REFERRER_POLICY], "no-referrer", "the handoff code leaks in no Referer");
+    assert_eq!(response.headers()[header::REFERRER_POLICY], "no-referrer", "the account token leaks in no Referer");
     let html = response.text().await.unwrap();
     assert!(html.contains("demo-winery"), "tenant shown");
     assert!(html.contains("Dana Owner"), "user shown");
@@ -104,8 +103,8 @@ on_both_databases!(reopening_the_iframe_for_the_same_tenant_reuses_the_session, 
     };
     let before = app.only_session().await;
     let response = app.sign_in(TENANT, OWNER_TOKEN).await;
-    handoff_code(&response);
     assert!(set_cookies(&response).is_empty(), "the same theme: the cookie is not re-issued");
+    signed_in_page(response).await;
     assert_eq!(app.only_session().await.id, before.id, "same session");
     assert_eq!(app.c7.user_calls(), 1, "fast path: no Commerce7 call");
     app.stop().await;
@@ -207,7 +206,7 @@ on_both_databases!(an_expired_session_signs_in_again_through_commerce7_with_a_ne
     };
     let old = app.only_session().await.id;
     app.set_session_time("expires_at", Utc::now() - chrono::TimeDelta::minutes(1)).await;
-    handoff_code(&app.sign_in(TENANT, OWNER_TOKEN).await);
+    handoff_code(app.sign_in(TENANT, OWNER_TOKEN).await).await;
     let new = app.only_session().await.id;
     assert_ne!(new, old);
     assert_eq!(app.c7.user_calls(), 2);
@@ -306,11 +305,11 @@ on_both_databases!(signing_in_to_another_tenant_issues_a_new_id_and_keeps_the_fi
     };
     app.install(TENANT).await;
     app.install(OTHER_TENANT).await;
-    let dana_code = handoff_code(&app.sign_in(TENANT, OWNER_TOKEN).await);
+    let dana_code = handoff_code(app.sign_in(TENANT, OWNER_TOKEN).await).await;
     let dana = app.only_session().await;
 
     // The same tenant, another user, in the same browser: the previous row of that tenant goes.
-    let sam_code = handoff_code(&app.sign_in(TENANT, "demo-staff-token").await);
+    let sam_code = handoff_code(app.sign_in(TENANT, "demo-staff-token").await).await;
     let sam = app.only_session().await;
     assert_eq!(sam.user_id, "c7-user-sam");
     assert_ne!(sam.id, dana.id, "fixation defence: a fresh id");
@@ -320,7 +319,7 @@ on_both_databases!(signing_in_to_another_tenant_issues_a_new_id_and_keeps_the_fi
     // Another tenant: a fresh id, and the first tenant's row stays (its tab still holds it).
     let lee_signed_in = app.sign_in(OTHER_TENANT, OTHER_TOKEN).await;
     assert!(set_cookies(&lee_signed_in).iter().any(|c| c.starts_with("__libero_session=")), "a new cookie");
-    let lee_code = handoff_code(&lee_signed_in);
+    let lee_code = handoff_code(lee_signed_in).await;
     let rows = app.session_rows().await;
     assert_eq!(rows.len(), 2, "{rows:#?}");
     let lee = rows.iter().find(|r| r.id != sam.id).expect("a new row for the other tenant");
@@ -350,7 +349,7 @@ on_both_databases!(the_admin_theme_is_stored_on_the_session_and_rendered, |kind|
     };
     app.install(TENANT).await;
     let response = app.get(&format!("/app?tenantId={TENANT}&account={OWNER_TOKEN}&adminUITheme=dark")).await;
-    handoff_code(&response);
+    handoff_code(response).await;
     let session = app.only_session().await;
     assert_eq!(session.theme, "dark");
     let html = app.get("/app").await.text().await.unwrap();
@@ -359,11 +358,10 @@ on_both_databases!(the_admin_theme_is_stored_on_the_session_and_rendered, |kind|
     // Reopened in light: the fast path updates the theme on the row without Commerce7; the
     // cookie names the same session and is not re-issued.
     let reopened = app.sign_in(TENANT, OWNER_TOKEN).await;
-    handoff_code(&reopened);
     assert!(set_cookies(&reopened).is_empty(), "no new cookie");
+    assert!(signed_in_page(reopened).await.html.contains(r#"data-theme="light""#));
     assert_eq!(app.only_session().await.id, session.id, "the same session");
     assert_eq!(app.only_session().await.theme, "light");
-    assert!(app.follow(&reopened).await.text().await.unwrap().contains(r#"data-theme="light""#));
     assert_eq!(app.c7.user_calls(), 1);
     app.stop().await;
 });
@@ -487,7 +485,7 @@ on_both_databases!(reinstalling_reactivates_the_client_and_keeps_one_row, |kind|
     app.install(TENANT).await;
     app.install(TENANT).await;
     assert_eq!(app.client_count().await, 1);
-    assert_eq!(app.sign_in(TENANT, OWNER_TOKEN).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.sign_in(TENANT, OWNER_TOKEN).await.status(), StatusCode::OK);
     app.stop().await;
 });
 
@@ -1029,10 +1027,13 @@ on_both_databases!(trailing_slashes_do_not_bypass_the_guard_or_the_sign_in, |kin
         no_session_page(app.get(canonical).await, "missing").await;
     }
     let response = app.get(&format!("/app/?tenantId={TENANT}&account={OWNER_TOKEN}")).await;
-    handoff_code(&response); // signed in, token dropped from the URL
+    // Signed in, and sent to the page's own address with a handoff code: the token nowhere.
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let to = location(&response).to_owned();
+    assert!(to.starts_with("/app?handoff=") && !to.contains(OWNER_TOKEN), "{to}");
+    assert_eq!(response.headers()[header::REFERRER_POLICY], "no-referrer");
     assert_eq!(app.session_rows().await.len(), 1);
-    // Positive control: the same browser now has the dashboard.
-    assert_eq!(app.follow(&response).await.status(), StatusCode::OK, "the handoff opens the dashboard");
+    assert_eq!(app.get(&to).await.status(), StatusCode::OK, "the handoff opens the dashboard");
     assert_eq!(app.get("/settings").await.status(), StatusCode::OK, "and the cookie the other pages");
     let slashed = app.get("/settings/").await;
     assert_eq!(slashed.status(), StatusCode::PERMANENT_REDIRECT, "signed in too: redirected, not a 404 page");
@@ -1097,7 +1098,7 @@ async fn a_postgres_reached_over_its_unix_socket_serves_signed_in_calls() {
     database.url = format!("postgres:///{name}?host={dir}&user={}", admin.username());
     let app = TestApp::spawn_on(database, &[]).await;
     app.install(TENANT).await;
-    handoff_code(&app.sign_in(TENANT, OWNER_TOKEN).await);
+    handoff_code(app.sign_in(TENANT, OWNER_TOKEN).await).await;
 
     let response = app.post_same_origin("/api/session_info").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);

@@ -45,7 +45,7 @@ impl Browser {
         let browser = Self::new(app, user_agent);
         let url = format!("{}/app?tenantId={tenant}&account={token}&adminUITheme=light", browser.base);
         let response = browser.client.get(url).send().await.unwrap();
-        common::handoff_code(&response); // sign-in redirects to /app?handoff=…
+        common::signed_in_page(response).await; // the sign-in answers with the dashboard
         assert!(browser.cookie().is_some(), "the browser holds a session cookie");
         browser
     }

@@ -130,9 +130,9 @@ const UNFORWARDED_RESPONSE_HEADERS = new Set(["set-cookie", "content-encoding", 
  * Not `route.fetch()`: that keeps the cookies in the context's jar and hands them back.
  *
  * Playwright does not route the request that follows a redirect the route answered (by design):
- * the request after the sign-in's 303 goes out by the browser itself. Nothing is stored for the
- * app by then, so it carries no cookie; whether its answer set one is checked by the spec
- * (`setCookiesSeenByBrowser`, and the context's cookies).
+ * a request after a 303 (a plain form's answer) goes out by the browser itself. Whether an
+ * answer set a cookie is checked by the spec (`setCookiesSeenByBrowser`, and the context's
+ * cookies).
  */
 async function dropAppCookies(context: BrowserContext, appUrl: string, dropped: string[]): Promise<void> {
   const origin = new URL(appUrl).origin;
@@ -241,8 +241,8 @@ export class AppTraffic {
   readonly requests: AppRequest[] = [];
   /** Set-Cookie headers of the app's answers as the browser received them. */
   readonly setCookiesSeenByBrowser: string[] = [];
-  /** `Location` of the sign-in redirects (`/app?tenantId=…` answered 3xx). */
-  readonly signInLocations: string[] = [];
+  /** The answers to sign-ins (`/app?tenantId=…`): the page itself, `200` and no `Location`. */
+  readonly signIns: { status: number; location?: string }[] = [];
   /** Answers whose headers could not be read (their frame went away first). */
   readonly unreadResponses: string[] = [];
   private readonly pending: Promise<void>[] = [];
@@ -255,8 +255,9 @@ export class AppTraffic {
         response.headersArray().then((headers) => {
           for (const h of headers) if (h.name.toLowerCase() === "set-cookie") this.setCookiesSeenByBrowser.push(h.value);
           const url = new URL(response.url());
-          if (url.pathname === "/app" && url.searchParams.has("tenantId") && response.status() >= 300 && response.status() < 400) {
-            this.signInLocations.push(headers.find((h) => h.name.toLowerCase() === "location")?.value ?? "");
+          if (url.pathname === "/app" && url.searchParams.has("tenantId")) {
+            const location = headers.find((h) => h.name.toLowerCase() === "location")?.value;
+            this.signIns.push({ status: response.status(), ...(location === undefined ? {} : { location }) });
           }
         }, (err) => {
           this.unreadResponses.push(`${response.url()}: ${err}`);

@@ -83,6 +83,16 @@ for (const viewport of [
         expect(url.searchParams.has("account") || url.searchParams.has("tenantId")).toBe(false);
         await expectSizedToContent(settings);
         expect(await commerce7Calls(), "two opens, one Commerce7 call each").toBe(before + 2);
+
+        // Its flow: a change saved inside the extension stays saved (no further Commerce7 call).
+        const app = page.frameLocator("#app-frame");
+        const orgName = `Demo Winery (order o-42, ${viewport.width})`;
+        await app.getByLabel("Organisation name").fill(orgName);
+        await app.getByRole("button", { name: "Save settings" }).click();
+        await expect(app.getByRole("status").filter({ hasText: "Settings saved." })).toBeVisible();
+        await settings.goto(`${appUrl}/settings`);
+        await expect(app.getByLabel("Organisation name")).toHaveValue(orgName);
+        expect(await commerce7Calls(), "saving and reloading ask Commerce7 nothing").toBe(before + 2);
       } finally {
         await context.close();
       }

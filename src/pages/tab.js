@@ -69,10 +69,16 @@
   }
 
   var stored = store ? read() : null;
+  // Neither a handoff code nor the sign-in's account token stays in the address bar or history
+  // (a sign-in answers with the page itself).
   var url = new URL(location.href);
-  var handedOff = url.searchParams.has("handoff");
-  if (handedOff) {
-    url.searchParams.delete("handoff");
+  var once = ["handoff", "tenantId", "account", "adminUITheme"].filter(function (name) {
+    return url.searchParams.has(name);
+  });
+  if (once.length) {
+    once.forEach(function (name) {
+      url.searchParams.delete(name);
+    });
     history.replaceState(history.state, "", url.pathname + url.search + url.hash);
   }
 
@@ -85,9 +91,10 @@
       expiresAt: Date.now() + 1000 * Number(meta.getAttribute("data-expires-in")),
       dead: false,
     };
-    // Only a page the server opened by a handoff code (a sign-in or this tab's own resume) may
-    // move the tab to its winery; a page answered from the cookie may not.
-    var viaHandoff = meta.getAttribute("data-via") === "handoff";
+    // Only a page the sign-in answered, or one opened by a handoff code (this tab's own resume),
+    // may move the tab to its winery; a page answered from the cookie may not.
+    var via = meta.getAttribute("data-via");
+    var viaHandoff = via === "sign-in" || via === "handoff";
     var tabTenant = stored ? stored.tenant : hint();
     if (!viaHandoff && tabTenant && tabTenant !== page.tenant) {
       // The cookie belongs to another winery's tab: this tab stays on its own.

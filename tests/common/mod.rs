@@ -283,8 +283,7 @@ impl TestApp {
     pub async fn signed_in_with(kind: TestDb, extra: &[(&str, String)]) -> Option<Self> {
         let app = Self::spawn_with(kind, extra).await?;
         app.install(TENANT).await;
-        let response = app.sign_in(TENANT, OWNER_TOKEN).await;
-        handoff_code(&response);
+        signed_in_page(app.sign_in(TENANT, OWNER_TOKEN).await).await;
         Some(app)
     }
 
@@ -469,21 +468,65 @@ impl TestApp {
     }
 }
 
-/// The sign-in's answer: `303`, `Location: /app?handoff=<code>` with nothing else in the URL (no
-/// account token, cookie token or row id), the code 43 characters of base64url, and no `Referer`
-/// to leak it. Returns the code.
-pub fn handoff_code(response: &reqwest::Response) -> String {
+/// What a successful sign-in answers with: the page itself.
+pub struct SignedIn {
+    /// The page's HTML.
+    pub html: String,
+    /// Where its `<noscript>` refresh sends a browser that runs no script:
+    /// `<page>?<context>&handoff=<code>`.
+    pub without_script: String,
+}
+
+impl SignedIn {
+    /// The handoff code of the `<noscript>` refresh.
+    pub fn code(&self) -> &str {
+        self.without_script.rsplit_once("handoff=").expect("a handoff code").1
+    }
+
+    /// The page the sign-in opened, with its context: the refresh's address without the code.
+    pub fn landing(&self) -> &str {
+        self.without_script.rsplit_once("handoff=").expect("a handoff code").0.trim_end_matches(['?', '&'])
+    }
+
+    /// The page's tab token.
+    pub fn token(&self) -> String {
+        tab_token(&self.html).expect("the page hands its tab a token")
+    }
+}
+
+/// Checks that `response` is a successful sign-in's answer — `200`, the page itself, `no-store`,
+/// no `Referer` to leak the URL, a tab token handed over by the sign-in (`data-via="sign-in"`),
+/// and a `<noscript>` refresh to the page with a handoff code (43 characters of base64url) and
+/// nothing else of the sign-in (no account token, tenant or theme) — and returns it.
+pub async fn signed_in_page(response: reqwest::Response) -> SignedIn {
     use reqwest::header;
-    assert_eq!(response.status().as_u16(), 303, "sign-in redirects");
-    let location = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let code = location
-        .strip_prefix("/app?handoff=")
-        .unwrap_or_else(|| panic!("Location is /app?handoff=<code>, got {location:?}"));
-    assert_eq!(code.len(), 43, "a 256-bit code, base64url: {location:?}");
-    assert!(code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "base64url: {location:?}");
+    let url = response.url().clone();
+    assert_eq!(response.status().as_u16(), 200, "the sign-in answers with its page: {url}");
+    assert!(response.headers().get(header::LOCATION).is_none(), "no redirect: {url}");
     assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
     assert_eq!(response.headers()[header::REFERRER_POLICY], "no-referrer");
-    code.to_owned()
+    let html = response.text().await.unwrap();
+    assert!(html.contains(r#"data-via="sign-in""#), "a tab token from the sign-in: {html}");
+    const REFRESH: &str = r#"<noscript><meta http-equiv="refresh" content="0; url="#;
+    let start = html.find(REFRESH).unwrap_or_else(|| panic!("a <noscript> refresh: {html}")) + REFRESH.len();
+    let without_script = html[start..].split('"').next().unwrap().replace("&amp;", "&");
+    let signed_in = SignedIn { html, without_script };
+    let code = signed_in.code();
+    assert_eq!(code.len(), 43, "a 256-bit code, base64url: {}", signed_in.without_script);
+    assert!(code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "base64url: {code}");
+    for param in ["account=", "tenantId=", "adminUITheme="] {
+        assert!(!signed_in.without_script.contains(param), "no {param} in {}", signed_in.without_script);
+    }
+    if let Some(account) = url.query_pairs().find(|(name, _)| name == "account").map(|(_, value)| value.into_owned()) {
+        assert!(!signed_in.html.contains(&account), "the account token is nowhere in the page");
+    }
+    signed_in
+}
+
+/// The handoff code a successful sign-in's page carries for a browser without script (see
+/// [`signed_in_page`]).
+pub async fn handoff_code(response: reqwest::Response) -> String {
+    signed_in_page(response).await.code().to_owned()
 }
 
 /// Checks that `response` is the "no session" page a signed-in address answers without a session
@@ -510,8 +553,8 @@ pub fn tab_token(html: &str) -> Option<String> {
     Some(html[start..].split('"').next()?.to_owned())
 }
 
-/// Signs `tenant` in with a cookie-less client, opens the page with the handoff code, and
-/// returns the page's tab token: exactly what a browser that keeps no cookie does.
+/// Signs `tenant` in with a cookie-less client and returns the tab token of the page the sign-in
+/// answers with: exactly what a browser that keeps no cookie does.
 pub async fn tab_of(app: &TestApp, tenant: &str, account: &str) -> String {
     let client = TestApp::bare_client();
     let sign_in = client
@@ -520,21 +563,15 @@ pub async fn tab_of(app: &TestApp, tenant: &str, account: &str) -> String {
         .send()
         .await
         .unwrap();
-    let code = handoff_code(&sign_in);
-    let page = client.get(app.url(&format!("/app?handoff={code}"))).send().await.unwrap();
-    assert_eq!(page.status(), reqwest::StatusCode::OK, "the handoff opens the dashboard without a cookie");
-    tab_token(&page.text().await.unwrap()).expect("the page hands its tab a token")
+    signed_in_page(sign_in).await.token()
 }
 
-/// Signs `tenant` in with the app's cookie-keeping client (one browser), opens the page the
-/// sign-in redirects to, and returns that page's HTML and tab token.
+/// Signs `tenant` in with the app's cookie-keeping client (one browser) and returns the HTML and
+/// the tab token of the page the sign-in answers with.
 pub async fn browser_tab(app: &TestApp, tenant: &str, account: &str) -> (String, String) {
-    let sign_in = app.sign_in(tenant, account).await;
-    let page = app.follow(&sign_in).await;
-    assert_eq!(page.status(), reqwest::StatusCode::OK, "the sign-in opens the dashboard");
-    let html = page.text().await.unwrap();
-    let token = tab_token(&html).expect("the page hands its tab a token");
-    (html, token)
+    let page = signed_in_page(app.sign_in(tenant, account).await).await;
+    let token = page.token();
+    (page.html, token)
 }
 
 /// `POST /api/<endpoint>` with a tab token and nothing else (no cookie, no Origin).

@@ -36,6 +36,9 @@ pub enum Credential {
     Cookie,
     /// A handoff code in the page's URL (`?handoff=`), redeemed by this request.
     Handoff,
+    /// The sign-in itself: Commerce7 verified this request's account token (or the fast path
+    /// recognised it), and the page is the sign-in's answer.
+    SignIn,
     /// A tab token in `Authorization: Bearer`.
     Bearer,
     /// A tab token in the `tab` field of a form the page posted itself (before hydration).
@@ -48,6 +51,7 @@ impl Credential {
         match self {
             Self::Cookie => "cookie",
             Self::Handoff => "handoff",
+            Self::SignIn => "sign-in",
             Self::Bearer => "bearer",
             Self::Form => "form",
         }
@@ -89,9 +93,13 @@ pub struct TabBootstrap {
     pub theme: Theme,
     /// Seconds until the token expires.
     pub expires_in: u64,
-    /// What authenticated the page: only a page opened by a handoff code may move a tab to
-    /// another winery (the script checks it).
+    /// What authenticated the page: only a page opened by the sign-in or a handoff code may move
+    /// a tab to another winery (the script checks it).
     pub via: Credential,
+    /// On the page a sign-in answers with: the same page with a handoff code instead of the
+    /// sign-in's parameters, where a browser that runs no script is sent at once (`<noscript>`
+    /// refresh), so that the account token leaves its address bar without the script too.
+    pub without_script: Option<String>,
 }
 
 impl std::fmt::Debug for TabBootstrap {
@@ -307,6 +315,7 @@ pub fn mint_tab_token(state: &AppState, current: &CurrentSession) -> TabBootstra
         theme: current.auth.theme,
         expires_in: lifetime.as_secs(),
         via: current.via,
+        without_script: None,
     }
 }
 
@@ -343,21 +352,10 @@ fn canonical_redirect(uri: &Uri) -> Response {
     }
 }
 
-/// `303 → <page>?<its context>&handoff=<code>`: the sign-in's way into the page it was opened
-/// at, which works without the cookie.
-fn see_page_with(landing: &str, code: &str) -> Response {
+/// `<page>?<its context>&handoff=<code>`: the page a sign-in opened, reached by a handoff code.
+fn with_handoff(landing: &str, code: &str) -> String {
     let separator = if landing.contains('?') { '&' } else { '?' };
-    let location = HeaderValue::from_str(&format!("{landing}{separator}handoff={code}"))
-        .expect("a landing of plain parameters and a URL-safe code");
-    (
-        StatusCode::SEE_OTHER,
-        [
-            (header::LOCATION, location),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-            (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
-        ],
-    )
-        .into_response()
+    format!("{landing}{separator}handoff={code}")
 }
 
 fn api_error(error: AppError) -> Response {
@@ -399,7 +397,10 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
             return error_page(ErrorKind::BadSignInLink);
         }
         let client = ClientInfo { ip: ratelimit::request_ip(&state, &req), user_agent: user_agent(req.headers()) };
-        return sign_in(&state, &session, query, client).await;
+        return match sign_in(&state, &session, query, client).await {
+            Ok(opened) => open_signed_in(&state, req, next, opened).await,
+            Err(response) => response,
+        };
     }
 
     // `/app/` is `/app`: the guard treats them alike, and the router only knows the one.
@@ -579,7 +580,8 @@ fn unavailable(err: &dyn std::fmt::Display, is_page: bool) -> Response {
 
 /// Renders a signed-in page for `found`'s session, handing its tab a fresh tab token and the page
 /// what the guard read with the session. The page is `no-store` (set by the caller) and sends no
-/// `Referer` (its URL may still hold a handoff code until the script has removed it).
+/// `Referer` (its URL may still hold a handoff code, or the sign-in's account token, until the script
+/// has removed it).
 ///
 /// A server-function error in the page's query that the server did not sign for this session
 /// (a crafted link) is not shown: the answer is `303` to the same page without it.
@@ -597,7 +599,9 @@ async fn render_page(state: &AppState, mut req: Request, next: Next, found: Foun
             };
         }
     }
-    req.extensions_mut().insert(mint_tab_token(state, &current));
+    let mut tab = mint_tab_token(state, &current);
+    tab.without_script = req.extensions_mut().remove::<WithoutScript>().map(|url| url.0);
+    req.extensions_mut().insert(tab);
     req.extensions_mut().insert(current);
     if let Some(own) = own {
         req.extensions_mut().insert(own);
@@ -708,13 +712,76 @@ struct ClientInfo {
     user_agent: Option<String>,
 }
 
+/// A sign-in that succeeded: the session's row and the page it opens, answered by
+/// [`open_signed_in`].
+struct Opened {
+    /// `app_sessions.id` of the session.
+    row_id: String,
+    /// The page the sign-in was opened at, with its plain context: `<page>?<context>`.
+    landing: String,
+    /// A handoff code for the session (its hash is on the row), for a browser without script.
+    code: String,
+    /// The new cookie, when the sign-in started a new session.
+    cookie: Option<HeaderValue>,
+}
+
+/// [`TabBootstrap::without_script`] of the page a sign-in answers with.
+#[derive(Debug, Clone)]
+struct WithoutScript(String);
+
+/// The answer to a successful sign-in: the page it was opened at, rendered in this very response
+/// for the session (no redirect: the merchant waits for one round trip less), as if opened at
+/// `<page>?<context>` — the sign-in's own parameters never reach the page. The account token
+/// must not stay in the address bar, the history or a `Referer`: the page sends no `Referer`,
+/// its script replaces the address (`history.replaceState`) before anything else runs, and a
+/// browser that runs no script is sent on at once by a `<noscript>` refresh to the page with a
+/// handoff code instead.
+async fn open_signed_in(state: &AppState, mut req: Request, next: Next, opened: Opened) -> Response {
+    let Opened { row_id, landing, code, cookie } = opened;
+    if req.uri().path() != normalized(req.uri().path()) {
+        // Opened at `/app/`: the router serves the page only at its own address, so the browser
+        // is sent there, with a handoff code (the sign-in's answer before the page rendered itself).
+        let mut response = match HeaderValue::from_str(&with_handoff(&landing, &code)) {
+            Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
+            Err(_) => return error_page(ErrorKind::BadSignInLink),
+        };
+        response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        if let Some(cookie) = cookie {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+        return response;
+    }
+    let Ok(uri) = landing.parse::<Uri>() else {
+        // `landing` is a path and plain parameters: it always parses.
+        return error_page(ErrorKind::BadSignInLink);
+    };
+    *req.uri_mut() = uri;
+    let found = match session_of_row(state, row_id, Credential::SignIn, false, Reads::of(&req, true)).await {
+        Ok(Some(found)) => found,
+        // Ended between the sign-in's write and this read (a logout in another tab).
+        Ok(None) => return no_session_page(NoSession::Ended, StatusCode::UNAUTHORIZED, &state.config.frame_ancestors),
+        Err(err) => return unavailable(&err, true),
+    };
+    req.extensions_mut().insert(WithoutScript(with_handoff(&landing, &code)));
+    let mut response = render_page(state, req, next, found).await;
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
 /// `GET /app?tenantId&account`: the fast path when this browser's session was verified with this
 /// very account token for this tenant; otherwise the tenant must be installed, then Commerce7
 /// verifies the token and a new session (new id) replaces this browser's.
-async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery, ()>, origin: ClientInfo) -> Response {
+async fn sign_in(
+    state: &AppState,
+    session: &Session,
+    query: Result<SignInQuery, ()>,
+    origin: ClientInfo,
+) -> Result<Opened, Response> {
     let Ok(query) = query else {
         metrics::sign_in("bad_link");
-        return error_page(ErrorKind::BadSignInLink);
+        return Err(error_page(ErrorKind::BadSignInLink));
     };
 
     // Fast path: same tenant AND the same account token as at sign-in. No Commerce7 call. Any
@@ -723,13 +790,13 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
         Ok(Some(current))
             if current.auth.tenant_id == query.tenant_id && current.auth.was_verified_with(&query.account) =>
         {
-            return fast_path(state, current, query.theme, &query.landing).await;
+            return fast_path(state, current, query.theme, query.landing).await;
         }
         Ok(existing) => existing,
         Err(err) => {
             metrics::sign_in("error");
             tracing::error!(error = %err, "session lookup failed during sign-in");
-            return error_page(ErrorKind::DatabaseUnavailable);
+            return Err(error_page(ErrorKind::DatabaseUnavailable));
         }
     };
 
@@ -739,17 +806,17 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
         Ok(_) => {
             metrics::sign_in("not_installed");
             tracing::info!(tenant_id = %query.tenant_id, "sign-in for a tenant that has not installed Libero");
-            return error_page(ErrorKind::NotInstalled);
+            return Err(error_page(ErrorKind::NotInstalled));
         }
         Err(err) => {
             metrics::sign_in("error");
             tracing::error!(error = %err, "client lookup failed during sign-in");
-            return error_page(ErrorKind::DatabaseUnavailable);
+            return Err(error_page(ErrorKind::DatabaseUnavailable));
         }
     };
 
     if let Some(response) = rate_limited(state, origin.ip) {
-        return response;
+        return Err(response);
     }
 
     let verified = state.commerce7.verify_user(&query.tenant_id, &query.account).await;
@@ -763,20 +830,20 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
         // nothing about who holds the session.
         Err(VerifyError::Refused { .. }) => {
             let same_tenant = existing.as_ref().is_some_and(|current| current.auth.tenant_id == query.tenant_id);
-            return refused(session, &query.tenant_id, same_tenant).await;
+            return Err(refused(session, &query.tenant_id, same_tenant).await);
         }
         Err(VerifyError::Busy { retry_after }) => {
             metrics::sign_in("commerce7_busy");
-            return error_page(ErrorKind::Commerce7Busy { retry_after });
+            return Err(error_page(ErrorKind::Commerce7Busy { retry_after }));
         }
         Err(VerifyError::Rejected { .. }) => {
             // A failed verification all the same: its slot of the address's allowance is kept.
             metrics::sign_in("commerce7_rejected");
-            return error_page(ErrorKind::Commerce7Rejected);
+            return Err(error_page(ErrorKind::Commerce7Rejected));
         }
         Err(VerifyError::Unavailable(_)) => {
             metrics::sign_in("commerce7_unavailable");
-            return error_page(ErrorKind::Commerce7Unavailable);
+            return Err(error_page(ErrorKind::Commerce7Unavailable));
         }
     };
 
@@ -786,7 +853,7 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
     if let Err(err) = state.sessions.store().set_user_role(client.id, &user.id, role.as_deref()).await {
         metrics::sign_in("error");
         tracing::error!(error = %err, "could not record the user's role at sign-in");
-        return error_page(ErrorKind::DatabaseUnavailable);
+        return Err(error_page(ErrorKind::DatabaseUnavailable));
     }
 
     // The same user of the same winery as this browser's session: that session goes on, now bound
@@ -802,14 +869,14 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
             Ok(true) => {
                 metrics::sign_in("same_user");
                 tracing::info!(tenant_id = %query.tenant_id, user_id = %user.id, "merchant reopened Libero");
-                return see_page_with(&query.landing, &code);
+                return Ok(Opened { row_id: current.row_id.clone(), landing: query.landing, code, cookie: None });
             }
             // Deleted since it was read (a logout elsewhere): a new session, as for anyone else.
             Ok(false) => {}
             Err(err) => {
                 metrics::sign_in("error");
                 tracing::error!(error = %err, "could not renew a session at sign-in");
-                return error_page(ErrorKind::DatabaseUnavailable);
+                return Err(error_page(ErrorKind::DatabaseUnavailable));
             }
         }
     }
@@ -837,14 +904,19 @@ async fn sign_in(state: &AppState, session: &Session, query: Result<SignInQuery,
     // This browser's previous session of the same tenant ends; another tenant's stays (its tab
     // still holds a tab token for it).
     let replaced = existing.filter(|current| current.auth.tenant_id == auth.tenant_id).map(|current| current.row_id);
-    start_session(state, auth, replaced.as_deref(), &query.landing).await
+    start_session(state, auth, replaced.as_deref(), query.landing).await
 }
 
-/// Reopened with the token this session was verified with: a new handoff code for the same
-/// session, and the theme updated if it changed. Both are `UPDATE … WHERE id` of the row the
+/// Reopened with the token this session was verified with: the same session opens, with a new
+/// handoff code for a browser without script, and the theme updated if it changed. Both are `UPDATE … WHERE id` of the row the
 /// lookup found: if a logout, a revocation or the cleanup deleted it meanwhile, nothing is
 /// written and the merchant is told to open Libero again — a reopening never brings it back.
-async fn fast_path(state: &AppState, current: CurrentSession, theme: Option<Theme>, landing: &str) -> Response {
+async fn fast_path(
+    state: &AppState,
+    current: CurrentSession,
+    theme: Option<Theme>,
+    landing: String,
+) -> Result<Opened, Response> {
     if let Some(theme) = theme.filter(|t| *t != current.auth.theme)
         && let Err(err) = state.sessions.store().set_theme(&current.row_id, theme).await
     {
@@ -854,17 +926,17 @@ async fn fast_path(state: &AppState, current: CurrentSession, theme: Option<Them
     match state.sessions.store().set_handoff(&current.row_id, &handoff, None).await {
         Ok(true) => {
             metrics::sign_in("fast_path");
-            see_page_with(landing, &code)
+            Ok(Opened { row_id: current.row_id, landing, code, cookie: None })
         }
         Ok(false) => {
             // Deleted between the lookup and now (a logout in another tab): sign in again.
             metrics::sign_in("error");
-            no_session_page(NoSession::Ended, StatusCode::UNAUTHORIZED, &state.config.frame_ancestors)
+            Err(no_session_page(NoSession::Ended, StatusCode::UNAUTHORIZED, &state.config.frame_ancestors))
         }
         Err(err) => {
             metrics::sign_in("error");
             tracing::error!(error = %err, "could not store a handoff code");
-            error_page(ErrorKind::DatabaseUnavailable)
+            Err(error_page(ErrorKind::DatabaseUnavailable))
         }
     }
 }
@@ -912,9 +984,14 @@ async fn refused(session: &Session, tenant_id: &str, same_tenant: bool) -> Respo
 }
 
 /// A new session under a new cookie token (fixation defence), `replaced` (this browser's
-/// previous session of the same tenant) deleted, and `303 → /app?handoff=…`, so that the page
-/// opens even when the browser drops the cookie.
-async fn start_session(state: &AppState, auth: AuthSession, replaced: Option<&str>, landing: &str) -> Response {
+/// previous session of the same tenant) deleted; the page opens in this very answer, which also
+/// sets the cookie.
+async fn start_session(
+    state: &AppState,
+    auth: AuthSession,
+    replaced: Option<&str>,
+    landing: String,
+) -> Result<Opened, Response> {
     let store = state.sessions.store();
     let (code, handoff) = Handoff::issue(now());
     let created = async {
@@ -923,28 +1000,25 @@ async fn start_session(state: &AppState, auth: AuthSession, replaced: Option<&st
         }
         store.create_signed_in(&auth, &handoff).await
     };
-    let id = match created.await {
-        Ok((id, _)) => id,
+    let (id, row_id) = match created.await {
+        Ok(created) => created,
         Err(err) if super::store::is_not_installed(&err) => {
             // Uninstalled (or reinstalled) since the client was read above: the database refused
             // a session for the installation that has ended.
             metrics::sign_in("not_installed");
             tracing::info!(tenant_id = %auth.tenant_id, "sign-in lost a race with an uninstall or a reinstall");
-            return error_page(ErrorKind::NotInstalled);
+            return Err(error_page(ErrorKind::NotInstalled));
         }
         Err(err) => {
             metrics::sign_in("error");
             tracing::error!(error = %err, "could not start a session");
-            return error_page(ErrorKind::DatabaseUnavailable);
+            return Err(error_page(ErrorKind::DatabaseUnavailable));
         }
     };
     metrics::sign_in("ok");
     tracing::info!(tenant_id = %auth.tenant_id, user_id = %auth.user_id, "merchant signed in");
-    // The account token must not stay in the URL, the history or a Referer.
-    let mut response = see_page_with(landing, &code);
     let max_age = to_offset(auth.expires_at) - time::OffsetDateTime::now_utc();
-    response.headers_mut().append(header::SET_COOKIE, state.sessions.issue(id, max_age));
-    response
+    Ok(Opened { row_id, landing, code, cookie: Some(state.sessions.issue(id, max_age)) })
 }
 
 /// `POST /logout`: the plain form POST of *Sign out* (before or without hydration, and the
