@@ -46,6 +46,8 @@ export const SESSION_SECRET = "e2e-secret-0123456789abcdef0123456789abcdef";
 const CALLBACK_USER = "e2e-callbacks";
 const CALLBACK_PASSWORD = "e2e-callback-password";
 
+/** The fake Commerce7's delay on each user lookup (`make bench` sets 250 ms: Commerce7's own time). */
+const C7_LATENCY_MS = process.env.E2E_C7_LATENCY_MS ?? "0";
 /** How long each server may take to answer its health check. */
 const START_TIMEOUT_MS = Number(process.env.E2E_START_TIMEOUT_MS ?? 30_000);
 /** How long a server may take to stop after SIGTERM before it is killed. */
@@ -260,6 +262,7 @@ export async function startServers(label = "e2e"): Promise<Servers> {
       ...baseEnv(),
       FAKE_C7_ADDR: `127.0.0.1:${c7Port}`,
       FAKE_C7_APP_URL: appUrl,
+      FAKE_C7_LATENCY_MS: C7_LATENCY_MS,
       COMMERCE7_USER: CALLBACK_USER,
       COMMERCE7_PASSWORD: CALLBACK_PASSWORD,
       RUST_LOG: "info",
