@@ -13,6 +13,7 @@ use super::{
     db::Db,
     sessions::{cleanup, manage, stats},
     telemetry,
+    terminal::escape_controls,
 };
 
 /// Libero: a Commerce7 merchant app with database-backed sessions.
@@ -236,28 +237,6 @@ fn for_terminal(mut sessions: manage::TenantSessions) -> manage::TenantSessions 
         }
     }
     sessions
-}
-
-/// `value` with each control character (`char::is_control`: C0 including ESC, CR, LF and tab,
-/// DEL, C1) and each bidirectional override or isolate (U+202A–U+202E, U+2066–U+2069, which
-/// reorder what follows on screen) written as a Rust escape (`\u{1b}`, `\n`, `\t`, `\u{202e}`);
-/// everything else, non-ASCII letters included, is kept.
-pub fn escape_controls(value: &str) -> String {
-    let is_bidi = |c: char| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-    if !value.chars().any(|c| c.is_control() || is_bidi(c)) {
-        return value.to_owned();
-    }
-    let mut out = String::with_capacity(value.len() + 8);
-    for c in value.chars() {
-        if c.is_control() {
-            out.extend(c.escape_debug());
-        } else if is_bidi(c) {
-            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 async fn known_tenant(db: &Db, tenant: &str) -> Result<uuid::Uuid, String> {

@@ -24,6 +24,7 @@ use sqlx::{
 };
 
 use super::config::{self, Config, DEFAULT_COMMERCE7_API_URL, DEFAULT_DATABASE_URL};
+use super::terminal::redact_url;
 // What `libero migrate` would apply.
 use super::db::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 
@@ -608,37 +609,6 @@ pub fn callbacks(config: &Config) -> Check {
 // ---------------------------------------------------------------------------------------------
 // Never printing secrets
 
-/// `scheme://user:password@host/…?password=…` with every password replaced by `***`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_owned(),
-    };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let query = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((key, _)) if key.to_ascii_lowercase().contains("password") => format!("{key}=***"),
-                    _ => pair.to_owned(),
-                })
-                .collect::<Vec<_>>()
-                .join("&");
-            format!("{path}?{query}")
-        }
-        None => tail.to_owned(),
-    };
-    format!("{scheme}://{authority}{tail}")
-}
-
 /// The values no line may contain: the secrets in the environment and the database password.
 fn secrets_in(env: &impl Fn(&str) -> Option<String>) -> Vec<String> {
     let mut secrets: Vec<String> =
@@ -709,18 +679,6 @@ mod tests {
             vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
         })
         .unwrap()
-    }
-
-    #[test]
-    fn urls_lose_their_passwords_and_keep_the_rest() {
-        assert_eq!(
-            redact_url("postgres://libero:s3cret@db.example.com:5432/postgres?sslmode=require"),
-            "postgres://libero:***@db.example.com:5432/postgres?sslmode=require"
-        );
-        assert_eq!(redact_url("postgres://h/db?user=u&password=pw&x=1"), "postgres://h/db?user=u&password=***&x=1");
-        assert_eq!(redact_url("postgres://postgres@127.0.0.1:1/x"), "postgres://postgres@127.0.0.1:1/x");
-        assert_eq!(redact_url("sqlite://libero.db"), "sqlite://libero.db");
-        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
     }
 
     #[test]

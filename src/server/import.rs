@@ -32,11 +32,10 @@ use sqlx::{
 };
 
 use super::{
-    cli::escape_controls,
     clients::{self, Installation},
     db::{self, Db},
-    doctor::redact_url,
     sessions::guard::is_tenant_slug,
+    terminal::{escape_controls, redact_url},
 };
 
 /// How long connecting to either database may take before the command gives up.

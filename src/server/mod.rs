@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod sessions;
 pub mod telemetry;
+pub mod terminal;
 pub mod webhooks;
 
 use std::{future::Future, io, net::SocketAddr, sync::Arc};
