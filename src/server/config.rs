@@ -1,6 +1,6 @@
 //! Settings, parsed once at start-up from the environment (and `.env` in development).
 //!
-//! Every setting of ARCHITECTURE "Settings" lives here. A bad or missing value stops the process
+//! Every setting documented in docs/configuration.md lives here. A bad or missing value stops the process
 //! with a message that says how to fix it; no secret has a fallback value and none can be printed
 //! through `Debug`.
 
@@ -651,9 +651,9 @@ mod tests {
     fn frame_ancestors_default_to_commerce7s_platform_not_every_commerce7_host() {
         let c = config(&[("SESSION_SECRET", SECRET)]).unwrap();
         assert_eq!(c.frame_ancestors, ["https://*.platform.commerce7.com"]);
-        // The documented default is the same (README settings table, .env.example).
-        let readme = include_str!("../../README.md");
-        assert!(readme.contains("| `FRAME_ANCESTORS` | `https://*.platform.commerce7.com` |"));
+        // The documented default is the same (docs/configuration.md's settings table, .env.example).
+        let settings = include_str!("../../docs/configuration.md");
+        assert!(settings.contains("| `FRAME_ANCESTORS` | `https://*.platform.commerce7.com` |"));
         let example = include_str!("../../.env.example");
         assert!(example.contains("FRAME_ANCESTORS=\"https://*.platform.commerce7.com "), "{example}");
         // Positive control: an explicit list still replaces it.

@@ -37,10 +37,6 @@ pub const CLEANUP_LAST_SUCCESS: &str = "libero_session_cleanup_last_success_time
 pub const ACTIVE_SESSIONS: &str = "libero_active_sessions";
 /// Rows in `app_sessions`, expired included (refreshed at every scrape).
 pub const SESSION_ROWS: &str = "libero_app_sessions_rows";
-/// Session lookups and session-list reads on SQLite by path: `direct` (on the request's own thread) or
-/// `handed_over` (to sqlx: every slot busy, the file not opened, the database locked, a row
-/// only sqlx decodes, an error; see `server::direct`). Refreshed at every scrape.
-pub const SESSION_DIRECT_READS: &str = "libero_session_direct_reads_total";
 /// HTTP latency by method, route and status.
 pub const HTTP_DURATION: &str = "libero_http_request_duration_seconds";
 /// Requests refused by a rate limit, by limit.
@@ -213,10 +209,6 @@ pub async fn endpoint(State(state): State<AppState>, headers: HeaderMap) -> Resp
             gauge!(ACTIVE_SESSIONS).set(active as f64);
         }
         Err(err) => tracing::warn!(error = %err, "metrics: could not count sessions"),
-    }
-    if let Some(direct) = state.sessions.store().direct_counts() {
-        counter!(SESSION_DIRECT_READS, "path" => "direct").absolute(direct.served);
-        counter!(SESSION_DIRECT_READS, "path" => "handed_over").absolute(direct.handed_over);
     }
     state.metrics.run_upkeep();
     (

@@ -9,7 +9,6 @@ pub mod config;
 pub mod csp;
 pub mod db;
 pub mod delivery;
-pub mod direct;
 pub mod doctor;
 pub mod error_page;
 pub mod http;
@@ -179,9 +178,6 @@ impl Application {
         background.iter().for_each(tokio::task::JoinHandle::abort);
         // Closing waits for every checked-out connection; never let that hang a shutdown.
         let timeout = std::time::Duration::from_secs(10);
-        if tokio::time::timeout(timeout, self.state.sessions.store().close()).await.is_err() {
-            tracing::warn!("session lookup connections did not close within 10 s; closing the pool anyway");
-        }
         if tokio::time::timeout(timeout, db.close()).await.is_err() {
             tracing::warn!("database pool did not close within 10 s; exiting anyway");
         }

@@ -11,11 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{
-    store::{AppSessionStore, Lookups, on_lane},
-    user_agent::Device,
-};
-use crate::server::db::{Db, now};
+use super::{store::AppSessionStore, user_agent::Device};
+use crate::server::db::{Db, bounded, now};
 
 /// HMAC-SHA256 (RFC 2104) over `sha2`, which the app already uses; checked against RFC 4231.
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
@@ -95,17 +92,15 @@ pub struct OwnSession {
 #[derive(Debug, Clone)]
 pub struct OwnSessionsRead(pub std::sync::Arc<[OwnSession]>);
 
-/// [`list_own`]'s query on SQLite; the dashboard's guard runs it too, on its direct connection
-/// ([`AppSessionStore::validate_key_with_own`]). `?3` is now, `?4` the idle cut-off.
+/// [`list_own`]'s query on SQLite. `?3` is now, `?4` the idle cut-off.
 pub(super) const SQLITE_LIST_OWN: &str =
     "SELECT id, ip_address, user_agent, created_at, last_activity_at FROM app_sessions
      WHERE client_id = ?1 AND user_id = ?2 AND expires_at > ?3 AND last_activity_at > ?4
      ORDER BY last_activity_at DESC, created_at DESC LIMIT 100";
 
 /// The active sessions of one user of one tenant, most recently used first: the panel's list when
-/// it is asked for over HTTP (the dashboard's guard reads it with the session). It runs on the
-/// session lookup's own connections: on SQLite its direct ones first ([`DirectReads`](crate::server::direct::DirectReads)),
-/// else [`on_lane`].
+/// it is asked for over HTTP (the dashboard's guard reads it with the session), within
+/// [`READ_TIMEOUT`](crate::server::db::READ_TIMEOUT) like the session itself.
 pub async fn list_own(
     store: &AppSessionStore,
     client_id: Uuid,
@@ -114,32 +109,33 @@ pub async fn list_own(
 ) -> Result<Vec<OwnSession>, sqlx::Error> {
     let now = now();
     let since = active_since(now, idle);
-    match store.lookups() {
-        Lookups::Sqlite { pool, lanes, direct } => {
-            let client_id = client_id.to_string();
-            // On the request's own thread first, as the session lookup; sqlx when handed over.
-            if direct.resolve(pool).await
-                && let Some(own) =
-                    direct.read(|conn| super::store::sqlite_list_own(conn, &client_id, user_id, now, since))
-            {
-                return Ok(own);
-            }
-            on_lane!(lanes, pool, |conn| {
-                sqlx::query_as(SQLITE_LIST_OWN).bind(&client_id).bind(user_id).bind(now).bind(since).fetch_all(conn)
-            })
+    match store.db() {
+        Db::Sqlite(pool) => {
+            bounded(
+                sqlx::query_as(SQLITE_LIST_OWN)
+                    .bind(client_id.to_string())
+                    .bind(user_id)
+                    .bind(now)
+                    .bind(since)
+                    .fetch_all(pool),
+            )
+            .await
         }
-        Lookups::Postgres { pool, lanes } => on_lane!(lanes, pool, |conn| {
-            sqlx::query_as(
-                "SELECT id, ip_address, user_agent, created_at, last_activity_at FROM app_sessions
+        Db::Postgres(pool) => {
+            bounded(
+                sqlx::query_as(
+                    "SELECT id, ip_address, user_agent, created_at, last_activity_at FROM app_sessions
                  WHERE client_id = $1 AND user_id = $2 AND expires_at > $3 AND last_activity_at > $4
                  ORDER BY last_activity_at DESC, created_at DESC LIMIT 100",
+                )
+                .bind(client_id)
+                .bind(user_id)
+                .bind(now)
+                .bind(since)
+                .fetch_all(pool),
             )
-            .bind(client_id)
-            .bind(user_id)
-            .bind(now)
-            .bind(since)
-            .fetch_all(conn)
-        }),
+            .await
+        }
     }
 }
 
