@@ -35,15 +35,9 @@ pub async fn list_my_sessions() -> Result<Vec<MySession>, AppError> {
     let current = ssr::current_row_id()?;
     let state = state();
     let handles = ssr::handles();
-    // The dashboard's guard read the list with the session (one statement on PostgreSQL); a
-    // call over HTTP (the panel's refresh) reads it here.
-    let rows = match ssr::read_by_guard() {
-        Some(rows) => rows,
-        None => manage::list_own(state.sessions.store(), me.client_id, &me.user_id, state.config.session_idle_timeout)
-            .await
-            .map_err(|e| unavailable(e, "listing the user's sessions failed"))?
-            .into(),
-    };
+    let rows = manage::list_own(state.sessions.store(), me.client_id, &me.user_id, state.config.session_idle_timeout)
+        .await
+        .map_err(|e| unavailable(e, "listing the user's sessions failed"))?;
     let mut sessions: Vec<MySession> = rows
         .iter()
         .map(|row| MySession {
@@ -125,10 +119,7 @@ mod ssr {
 
     use crate::{
         api::{AppError, ssr::fail},
-        server::sessions::{
-            CurrentSession,
-            manage::{OwnSession, OwnSessionsRead, SessionHandles},
-        },
+        server::sessions::{CurrentSession, manage::SessionHandles},
     };
 
     /// Where the panel lives.
@@ -177,13 +168,6 @@ mod ssr {
         use_context::<http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<CurrentSession>().map(|current| current.row_id.clone()))
             .ok_or_else(|| fail(AppError::Unauthorized))
-    }
-
-    /// The user's active sessions as this request's guard read them with the session (the
-    /// dashboard's render), if it did.
-    pub fn read_by_guard() -> Option<std::sync::Arc<[OwnSession]>> {
-        use_context::<http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<OwnSessionsRead>().map(|read| read.0.clone()))
     }
 
     /// The handle key, derived from `SESSION_SECRET`.

@@ -15,9 +15,7 @@ use axum::{
 };
 use tower_sessions::Session;
 
-use super::{
-    AuthSession, Theme, cookie::CookieToken, hash_token, manage::OwnSessionsRead, store::Handoff, tab, to_offset,
-};
+use super::{AuthSession, Theme, cookie::CookieToken, hash_token, store::Handoff, tab, to_offset};
 use crate::{
     error::AppError,
     server::{
@@ -120,9 +118,6 @@ fn normalized(path: &str) -> &str {
 pub const PROTECTED_PAGES: [&str; 3] = ["/app", "/settings", REPORT_PAGE];
 /// The Report extension "Who is signed in to Libero at this winery" (`pages::reports`).
 pub const REPORT_PAGE: &str = "/reports/sessions";
-/// The page that lists the user's own sessions ("Your sessions"): its guard reads them with the
-/// session ([`Reads::SessionAndOwn`]).
-const DASHBOARD: &str = "/app";
 /// Where the server functions live.
 pub const API_PREFIX: &str = "/api/";
 /// The tab's automatic token renewal: it keeps the tab's credential fresh but is no activity of
@@ -167,44 +162,20 @@ async fn touch_if_due(state: &AppState, row_id: &str, auth: &mut AuthSession) ->
 /// The row is read straight from the store (the identity from its columns): the tower-sessions
 /// [`Session`] is only loaded when a handler changes it.
 pub async fn current_session(state: &AppState, session: &Session) -> Result<Option<CurrentSession>, GuardError> {
-    Ok(cookie_session(state, session, Reads::Session).await?.map(|found| found.current))
+    Ok(cookie_session(state, session).await?.map(|found| found.current))
 }
 
-/// [`current_session`], reading `reads`.
-async fn cookie_session(state: &AppState, session: &Session, reads: Reads) -> Result<Option<Found>, GuardError> {
+/// [`current_session`], as a [`Found`].
+async fn cookie_session(state: &AppState, session: &Session) -> Result<Option<Found>, GuardError> {
     let Some(id) = session.id() else {
         return Ok(None);
     };
-    Ok(session_of_row(state, hash_token(&id.to_string()), Credential::Cookie, true, reads).await?)
+    Ok(session_of_row(state, hash_token(&id.to_string()), Credential::Cookie, true).await?)
 }
 
-/// What the guard reads from the database besides the session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reads {
-    /// The session alone.
-    Session,
-    /// The session and, if it is valid, its user's active sessions: what the dashboard lists.
-    /// On PostgreSQL one statement ([`AppSessionStore::validate_key_with_own`]).
-    ///
-    /// [`AppSessionStore::validate_key_with_own`]: super::AppSessionStore::validate_key_with_own
-    SessionAndOwn,
-}
-
-impl Reads {
-    /// What the guard reads for `req`: the list too for the dashboard page (`GET`).
-    fn of(req: &Request, is_page: bool) -> Self {
-        if is_page && req.method() == Method::GET && normalized(req.uri().path()) == DASHBOARD {
-            Self::SessionAndOwn
-        } else {
-            Self::Session
-        }
-    }
-}
-
-/// A valid session and what was read with it.
+/// A valid session.
 struct Found {
     current: CurrentSession,
-    own: Option<OwnSessionsRead>,
     /// Named by a tab token past its expiry (a plain form of an old page, a late sign-out).
     expired: bool,
 }
@@ -217,9 +188,8 @@ async fn session_of_row(
     row_id: String,
     via: Credential,
     touch: bool,
-    reads: Reads,
 ) -> Result<Option<Found>, sqlx::Error> {
-    session_named(state, row_id, via, None, touch, reads).await
+    session_named(state, row_id, via, None, touch).await
 }
 
 /// [`session_of_row`], the row also checked against what a tab token claims (its tenant and
@@ -230,15 +200,9 @@ async fn session_named(
     via: Credential,
     claims: Option<&tab::TabClaims>,
     touch: bool,
-    reads: Reads,
 ) -> Result<Option<Found>, sqlx::Error> {
-    let store = state.sessions.store();
-    let validated = match reads {
-        Reads::Session => store.validate_key(&row_id).await?.map(|(auth, _)| (auth, None)),
-        Reads::SessionAndOwn => store.validate_key_with_own(&row_id).await?.map(|(auth, own)| (auth, Some(own))),
-    };
-    match validated {
-        Ok((mut auth, mut own)) => {
+    match state.sessions.store().validate_key(&row_id).await? {
+        Ok((mut auth, _)) => {
             if let Some(claims) = claims
                 // The MAC binds the tenant to the row; a row never changes tenant. Checked all the same.
                 && (auth.tenant_id != claims.tenant_id || auth.tab_generation != claims.generation)
@@ -249,13 +213,8 @@ async fn session_named(
             }
             if touch {
                 touch_if_due(state, &row_id, &mut auth).await?;
-                // The list was read before the touch: it shows this session as it now is.
-                for listed in own.iter_mut().flatten().filter(|listed| listed.id == row_id) {
-                    listed.last_activity_at = auth.last_activity_at;
-                }
             }
-            let own = own.map(|own| OwnSessionsRead(own.into()));
-            Ok(Some(Found { current: CurrentSession { auth: Arc::new(auth), row_id, via }, own, expired: false }))
+            Ok(Some(Found { current: CurrentSession { auth: Arc::new(auth), row_id, via }, expired: false }))
         }
         Err(reason) => {
             tracing::debug!(reason = reason.as_str(), ?via, "session not valid");
@@ -274,7 +233,6 @@ async fn tab_session(
     via: Credential,
     expiry: TokenUse,
     touch: bool,
-    reads: Reads,
 ) -> Result<Option<Found>, sqlx::Error> {
     let verified = match expiry {
         TokenUse::Strict => state.tab_tokens.verify(token, now()),
@@ -288,7 +246,7 @@ async fn tab_session(
             return Ok(None);
         }
     };
-    let found = session_named(state, claims.row_id.clone(), via, Some(&claims), touch, reads).await?;
+    let found = session_named(state, claims.row_id.clone(), via, Some(&claims), touch).await?;
     Ok(found.map(|mut found| {
         found.expired = claims.expires_at <= now();
         found
@@ -416,7 +374,7 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
         let path = normalized(req.uri().path());
         let is_activity = path != RENEWAL_PATH;
         let expiry = if path == LOGOUT_API_PATH { TokenUse::ExpiredOk } else { TokenUse::Strict };
-        let found = tab_session(&state, token, Credential::Bearer, expiry, is_activity, Reads::of(&req, is_page));
+        let found = tab_session(&state, token, Credential::Bearer, expiry, is_activity);
         return match found.await {
             Ok(Some(found)) if is_page => render_page(&state, req, next, found).await,
             Ok(Some(found)) => {
@@ -440,7 +398,7 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
         };
         req = with_rest;
         if let Some(token) = field {
-            let found = tab_session(&state, &token, Credential::Form, TokenUse::ExpiredOk, true, Reads::Session);
+            let found = tab_session(&state, &token, Credential::Form, TokenUse::ExpiredOk, true);
             return match found.await {
                 Ok(Some(found)) => {
                     if found.expired {
@@ -462,9 +420,7 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
         && let Some(code) = handoff_param(req.uri())
     {
         let redeemed = match state.sessions.store().redeem_handoff(&code).await {
-            Ok(Some(row_id)) => {
-                session_of_row(&state, row_id, Credential::Handoff, true, Reads::of(&req, is_page)).await
-            }
+            Ok(Some(row_id)) => session_of_row(&state, row_id, Credential::Handoff, true).await,
             Ok(None) => Ok(None),
             Err(err) => Err(err),
         };
@@ -487,7 +443,7 @@ async fn guard(state: AppState, mut req: Request, next: Next, is_page: bool) -> 
             _ => "missing",
         });
     }
-    match cookie_session(&state, &session, Reads::of(&req, is_page)).await {
+    match cookie_session(&state, &session).await {
         Ok(Some(found)) if is_page => render_page(&state, req, next, found).await,
         Ok(Some(found)) if html => {
             req.extensions_mut().insert(found.current);
@@ -578,15 +534,14 @@ fn unavailable(err: &dyn std::fmt::Display, is_page: bool) -> Response {
     if is_page { error_page(ErrorKind::DatabaseUnavailable) } else { api_error(AppError::Unavailable) }
 }
 
-/// Renders a signed-in page for `found`'s session, handing its tab a fresh tab token and the page
-/// what the guard read with the session. The page is `no-store` (set by the caller) and sends no
+/// Renders a signed-in page for `found`'s session, handing its tab a fresh tab token. The page is `no-store` (set by the caller) and sends no
 /// `Referer` (its URL may still hold a handoff code, or the sign-in's account token, until the script
 /// has removed it).
 ///
 /// A server-function error in the page's query that the server did not sign for this session
 /// (a crafted link) is not shown: the answer is `303` to the same page without it.
 async fn render_page(state: &AppState, mut req: Request, next: Next, found: Found) -> Response {
-    let Found { current, own, .. } = found;
+    let Found { current, .. } = found;
     if let Some(query) = req.uri().query() {
         let errors = super::form_error::FormErrors::new(state.config.session_secret.expose());
         if let Some(kept) = errors.unsigned_error_removed(query, &current.row_id) {
@@ -603,9 +558,6 @@ async fn render_page(state: &AppState, mut req: Request, next: Next, found: Foun
     tab.without_script = req.extensions_mut().remove::<WithoutScript>().map(|url| url.0);
     req.extensions_mut().insert(tab);
     req.extensions_mut().insert(current);
-    if let Some(own) = own {
-        req.extensions_mut().insert(own);
-    }
     let mut response = next.run(req).await;
     response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     response
@@ -756,7 +708,7 @@ async fn open_signed_in(state: &AppState, mut req: Request, next: Next, opened: 
         return error_page(ErrorKind::BadSignInLink);
     };
     *req.uri_mut() = uri;
-    let found = match session_of_row(state, row_id, Credential::SignIn, false, Reads::of(&req, true)).await {
+    let found = match session_of_row(state, row_id, Credential::SignIn, false).await {
         Ok(Some(found)) => found,
         // Ended between the sign-in's write and this read (a logout in another tab).
         Ok(None) => return no_session_page(NoSession::Ended, StatusCode::UNAUTHORIZED, &state.config.frame_ancestors),

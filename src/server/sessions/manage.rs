@@ -14,17 +14,12 @@ use uuid::Uuid;
 use super::{store::AppSessionStore, user_agent::Device};
 use crate::server::db::{Db, bounded, now};
 
-/// HMAC-SHA256 (RFC 2104) over `sha2`, which the app already uses; checked against RFC 4231.
+/// HMAC-SHA256 (the `hmac` crate, as the tab tokens and form errors use it).
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    let mut block = [0u8; 64];
-    if key.len() > block.len() {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let inner = Sha256::new().chain_update(block.map(|b| b ^ 0x36)).chain_update(message).finalize();
-    Sha256::new().chain_update(block.map(|b| b ^ 0x5c)).chain_update(inner).finalize().into()
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 /// Opaque names for sessions, shown to their own user instead of the row id.
@@ -85,21 +80,13 @@ pub struct OwnSession {
     pub last_activity_at: DateTime<Utc>,
 }
 
-/// The signed-in user's active sessions as the guard read them together with the session
-/// ([`AppSessionStore::validate_key_with_own`]), for the page it lets through (the dashboard),
-/// which then does not ask the database again. A request extension: it lives as long as the
-/// request whose guard read it, and never serves another.
-#[derive(Debug, Clone)]
-pub struct OwnSessionsRead(pub std::sync::Arc<[OwnSession]>);
-
 /// [`list_own`]'s query on SQLite. `?3` is now, `?4` the idle cut-off.
-pub(super) const SQLITE_LIST_OWN: &str =
-    "SELECT id, ip_address, user_agent, created_at, last_activity_at FROM app_sessions
+const SQLITE_LIST_OWN: &str = "SELECT id, ip_address, user_agent, created_at, last_activity_at FROM app_sessions
      WHERE client_id = ?1 AND user_id = ?2 AND expires_at > ?3 AND last_activity_at > ?4
      ORDER BY last_activity_at DESC, created_at DESC LIMIT 100";
 
-/// The active sessions of one user of one tenant, most recently used first: the panel's list when
-/// it is asked for over HTTP (the dashboard's guard reads it with the session), within
+/// The active sessions of one user of one tenant, most recently used first (the dashboard's
+/// panel), within
 /// [`READ_TIMEOUT`](crate::server::db::READ_TIMEOUT) like the session itself.
 pub async fn list_own(
     store: &AppSessionStore,
@@ -400,19 +387,6 @@ impl TenantSessions {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hmac_matches_rfc_4231_test_cases_2_and_6() {
-        assert_eq!(
-            hex::encode(hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-        // A key longer than the block is hashed first.
-        assert_eq!(
-            hex::encode(hmac_sha256(&[0xaa; 131], b"Test Using Larger Than Block-Size Key - Hash Key First")),
-            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
-        );
-    }
 
     #[test]
     fn handles_are_short_stable_and_depend_on_the_secret() {

@@ -27,7 +27,7 @@ use tower_sessions::{
 use tower_sessions_sqlx_store::SqlxStoreError;
 use uuid::Uuid;
 
-use super::{AUTH_KEY, AuthSession, Theme, hash_token, idle_cutoff, manage::OwnSession, to_offset};
+use super::{AUTH_KEY, AuthSession, Theme, hash_token, idle_cutoff, to_offset};
 use crate::server::{
     db::{Db, bounded, now},
     metrics,
@@ -93,47 +93,22 @@ pub struct AppSessionStore {
 }
 
 /// The session guard's one query: the session row by its primary key, alone (its client's state
-/// is the table's invariant, see the module: no join) — then, for a page that reads more in the
-/// same statement, `$more_columns` and `$joins` (before the `WHERE`) and `$tail` (after it).
+/// is the table's invariant, see the module: no join).
 macro_rules! select_session {
     ($client_id:literal, $data:literal, $param:literal) => {
-        select_session!($client_id, $data, $param, "", "", "")
-    };
-    ($client_id:literal, $data:literal, $param:literal, $more_columns:literal, $joins:literal, $tail:literal) => {
         concat!(
             "SELECT ",
             $client_id,
-            ", s.user_id, s.user_name, s.user_email, s.theme, s.ip_address, s.user_agent, ",
+            ", user_id, user_name, user_email, theme, ip_address, user_agent, ",
             $data,
-            ", s.last_activity_at, s.expires_at, s.created_at, s.install_generation, s.account_token_hash,
-             s.tenant_id, s.tab_generation, s.user_role",
-            $more_columns,
-            " FROM app_sessions s ",
-            $joins,
-            " WHERE s.id = ",
-            $param,
-            $tail
+            ", last_activity_at, expires_at, created_at, install_generation, account_token_hash,
+             tenant_id, tab_generation, user_role FROM app_sessions WHERE id = ",
+            $param
         )
     };
 }
-const SQLITE_SELECT_SESSION: &str = select_session!("s.client_id", "s.data", "?1");
-const POSTGRES_SELECT_SESSION: &str = select_session!("s.client_id::text AS client_id", "s.data::text AS data", "$1");
-
-/// The dashboard's guard on PostgreSQL: [`POSTGRES_SELECT_SESSION`] and, in the same statement,
-/// the user's active sessions as [`manage::list_own`](super::manage::list_own) selects them (same
-/// conditions, same order, same limit) — one row per listed session, the session's own columns
-/// repeated on each; a single row with `NULL`s in the `own_*` columns when none is active. `$2`
-/// is now, `$3` the idle cut-off ([`active_since`](super::manage::active_since)).
-const POSTGRES_SELECT_SESSION_WITH_OWN: &str = select_session!(
-    "s.client_id::text AS client_id",
-    "s.data::text AS data",
-    "$1",
-    ", o.id AS own_id, o.ip_address AS own_ip_address, o.user_agent AS own_user_agent,
-       o.created_at AS own_created_at, o.last_activity_at AS own_last_activity_at",
-    "LEFT JOIN app_sessions o ON o.client_id = s.client_id AND o.user_id = s.user_id
-       AND o.expires_at > $2 AND o.last_activity_at > $3",
-    " ORDER BY o.last_activity_at DESC, o.created_at DESC LIMIT 100"
-);
+const SQLITE_SELECT_SESSION: &str = select_session!("client_id", "data", "?1");
+const POSTGRES_SELECT_SESSION: &str = select_session!("client_id::text AS client_id", "data::text AS data", "$1");
 
 #[derive(sqlx::FromRow)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
@@ -154,31 +129,6 @@ struct SessionRow {
     account_token_hash: Option<String>,
     tab_generation: i64,
     user_role: Option<String>,
-}
-
-/// A row of [`POSTGRES_SELECT_SESSION_WITH_OWN`].
-#[derive(sqlx::FromRow)]
-struct SessionWithOwnRow {
-    #[sqlx(flatten)]
-    session: SessionRow,
-    own_id: Option<String>,
-    own_ip_address: Option<String>,
-    own_user_agent: Option<String>,
-    own_created_at: Option<DateTime<Utc>>,
-    own_last_activity_at: Option<DateTime<Utc>>,
-}
-
-impl SessionWithOwnRow {
-    /// The listed session of this row, if any (the `LEFT JOIN` found none: `NULL`s).
-    fn own(&mut self) -> Option<OwnSession> {
-        Some(OwnSession {
-            id: self.own_id.take()?,
-            ip_address: self.own_ip_address.take(),
-            user_agent: self.own_user_agent.take(),
-            created_at: self.own_created_at?,
-            last_activity_at: self.own_last_activity_at?,
-        })
-    }
 }
 
 /// What a session's validity depends on at `now`, as read from its row. (Its client being
@@ -248,38 +198,6 @@ impl AppSessionStore {
             }
         };
         self.judge(key, row).await
-    }
-
-    /// [`validate_key`](Self::validate_key) and, when the session is valid, its user's active
-    /// sessions as [`manage::list_own`](super::manage::list_own) lists them — what the dashboard
-    /// shows. On PostgreSQL both come from one statement
-    /// ([`POSTGRES_SELECT_SESSION_WITH_OWN`]): one round trip to the database instead of two for
-    /// every dashboard load. On SQLite (in process: no round trip to save) the two queries run
-    /// one after the other.
-    pub async fn validate_key_with_own(
-        &self,
-        key: &str,
-    ) -> Result<Result<(AuthSession, Vec<OwnSession>), Invalid>, sqlx::Error> {
-        let Db::Postgres(pool) = &self.db else {
-            let (auth, _) = match self.validate_key(key).await? {
-                Ok(found) => found,
-                Err(reason) => return Ok(Err(reason)),
-            };
-            let own = super::manage::list_own(self, auth.client_id, &auth.user_id, self.idle_timeout).await?;
-            return Ok(Ok((auth, own)));
-        };
-        let now = now();
-        let since = super::manage::active_since(now, self.idle_timeout);
-        let rows: Vec<SessionWithOwnRow> =
-            bounded(sqlx::query_as(POSTGRES_SELECT_SESSION_WITH_OWN).bind(key).bind(now).bind(since).fetch_all(pool))
-                .await?;
-        let mut own = Vec::with_capacity(rows.len());
-        let mut session = None;
-        for mut row in rows {
-            own.extend(row.own());
-            session.get_or_insert(row.session);
-        }
-        Ok(self.judge(key, session).await?.map(|(auth, _)| (auth, own)))
     }
 
     /// The verdict on a session row read by `key` (`None`: no such row), counted in the metrics;
@@ -826,7 +744,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_dashboards_read_lists_the_users_active_sessions_as_list_own_does() {
+    async fn list_own_lists_the_users_active_sessions_neither_idle_nor_expired() {
         let dir = tempfile::tempdir().unwrap();
         let (store, client_id) = sqlite_store(&dir).await;
         let key = sign_in(&store, client_id, Some("Ana")).await;
@@ -847,24 +765,8 @@ mod tests {
             .await
             .unwrap();
 
-        let (auth, own) = store.validate_key_with_own(&key).await.unwrap().expect("valid");
-        let list = super::super::manage::list_own(&store, client_id, &auth.user_id, Some(HOUR)).await.unwrap();
-        let at = now();
-        let listed: Vec<OwnSession> = sqlx::query_as(super::super::manage::SQLITE_LIST_OWN)
-            .bind(client_id.to_string())
-            .bind(&auth.user_id)
-            .bind(at)
-            .bind(super::super::manage::active_since(at, Some(HOUR)))
-            .fetch_all(pool)
-            .await
-            .unwrap();
-        let rows = |list: &[OwnSession]| {
-            list.iter()
-                .map(|s| (s.id.clone(), s.created_at, s.last_activity_at, s.ip_address.clone()))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(rows(&own), rows(&listed), "the dashboard's read, against the query's");
-        assert_eq!(rows(&list), rows(&listed), "list_own's, against the query's");
+        let (auth, _) = store.validate_key(&key).await.unwrap().expect("valid");
+        let own = super::super::manage::list_own(&store, client_id, &auth.user_id, Some(HOUR)).await.unwrap();
         let mut ids: Vec<&str> = own.iter().map(|s| s.id.as_str()).collect();
         ids.sort_unstable();
         let mut active = vec![key.as_str(), other.as_str()];
