@@ -1,24 +1,21 @@
 //! Operational endpoints and the layers every response goes through.
 
-use std::{
-    future::Future,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll, ready},
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use axum::{
     Json, Router,
     body::Body,
-    extract::{MatchedPath, State},
+    extract::State,
     http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header},
     response::IntoResponse,
     routing::get,
 };
-use pin_project_lite::pin_project;
 use serde_json::json;
-use tower::{Layer, Service};
+use tower_http::{
+    LatencyUnit,
+    classify::{ClassifiedResponse, ClassifyEos, ClassifyResponse, ServerErrorsFailureClass, SharedClassifier},
+    trace::{DefaultOnBodyChunk, DefaultOnEos, DefaultOnFailure, TraceLayer},
+};
 
 use super::AppState;
 
@@ -71,194 +68,90 @@ fn no_store() -> [(HeaderName, HeaderValue); 1] {
     [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))]
 }
 
-/// The layer every answer goes through (`Router::layer`, so on each route and the fallback, where
-/// the matched route template is known), written as one service with one response future: each
-/// layer of a route's stack costs a clone and a boxed future per request, and tower-http's
-/// `TraceLayer` alone reads the clock six times per response (per body frame twice). Per request
-/// it reads the clock twice, for the access log and the metrics alike.
-///
-/// 1. **Request id** (read, not made: the request-id layers outside this one set it): the
-///    request's span carries it.
-/// 2. **Trace**: the request's span (`request`, with its id, method and path — only the path:
-///    query strings carry Commerce7 account tokens, and no header, cookies included, is ever
-///    recorded), entered while the handler runs and while its body is sent; the `finished
-///    processing request` line (target `tower_http::trace::on_response`, as tower-http's own);
-///    a 5xx answer or a body that fails while it is sent is logged as `response failed` (error,
-///    target `tower_http::trace::on_failure`). Health and readiness probes get a debug-level span
-///    and no line of their own unless debug logging is on: a load balancer calls them every few
-///    seconds, and a line each would bury the merchants' requests (a failing probe still logs
-///    its warning, and a 5xx its error).
-/// 3. **Default headers**, where the answer has none of that name: `Referrer-Policy:
-///    same-origin`, `X-Content-Type-Options:
-///    nosniff` and `Cache-Control: no-cache` (revalidate; signed-in answers and static files set
-///    their own).
-/// 4. **Metrics**: the latency histogram by method, route template and status
-///    ([`metrics::record_http`]).
-///
-/// The `Content-Security-Policy` is a layer of its own (`server::csp`), as are the request-id
-/// layers ([`sanitize_request_id`]).
-pub fn stack() -> HttpStackLayer {
-    HttpStackLayer::new()
+/// tower-http's `TraceLayer` as every answer goes through it (`Router::layer`, on each route and
+/// the fallback): the request's span (`request`, with its id — set by the request-id layers
+/// outside, [`sanitize_request_id`] — method and path: only the path, as query strings carry
+/// Commerce7 account tokens, and no header, cookies included, is ever recorded), entered while the
+/// handler runs and while its body is sent; one `finished processing request` line per answer
+/// ([`finished`]); a 5xx answer or a body that fails while it is sent is logged as `response
+/// failed` (error, tower-http's `on_failure`). Health and readiness probes get a debug-level span
+/// and no line of their own unless debug logging is on for this module: a load balancer calls
+/// them every few seconds, and a line each would bury the merchants' requests (a failing probe
+/// still logs its warning, and a 5xx its error).
+pub fn trace() -> Trace {
+    TraceLayer::new(SharedClassifier::new(ServerErrorsAndBrokenBodies))
+        .make_span_with(request_span as fn(&Request<Body>) -> tracing::Span)
+        .on_request(())
+        .on_response(finished as fn(&Response<Body>, Duration, &tracing::Span))
+        .on_failure(DefaultOnFailure::new().latency_unit(LatencyUnit::Millis))
 }
 
-impl HttpStackLayer {
-    fn new() -> Self {
-        Self {
-            headers: Arc::new([
-                (header::REFERRER_POLICY, HeaderValue::from_static("same-origin")),
-                (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
-                (header::CACHE_CONTROL, HeaderValue::from_static(super::delivery::REVALIDATE)),
-            ]),
+/// The layer [`trace`] makes.
+pub type Trace = TraceLayer<
+    SharedClassifier<ServerErrorsAndBrokenBodies>,
+    fn(&Request<Body>) -> tracing::Span,
+    (),
+    fn(&Response<Body>, Duration, &tracing::Span),
+    DefaultOnBodyChunk,
+    DefaultOnEos,
+    DefaultOnFailure,
+>;
+
+/// tower-http's `ServerErrorsAsFailures`, and a body that fails while it is sent is a failure too
+/// (tower-http's own classifier takes a 2xx as final once its head is out, so a render or a file
+/// that breaks mid-body would go unlogged).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServerErrorsAndBrokenBodies;
+
+impl ClassifyResponse for ServerErrorsAndBrokenBodies {
+    type FailureClass = ServerErrorsFailureClass;
+    type ClassifyEos = ServerErrorsAndBrokenBodies;
+
+    fn classify_response<B>(self, res: &Response<B>) -> ClassifiedResponse<Self::FailureClass, Self> {
+        if res.status().is_server_error() {
+            ClassifiedResponse::Ready(Err(ServerErrorsFailureClass::StatusCode(res.status())))
+        } else {
+            ClassifiedResponse::RequiresEos(self)
         }
     }
-}
 
-/// See [`stack`].
-#[derive(Clone)]
-pub struct HttpStackLayer {
-    headers: Arc<[(HeaderName, HeaderValue)]>,
-}
-
-impl<S> Layer<S> for HttpStackLayer {
-    type Service = HttpStack<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        HttpStack { inner, headers: self.headers.clone() }
+    fn classify_error<E: std::fmt::Display + 'static>(self, error: &E) -> Self::FailureClass {
+        ServerErrorsFailureClass::Error(error.to_string())
     }
 }
 
-/// The service of [`HttpStackLayer`].
-#[derive(Clone)]
-pub struct HttpStack<S> {
-    inner: S,
-    headers: Arc<[(HeaderName, HeaderValue)]>,
-}
+impl ClassifyEos for ServerErrorsAndBrokenBodies {
+    type FailureClass = ServerErrorsFailureClass;
 
-impl<S, ResBody> Service<Request<Body>> for HttpStack<S>
-where
-    S: Service<Request<Body>, Response = Response<ResBody>>,
-{
-    type Response = Response<TracedBody<ResBody>>;
-    type Error = S::Error;
-    type Future = HttpStackFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+    fn classify_eos(self, _trailers: Option<&HeaderMap>) -> Result<(), Self::FailureClass> {
+        Ok(())
     }
 
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
-        // Set (or replaced) by the request-id layers outside this one ([`sanitize_request_id`]).
-        let id = req.headers().get(X_REQUEST_ID).cloned().unwrap_or(HeaderValue::from_static("-"));
-        let span = request_span(&req, &id);
-        let method = super::metrics::method_label(req.method());
-        let route = req.extensions().get::<MatchedPath>().cloned();
-        let started = Instant::now();
-        let inner = {
-            let _entered = span.enter();
-            self.inner.call(req)
-        };
-        HttpStackFuture { inner, span, headers: self.headers.clone(), started, method, route }
+    fn classify_error<E: std::fmt::Display + 'static>(self, error: &E) -> Self::FailureClass {
+        ServerErrorsFailureClass::Error(error.to_string())
     }
 }
 
-pin_project! {
-    /// The response future of [`HttpStack`].
-    pub struct HttpStackFuture<F> {
-        #[pin]
-        inner: F,
-        span: tracing::Span,
-        headers: Arc<[(HeaderName, HeaderValue)]>,
-        started: Instant,
-        method: &'static str,
-        route: Option<MatchedPath>,
-    }
+/// The default headers of every answer that has none of that name: `Referrer-Policy:
+/// same-origin`, `X-Content-Type-Options: nosniff` and `Cache-Control: no-cache` (revalidate;
+/// signed-in answers and static files set their own), for tower-http's `SetResponseHeaderLayer`.
+pub fn default_headers() -> [(HeaderName, HeaderValue); 3] {
+    [
+        (header::REFERRER_POLICY, HeaderValue::from_static("same-origin")),
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (header::CACHE_CONTROL, HeaderValue::from_static(super::delivery::REVALIDATE)),
+    ]
 }
 
-impl<F, ResBody, E> Future for HttpStackFuture<F>
-where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-{
-    type Output = Result<Response<TracedBody<ResBody>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let _entered = this.span.enter();
-        let mut response = ready!(this.inner.poll(cx))?;
-        let latency = this.started.elapsed();
-        let status = response.status();
-
-        let headers = response.headers_mut();
-        headers.reserve(this.headers.len());
-        for (name, value) in this.headers.iter() {
-            if !headers.contains_key(name) {
-                headers.insert(name.clone(), value.clone());
-            }
-        }
-
-        super::metrics::record_http(this.method, this.route.as_ref(), status, latency);
-        if !this.span.is_disabled() {
-            tracing::info!(
-                target: "tower_http::trace::on_response",
-                latency = %format_args!("{} ms", latency.as_millis()),
-                status = status.as_u16(),
-                "finished processing request"
-            );
-        }
-        if status.is_server_error() {
-            tracing::error!(
-                target: "tower_http::trace::on_failure",
-                classification = %format_args!("Status code: {status}"),
-                latency = %format_args!("{} ms", latency.as_millis()),
-                "response failed"
-            );
-        }
-        let (span, started) = (this.span.clone(), *this.started);
-        Poll::Ready(Ok(response.map(|inner| TracedBody { inner, span, started })))
-    }
-}
-
-pin_project! {
-    /// An answer's body, sent inside its request's span; an error while it is sent is logged.
-    pub struct TracedBody<B> {
-        #[pin]
-        inner: B,
-        span: tracing::Span,
-        started: Instant,
-    }
-}
-
-impl<B> http_body::Body for TracedBody<B>
-where
-    B: http_body::Body,
-    B::Error: std::fmt::Display,
-{
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
-        let this = self.project();
-        let _entered = this.span.enter();
-        let frame = ready!(this.inner.poll_frame(cx));
-        if let Some(Err(err)) = &frame {
-            tracing::error!(
-                target: "tower_http::trace::on_failure",
-                classification = %format_args!("Error: {err}"),
-                latency = %format_args!("{} ms", this.started.elapsed().as_millis()),
-                "response failed"
-            );
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+/// The `finished processing request` line, in the request's span (none for a probe's, which is
+/// disabled at info).
+fn finished(response: &Response<Body>, latency: Duration, span: &tracing::Span) {
+    if !span.is_disabled() {
+        tracing::info!(
+            latency = %format_args!("{} ms", latency.as_millis()),
+            status = response.status().as_u16(),
+            "finished processing request"
+        );
     }
 }
 
@@ -289,8 +182,8 @@ pub fn sanitize_request_id<B>(mut req: Request<B>) -> Request<B> {
 }
 
 /// The request's span: debug-level for the probes, info for everything else.
-fn request_span<B>(request: &Request<B>, id: &HeaderValue) -> tracing::Span {
-    let request_id = id.to_str().unwrap_or("-");
+fn request_span(request: &Request<Body>) -> tracing::Span {
+    let request_id = request.headers().get(X_REQUEST_ID).and_then(|id| id.to_str().ok()).unwrap_or("-");
     let (method, path) = (request.method(), request.uri().path());
     if PROBES.contains(&path) {
         tracing::debug_span!("request", request_id = %request_id, method = %method, path = %path)
@@ -328,7 +221,7 @@ mod tests {
 
     /// Log lines written as JSON into memory, as `LOG_FORMAT=json` writes them.
     #[derive(Clone, Default)]
-    struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
     impl std::io::Write for Lines {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -366,12 +259,14 @@ mod tests {
         }
     }
 
-    /// The stack over a handler that answers with `answer`.
+    /// The layers of `server::router` over a handler that answers with `answer`.
     async fn through_stack(
         request: Request<Body>,
         answer: impl FnOnce(Request<Body>) -> Response<Body>,
-    ) -> Response<TracedBody<Body>> {
+    ) -> Response<Body> {
         use tower::ServiceExt;
+        use tower_http::set_header::SetResponseHeaderLayer;
+        let [referrer, nosniff, cache] = default_headers();
         let mut answer = Some(answer);
         let handler = tower::service_fn(move |req: Request<Body>| {
             let response = answer.take().expect("one request")(req);
@@ -381,11 +276,15 @@ mod tests {
             .map_request(sanitize_request_id)
             .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(tower_http::request_id::MakeRequestUuid))
             .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
-            .layer(HttpStackLayer::new())
+            .layer(trace())
+            .layer(SetResponseHeaderLayer::if_not_present(referrer.0, referrer.1))
+            .layer(SetResponseHeaderLayer::if_not_present(nosniff.0, nosniff.1))
+            .layer(SetResponseHeaderLayer::if_not_present(cache.0, cache.1))
             .service(handler)
             .oneshot(request)
             .await
             .unwrap()
+            .map(Body::new)
     }
 
     fn get(path: &str) -> Request<Body> {

@@ -27,6 +27,7 @@ use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::app::{App, shell};
 use commerce7::Commerce7;
@@ -250,12 +251,18 @@ pub fn router(state: AppState) -> Router {
         .merge(delivery::pkg_routes(&options))
         .merge(signed_in)
         .layer(delivery::compression());
-    // On each route (and the fallback), so the metrics see the matched route template.
+    let [referrer, nosniff, cache] = http::default_headers();
     let router = Router::new()
         .merge(http::operational_routes())
         .merge(callbacks)
         .merge(compressible)
-        .layer(http::stack())
+        // On each route and the fallback, innermost first: the metrics (which need the matched
+        // route template), the default headers, the trace (the request's span around them all).
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(SetResponseHeaderLayer::if_not_present(referrer.0, referrer.1))
+        .layer(SetResponseHeaderLayer::if_not_present(nosniff.0, nosniff.1))
+        .layer(SetResponseHeaderLayer::if_not_present(cache.0, cache.1))
+        .layer(http::trace())
         // The error pages' settings (SUPPORT_URL) for every request, wherever its page is made.
         .layer(error_page::settings_layer(&state.config))
         // Outermost first: a client's request id is kept only if it is a bounded token, else
