@@ -6,79 +6,19 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use common::{OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, STAFF_TOKEN, TENANT, TEST_SECRET, TestApp, TestDb};
+use common::{
+    OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, STAFF_TOKEN, TENANT, TEST_SECRET, TestApp, TestDb,
+    browser::{Browser, CHROME_ON_WINDOWS, FIREFOX_ON_MACOS, SAFARI_ON_IOS},
+};
 use libero::server::sessions::manage::SessionHandles;
-use reqwest::{StatusCode, cookie::CookieStore, header};
+use reqwest::{StatusCode, header};
 use serde_json::Value;
 
 const DANA: &str = "c7-user-dana";
 const SAM: &str = "c7-user-sam";
 const REPORT: &str = "/reports/sessions";
 
-const CHROME_ON_WINDOWS: &str =
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
-const FIREFOX_ON_MACOS: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:127.0) Gecko/20100101 Firefox/127.0";
-const SAFARI_ON_IOS: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
-
-/// A browser of its own: its own cookie jar and `User-Agent`, redirects off.
-struct Browser {
-    client: reqwest::Client,
-    jar: Arc<reqwest::cookie::Jar>,
-    base: String,
-}
-
 impl Browser {
-    fn new(app: &TestApp, user_agent: &str) -> Self {
-        let jar = Arc::new(reqwest::cookie::Jar::default());
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .cookie_provider(jar.clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(user_agent)
-            .build()
-            .unwrap();
-        Self { client, jar, base: app.base.clone() }
-    }
-
-    /// Opens `page?tenantId&account` as Commerce7 does; returns the sign-in's answer (the page).
-    async fn open(&self, page: &str, tenant: &str, account: &str) -> reqwest::Response {
-        let url = format!("{}{page}?tenantId={tenant}&account={account}&adminUITheme=light", self.base);
-        self.client.get(url).header("sec-fetch-dest", "iframe").send().await.unwrap()
-    }
-
-    /// A new browser in which `account`'s user of `tenant` opens the dashboard.
-    async fn signed_in(app: &TestApp, user_agent: &str, tenant: &str, account: &str) -> Self {
-        let browser = Self::new(app, user_agent);
-        common::signed_in_page(browser.open("/app", tenant, account).await).await;
-        assert!(browser.cookie().is_some(), "the browser holds a session cookie");
-        browser
-    }
-
-    fn cookie(&self) -> Option<String> {
-        let header = self.jar.cookies(&self.base.parse().unwrap())?;
-        header.to_str().unwrap().split("; ").find(|c| c.starts_with("__libero_session=")).map(str::to_owned)
-    }
-
-    /// The session token inside the signed cookie (after the 44-character HMAC).
-    fn token(&self) -> String {
-        let cookie = self.cookie().expect("cookie held");
-        let value = cookie.trim_start_matches("__libero_session=");
-        value.replace("%2B", "+").replace("%2F", "/").replace("%3D", "=")[44..].to_owned()
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(format!("{}{path}", self.base)).send().await.unwrap()
-    }
-
-    fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .post(format!("{}{path}", self.base))
-            .header("origin", &self.base)
-            .header("sec-fetch-site", "same-origin")
-    }
-
     /// `POST /api/sessions_report`: its status and JSON.
     async fn report(&self) -> (StatusCode, Value) {
         let response = self.post("/api/sessions_report").send().await.unwrap();
@@ -89,10 +29,6 @@ impl Browser {
     async fn sign_out_everywhere(&self, handle: &str) -> (StatusCode, Value) {
         let response = self.post("/api/sign_out_user_everywhere").form(&[("handle", handle)]).send().await.unwrap();
         (response.status(), response.json().await.unwrap())
-    }
-
-    async fn dashboard_status(&self) -> StatusCode {
-        self.get("/app").await.status()
     }
 }
 

@@ -3,87 +3,20 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
-use common::{OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, TENANT, TestApp, TestDb};
+use common::{
+    OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, TENANT, TestApp, TestDb,
+    browser::{Browser, CHROME_ON_WINDOWS, FIREFOX_ON_MACOS, SAFARI_ON_IOS},
+};
 use libero::server::db::Db;
-use reqwest::{StatusCode, cookie::CookieStore};
+use reqwest::StatusCode;
 use serde_json::Value;
 
 const STAFF_TOKEN: &str = "demo-staff-token";
 const DANA: &str = "c7-user-dana";
 const SAM: &str = "c7-user-sam";
 
-const CHROME_ON_WINDOWS: &str =
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
-const FIREFOX_ON_MACOS: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:127.0) Gecko/20100101 Firefox/127.0";
-const SAFARI_ON_IOS: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
-
-/// A browser of its own: its own cookie jar, its own `User-Agent`, redirects off.
-struct Browser {
-    client: reqwest::Client,
-    jar: Arc<reqwest::cookie::Jar>,
-    base: String,
-}
-
 impl Browser {
-    fn new(app: &TestApp, user_agent: &str) -> Self {
-        let jar = Arc::new(reqwest::cookie::Jar::default());
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .cookie_provider(jar.clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(user_agent)
-            .build()
-            .unwrap();
-        Self { client, jar, base: app.base.clone() }
-    }
-
-    /// A new browser in which `token`'s user of `tenant` signs in.
-    async fn signed_in(app: &TestApp, user_agent: &str, tenant: &str, token: &str) -> Self {
-        let browser = Self::new(app, user_agent);
-        let url = format!("{}/app?tenantId={tenant}&account={token}&adminUITheme=light", browser.base);
-        let response = browser.client.get(url).send().await.unwrap();
-        common::signed_in_page(response).await; // the sign-in answers with the dashboard
-        assert!(browser.cookie().is_some(), "the browser holds a session cookie");
-        browser
-    }
-
-    /// The `__libero_session=…` cookie this browser holds.
-    fn cookie(&self) -> Option<String> {
-        let header = self.jar.cookies(&self.base.parse().unwrap())?;
-        header.to_str().unwrap().split("; ").find(|c| c.starts_with("__libero_session=")).map(str::to_owned)
-    }
-
-    /// The session token inside the signed cookie (the value is the 44-character HMAC, then the
-    /// token).
-    fn token(&self) -> String {
-        let cookie = self.cookie().expect("cookie held");
-        let value = cookie.trim_start_matches("__libero_session=");
-        value.replace("%2B", "+").replace("%2F", "/").replace("%3D", "=")[44..].to_owned()
-    }
-
-    async fn dashboard_status(&self) -> StatusCode {
-        self.client.get(format!("{}/app", self.base)).send().await.unwrap().status()
-    }
-
-    /// Asserts that this browser's session has ended: its dashboard is the "no session" page
-    /// saying so (the cookie it still sends is dead), never the landing page.
-    async fn assert_signed_out(&self, what: &str) {
-        let response = self.client.get(format!("{}/app", self.base)).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{what}");
-        common::no_session_page(response, "ended").await;
-    }
-
-    /// A POST as the app's own pages send it.
-    fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .post(format!("{}{path}", self.base))
-            .header("origin", &self.base)
-            .header("sec-fetch-site", "same-origin")
-    }
-
     /// `list_my_sessions`, which must succeed.
     async fn sessions(&self) -> Vec<Value> {
         let response = self.post("/api/list_my_sessions").send().await.unwrap();

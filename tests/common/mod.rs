@@ -2,6 +2,7 @@
 //! database, and talk to it over real HTTP.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod child;
 pub mod proxy;
 

@@ -667,8 +667,8 @@ struct ClientInfo {
 /// A sign-in that succeeded: the session's row and the page it opens, answered by
 /// [`open_signed_in`].
 struct Opened {
-    /// `app_sessions.id` of the session.
-    row_id: String,
+    /// The session as the sign-in just wrote it (no need to read it back).
+    current: CurrentSession,
     /// The page the sign-in was opened at, with its plain context: `<page>?<context>`.
     landing: String,
     /// A handoff code for the session (its hash is on the row), for a browser without script.
@@ -689,7 +689,7 @@ struct WithoutScript(String);
 /// browser that runs no script is sent on at once by a `<noscript>` refresh to the page with a
 /// handoff code instead.
 async fn open_signed_in(state: &AppState, mut req: Request, next: Next, opened: Opened) -> Response {
-    let Opened { row_id, landing, code, cookie } = opened;
+    let Opened { current, landing, code, cookie } = opened;
     if req.uri().path() != normalized(req.uri().path()) {
         // Opened at `/app/`: the router serves the page only at its own address, so the browser
         // is sent there, with a handoff code (the sign-in's answer before the page rendered itself).
@@ -708,14 +708,8 @@ async fn open_signed_in(state: &AppState, mut req: Request, next: Next, opened: 
         return error_page(ErrorKind::BadSignInLink);
     };
     *req.uri_mut() = uri;
-    let found = match session_of_row(state, row_id, Credential::SignIn, false).await {
-        Ok(Some(found)) => found,
-        // Ended between the sign-in's write and this read (a logout in another tab).
-        Ok(None) => return no_session_page(NoSession::Ended, StatusCode::UNAUTHORIZED, &state.config.frame_ancestors),
-        Err(err) => return unavailable(&err, true),
-    };
     req.extensions_mut().insert(WithoutScript(with_handoff(&landing, &code)));
-    let mut response = render_page(state, req, next, found).await;
+    let mut response = render_page(state, req, next, Found { current, expired: false }).await;
     if let Some(cookie) = cookie {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
@@ -821,7 +815,13 @@ async fn sign_in(
             Ok(true) => {
                 metrics::sign_in("same_user");
                 tracing::info!(tenant_id = %query.tenant_id, user_id = %user.id, "merchant reopened Libero");
-                return Ok(Opened { row_id: current.row_id.clone(), landing: query.landing, code, cookie: None });
+                let mut auth = (*current.auth).clone();
+                auth.account_token_hash = Some(account_hash);
+                auth.theme = theme;
+                auth.user_role = role;
+                let current =
+                    CurrentSession { auth: Arc::new(auth), row_id: current.row_id.clone(), via: Credential::SignIn };
+                return Ok(Opened { current, landing: query.landing, code, cookie: None });
             }
             // Deleted since it was read (a logout elsewhere): a new session, as for anyone else.
             Ok(false) => {}
@@ -869,16 +869,21 @@ async fn fast_path(
     theme: Option<Theme>,
     landing: String,
 ) -> Result<Opened, Response> {
-    if let Some(theme) = theme.filter(|t| *t != current.auth.theme)
-        && let Err(err) = state.sessions.store().set_theme(&current.row_id, theme).await
-    {
-        tracing::error!(error = %err, "could not update the session theme");
+    let mut auth = (*current.auth).clone();
+    if let Some(theme) = theme.filter(|t| *t != current.auth.theme) {
+        match state.sessions.store().set_theme(&current.row_id, theme).await {
+            Ok(true) => auth.theme = theme,
+            // Gone: the handoff write below finds it gone too and says so.
+            Ok(false) => {}
+            Err(err) => tracing::error!(error = %err, "could not update the session theme"),
+        }
     }
     let (code, handoff) = Handoff::issue(now());
     match state.sessions.store().set_handoff(&current.row_id, &handoff, None).await {
         Ok(true) => {
             metrics::sign_in("fast_path");
-            Ok(Opened { row_id: current.row_id, landing, code, cookie: None })
+            let current = CurrentSession { auth: Arc::new(auth), row_id: current.row_id, via: Credential::SignIn };
+            Ok(Opened { current, landing, code, cookie: None })
         }
         Ok(false) => {
             // Deleted between the lookup and now (a logout in another tab): sign in again.
@@ -970,7 +975,9 @@ async fn start_session(
     metrics::sign_in("ok");
     tracing::info!(tenant_id = %auth.tenant_id, user_id = %auth.user_id, "merchant signed in");
     let max_age = to_offset(auth.expires_at) - time::OffsetDateTime::now_utc();
-    Ok(Opened { row_id, landing, code, cookie: Some(state.sessions.issue(id, max_age)) })
+    let cookie = Some(state.sessions.issue(id, max_age));
+    let current = CurrentSession { auth: Arc::new(auth), row_id, via: Credential::SignIn };
+    Ok(Opened { current, landing, code, cookie })
 }
 
 /// `POST /logout`: the plain form POST of *Sign out* (before or without hydration, and the
