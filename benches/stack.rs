@@ -26,7 +26,7 @@ use axum::{
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use leptos::config::LeptosOptions;
-use libero::server::{AppState, Application, config::Config, sessions::store::Handoff};
+use libero::server::{config::Config, sessions::store::Handoff, startup::Application, state::AppState};
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
 
@@ -56,7 +56,7 @@ fn app(rt: &Runtime, dir: &std::path::Path) -> (Router, String) {
     let application = rt.block_on(Application::build(config, options)).expect("the app builds");
     let state = application.state().clone();
     let cookie = rt.block_on(signed_in(&state));
-    (libero::server::router(state), cookie)
+    (libero::server::startup::router(state), cookie)
 }
 
 /// Installs the demo winery and signs Dana in, as a sign-in would; returns her `Cookie` header.

@@ -8,6 +8,7 @@ use leptos_router::{
     path,
 };
 
+use crate::document::{FrameScript, HeadBasics};
 use crate::pages::{
     dashboard::Dashboard, landing::LandingRoute, not_found::NotFound, reports::SessionsReportPage,
     settings::SettingsRoute,
@@ -28,12 +29,14 @@ fn body_class() -> &'static str {
 }
 
 /// On a page rendered with a session: the tab token for this tab, and the script that keeps it
-/// (`src/pages/tab.js`). Both only in this `no-store` page.
+/// (`src/tab.js`). Both only in this `no-store` page.
 #[cfg(feature = "ssr")]
 fn tab_bootstrap() -> Option<AnyView> {
     use crate::server::sessions::TabBootstrap;
     let parts = use_context::<http::request::Parts>()?;
     let tab = parts.extensions.get::<TabBootstrap>().cloned()?;
+    // The page's forms carry the token too (`tab::form_token`).
+    provide_context(crate::tab::FormToken(tab.token.clone()));
     // The dashboard, where every visit starts, names the settings page's code (a lazily loaded
     // chunk) for the browser to prefetch once the page is interactive (`AppFrame`): opening
     // Settings then finds it in the HTTP cache. Not a `<link rel="prefetch">` here: Chromium
@@ -49,7 +52,7 @@ fn tab_bootstrap() -> Option<AnyView> {
                 data-expires-in=tab.expires_in.to_string()
                 data-via=tab.via.as_str()
             />
-            <script inner_html=crate::tab::BOOTSTRAP_SCRIPT></script>
+            <script inner_html=crate::document::BOOTSTRAP_SCRIPT></script>
             {tab.without_script.map(|url| view! {
                 <noscript><meta http-equiv="refresh" content=format!("0; url={url}")/></noscript>
             })}
@@ -65,45 +68,34 @@ fn tab_bootstrap() -> Option<AnyView> {
     None
 }
 
-/// Commerce7's frame script (`COMMERCE7_FRAME_SCRIPT`), `async` so that a page never waits on
-/// it: inside the admin it lets the admin size the frame to the page.
+/// Commerce7's frame script (`COMMERCE7_FRAME_SCRIPT`) and the stylesheet's hashed name, as the
+/// server resolved them at start-up (the same as its own error pages: Leptos'
+/// `HashedStylesheet` would read the hash file on every render).
 #[cfg(feature = "ssr")]
-fn frame_script() -> Option<impl IntoView> {
-    let src = use_context::<crate::server::AppState>()?.config.commerce7_frame_script.clone()?;
-    Some(view! { <script async src=src></script> })
+fn head_settings() -> (&'static str, Option<String>) {
+    let frame_script =
+        use_context::<crate::server::state::AppState>().and_then(|s| s.config.commerce7_frame_script.clone());
+    (crate::server::delivery::stylesheet_href(), frame_script)
 }
 
 /// The shell is rendered on the server only.
 #[cfg(not(feature = "ssr"))]
-fn frame_script() -> Option<()> {
-    None
+fn head_settings() -> (&'static str, Option<String>) {
+    ("", None)
 }
-
-/// The stylesheet under the name the build gave it (`libero.<hash>.css`), as the server resolved
-/// it at start-up: the same link as its own error pages, and no read of the hash file per page
-/// (Leptos' `HashedStylesheet` reads it on every render).
-#[cfg(feature = "ssr")]
-fn stylesheet() -> impl IntoView {
-    view! { <link id="leptos" rel="stylesheet" href=crate::server::delivery::stylesheet_href()/> }
-}
-
-/// The shell is rendered on the server only.
-#[cfg(not(feature = "ssr"))]
-fn stylesheet() -> impl IntoView {}
 
 /// The document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let (stylesheet, frame_script) = head_settings();
+    // Before the body: it provides the token the page's forms carry.
+    let bootstrap = tab_bootstrap();
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
-                <meta charset="utf-8"/>
-                <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                <meta name="color-scheme" content="light dark"/>
-                <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
-                {stylesheet()}
-                {tab_bootstrap()}
-                {frame_script()}
+                <HeadBasics stylesheet/>
+                {bootstrap}
+                <FrameScript src=frame_script/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod app;
 pub mod codec;
+pub mod document;
 pub mod error;
 pub mod pages;
 #[cfg(feature = "ssr")]

@@ -509,6 +509,21 @@ on_both_databases!(a_refused_sign_in_for_one_winery_keeps_another_winerys_sessio
     app.stop().await;
 });
 
+on_both_databases!(a_bare_bearer_scheme_is_refused_and_never_falls_back_to_the_cookie, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    app.install(TENANT).await;
+    app.sign_in(TENANT, OWNER_TOKEN).await;
+    // Control: the cookie alone is signed in.
+    let cookie_only = app.post_same_origin("/api/session_info").send().await.unwrap();
+    assert_eq!(tenant_of_session_info(cookie_only).await, TENANT);
+
+    for bare in ["Bearer", "bearer ", "Bearer   "] {
+        let call = app.post_same_origin("/api/session_info").header(header::AUTHORIZATION, bare).send().await.unwrap();
+        assert_eq!(call.status(), StatusCode::UNAUTHORIZED, "{bare:?}: a tab credential that verifies nothing");
+    }
+    app.stop().await;
+});
+
 on_both_databases!(the_plain_sign_out_form_ends_its_tabs_session_not_the_cookies, |kind: TestDb| async move {
     let Some(app) = TestApp::spawn(kind).await else { return };
     app.install(TENANT).await;

@@ -301,7 +301,7 @@ on_both_databases!(building_another_router_while_serving_never_stalls_the_dashbo
             let _runtime = runtime.enter();
             let mut built = 0_u32;
             while !stop.load(Ordering::Relaxed) {
-                drop(libero::server::router(state.clone()));
+                drop(libero::server::startup::router(state.clone()));
                 built += 1;
             }
             built

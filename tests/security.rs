@@ -470,7 +470,7 @@ fn inline_scripts_are_allowed(html: &str, nonce: &str) -> usize {
         if open.contains(&format!(r#"nonce="{nonce}""#)) {
             with_nonce += 1;
         } else {
-            assert_eq!(body, libero::tab::BOOTSTRAP_SCRIPT, "an inline script without the nonce: <script{open}>");
+            assert_eq!(body, libero::document::BOOTSTRAP_SCRIPT, "an inline script without the nonce: <script{open}>");
         }
     }
     with_nonce

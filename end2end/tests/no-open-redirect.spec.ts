@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { appFrame, openBrowser } from "../support/merchant";
 import { type Servers, useServers } from "../support/servers";
 
-// Issue 26, item 2: the "no session" page (`/resume`, src/pages/tab.js) is no open redirect. Its
+// Issue 26, item 2: the "no session" page (`/resume`, src/tab.js) is no open redirect. Its
 // *Reopen Libero from Commerce7* link (`target="_top"`) only ever leads to an origin
 // FRAME_ANCESTORS allows (the admin simulator's, in these tests) and only inside a frame of one;
 // a tenant in `window.name` is shown as "the winery this tab was opened for" only when it is the

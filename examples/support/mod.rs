@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use fake_commerce7::{FakeCommerce7, FakeConfig};
 use leptos::config::LeptosOptions;
-use libero::server::{Application, config::Config, db::Db};
+use libero::server::{config::Config, db::Db, startup::Application};
 
 /// A running app for a load script.
 pub struct Bench {

@@ -14,7 +14,7 @@ pub mod ssr {
     pub use crate::error::fail;
 
     use super::AppError;
-    use crate::server::{AppState, sessions::CurrentSession};
+    use crate::server::{sessions::CurrentSession, state::AppState};
     use leptos::prelude::*;
 
     /// The guard's validated session for this request, or 401. The first line of every

@@ -24,7 +24,7 @@ pub fn AppFrame<C: IntoView + 'static>(section: Section, children: TypedChildren
     // Why the last sign-out did not happen (the server or the network failed), if it did not.
     let (sign_out_failed, set_sign_out_failed) = signal(None::<String>);
     // In the browser: keep the tab token fresh while the merchant works.
-    Effect::new(move |_| crate::tab::keep_fresh());
+    Effect::new(move |_| super::credential::keep_fresh());
     // Once this page is interactive: the code of the pages reached from here, fetched ahead.
     Effect::new(move |_| prefetch_next_pages());
     let current = move |s: Section| if s == section { Some("page") } else { None };
@@ -54,7 +54,7 @@ pub fn AppFrame<C: IntoView + 'static>(section: Section, children: TypedChildren
                             set_sign_out_failed.set(Some(message));
                             set_signing_out.set(false);
                         };
-                        if crate::tab::sign_out_tab(&form, failed) {
+                        if super::credential::sign_out_tab(&form, failed) {
                             ev.prevent_default();
                         }
                     }
@@ -106,7 +106,7 @@ fn prefetch_next_pages() {}
 /// for a valid cookie of the same winery or explains that the session ended.
 pub fn leave_if_unauthorized(error: &AppError) {
     if matches!(error, AppError::Unauthorized) {
-        crate::tab::session_ended();
+        super::credential::session_ended();
     }
 }
 

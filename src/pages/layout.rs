@@ -2,19 +2,7 @@
 
 use leptos::prelude::*;
 
-/// The top bar with the brand, shared by the pages and the server's error pages.
-#[component]
-pub fn BrandHeader() -> impl IntoView {
-    view! {
-        <header class="topbar">
-            <a class="brand" href="/">
-                // The favicon (public/favicon.svg) is the mark; the name beside it is the text.
-                <img class="brand-mark" src="/favicon.svg" alt="" width="28" height="28"/>
-                <span class="brand-name">"Libero"</span>
-            </a>
-        </header>
-    }
-}
+use crate::document::BrandHeader;
 
 /// Brand header, main landmark and footer around a page's content.
 #[component]

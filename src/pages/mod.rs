@@ -1,6 +1,7 @@
 //! The pages a merchant sees.
 
 pub mod app_frame;
+pub mod credential;
 pub mod dashboard;
 pub mod landing;
 pub mod layout;

@@ -33,7 +33,7 @@ pub fn YourSessions() -> impl IntoView {
         if let Some(result) = sign_out_others.value().get() {
             outcome.set(Some(result.map(|done| {
                 if let Some(tab) = done.tab {
-                    crate::tab::adopt(tab);
+                    super::credential::adopt(tab);
                 }
                 let ended = match done.ended {
                     0 => "You were not signed in anywhere else.".to_owned(),

@@ -26,12 +26,12 @@ use tokio::sync::OnceCell;
 use tower_sessions::Session;
 
 use super::{
-    AppState,
     commerce7::Commerce7,
     sessions::{
         CurrentSession, TabBootstrap,
         guard::{current_session, mint_tab_token},
     },
+    state::AppState,
 };
 
 /// The re-authorisation path: one Commerce7 call per request, no session.

@@ -8,10 +8,10 @@ use leptos::config::get_configuration;
 use rand::{TryRngCore, rngs::OsRng};
 
 use super::{
-    Application,
     config::Config,
-    db::Db,
+    db::{Db, on_pool},
     sessions::{cleanup, manage, stats},
+    startup::Application,
     telemetry,
     terminal::escape_controls,
 };
@@ -339,17 +339,14 @@ type FoundRow = (
 
 /// The row of `row_id` with its client, read and nothing else (a dead row is shown, not deleted).
 async fn session_row(db: &Db, row_id: &str) -> Result<Option<FoundRow>, sqlx::Error> {
-    const COLUMNS: &str = "c.tenant_id, s.user_id, s.user_name, s.user_email, s.created_at, s.last_activity_at,
-                           s.expires_at, s.install_generation, c.install_generation, c.uninstalled_at IS NULL
-                      FROM app_sessions s JOIN clients c ON c.id = s.client_id";
-    match db {
-        Db::Sqlite(pool) => {
-            sqlx::query_as(&format!("SELECT {COLUMNS} WHERE s.id = ?1")).bind(row_id).fetch_optional(pool).await
-        }
-        Db::Postgres(pool) => {
-            sqlx::query_as(&format!("SELECT {COLUMNS} WHERE s.id = $1")).bind(row_id).fetch_optional(pool).await
-        }
-    }
+    on_pool!(db, |pool| sqlx::query_as(
+        "SELECT c.tenant_id, s.user_id, s.user_name, s.user_email, s.created_at, s.last_activity_at,
+                s.expires_at, s.install_generation, c.install_generation, c.uninstalled_at IS NULL
+           FROM app_sessions s JOIN clients c ON c.id = s.client_id WHERE s.id = $1",
+    )
+    .bind(row_id)
+    .fetch_optional(pool)
+    .await)
 }
 
 /// `libero sessions find --cookie …`: verifies the cookie as the server does

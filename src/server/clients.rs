@@ -7,7 +7,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::db::{Db, now};
+use super::db::{ClientKey, Db, now, on_pool};
 
 /// A tenant's client row, as the app uses it.
 #[derive(Debug, Clone, PartialEq)]
@@ -279,23 +279,13 @@ pub async fn settings(db: &Db, client_id: Uuid) -> Result<Option<StoredSettings>
         Option<String>,
         Option<String>,
     );
-    let row: Option<Row> =
-        match db {
-            Db::Sqlite(pool) => sqlx::query_as(
-                "SELECT settings, updated_at, org_name, org_contact, user_email, org_address, org_website, org_phone
-                   FROM clients WHERE id = ?1",
-            )
-            .bind(client_id.to_string())
-            .fetch_optional(pool)
-            .await?,
-            Db::Postgres(pool) => sqlx::query_as(
-                "SELECT settings, updated_at, org_name, org_contact, user_email, org_address, org_website, org_phone
+    let row: Option<Row> = on_pool!(db, |pool| sqlx::query_as(
+        "SELECT settings, updated_at, org_name, org_contact, user_email, org_address, org_website, org_phone
                    FROM clients WHERE id = $1",
-            )
-            .bind(client_id)
-            .fetch_optional(pool)
-            .await?,
-        };
+    )
+    .bind(ClientKey(client_id))
+    .fetch_optional(pool)
+    .await?);
     Ok(row.map(|(Json(settings), version, org_name, org_contact, user_email, address, website, phone)| {
         StoredSettings {
             settings,
@@ -318,28 +308,16 @@ pub async fn save_settings<T: Serialize + Sync>(
 ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     // A new version must differ from the old one even within the same microsecond.
     let version = now().max(expected_version + chrono::TimeDelta::microseconds(1));
-    let updated = match db {
-        Db::Sqlite(pool) => {
-            sqlx::query("UPDATE clients SET settings = ?1, updated_at = ?2 WHERE id = ?3 AND updated_at = ?4")
-                .bind(Json(settings))
-                .bind(version)
-                .bind(client_id.to_string())
-                .bind(expected_version)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        }
-        Db::Postgres(pool) => {
-            sqlx::query("UPDATE clients SET settings = $1, updated_at = $2 WHERE id = $3 AND updated_at = $4")
-                .bind(Json(settings))
-                .bind(version)
-                .bind(client_id)
-                .bind(expected_version)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        }
-    };
+    let updated = on_pool!(db, |pool| {
+        sqlx::query("UPDATE clients SET settings = $1, updated_at = $2 WHERE id = $3 AND updated_at = $4")
+            .bind(Json(settings))
+            .bind(version)
+            .bind(ClientKey(client_id))
+            .bind(expected_version)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
     Ok((updated == 1).then_some(version))
 }
 

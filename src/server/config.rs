@@ -6,6 +6,8 @@
 
 use std::{fmt, time::Duration};
 
+use super::db::Backend;
+
 /// The default database: an SQLite file next to the process, created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://libero.db";
 /// Commerce7's public API.
@@ -289,10 +291,7 @@ impl Config {
         };
 
         let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-        if !(database_url.starts_with("sqlite:")
-            || database_url.starts_with("postgres://")
-            || database_url.starts_with("postgresql://"))
-        {
+        if Backend::of_url(&database_url).is_none() {
             return Err(ConfigError::Invalid {
                 name: "DATABASE_URL",
                 value: database_url.split('@').next_back().unwrap_or_default().to_owned(),

@@ -3,7 +3,7 @@
 //! Scripts may come from the app itself (`/pkg`), from Commerce7's frame script
 //! (`COMMERCE7_FRAME_SCRIPT`, by its exact URL), from inline scripts that carry this answer's
 //! nonce (Leptos puts it on its hydration and streaming scripts: [`provide_request_nonce`]), or
-//! be the tab bootstrap (`src/pages/tab.js`, inlined on signed-in and error pages), allowed by
+//! be the tab bootstrap (`src/tab.js`, inlined on signed-in and error pages), allowed by
 //! its SHA-256; WebAssembly may be compiled (`'wasm-unsafe-eval'`). No plugins, no `<base>`, and
 //! only the app itself and `FRAME_ANCESTORS` may frame it.
 
@@ -32,7 +32,7 @@ impl ContentSecurityPolicy {
     /// The policy of an app that `ancestors` (`FRAME_ANCESTORS`) may frame and whose pages load
     /// `frame_script` (`COMMERCE7_FRAME_SCRIPT`, allowed by its exact URL).
     pub fn new(ancestors: &[String], frame_script: Option<&str>) -> Self {
-        let bootstrap = STANDARD.encode(Sha256::digest(crate::tab::BOOTSTRAP_SCRIPT.as_bytes()));
+        let bootstrap = STANDARD.encode(Sha256::digest(crate::document::BOOTSTRAP_SCRIPT.as_bytes()));
         let frame_script = frame_script.map(|url| format!(" {url}")).unwrap_or_default();
         let tail = format!(
             "' 'sha256-{bootstrap}'{frame_script} 'wasm-unsafe-eval'; object-src 'none'; base-uri 'none'; {}",
@@ -91,7 +91,7 @@ mod tests {
         let policy = ContentSecurityPolicy::new(&["https://*.platform.commerce7.com".into()], Some(script));
         let value = policy.with_nonce("abc123");
         let value = value.to_str().unwrap();
-        let bootstrap = STANDARD.encode(Sha256::digest(crate::tab::BOOTSTRAP_SCRIPT.as_bytes()));
+        let bootstrap = STANDARD.encode(Sha256::digest(crate::document::BOOTSTRAP_SCRIPT.as_bytes()));
         assert_eq!(
             value,
             format!(

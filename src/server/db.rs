@@ -1,16 +1,21 @@
 //! The database: SQLite (embedded default) or PostgreSQL (production), chosen by `DATABASE_URL`.
 //!
-//! Both backends run the same operations; each query is written once per dialect, explicitly,
-//! and every one of them is exercised by the integration tests on both databases.
+//! Both backends run the same operations, and every one of them is exercised by the integration
+//! tests on both databases. A query is written once where its SQL is the same on both
+//! ([`on_pool!`]: sqlx numbers parameters `$1`, `$2`, … on SQLite as on PostgreSQL), and once per
+//! dialect only where the SQL truly differs.
 
 use std::{str::FromStr, time::Duration};
 
 use sqlx::{
     PgPool, Postgres, Sqlite, SqlitePool,
+    encode::IsNull,
+    error::BoxDynError,
     migrate::{MigrateError, Migrator},
     pool::PoolOptions,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
+use uuid::Uuid;
 
 /// The SQLite migrations embedded in this binary.
 pub static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -43,6 +48,48 @@ async fn within<T>(timeout: Duration, read: impl Future<Output = Result<T, sqlx:
     tokio::time::timeout(timeout, read).await.unwrap_or(Err(sqlx::Error::PoolTimedOut))
 }
 
+/// Runs `$body` with `$pool` bound to whichever pool `$db` holds: one SQL text, and one set of
+/// binds, for both databases.
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::server::db::Db::Sqlite($pool) => $body,
+            $crate::server::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// A client's id as a query parameter: a `uuid` on PostgreSQL, its hyphenated text on SQLite
+/// (each database's type of `clients.id` and `app_sessions.client_id`), so that one query binds
+/// it the same way on both.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientKey(pub Uuid);
+
+impl sqlx::Type<Sqlite> for ClientKey {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <String as sqlx::Type<Sqlite>>::type_info()
+    }
+}
+
+impl<'q> sqlx::Encode<'q, Sqlite> for ClientKey {
+    fn encode_by_ref(&self, buf: &mut Vec<sqlx::sqlite::SqliteArgumentValue<'q>>) -> Result<IsNull, BoxDynError> {
+        <String as sqlx::Encode<'q, Sqlite>>::encode(self.0.to_string(), buf)
+    }
+}
+
+impl sqlx::Type<Postgres> for ClientKey {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <Uuid as sqlx::Type<Postgres>>::type_info()
+    }
+}
+
+impl sqlx::Encode<'_, Postgres> for ClientKey {
+    fn encode_by_ref(&self, buf: &mut sqlx::postgres::PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        <Uuid as sqlx::Encode<'_, Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
 /// A connection pool to one of the two supported databases.
 #[derive(Clone, Debug)]
 pub enum Db {
@@ -61,10 +108,40 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The database a `DATABASE_URL` names (`postgres://`, `postgresql://` or `sqlite:`), `None`
+    /// for anything else: the one reading of its scheme (settings, start-up, doctor, import).
+    pub fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else {
+            None
+        }
+    }
+
+    /// Its name, for people.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "SQLite",
+            Self::Postgres => "PostgreSQL",
+        }
+    }
+
+    /// Its migrations, as this binary embeds them.
+    pub fn migrator(self) -> &'static Migrator {
+        match self {
+            Self::Sqlite => &SQLITE_MIGRATIONS,
+            Self::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+}
+
 impl Db {
     /// Connects to `url`, creating the SQLite file if it does not exist.
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if Backend::of_url(url) == Some(Backend::Postgres) {
             let pool = pool_options::<Postgres>(10).connect(url).await?;
             Ok(Self::Postgres(pool))
         } else {
@@ -81,10 +158,7 @@ impl Db {
 
     /// Applies the pending migrations of this backend.
     pub async fn migrate(&self) -> Result<(), MigrateError> {
-        match self {
-            Self::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
-            Self::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
-        }
+        on_pool!(self, |pool| self.backend().migrator().run(pool).await)
     }
 
     /// Which backend this is.
@@ -97,18 +171,12 @@ impl Db {
 
     /// A cheap round trip, for readiness checks.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        match self {
-            Self::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
-            Self::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
-        }
+        on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))
     }
 
     /// Closes every connection (graceful shutdown).
     pub async fn close(&self) {
-        match self {
-            Self::Sqlite(pool) => pool.close().await,
-            Self::Postgres(pool) => pool.close().await,
-        }
+        on_pool!(self, |pool| pool.close().await)
     }
 }
 

@@ -17,16 +17,14 @@ use std::{
 };
 
 use sqlx::{
-    Connection, PgConnection, SqliteConnection,
-    migrate::{Migration, Migrator},
-    postgres::PgConnectOptions,
+    Connection, PgConnection, SqliteConnection, migrate::Migration, postgres::PgConnectOptions,
     sqlite::SqliteConnectOptions,
 };
 
 use super::config::{self, Config, DEFAULT_COMMERCE7_API_URL, DEFAULT_DATABASE_URL};
 use super::terminal::redact_url;
 // What `libero migrate` would apply.
-use super::db::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+use super::db::Backend;
 
 /// How long the database may take to accept a connection.
 pub const DATABASE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -190,27 +188,6 @@ enum Database {
     Unusable(Check),
 }
 
-#[derive(Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    fn migrator(self) -> &'static Migrator {
-        match self {
-            Self::Sqlite => &SQLITE_MIGRATIONS,
-            Self::Postgres => &POSTGRES_MIGRATIONS,
-        }
-    }
-    fn name(self) -> &'static str {
-        match self {
-            Self::Sqlite => "SQLite",
-            Self::Postgres => "PostgreSQL",
-        }
-    }
-}
-
 impl Database {
     fn check(&self) -> Check {
         match self {
@@ -246,7 +223,7 @@ async fn connect(url: &str) -> Database {
     let shown = redact_url(url);
     let unusable = |message: String| Database::Unusable(Check::new("database", Status::Fail, message));
     let started = Instant::now();
-    let conn = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    let conn = if Backend::of_url(url) == Some(Backend::Postgres) {
         let options = match PgConnectOptions::from_str(url) {
             Ok(options) => options,
             Err(err) => return unusable(format!("DATABASE_URL {shown} cannot be used: {err}")),

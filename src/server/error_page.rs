@@ -21,7 +21,7 @@ use axum::{
 use leptos::prelude::*;
 
 use super::delivery::stylesheet_href;
-use crate::pages::layout::BrandHeader;
+use crate::document::{BOOTSTRAP_SCRIPT, BrandHeader, FrameScript, HeadBasics};
 
 /// What the error pages of one app need from its settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -198,15 +198,10 @@ fn server_page<V: IntoView + 'static>(
             <!DOCTYPE html>
             <html lang="en">
                 <head>
-                    <meta charset="utf-8"/>
-                    <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                    <meta name="color-scheme" content="light dark"/>
+                    <HeadBasics stylesheet=stylesheet_href()/>
                     <title>{title}</title>
-                    <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
-                    <link rel="stylesheet" href=stylesheet_href()/>
-                    {script.then(|| view! { <script inner_html=crate::tab::BOOTSTRAP_SCRIPT></script> })}
-                    // Commerce7's frame script sizes the frame; `async`: a page never waits on it.
-                    {frame_script.map(|src| view! { <script async src=src.to_string()></script> })}
+                    {script.then(|| view! { <script inner_html=BOOTSTRAP_SCRIPT></script> })}
+                    <FrameScript src=frame_script.map(|src| src.to_string())/>
                 </head>
                 // No theme class: the system's, until the tab's script knows the admin's.
                 <body>
@@ -273,7 +268,7 @@ impl NoSession {
 
 /// The page a signed-in address shows when there is no session: never the public landing page
 /// inside the admin. It explains what happened in the merchant's words and offers the way back
-/// to the Commerce7 admin; its script (`pages/tab.js`) first resumes the tab's own session when
+/// to the Commerce7 admin; its script (`src/tab.js`) first resumes the tab's own session when
 /// the tab still holds one. `no-store`, and no `Referer` leaves it. The way back (`#reopen`)
 /// carries `FRAME_ANCESTORS` in `data-frame-ancestors`: the script shows it only in a frame whose
 /// top-level origin that list (`FRAME_ANCESTORS`, `ancestors`) allows.

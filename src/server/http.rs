@@ -17,7 +17,11 @@ use tower_http::{
     trace::{DefaultOnBodyChunk, DefaultOnEos, DefaultOnFailure, TraceLayer},
 };
 
-use super::AppState;
+use super::{
+    metrics,
+    sessions::{secrets_match, stats},
+    state::AppState,
+};
 
 /// How long `/readyz` waits for the database before answering 503.
 const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -57,11 +61,43 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 /// The credentials of `Authorization: <scheme> <credentials>` when the scheme is `scheme`.
 /// Schemes are case-insensitive (RFC 9110 §11.1: `basic`, `BASIC` and `Basic` are one scheme);
-/// the credentials are returned as sent, without surrounding spaces.
+/// the credentials are returned as sent, without surrounding spaces — empty when the header names
+/// the scheme with nothing after it (a credential that verifies nothing, not an absent header).
 pub fn authorization_credentials<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (given, credentials) = value.trim_start().split_once(' ')?;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (given, credentials) = value.split_once(' ').unwrap_or((value, ""));
     given.eq_ignore_ascii_case(scheme).then(|| credentials.trim())
+}
+
+fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
+    let Some(given) = authorization_credentials(headers, "Bearer") else {
+        return false;
+    };
+    secrets_match(given.as_bytes(), expected.as_bytes())
+}
+
+/// `GET /metrics`: 404 unless `METRICS_TOKEN` is set; 401 without the right bearer token.
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> axum::response::Response {
+    let Some(token) = state.config.metrics_token.as_ref() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if !bearer_matches(&headers, token.expose()) {
+        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))])
+            .into_response();
+    }
+    match stats::counts_with_idle(&state.db, state.config.session_idle_timeout).await {
+        Ok((rows, active)) => metrics::session_counts(rows, active),
+        Err(err) => tracing::warn!(error = %err, "metrics: could not count sessions"),
+    }
+    state.metrics.run_upkeep();
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 fn no_store() -> [(HeaderName, HeaderValue); 1] {
@@ -173,7 +209,7 @@ fn is_bounded_token(id: &HeaderValue) -> bool {
 /// Drops a sent `x-request-id` that is not a bounded token — it goes into every log line of the
 /// request and back to the client — so that tower-http's `SetRequestId` makes a fresh one
 /// (`MakeRequestUuid`). The request-id layers, outermost first: this, `SetRequestIdLayer`,
-/// `PropagateRequestIdLayer` (see `server::router`).
+/// `PropagateRequestIdLayer` (see `startup::router`).
 pub fn sanitize_request_id<B>(mut req: Request<B>) -> Request<B> {
     if req.headers().get(X_REQUEST_ID).is_some_and(|id| !is_bounded_token(id)) {
         req.headers_mut().remove(X_REQUEST_ID);
@@ -215,8 +251,15 @@ mod tests {
     fn another_scheme_or_no_header_gives_no_credentials() {
         assert_eq!(authorization_credentials(&authorization("Bearer abc="), "Basic"), None);
         assert_eq!(authorization_credentials(&authorization("Basicabc="), "Basic"), None, "no space: not the scheme");
-        assert_eq!(authorization_credentials(&authorization("Basic"), "Basic"), None);
         assert_eq!(authorization_credentials(&HeaderMap::new(), "Basic"), None);
+    }
+
+    #[test]
+    fn a_scheme_with_nothing_after_it_gives_empty_credentials_that_still_decide() {
+        // A bare `Bearer` is a tab credential that verifies nothing (401), never "no header",
+        // which would let the cookie decide.
+        assert_eq!(authorization_credentials(&authorization("Bearer"), "Bearer"), Some(""));
+        assert_eq!(authorization_credentials(&authorization(" basic  "), "Basic"), Some(""));
     }
 
     /// Log lines written as JSON into memory, as `LOG_FORMAT=json` writes them.
@@ -259,7 +302,7 @@ mod tests {
         }
     }
 
-    /// The layers of `server::router` over a handler that answers with `answer`.
+    /// The layers of `startup::router` over a handler that answers with `answer`.
     async fn through_stack(
         request: Request<Body>,
         answer: impl FnOnce(Request<Body>) -> Response<Body>,

@@ -33,8 +33,8 @@ use sqlx::{
 
 use super::{
     clients::{self, Installation},
-    db::{self, Db},
-    sessions::guard::is_tenant_slug,
+    db::{self, Backend, Db},
+    sessions::tab::is_tenant_slug,
     terminal::{escape_controls, redact_url},
 };
 
@@ -245,7 +245,7 @@ async fn write_one(db: &Db, install: &Installation) -> Result<Outcome, sqlx::Err
 async fn read_source(url: &str) -> Result<Vec<SourceClient>, String> {
     let shown = redact_url(url);
     let fail = |err: String| format!("cannot read the TypeScript app's database {shown}: {}", scrub(&err, url));
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+    if Backend::of_url(url) != Some(Backend::Postgres) {
         return Err(format!(
             "--from must be the TypeScript app's PostgreSQL URL (postgres://user:password@host:5432/postgres), got {}",
             if url.contains("://") { shown.clone() } else { "something else".to_owned() }
@@ -315,7 +315,7 @@ async fn read_destination(url: &str) -> Result<(HashMap<String, bool>, Migration
         let message = format!("no answer within {} s", CONNECT_TIMEOUT.as_secs());
         sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, message))
     };
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if Backend::of_url(url) == Some(Backend::Postgres) {
         let options = PgConnectOptions::from_str(url)?;
         let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
             .await

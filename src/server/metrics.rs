@@ -1,19 +1,22 @@
 //! Prometheus metrics (the `metrics` facade with `metrics-exporter-prometheus`), served on
-//! `/metrics` behind `METRICS_TOKEN`.
+//! `/metrics` behind `METRICS_TOKEN` ([`http::metrics`](super::http::metrics)). A leaf: it
+//! imports nothing of Libero's.
 
 use std::{collections::HashMap, sync::OnceLock, time::Duration};
 
 use axum::{
-    extract::{MatchedPath, State},
-    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
-    response::{IntoResponse, Response},
+    extract::MatchedPath,
+    http::{Method, StatusCode},
+    response::Response,
 };
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
-use super::{AppState, sessions::stats};
+/// Sets the session gauges ([`SESSION_ROWS`], [`ACTIVE_SESSIONS`]) to a fresh count.
+pub fn session_counts(rows: i64, active: i64) {
+    gauge!(SESSION_ROWS).set(rows as f64);
+    gauge!(ACTIVE_SESSIONS).set(active as f64);
+}
 
 /// Sessions created at sign-in.
 pub const SESSIONS_CREATED: &str = "libero_sessions_created_total";
@@ -196,40 +199,6 @@ pub async fn track(req: axum::extract::Request, next: axum::middleware::Next) ->
     let response = next.run(req).await;
     record_http(method, route.as_ref(), response.status(), started.elapsed());
     response
-}
-
-fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
-    let Some(given) = crate::server::http::authorization_credentials(headers, "Bearer") else {
-        return false;
-    };
-    Sha256::digest(given.as_bytes()).ct_eq(&Sha256::digest(expected.as_bytes())).into()
-}
-
-/// `GET /metrics`: 404 unless `METRICS_TOKEN` is set; 401 without the right bearer token.
-pub async fn endpoint(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(token) = state.config.metrics_token.as_ref() else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    if !bearer_matches(&headers, token.expose()) {
-        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))])
-            .into_response();
-    }
-    match stats::counts_with_idle(&state.db, state.config.session_idle_timeout).await {
-        Ok((rows, active)) => {
-            gauge!(SESSION_ROWS).set(rows as f64);
-            gauge!(ACTIVE_SESSIONS).set(active as f64);
-        }
-        Err(err) => tracing::warn!(error = %err, "metrics: could not count sessions"),
-    }
-    state.metrics.run_upkeep();
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-        state.metrics.render(),
-    )
-        .into_response()
 }
 
 #[cfg(test)]

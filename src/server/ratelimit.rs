@@ -9,15 +9,12 @@ use std::{
 };
 
 use axum::{
-    Json,
-    extract::{ConnectInfo, Request, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    middleware::Next,
-    response::{IntoResponse, Response},
+    extract::{ConnectInfo, Request},
+    http::{HeaderMap, HeaderValue},
 };
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 
-use super::{AppState, config::RateLimit, metrics};
+use super::config::RateLimit;
 
 /// One keyed limiter.
 #[derive(Clone)]
@@ -176,31 +173,15 @@ fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
         .or_else(|| entry.trim_start_matches('[').trim_end_matches(']').parse().ok())
 }
 
-/// The client IP of a request, by the app's proxy setting.
-pub fn request_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
+/// The client IP of a request, trusting `trusted_proxy_hops` proxies (`TRUSTED_PROXY_HOPS`).
+pub fn request_ip(req: &Request, trusted_proxy_hops: usize) -> Option<IpAddr> {
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| *addr);
-    client_ip(req.headers(), peer, state.config.trusted_proxy_hops)
+    client_ip(req.headers(), peer, trusted_proxy_hops)
 }
 
 /// Whole seconds to wait, at least 1.
 pub fn retry_after(wait: Duration) -> HeaderValue {
     HeaderValue::from((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))
-}
-
-/// Middleware for `/install` and `/uninstall`.
-pub async fn limit_callbacks(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let (Some(limiter), Some(ip)) = (&state.limits.callbacks, request_ip(&state, &req))
-        && let Err(wait) = limiter.check(ip)
-    {
-        metrics::rate_limited("callbacks");
-        tracing::warn!(%ip, "callback rate limit exceeded");
-        let mut response =
-            (StatusCode::TOO_MANY_REQUESTS, Json(serde_json::json!({ "ok": false, "error": "too many requests" })))
-                .into_response();
-        response.headers_mut().insert(header::RETRY_AFTER, retry_after(wait));
-        return response;
-    }
-    next.run(req).await
 }
 
 #[cfg(test)]

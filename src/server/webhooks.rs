@@ -18,16 +18,36 @@ use axum::{
 };
 use base64::Engine;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::{
-    AppState,
     clients::{self, Installation, Organization},
     config::Config,
     http::authorization_credentials,
-    sessions::guard::is_tenant_slug,
+    metrics, ratelimit,
+    sessions::{secrets_match, tab::is_tenant_slug},
+    state::AppState,
 };
+
+/// Middleware for `/install` and `/uninstall`.
+pub async fn limit_callbacks(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let (Some(limiter), Some(ip)) =
+        (&state.limits.callbacks, ratelimit::request_ip(&req, state.config.trusted_proxy_hops))
+        && let Err(wait) = limiter.check(ip)
+    {
+        metrics::rate_limited("callbacks");
+        tracing::warn!(%ip, "callback rate limit exceeded");
+        let mut response =
+            (StatusCode::TOO_MANY_REQUESTS, Json(serde_json::json!({ "ok": false, "error": "too many requests" })))
+                .into_response();
+        response.headers_mut().insert(header::RETRY_AFTER, ratelimit::retry_after(wait));
+        return response;
+    }
+    next.run(req).await
+}
 
 fn reply(status: StatusCode, error: &str) -> Response {
     (status, Json(json!({ "ok": false, "error": error }))).into_response()
@@ -58,9 +78,8 @@ pub fn basic_auth_matches(config: &Config, headers: &HeaderMap) -> bool {
         return false;
     };
     let (given_user, given_password) = (&decoded[..split], &decoded[split + 1..]);
-    let user_ok = Sha256::digest(given_user).ct_eq(&Sha256::digest(user.as_bytes()));
-    let password_ok = Sha256::digest(given_password).ct_eq(&Sha256::digest(password.expose().as_bytes()));
-    (user_ok & password_ok).into()
+    // Both compared, whichever fails: `&`, not `&&`.
+    secrets_match(given_user, user.as_bytes()) & secrets_match(given_password, password.expose().as_bytes())
 }
 
 /// A callback body that passed validation.

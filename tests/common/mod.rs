@@ -11,7 +11,7 @@ use std::{collections::HashMap, net::SocketAddr, path::PathBuf};
 use chrono::{DateTime, Utc};
 use fake_commerce7::{FakeCommerce7, FakeConfig};
 use leptos::config::LeptosOptions;
-use libero::server::{Application, config::Config, db::Db};
+use libero::server::{config::Config, db::Db, startup::Application};
 use sqlx::{Connection, Executor, PgConnection};
 use tokio::sync::oneshot;
 
@@ -155,7 +155,7 @@ pub struct TestApp {
     pub base: String,
     pub db: Db,
     /// The running app's shared state (to build a second router beside it).
-    pub state: libero::server::AppState,
+    pub state: libero::server::state::AppState,
     pub database: FreshDatabase,
     pub c7: FakeCommerce7,
     /// A client that keeps cookies, never follows redirects and accepts the test's self-made

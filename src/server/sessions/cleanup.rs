@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::idle_cutoff;
+use super::active_since;
 use crate::server::{
     db::{Db, now},
     metrics,
@@ -23,7 +23,7 @@ pub async fn delete_expired(db: &Db, batch_size: i64, idle_timeout: Option<Durat
     let batch_size = batch_size.max(1);
     let now = now();
     // With the idle rule off, no `last_activity_at` is at or before the epoch.
-    let idle_before = idle_cutoff(now, idle_timeout).unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    let idle_before = active_since(now, idle_timeout);
     let mut total = 0;
     loop {
         let deleted = delete_batch(db, now, idle_before, batch_size).await?;

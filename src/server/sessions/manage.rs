@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{store::AppSessionStore, user_agent::Device};
-use crate::server::db::{Db, bounded, now};
+use super::{active_since, store::AppSessionStore, user_agent::Device};
+use crate::server::db::{ClientKey, Db, bounded, now, on_pool};
 
 /// HMAC-SHA256 (the `hmac` crate, as the tab tokens and form errors use it).
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
@@ -52,17 +52,8 @@ impl SessionHandles {
 
     /// Whether `handle` names `row_id` (compared in constant time).
     pub fn names(&self, handle: &str, row_id: &str) -> bool {
-        use subtle::ConstantTimeEq;
-        bool::from(self.of(row_id).as_bytes().ct_eq(handle.as_bytes()))
+        super::secrets_match(handle.as_bytes(), self.of(row_id).as_bytes())
     }
-}
-
-/// The earliest `last_activity_at` of a session that is not idle: `now - idle`, or the epoch
-/// (no limit) when the idle rule is off. Matches the store's rule (idle when `>= idle`).
-pub(super) fn active_since(now: DateTime<Utc>, idle: Option<Duration>) -> DateTime<Utc> {
-    idle.and_then(|idle| chrono::TimeDelta::from_std(idle).ok())
-        .and_then(|idle| now.checked_sub_signed(idle))
-        .unwrap_or(DateTime::UNIX_EPOCH)
 }
 
 /// One of the signed-in user's active sessions, as stored (server-side only: it has the row id).
@@ -81,10 +72,6 @@ pub struct OwnSession {
 }
 
 /// [`list_own`]'s query on SQLite. `?3` is now, `?4` the idle cut-off.
-const SQLITE_LIST_OWN: &str = "SELECT id, ip_address, user_agent, created_at, last_activity_at FROM app_sessions
-     WHERE client_id = ?1 AND user_id = ?2 AND expires_at > ?3 AND last_activity_at > ?4
-     ORDER BY last_activity_at DESC, created_at DESC LIMIT 100";
-
 /// The active sessions of one user of one tenant, most recently used first (the dashboard's
 /// panel), within
 /// [`READ_TIMEOUT`](crate::server::db::READ_TIMEOUT) like the session itself.
@@ -96,34 +83,19 @@ pub async fn list_own(
 ) -> Result<Vec<OwnSession>, sqlx::Error> {
     let now = now();
     let since = active_since(now, idle);
-    match store.db() {
-        Db::Sqlite(pool) => {
-            bounded(
-                sqlx::query_as(SQLITE_LIST_OWN)
-                    .bind(client_id.to_string())
-                    .bind(user_id)
-                    .bind(now)
-                    .bind(since)
-                    .fetch_all(pool),
-            )
-            .await
-        }
-        Db::Postgres(pool) => {
-            bounded(
-                sqlx::query_as(
-                    "SELECT id, ip_address, user_agent, created_at, last_activity_at FROM app_sessions
-                 WHERE client_id = $1 AND user_id = $2 AND expires_at > $3 AND last_activity_at > $4
-                 ORDER BY last_activity_at DESC, created_at DESC LIMIT 100",
-                )
-                .bind(client_id)
-                .bind(user_id)
-                .bind(now)
-                .bind(since)
-                .fetch_all(pool),
-            )
-            .await
-        }
-    }
+    on_pool!(store.db(), |pool| bounded(
+        sqlx::query_as(
+            "SELECT id, ip_address, user_agent, created_at, last_activity_at FROM app_sessions
+              WHERE client_id = $1 AND user_id = $2 AND expires_at > $3 AND last_activity_at > $4
+              ORDER BY last_activity_at DESC, created_at DESC LIMIT 100",
+        )
+        .bind(ClientKey(client_id))
+        .bind(user_id)
+        .bind(now)
+        .bind(since)
+        .fetch_all(pool),
+    )
+    .await)
 }
 
 /// Ends the session that `handle` names among this user's own sessions; `false` when none does
@@ -135,118 +107,62 @@ pub async fn end_own(
     handles: &SessionHandles,
     handle: &str,
 ) -> Result<bool, sqlx::Error> {
-    let ids: Vec<String> = match db {
-        Db::Sqlite(pool) => {
-            sqlx::query_scalar("SELECT id FROM app_sessions WHERE client_id = ?1 AND user_id = ?2")
-                .bind(client_id.to_string())
-                .bind(user_id)
-                .fetch_all(pool)
-                .await?
-        }
-        Db::Postgres(pool) => {
-            sqlx::query_scalar("SELECT id FROM app_sessions WHERE client_id = $1 AND user_id = $2")
-                .bind(client_id)
-                .bind(user_id)
-                .fetch_all(pool)
-                .await?
-        }
-    };
+    let ids: Vec<String> = on_pool!(db, |pool| {
+        sqlx::query_scalar("SELECT id FROM app_sessions WHERE client_id = $1 AND user_id = $2")
+            .bind(ClientKey(client_id))
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?
+    });
     let Some(id) = ids.into_iter().find(|id| handles.names(handle, id)) else {
         return Ok(false);
     };
     // The scope again in the DELETE itself: the id alone never decides.
-    let deleted = match db {
-        Db::Sqlite(pool) => sqlx::query("DELETE FROM app_sessions WHERE id = ?1 AND client_id = ?2 AND user_id = ?3")
+    let deleted =
+        on_pool!(db, |pool| sqlx::query("DELETE FROM app_sessions WHERE id = $1 AND client_id = $2 AND user_id = $3")
             .bind(&id)
-            .bind(client_id.to_string())
+            .bind(ClientKey(client_id))
             .bind(user_id)
             .execute(pool)
             .await?
-            .rows_affected(),
-        Db::Postgres(pool) => sqlx::query("DELETE FROM app_sessions WHERE id = $1 AND client_id = $2 AND user_id = $3")
-            .bind(&id)
-            .bind(client_id)
-            .bind(user_id)
-            .execute(pool)
-            .await?
-            .rows_affected(),
-    };
+            .rows_affected());
     Ok(deleted == 1)
 }
 
 /// Ends every session of this user of this tenant except `keep` (the current one's row id);
 /// returns how many.
 pub async fn end_own_others(db: &Db, client_id: Uuid, user_id: &str, keep: &str) -> Result<u64, sqlx::Error> {
-    let deleted = match db {
-        Db::Sqlite(pool) => sqlx::query("DELETE FROM app_sessions WHERE client_id = ?1 AND user_id = ?2 AND id <> ?3")
-            .bind(client_id.to_string())
+    let deleted =
+        on_pool!(db, |pool| sqlx::query("DELETE FROM app_sessions WHERE client_id = $1 AND user_id = $2 AND id <> $3")
+            .bind(ClientKey(client_id))
             .bind(user_id)
             .bind(keep)
             .execute(pool)
             .await?
-            .rows_affected(),
-        Db::Postgres(pool) => {
-            sqlx::query("DELETE FROM app_sessions WHERE client_id = $1 AND user_id = $2 AND id <> $3")
-                .bind(client_id)
-                .bind(user_id)
-                .bind(keep)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        }
-    };
+            .rows_affected());
     Ok(deleted)
 }
 
 /// `clients.id` of a tenant, installed or not.
 pub async fn client_of_tenant(db: &Db, tenant_id: &str) -> Result<Option<Uuid>, sqlx::Error> {
-    let id: Option<String> = match db {
-        Db::Sqlite(pool) => {
-            sqlx::query_scalar("SELECT id FROM clients WHERE tenant_id = ?1")
-                .bind(tenant_id)
-                .fetch_optional(pool)
-                .await?
-        }
-        Db::Postgres(pool) => {
-            sqlx::query_scalar("SELECT id::text FROM clients WHERE tenant_id = $1")
-                .bind(tenant_id)
-                .fetch_optional(pool)
-                .await?
-        }
-    };
+    let id: Option<String> =
+        on_pool!(db, |pool| sqlx::query_scalar("SELECT CAST(id AS TEXT) FROM clients WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_optional(pool)
+            .await?);
     id.map(|id| Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e)))).transpose()
 }
 
 /// Deletes every session of a tenant, or of one user of it; returns how many.
 pub async fn revoke(db: &Db, client_id: Uuid, user_id: Option<&str>) -> Result<u64, sqlx::Error> {
-    let deleted = match (db, user_id) {
-        (Db::Sqlite(pool), None) => sqlx::query("DELETE FROM app_sessions WHERE client_id = ?1")
-            .bind(client_id.to_string())
-            .execute(pool)
-            .await?
-            .rows_affected(),
-        (Db::Sqlite(pool), Some(user_id)) => {
-            sqlx::query("DELETE FROM app_sessions WHERE client_id = ?1 AND user_id = ?2")
-                .bind(client_id.to_string())
-                .bind(user_id)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        }
-        (Db::Postgres(pool), None) => sqlx::query("DELETE FROM app_sessions WHERE client_id = $1")
-            .bind(client_id)
-            .execute(pool)
-            .await?
-            .rows_affected(),
-        (Db::Postgres(pool), Some(user_id)) => {
-            sqlx::query("DELETE FROM app_sessions WHERE client_id = $1 AND user_id = $2")
-                .bind(client_id)
-                .bind(user_id)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        }
-    };
+    let deleted = on_pool!(db, |pool| sqlx::query(
+        "DELETE FROM app_sessions WHERE client_id = $1 AND ($2 IS NULL OR user_id = $2)"
+    )
+    .bind(ClientKey(client_id))
+    .bind(user_id)
+    .execute(pool)
+    .await?
+    .rows_affected());
     Ok(deleted)
 }
 
@@ -302,28 +218,16 @@ pub async fn list_tenant(
 ) -> Result<TenantSessions, sqlx::Error> {
     let now = now();
     let since = active_since(now, idle);
-    let rows: Vec<TenantRow> = match db {
-        Db::Sqlite(pool) => sqlx::query_as(
-            "SELECT user_id, user_name, user_email, ip_address, user_agent, created_at, last_activity_at, expires_at
-                 FROM app_sessions WHERE client_id = ?1 AND expires_at > ?2 AND last_activity_at > ?3
-                 ORDER BY user_id, last_activity_at DESC",
-        )
-        .bind(client_id.to_string())
-        .bind(now)
-        .bind(since)
-        .fetch_all(pool)
-        .await?,
-        Db::Postgres(pool) => sqlx::query_as(
-            "SELECT user_id, user_name, user_email, ip_address, user_agent, created_at, last_activity_at, expires_at
+    let rows: Vec<TenantRow> = on_pool!(db, |pool| sqlx::query_as(
+        "SELECT user_id, user_name, user_email, ip_address, user_agent, created_at, last_activity_at, expires_at
                  FROM app_sessions WHERE client_id = $1 AND expires_at > $2 AND last_activity_at > $3
                  ORDER BY user_id, last_activity_at DESC",
-        )
-        .bind(client_id)
-        .bind(now)
-        .bind(since)
-        .fetch_all(pool)
-        .await?,
-    };
+    )
+    .bind(ClientKey(client_id))
+    .bind(now)
+    .bind(since)
+    .fetch_all(pool)
+    .await?);
     let sessions = rows
         .into_iter()
         .map(|row| ListedSession {
@@ -400,13 +304,6 @@ mod tests {
         assert!(handles.names(&handle, &id));
         assert!(!handles.names(&handle, &crate::server::sessions::hash_token("other-token")));
         assert!(!handles.names("", &id));
-    }
-
-    #[test]
-    fn without_an_idle_timeout_every_last_activity_counts() {
-        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        assert_eq!(active_since(now, None), DateTime::UNIX_EPOCH);
-        assert_eq!(active_since(now, Some(Duration::from_secs(3600))), now - chrono::TimeDelta::hours(1));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod user_agent;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub use cookie::{SessionCookies, session_layer};
@@ -105,10 +106,9 @@ impl AuthSession {
     /// Whether `account` is the token this session was verified with (compared in constant
     /// time over the hashes). A session without a recorded token matches none.
     pub fn was_verified_with(&self, account: &str) -> bool {
-        use subtle::ConstantTimeEq;
         self.account_token_hash
             .as_deref()
-            .is_some_and(|stored| bool::from(stored.as_bytes().ct_eq(hash_token(account).as_bytes())))
+            .is_some_and(|stored| secrets_match(stored.as_bytes(), hash_token(account).as_bytes()))
     }
 }
 
@@ -118,6 +118,13 @@ impl AuthSession {
 pub fn idle_cutoff(now: DateTime<Utc>, idle_timeout: Option<std::time::Duration>) -> Option<DateTime<Utc>> {
     let idle = chrono::TimeDelta::from_std(idle_timeout?).ok()?;
     now.checked_sub_signed(idle)
+}
+
+/// The earliest `last_activity_at` of a session that is not idle at `now` ([`idle_cutoff`]), or
+/// the epoch when the idle rule is off: the lower bound the lists, the cleanup and the statistics
+/// query with.
+pub fn active_since(now: DateTime<Utc>, idle_timeout: Option<std::time::Duration>) -> DateTime<Utc> {
+    idle_cutoff(now, idle_timeout).unwrap_or(DateTime::UNIX_EPOCH)
 }
 
 /// A chrono instant as tower-sessions' `time` instant (microsecond precision, like the
@@ -130,8 +137,15 @@ pub fn to_offset(dt: DateTime<Utc>) -> time::OffsetDateTime {
 /// SHA-256 (hex) of a token: of a cookie token, the `app_sessions.id` of that token; of a
 /// Commerce7 account token, the `app_sessions.account_token_hash` it is recognised by.
 pub fn hash_token(token: &str) -> String {
-    use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Whether `given` is `expected`, in time that depends on neither: both are hashed (SHA-256)
+/// first, so not even their lengths show. The one comparison of secrets: handles, account tokens,
+/// the callbacks' Basic credentials, the metrics token.
+pub fn secrets_match(given: &[u8], expected: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    Sha256::digest(given).ct_eq(&Sha256::digest(expected)).into()
 }
 
 #[cfg(test)]
@@ -189,6 +203,7 @@ mod tests {
             Some(now - chrono::TimeDelta::hours(1))
         );
         assert_eq!(idle_cutoff(now, None), None);
+        assert_eq!(active_since(now, None), DateTime::UNIX_EPOCH, "no idle rule: every session is active");
     }
 
     #[test]

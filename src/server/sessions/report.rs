@@ -11,8 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::manage::{SessionHandles, active_since};
-use crate::server::db::{Db, now};
+use super::{active_since, manage::SessionHandles};
+use crate::server::db::{ClientKey, Db, now, on_pool};
 
 /// The Commerce7 roles that may see the report, exactly as Commerce7 names them.
 pub const REPORT_ROLES: [&str; 2] = ["Admin Owner", "Admin"];
@@ -58,32 +58,18 @@ pub struct TenantSession {
 pub async fn list_live(db: &Db, client_id: Uuid, idle: Option<Duration>) -> Result<Vec<TenantSession>, sqlx::Error> {
     let now = now();
     let since = active_since(now, idle);
-    match db {
-        Db::Sqlite(pool) => {
-            sqlx::query_as(
-                "SELECT id, user_id, user_name, user_email, user_agent, last_activity_at, expires_at FROM app_sessions
-                  WHERE client_id = ?1 AND expires_at > ?2 AND last_activity_at > ?3
-                  ORDER BY user_id, last_activity_at DESC, created_at DESC LIMIT 500",
-            )
-            .bind(client_id.to_string())
-            .bind(now)
-            .bind(since)
-            .fetch_all(pool)
-            .await
-        }
-        Db::Postgres(pool) => {
-            sqlx::query_as(
-                "SELECT id, user_id, user_name, user_email, user_agent, last_activity_at, expires_at FROM app_sessions
+    on_pool!(db, |pool| {
+        sqlx::query_as(
+            "SELECT id, user_id, user_name, user_email, user_agent, last_activity_at, expires_at FROM app_sessions
                   WHERE client_id = $1 AND expires_at > $2 AND last_activity_at > $3
                   ORDER BY user_id, last_activity_at DESC, created_at DESC LIMIT 500",
-            )
-            .bind(client_id)
-            .bind(now)
-            .bind(since)
-            .fetch_all(pool)
-            .await
-        }
-    }
+        )
+        .bind(ClientKey(client_id))
+        .bind(now)
+        .bind(since)
+        .fetch_all(pool)
+        .await
+    })
 }
 
 /// What *Sign out this person everywhere* did.
@@ -113,20 +99,12 @@ pub async fn end_user_everywhere(
     handles: &SessionHandles,
     handle: &str,
 ) -> Result<Ended, sqlx::Error> {
-    let rows: Vec<(String, String)> = match db {
-        Db::Sqlite(pool) => {
-            sqlx::query_as("SELECT id, user_id FROM app_sessions WHERE client_id = ?1")
-                .bind(client_id.to_string())
-                .fetch_all(pool)
-                .await?
-        }
-        Db::Postgres(pool) => {
-            sqlx::query_as("SELECT id, user_id FROM app_sessions WHERE client_id = $1")
-                .bind(client_id)
-                .fetch_all(pool)
-                .await?
-        }
-    };
+    let rows: Vec<(String, String)> = on_pool!(db, |pool| {
+        sqlx::query_as("SELECT id, user_id FROM app_sessions WHERE client_id = $1")
+            .bind(ClientKey(client_id))
+            .fetch_all(pool)
+            .await?
+    });
     let Some((id, user_id)) = rows.into_iter().find(|(id, _)| handles.names(handle, id)) else {
         return Ok(Ended::NotFound);
     };
@@ -135,28 +113,16 @@ pub async fn end_user_everywhere(
     }
     // The person is the one the named row belongs to *now*, within this tenant: the id alone
     // never decides, and a row that ended meanwhile ends nothing.
-    let deleted = match db {
-        Db::Sqlite(pool) => sqlx::query(
-            "DELETE FROM app_sessions WHERE client_id = ?1 AND user_id <> ?3
-                AND user_id = (SELECT user_id FROM app_sessions WHERE id = ?2 AND client_id = ?1)",
-        )
-        .bind(client_id.to_string())
-        .bind(&id)
-        .bind(me)
-        .execute(pool)
-        .await?
-        .rows_affected(),
-        Db::Postgres(pool) => sqlx::query(
-            "DELETE FROM app_sessions WHERE client_id = $1 AND user_id <> $3
+    let deleted = on_pool!(db, |pool| sqlx::query(
+        "DELETE FROM app_sessions WHERE client_id = $1 AND user_id <> $3
                 AND user_id = (SELECT user_id FROM app_sessions WHERE id = $2 AND client_id = $1)",
-        )
-        .bind(client_id)
-        .bind(&id)
-        .bind(me)
-        .execute(pool)
-        .await?
-        .rows_affected(),
-    };
+    )
+    .bind(ClientKey(client_id))
+    .bind(&id)
+    .bind(me)
+    .execute(pool)
+    .await?
+    .rows_affected());
     Ok(if deleted == 0 { Ended::NotFound } else { Ended::Sessions { user_id, ended: deleted } })
 }
 

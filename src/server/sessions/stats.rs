@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::idle_cutoff;
-use crate::server::db::{Db, now};
+use super::active_since;
+use crate::server::db::{Db, now, on_pool};
 
 /// What `libero sessions stats` reports.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -41,16 +41,11 @@ pub struct ClientSessions {
 
 type Totals = (i64, Option<i64>, Option<i64>, Option<i64>, i64, Option<f64>);
 
-/// With the idle rule off, no `last_activity_at` is at or before the epoch.
-fn idle_before(now: DateTime<Utc>, idle_timeout: Option<Duration>) -> DateTime<Utc> {
-    idle_cutoff(now, idle_timeout).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
-}
-
 /// Runs the monitoring query at `now`; sessions idle for `idle_timeout` or longer are not
 /// active (`None`: the idle rule is off).
 pub async fn collect(db: &Db, idle_timeout: Option<Duration>) -> Result<SessionStats, sqlx::Error> {
     let now: DateTime<Utc> = now();
-    let idle_before = idle_before(now, idle_timeout);
+    let idle_before = active_since(now, idle_timeout);
     let (totals, per_client): (Totals, Vec<(String, i64)>) = match db {
         Db::Sqlite(pool) => (
             sqlx::query_as(
@@ -125,31 +120,18 @@ pub async fn counts(db: &Db) -> Result<(i64, i64), sqlx::Error> {
 /// `(rows, active)`: active as in [`collect`], idle rows left out.
 pub async fn counts_with_idle(db: &Db, idle_timeout: Option<Duration>) -> Result<(i64, i64), sqlx::Error> {
     let now = now();
-    let idle_before = idle_before(now, idle_timeout);
-    match db {
-        Db::Sqlite(pool) => {
-            sqlx::query_as(
-                "SELECT COUNT(*),
-                        (SELECT COUNT(*) FROM app_sessions WHERE expires_at > ?1 AND last_activity_at > ?2)
-                 FROM app_sessions",
-            )
-            .bind(now)
-            .bind(idle_before)
-            .fetch_one(pool)
-            .await
-        }
-        Db::Postgres(pool) => {
-            sqlx::query_as(
-                "SELECT COUNT(*),
+    let idle_before = active_since(now, idle_timeout);
+    on_pool!(db, |pool| {
+        sqlx::query_as(
+            "SELECT COUNT(*),
                         (SELECT COUNT(*) FROM app_sessions WHERE expires_at > $1 AND last_activity_at > $2)
                  FROM app_sessions",
-            )
-            .bind(now)
-            .bind(idle_before)
-            .fetch_one(pool)
-            .await
-        }
-    }
+        )
+        .bind(now)
+        .bind(idle_before)
+        .fetch_one(pool)
+        .await
+    })
 }
 
 impl SessionStats {

@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use super::{AUTH_KEY, AuthSession, Theme, hash_token, idle_cutoff, to_offset};
 use crate::server::{
-    db::{Db, bounded, now},
+    db::{ClientKey, Db, bounded, now, on_pool},
     metrics,
 };
 
@@ -248,26 +248,15 @@ impl AppSessionStore {
     /// when this call wrote it.
     pub async fn touch(&self, key: &str, due_since: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
         let now = now();
-        let written = match &self.db {
-            Db::Sqlite(pool) => {
-                sqlx::query("UPDATE app_sessions SET last_activity_at = ?1 WHERE id = ?2 AND last_activity_at <= ?3")
-                    .bind(now)
-                    .bind(key)
-                    .bind(due_since)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
-            Db::Postgres(pool) => {
-                sqlx::query("UPDATE app_sessions SET last_activity_at = $1 WHERE id = $2 AND last_activity_at <= $3")
-                    .bind(now)
-                    .bind(key)
-                    .bind(due_since)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
-        };
+        let written = on_pool!(&self.db, |pool| {
+            sqlx::query("UPDATE app_sessions SET last_activity_at = $1 WHERE id = $2 AND last_activity_at <= $3")
+                .bind(now)
+                .bind(key)
+                .bind(due_since)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
         if written == 0 {
             return Ok(None);
         }
@@ -278,30 +267,17 @@ impl AppSessionStore {
     /// Records the role Commerce7 gives `user_id` now on every session of that user at the
     /// client `client_id` (every browser's): what the Report extension's access is decided by.
     pub async fn set_user_role(&self, client_id: Uuid, user_id: &str, role: Option<&str>) -> Result<(), sqlx::Error> {
-        match &self.db {
-            Db::Sqlite(pool) => {
-                sqlx::query(
-                    "UPDATE app_sessions SET user_role = ?1 WHERE client_id = ?2 AND user_id = ?3
-                        AND user_role IS NOT ?1",
-                )
-                .bind(role)
-                .bind(client_id.to_string())
-                .bind(user_id)
-                .execute(pool)
-                .await?;
-            }
-            Db::Postgres(pool) => {
-                sqlx::query(
-                    "UPDATE app_sessions SET user_role = $1 WHERE client_id = $2 AND user_id = $3
+        on_pool!(&self.db, |pool| {
+            sqlx::query(
+                "UPDATE app_sessions SET user_role = $1 WHERE client_id = $2 AND user_id = $3
                         AND user_role IS DISTINCT FROM $1",
-                )
-                .bind(role)
-                .bind(client_id)
-                .bind(user_id)
-                .execute(pool)
-                .await?;
-            }
-        }
+            )
+            .bind(role)
+            .bind(ClientKey(client_id))
+            .bind(user_id)
+            .execute(pool)
+            .await?;
+        });
         Ok(())
     }
 
@@ -318,60 +294,35 @@ impl AppSessionStore {
         handoff: &Handoff,
     ) -> Result<bool, sqlx::Error> {
         let now = now();
-        let updated = match &self.db {
-            Db::Sqlite(pool) => sqlx::query(
-                "UPDATE app_sessions SET account_token_hash = ?1, theme = ?2, handoff_hash = ?3,
-                        handoff_expires_at = ?4, updated_at = ?5, user_role = ?7
-                  WHERE id = ?6",
-            )
-            .bind(account_token_hash)
-            .bind(theme.as_str())
-            .bind(&handoff.hash)
-            .bind(handoff.expires_at)
-            .bind(now)
-            .bind(key)
-            .bind(user_role)
-            .execute(pool)
-            .await?
-            .rows_affected(),
-            Db::Postgres(pool) => sqlx::query(
-                "UPDATE app_sessions SET account_token_hash = $1, theme = $2, handoff_hash = $3,
+        let updated = on_pool!(&self.db, |pool| sqlx::query(
+            "UPDATE app_sessions SET account_token_hash = $1, theme = $2, handoff_hash = $3,
                         handoff_expires_at = $4, updated_at = $5, user_role = $7
                   WHERE id = $6",
-            )
-            .bind(account_token_hash)
-            .bind(theme.as_str())
-            .bind(&handoff.hash)
-            .bind(handoff.expires_at)
-            .bind(now)
-            .bind(key)
-            .bind(user_role)
-            .execute(pool)
-            .await?
-            .rows_affected(),
-        };
+        )
+        .bind(account_token_hash)
+        .bind(theme.as_str())
+        .bind(&handoff.hash)
+        .bind(handoff.expires_at)
+        .bind(now)
+        .bind(key)
+        .bind(user_role)
+        .execute(pool)
+        .await?
+        .rows_affected());
         Ok(updated == 1)
     }
 
     /// Sets the admin theme of the row `key`; `false` when the row is gone (it stays gone).
     pub async fn set_theme(&self, key: &str, theme: Theme) -> Result<bool, sqlx::Error> {
         let now = now();
-        let updated = match &self.db {
-            Db::Sqlite(pool) => sqlx::query("UPDATE app_sessions SET theme = ?1, updated_at = ?2 WHERE id = ?3")
+        let updated =
+            on_pool!(&self.db, |pool| sqlx::query("UPDATE app_sessions SET theme = $1, updated_at = $2 WHERE id = $3")
                 .bind(theme.as_str())
                 .bind(now)
                 .bind(key)
                 .execute(pool)
                 .await?
-                .rows_affected(),
-            Db::Postgres(pool) => sqlx::query("UPDATE app_sessions SET theme = $1, updated_at = $2 WHERE id = $3")
-                .bind(theme.as_str())
-                .bind(now)
-                .bind(key)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-        };
+                .rows_affected());
         Ok(updated == 1)
     }
 
@@ -379,61 +330,37 @@ impl AppSessionStore {
     /// now on, and an unused handoff code (one a copy of a token could have asked for) is
     /// cleared with it. The new generation, or `None` when the row is gone.
     pub async fn next_tab_generation(&self, key: &str) -> Result<Option<i64>, sqlx::Error> {
-        match &self.db {
-            Db::Sqlite(pool) => {
-                sqlx::query_scalar(
-                    "UPDATE app_sessions SET tab_generation = tab_generation + 1, handoff_hash = NULL,
-                            handoff_expires_at = NULL
-                      WHERE id = ?1 RETURNING tab_generation",
-                )
-                .bind(key)
-                .fetch_optional(pool)
-                .await
-            }
-            Db::Postgres(pool) => {
-                sqlx::query_scalar(
-                    "UPDATE app_sessions SET tab_generation = tab_generation + 1, handoff_hash = NULL,
+        on_pool!(&self.db, |pool| {
+            sqlx::query_scalar(
+                "UPDATE app_sessions SET tab_generation = tab_generation + 1, handoff_hash = NULL,
                             handoff_expires_at = NULL
                       WHERE id = $1 RETURNING tab_generation",
-                )
-                .bind(key)
-                .fetch_optional(pool)
-                .await
-            }
-        }
+            )
+            .bind(key)
+            .fetch_optional(pool)
+            .await
+        })
     }
 
     /// Deletes the row `key` if its tab-token generation is still `generation` (a sign-out with
     /// a tab token): `false` when nothing was deleted — the row is gone, or the token's
     /// generation has ended.
     pub async fn delete_at_generation(&self, key: &str, generation: i64) -> Result<bool, sqlx::Error> {
-        let deleted = match &self.db {
-            Db::Sqlite(pool) => sqlx::query("DELETE FROM app_sessions WHERE id = ?1 AND tab_generation = ?2")
+        let deleted =
+            on_pool!(&self.db, |pool| sqlx::query("DELETE FROM app_sessions WHERE id = $1 AND tab_generation = $2")
                 .bind(key)
                 .bind(generation)
                 .execute(pool)
                 .await?
-                .rows_affected(),
-            Db::Postgres(pool) => sqlx::query("DELETE FROM app_sessions WHERE id = $1 AND tab_generation = $2")
-                .bind(key)
-                .bind(generation)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-        };
+                .rows_affected());
         Ok(deleted == 1)
     }
 
     /// Deletes the row `key` (nothing when it is already gone).
     pub async fn delete_key(&self, key: &str) -> Result<(), sqlx::Error> {
-        match &self.db {
-            Db::Sqlite(pool) => {
-                sqlx::query("DELETE FROM app_sessions WHERE id = ?1").bind(key).execute(pool).await.map(drop)?
-            }
-            Db::Postgres(pool) => {
-                sqlx::query("DELETE FROM app_sessions WHERE id = $1").bind(key).execute(pool).await.map(drop)?
-            }
-        }
+        on_pool!(&self.db, |pool| {
+            sqlx::query("DELETE FROM app_sessions WHERE id = $1").bind(key).execute(pool).await.map(drop)?
+        });
         Ok(())
     }
 
@@ -518,48 +445,25 @@ impl AppSessionStore {
     pub async fn redeem_handoff(&self, code: &str) -> Result<Option<String>, sqlx::Error> {
         let hash = hash_token(code);
         let now = now();
-        match &self.db {
-            Db::Sqlite(pool) => {
-                let known: Option<String> = sqlx::query_scalar(
-                    "SELECT id FROM app_sessions WHERE handoff_hash = ?1 AND handoff_expires_at > ?2",
-                )
-                .bind(&hash)
-                .bind(now)
-                .fetch_optional(pool)
-                .await?;
-                if known.is_none() {
-                    return Ok(None);
-                }
-                sqlx::query_scalar(
-                    "UPDATE app_sessions SET handoff_hash = NULL, handoff_expires_at = NULL
-                      WHERE handoff_hash = ?1 AND handoff_expires_at > ?2 RETURNING id",
-                )
-                .bind(&hash)
-                .bind(now)
-                .fetch_optional(pool)
-                .await
+        on_pool!(&self.db, |pool| {
+            let known: Option<String> =
+                sqlx::query_scalar("SELECT id FROM app_sessions WHERE handoff_hash = $1 AND handoff_expires_at > $2")
+                    .bind(&hash)
+                    .bind(now)
+                    .fetch_optional(pool)
+                    .await?;
+            if known.is_none() {
+                return Ok(None);
             }
-            Db::Postgres(pool) => {
-                let known: Option<String> = sqlx::query_scalar(
-                    "SELECT id FROM app_sessions WHERE handoff_hash = $1 AND handoff_expires_at > $2",
-                )
-                .bind(&hash)
-                .bind(now)
-                .fetch_optional(pool)
-                .await?;
-                if known.is_none() {
-                    return Ok(None);
-                }
-                sqlx::query_scalar(
-                    "UPDATE app_sessions SET handoff_hash = NULL, handoff_expires_at = NULL
+            sqlx::query_scalar(
+                "UPDATE app_sessions SET handoff_hash = NULL, handoff_expires_at = NULL
                       WHERE handoff_hash = $1 AND handoff_expires_at > $2 RETURNING id",
-                )
-                .bind(&hash)
-                .bind(now)
-                .fetch_optional(pool)
-                .await
-            }
-        }
+            )
+            .bind(&hash)
+            .bind(now)
+            .fetch_optional(pool)
+            .await
+        })
     }
 
     /// Inserts a new row. Its timestamps are the identity's, all taken from one reading of the
@@ -574,64 +478,34 @@ impl AppSessionStore {
         handoff: Option<&Handoff>,
     ) -> Result<bool, sqlx::Error> {
         let (handoff_hash, handoff_expires_at) = handoff.map(|h| (&h.hash, h.expires_at)).unzip();
-        let inserted = match &self.db {
-            Db::Sqlite(pool) => sqlx::query(
-                "INSERT INTO app_sessions (id, client_id, user_id, user_name, user_email, theme, ip_address,
-                     user_agent, data, last_activity_at, expires_at, created_at, updated_at,
-                     install_generation, account_token_hash, handoff_hash, handoff_expires_at, tenant_id, user_role)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(key)
-            .bind(auth.client_id.to_string())
-            .bind(&auth.user_id)
-            .bind(&auth.user_name)
-            .bind(&auth.user_email)
-            .bind(auth.theme.as_str())
-            .bind(&auth.ip_address)
-            .bind(&auth.user_agent)
-            .bind(Json(data))
-            .bind(auth.last_activity_at)
-            .bind(auth.expires_at)
-            .bind(auth.created_at)
-            .bind(auth.install_generation)
-            .bind(&auth.account_token_hash)
-            .bind(handoff_hash)
-            .bind(handoff_expires_at)
-            .bind(&auth.tenant_id)
-            .bind(&auth.user_role)
-            .execute(pool)
-            .await?
-            .rows_affected(),
-            Db::Postgres(pool) => sqlx::query(
-                "INSERT INTO app_sessions (id, client_id, user_id, user_name, user_email, theme, ip_address,
+        let inserted = on_pool!(&self.db, |pool| sqlx::query(
+            "INSERT INTO app_sessions (id, client_id, user_id, user_name, user_email, theme, ip_address,
                      user_agent, data, last_activity_at, expires_at, created_at, updated_at,
                      install_generation, account_token_hash, handoff_hash, handoff_expires_at, tenant_id, user_role)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16, $17, $18)
                  ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(key)
-            .bind(auth.client_id)
-            .bind(&auth.user_id)
-            .bind(&auth.user_name)
-            .bind(&auth.user_email)
-            .bind(auth.theme.as_str())
-            .bind(&auth.ip_address)
-            .bind(&auth.user_agent)
-            .bind(Json(data))
-            .bind(auth.last_activity_at)
-            .bind(auth.expires_at)
-            .bind(auth.created_at)
-            .bind(auth.install_generation)
-            .bind(&auth.account_token_hash)
-            .bind(handoff_hash)
-            .bind(handoff_expires_at)
-            .bind(&auth.tenant_id)
-            .bind(&auth.user_role)
-            .execute(pool)
-            .await?
-            .rows_affected(),
-        };
+        )
+        .bind(key)
+        .bind(ClientKey(auth.client_id))
+        .bind(&auth.user_id)
+        .bind(&auth.user_name)
+        .bind(&auth.user_email)
+        .bind(auth.theme.as_str())
+        .bind(&auth.ip_address)
+        .bind(&auth.user_agent)
+        .bind(Json(data))
+        .bind(auth.last_activity_at)
+        .bind(auth.expires_at)
+        .bind(auth.created_at)
+        .bind(auth.install_generation)
+        .bind(&auth.account_token_hash)
+        .bind(handoff_hash)
+        .bind(handoff_expires_at)
+        .bind(&auth.tenant_id)
+        .bind(&auth.user_role)
+        .execute(pool)
+        .await?
+        .rows_affected());
         Ok(inserted == 1)
     }
 }
@@ -651,28 +525,16 @@ impl SessionStore for AppSessionStore {
         let key = hash_token(&record.id.to_string());
         let now = now();
         // UPDATE only: zero rows means the session was deleted meanwhile, and it stays deleted.
-        match &self.db {
-            Db::Sqlite(pool) => {
-                sqlx::query("UPDATE app_sessions SET data = ?1, theme = ?2, updated_at = ?3 WHERE id = ?4")
-                    .bind(Json(&data))
-                    .bind(auth.theme.as_str())
-                    .bind(now)
-                    .bind(&key)
-                    .execute(pool)
-                    .await
-                    .map(drop)
-            }
-            Db::Postgres(pool) => {
-                sqlx::query("UPDATE app_sessions SET data = $1, theme = $2, updated_at = $3 WHERE id = $4")
-                    .bind(Json(&data))
-                    .bind(auth.theme.as_str())
-                    .bind(now)
-                    .bind(&key)
-                    .execute(pool)
-                    .await
-                    .map(drop)
-            }
-        }
+        on_pool!(&self.db, |pool| {
+            sqlx::query("UPDATE app_sessions SET data = $1, theme = $2, updated_at = $3 WHERE id = $4")
+                .bind(Json(&data))
+                .bind(auth.theme.as_str())
+                .bind(now)
+                .bind(&key)
+                .execute(pool)
+                .await
+                .map(drop)
+        })
         .map_err(db_error)?;
         Ok(())
     }

@@ -22,8 +22,6 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::guard::is_tenant_slug;
-
 /// How long a tab token is accepted after it was minted. The hydrated app renews it well before.
 pub const TAB_TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
@@ -176,6 +174,11 @@ pub fn is_handoff_code(value: &str) -> bool {
     value.len() == 43 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Commerce7 tenant ids are slugs.
+pub fn is_tenant_slug(value: &str) -> bool {
+    !value.is_empty() && value.len() <= 100 && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,5 +278,14 @@ mod tests {
         assert_ne!(a, b);
         assert!(!is_handoff_code("short"));
         assert!(!is_handoff_code(&format!("{}.", &a[..42])));
+    }
+
+    #[test]
+    fn tenant_slugs_are_short_and_plain() {
+        assert!(is_tenant_slug("demo-winery"));
+        assert!(is_tenant_slug("winery_2"));
+        assert!(!is_tenant_slug(""));
+        assert!(!is_tenant_slug("a/b"));
+        assert!(!is_tenant_slug(&"a".repeat(101)));
     }
 }
