@@ -6,11 +6,9 @@
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod cli;
-pub mod clients;
 pub mod commerce7;
 pub mod config;
 pub mod csp;
-pub mod db;
 pub mod delivery;
 pub mod doctor;
 pub mod error_page;
@@ -24,3 +22,5 @@ pub mod state;
 pub mod telemetry;
 pub mod terminal;
 pub mod webhooks;
+
+pub use libero_sessions::{clients, db};

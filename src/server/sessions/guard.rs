@@ -211,7 +211,7 @@ async fn session_named(
     touch: bool,
 ) -> Result<Option<Found>, sqlx::Error> {
     match state.sessions.store().validate_key(&row_id).await? {
-        Ok((mut auth, _)) => {
+        Ok(mut auth) => {
             if let Some(claims) = claims
                 // The MAC binds the tenant to the row; a row never changes tenant. Checked all the same.
                 && (auth.tenant_id != claims.tenant_id || auth.tab_generation != claims.generation)

@@ -18,9 +18,9 @@ use sqlx::{
 use uuid::Uuid;
 
 /// The SQLite migrations embedded in this binary.
-pub static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+pub static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 /// The PostgreSQL migrations embedded in this binary.
-pub static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+pub static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
 
 /// How long a request waits for a pooled connection before answering "database unavailable".
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,15 +50,16 @@ async fn within<T>(timeout: Duration, read: impl Future<Output = Result<T, sqlx:
 
 /// Runs `$body` with `$pool` bound to whichever pool `$db` holds: one SQL text, and one set of
 /// binds, for both databases.
+#[macro_export]
 macro_rules! on_pool {
     ($db:expr, |$pool:ident| $body:expr) => {
         match $db {
-            $crate::server::db::Db::Sqlite($pool) => $body,
-            $crate::server::db::Db::Postgres($pool) => $body,
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
         }
     };
 }
-pub(crate) use on_pool;
+pub use crate::on_pool;
 
 /// A client's id as a query parameter: a `uuid` on PostgreSQL, its hyphenated text on SQLite
 /// (each database's type of `clients.id` and `app_sessions.client_id`), so that one query binds

@@ -7,7 +7,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::db::{ClientKey, Db, now, on_pool};
+use crate::db::{ClientKey, Db, now, on_pool};
 
 /// A tenant's client row, as the app uses it.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::active_since;
-use crate::server::db::{Db, now, on_pool};
+use crate::active_since;
+use crate::db::{Db, now, on_pool};
 
 /// What `libero sessions stats` reports.
 #[derive(Debug, Clone, PartialEq, Serialize)]

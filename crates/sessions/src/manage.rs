@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{active_since, store::AppSessionStore, user_agent::Device};
-use crate::server::db::{ClientKey, Db, bounded, now, on_pool};
+use crate::db::{ClientKey, Db, bounded, now, on_pool};
+use crate::{active_since, store::AppSessionStore, user_agent::Device};
 
 /// HMAC-SHA256 (the `hmac` crate, as the tab tokens and form errors use it).
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
@@ -52,7 +52,7 @@ impl SessionHandles {
 
     /// Whether `handle` names `row_id` (compared in constant time).
     pub fn names(&self, handle: &str, row_id: &str) -> bool {
-        super::secrets_match(handle.as_bytes(), self.of(row_id).as_bytes())
+        crate::secrets_match(handle.as_bytes(), self.of(row_id).as_bytes())
     }
 }
 
@@ -74,7 +74,7 @@ pub struct OwnSession {
 /// [`list_own`]'s query on SQLite. `?3` is now, `?4` the idle cut-off.
 /// The active sessions of one user of one tenant, most recently used first (the dashboard's
 /// panel), within
-/// [`READ_TIMEOUT`](crate::server::db::READ_TIMEOUT) like the session itself.
+/// [`READ_TIMEOUT`](crate::db::READ_TIMEOUT) like the session itself.
 pub async fn list_own(
     store: &AppSessionStore,
     client_id: Uuid,
@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn handles_are_short_stable_and_depend_on_the_secret() {
-        let id = crate::server::sessions::hash_token("some-token");
+        let id = crate::hash_token("some-token");
         let handles = SessionHandles::new("0123456789abcdef0123456789abcdef");
         let handle = handles.of(&id);
         assert_eq!(handle.len(), 32);
@@ -302,7 +302,7 @@ mod tests {
         assert_eq!(handle, SessionHandles::new("0123456789abcdef0123456789abcdef").of(&id), "stable");
         assert_ne!(handle, SessionHandles::new("another-secret-another-secret-0000").of(&id));
         assert!(handles.names(&handle, &id));
-        assert!(!handles.names(&handle, &crate::server::sessions::hash_token("other-token")));
+        assert!(!handles.names(&handle, &crate::hash_token("other-token")));
         assert!(!handles.names("", &id));
     }
 

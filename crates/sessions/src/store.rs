@@ -17,9 +17,7 @@ use std::{collections::HashMap, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
-use sqlx::types::Json;
-use tower_sessions::{
+use tower_sessions_core::{
     SessionStore,
     session::{Id, Record},
     session_store,
@@ -27,8 +25,8 @@ use tower_sessions::{
 use tower_sessions_sqlx_store::SqlxStoreError;
 use uuid::Uuid;
 
-use super::{AUTH_KEY, AuthSession, Theme, hash_token, idle_cutoff, to_offset};
-use crate::server::{
+use crate::{AUTH_KEY, AuthSession, Theme, hash_token, idle_cutoff, to_offset};
+use crate::{
     db::{ClientKey, Db, bounded, now, on_pool},
     metrics,
 };
@@ -78,8 +76,8 @@ pub struct Handoff {
 impl Handoff {
     /// A new random code (to send to the browser once) and what to store of it.
     pub fn issue(now: DateTime<Utc>) -> (String, Self) {
-        let code = super::tab::new_handoff_code();
-        let lifetime = chrono::TimeDelta::from_std(super::tab::HANDOFF_LIFETIME).expect("60 s fits");
+        let code = crate::tab::new_handoff_code();
+        let lifetime = chrono::TimeDelta::from_std(crate::tab::HANDOFF_LIFETIME).expect("60 s fits");
         let stored = Self { hash: hash_token(&code), expires_at: now + lifetime };
         (code, stored)
     }
@@ -93,22 +91,13 @@ pub struct AppSessionStore {
 }
 
 /// The session guard's one query: the session row by its primary key, alone (its client's state
-/// is the table's invariant, see the module: no join).
-macro_rules! select_session {
-    ($client_id:literal, $data:literal, $param:literal) => {
-        concat!(
-            "SELECT ",
-            $client_id,
-            ", user_id, user_name, user_email, theme, ip_address, user_agent, ",
-            $data,
-            ", last_activity_at, expires_at, created_at, install_generation, account_token_hash,
-             tenant_id, tab_generation, user_role FROM app_sessions WHERE id = ",
-            $param
-        )
-    };
-}
-const SQLITE_SELECT_SESSION: &str = select_session!("client_id", "data", "?1");
-const POSTGRES_SELECT_SESSION: &str = select_session!("client_id::text AS client_id", "data::text AS data", "$1");
+/// is the table's invariant, see the module: no join), and only the columns the identity is made
+/// of (not `data`: an app session keeps nothing else, see [`SessionStore::save`]). One text for
+/// both databases: `client_id` is a `uuid` on PostgreSQL, text on SQLite, and text to the row.
+const SELECT_SESSION: &str = "SELECT CAST(client_id AS TEXT) AS client_id, user_id, user_name, user_email, theme,
+        ip_address, user_agent, last_activity_at, expires_at, created_at, install_generation, account_token_hash,
+        tenant_id, tab_generation, user_role
+   FROM app_sessions WHERE id = $1";
 
 #[derive(sqlx::FromRow)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
@@ -121,7 +110,6 @@ struct SessionRow {
     theme: String,
     ip_address: Option<String>,
     user_agent: Option<String>,
-    data: String,
     last_activity_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
@@ -171,42 +159,36 @@ impl AppSessionStore {
         &self.db
     }
 
-    /// Loads and validates the session of a cookie token, as a tower-sessions record (the
-    /// identity under [`AUTH_KEY`], the rest from the `data` JSON).
+    /// Loads and validates the session of a cookie token, as a tower-sessions record: the
+    /// identity under [`AUTH_KEY`], and nothing else.
     pub async fn validate(&self, id: &Id) -> Result<Result<(AuthSession, Record), Invalid>, sqlx::Error> {
         let key = hash_token(&id.to_string());
-        let (auth, data) = match self.validate_key(&key).await? {
-            Ok(found) => found,
+        let auth = match self.validate_key(&key).await? {
+            Ok(auth) => auth,
             Err(reason) => return Ok(Err(reason)),
         };
-        let mut data: HashMap<String, Value> =
-            serde_json::from_str(&data).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-        data.insert(AUTH_KEY.to_owned(), serde_json::to_value(&auth).map_err(|e| sqlx::Error::Decode(Box::new(e)))?);
-        let record = Record { id: *id, data, expiry_date: to_offset(auth.expires_at) };
+        let identity = serde_json::to_value(&auth).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        let record = Record {
+            id: *id,
+            data: HashMap::from([(AUTH_KEY.to_owned(), identity)]),
+            expiry_date: to_offset(auth.expires_at),
+        };
         Ok(Ok((auth, record)))
     }
 
     /// Loads and validates the session whose row id is `key` — the guard's path for the cookie
     /// and the tab token alike: one prepared statement on the pool, within
-    /// [`READ_TIMEOUT`](crate::server::db::READ_TIMEOUT), the identity decoded straight from the
-    /// columns; the row's `data` JSON is returned as text, undecoded.
-    pub async fn validate_key(&self, key: &str) -> Result<Result<(AuthSession, String), Invalid>, sqlx::Error> {
-        let row: Option<SessionRow> = match &self.db {
-            Db::Sqlite(pool) => bounded(sqlx::query_as(SQLITE_SELECT_SESSION).bind(key).fetch_optional(pool)).await?,
-            Db::Postgres(pool) => {
-                bounded(sqlx::query_as(POSTGRES_SELECT_SESSION).bind(key).fetch_optional(pool)).await?
-            }
-        };
+    /// [`READ_TIMEOUT`](crate::db::READ_TIMEOUT), the identity decoded straight from the
+    /// columns.
+    pub async fn validate_key(&self, key: &str) -> Result<Result<AuthSession, Invalid>, sqlx::Error> {
+        let row: Option<SessionRow> =
+            on_pool!(&self.db, |pool| bounded(sqlx::query_as(SELECT_SESSION).bind(key).fetch_optional(pool)).await?);
         self.judge(key, row).await
     }
 
     /// The verdict on a session row read by `key` (`None`: no such row), counted in the metrics;
     /// a dead row is deleted on sight.
-    async fn judge(
-        &self,
-        key: &str,
-        row: Option<SessionRow>,
-    ) -> Result<Result<(AuthSession, String), Invalid>, sqlx::Error> {
+    async fn judge(&self, key: &str, row: Option<SessionRow>) -> Result<Result<AuthSession, Invalid>, sqlx::Error> {
         let Some(row) = row else {
             metrics::validation(Invalid::Missing.as_str());
             return Ok(Err(Invalid::Missing));
@@ -239,7 +221,7 @@ impl AppSessionStore {
             tab_generation: row.tab_generation,
             user_role: row.user_role,
         };
-        Ok(Ok((auth, row.data)))
+        Ok(Ok(auth))
     }
 
     /// Moves `last_activity_at` of the row `key` to now — unless another request already did so
@@ -364,12 +346,14 @@ impl AppSessionStore {
         Ok(())
     }
 
-    /// Splits a record into the identity (columns) and the rest (the `data` JSON).
-    fn split(record: &Record) -> Result<(AuthSession, HashMap<String, Value>), session_store::Error> {
-        let mut data = record.data.clone();
-        let auth = data.remove(AUTH_KEY).ok_or_else(|| backend("an app session needs a signed-in identity"))?;
-        let auth: AuthSession = serde_json::from_value(auth).map_err(backend)?;
-        Ok((auth, data))
+    /// The identity of a record ([`AUTH_KEY`]); refused when the record carries anything else:
+    /// an app session is its identity, whose parts are columns, and keeps no other data.
+    fn identity(record: &Record) -> Result<AuthSession, session_store::Error> {
+        let auth = record.data.get(AUTH_KEY).ok_or_else(|| backend("an app session needs a signed-in identity"))?;
+        if record.data.len() > 1 {
+            return Err(backend("an app session keeps no data beyond its identity"));
+        }
+        serde_json::from_value(auth.clone()).map_err(backend)
     }
 
     /// Creates the row of a new sign-in, with its handoff code's hash, under a fresh cookie token
@@ -378,7 +362,7 @@ impl AppSessionStore {
         loop {
             let id = Id::default();
             let key = hash_token(&id.to_string());
-            if self.insert(&key, auth, &HashMap::new(), Some(handoff)).await? {
+            if self.insert(&key, auth, Some(handoff)).await? {
                 metrics::session_created();
                 return Ok((id, key));
             }
@@ -470,19 +454,13 @@ impl AppSessionStore {
     /// app's clock at sign-in: `created_at` = `last_activity_at` = `updated_at`, and `expires_at`
     /// = `created_at` + `SESSION_TTL`. The database refuses it ([`is_not_installed`]) unless the
     /// client is installed at `auth.install_generation` under `auth.tenant_id`.
-    async fn insert(
-        &self,
-        key: &str,
-        auth: &AuthSession,
-        data: &HashMap<String, Value>,
-        handoff: Option<&Handoff>,
-    ) -> Result<bool, sqlx::Error> {
+    async fn insert(&self, key: &str, auth: &AuthSession, handoff: Option<&Handoff>) -> Result<bool, sqlx::Error> {
         let (handoff_hash, handoff_expires_at) = handoff.map(|h| (&h.hash, h.expires_at)).unzip();
         let inserted = on_pool!(&self.db, |pool| sqlx::query(
             "INSERT INTO app_sessions (id, client_id, user_id, user_name, user_email, theme, ip_address,
-                     user_agent, data, last_activity_at, expires_at, created_at, updated_at,
-                     install_generation, account_token_hash, handoff_hash, handoff_expires_at, tenant_id, user_role)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16, $17, $18)
+                     user_agent, last_activity_at, expires_at, created_at, updated_at, install_generation,
+                     account_token_hash, handoff_hash, handoff_expires_at, tenant_id, user_role)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14, $15, $16, $17)
                  ON CONFLICT (id) DO NOTHING",
         )
         .bind(key)
@@ -493,7 +471,6 @@ impl AppSessionStore {
         .bind(auth.theme.as_str())
         .bind(&auth.ip_address)
         .bind(&auth.user_agent)
-        .bind(Json(data))
         .bind(auth.last_activity_at)
         .bind(auth.expires_at)
         .bind(auth.created_at)
@@ -521,13 +498,12 @@ impl SessionStore for AppSessionStore {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let (auth, data) = Self::split(record)?;
+        let auth = Self::identity(record)?;
         let key = hash_token(&record.id.to_string());
         let now = now();
         // UPDATE only: zero rows means the session was deleted meanwhile, and it stays deleted.
         on_pool!(&self.db, |pool| {
-            sqlx::query("UPDATE app_sessions SET data = $1, theme = $2, updated_at = $3 WHERE id = $4")
-                .bind(Json(&data))
+            sqlx::query("UPDATE app_sessions SET theme = $1, updated_at = $2 WHERE id = $3")
                 .bind(auth.theme.as_str())
                 .bind(now)
                 .bind(&key)
@@ -557,7 +533,7 @@ impl SessionStore for AppSessionStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::clients::{self, Installation};
+    use crate::clients::{self, Installation};
 
     const HOUR: Duration = Duration::from_secs(3600);
 
@@ -627,8 +603,8 @@ mod tests {
             .await
             .unwrap();
 
-        let (auth, _) = store.validate_key(&key).await.unwrap().expect("valid");
-        let own = super::super::manage::list_own(&store, client_id, &auth.user_id, Some(HOUR)).await.unwrap();
+        let auth = store.validate_key(&key).await.unwrap().expect("valid");
+        let own = crate::manage::list_own(&store, client_id, &auth.user_id, Some(HOUR)).await.unwrap();
         let mut ids: Vec<&str> = own.iter().map(|s| s.id.as_str()).collect();
         ids.sort_unstable();
         let mut active = vec![key.as_str(), other.as_str()];
@@ -642,7 +618,7 @@ mod tests {
         let (store, client_id) = sqlite_store(&dir).await;
         let key = sign_in(&store, client_id, Some("Ana")).await;
 
-        let (auth, _) = store.validate_key(&key).await.unwrap().expect("valid");
+        let auth = store.validate_key(&key).await.unwrap().expect("valid");
         assert_eq!(auth.user_name.as_deref(), Some("Ana"));
         store.delete_key(&key).await.unwrap();
         assert_eq!(store.validate_key(&key).await.unwrap().err(), Some(Invalid::Missing));
@@ -679,6 +655,26 @@ mod tests {
         // Control: the sign-in's own path creates the row.
         sign_in(&store, client_id, Some("Ana")).await;
         assert_eq!(count().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_save_writes_the_identity_and_refuses_any_other_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, client_id) = sqlite_store(&dir).await;
+        let (id, key) =
+            store.create_signed_in(&signed_in(client_id, Some("Ana")), &Handoff::issue(now()).1).await.unwrap();
+        let (_, mut record) = store.validate(&id).await.unwrap().expect("valid");
+        assert_eq!(record.data.keys().collect::<Vec<_>>(), [AUTH_KEY], "the record is the identity alone");
+
+        record.data.insert("cart".to_owned(), serde_json::json!(["a bottle"]));
+        assert!(SessionStore::save(&store, &record).await.is_err(), "other data is refused");
+        // Control: the identity alone is saved (its theme is a column).
+        record.data.remove("cart");
+        let mut auth: AuthSession = serde_json::from_value(record.data[AUTH_KEY].clone()).unwrap();
+        auth.theme = Theme::Dark;
+        record.data.insert(AUTH_KEY.to_owned(), serde_json::to_value(&auth).unwrap());
+        SessionStore::save(&store, &record).await.unwrap();
+        assert_eq!(store.validate_key(&key).await.unwrap().expect("valid").theme, Theme::Dark);
     }
 
     fn at(minutes: i64) -> DateTime<Utc> {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::active_since;
-use crate::server::{
+use crate::active_since;
+use crate::{
     db::{Db, now},
     metrics,
 };

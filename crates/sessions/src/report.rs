@@ -2,7 +2,7 @@
 //! live session of the tenant, for the users Commerce7 calls `Admin Owner` or `Admin`, and
 //! *Sign out this person everywhere*.
 //!
-//! Same data rules as "Your sessions" ([`manage`](super::manage)): every query carries
+//! Same data rules as "Your sessions" ([`manage`](crate::manage)): every query carries
 //! `client_id = …` in its `WHERE` (the tenant is the signed-in user's, never the browser's word),
 //! and the browser names a session by its [`SessionHandles`] handle, never by its row id.
 
@@ -11,8 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{active_since, manage::SessionHandles};
-use crate::server::db::{ClientKey, Db, now, on_pool};
+use crate::db::{ClientKey, Db, now, on_pool};
+use crate::{active_since, manage::SessionHandles};
 
 /// The Commerce7 roles that may see the report, exactly as Commerce7 names them.
 pub const REPORT_ROLES: [&str; 2] = ["Admin Owner", "Admin"];
