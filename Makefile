@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export PATH := $(HOME)/.cargo/bin:$(CURDIR)/end2end/node_modules/.bin:$(PATH)
 
-.PHONY: help setup dev test bench release fake-commerce7 fmt
+.PHONY: help setup dev test bench release screenshots fake-commerce7 fmt
 
 help:
 	@echo "make dev    install what is missing, then run the app (http://127.0.0.1:3000) with live reload"
@@ -24,6 +24,10 @@ fake-commerce7:
 
 bench: setup
 	@python3 scripts/bench.py
+
+# The README's pictures (docs/images), taken by Playwright in the admin simulator.
+screenshots: setup
+	@scripts/screenshots.sh
 
 # The site with hashed names (target/site) and its hash file next to the server binary
 # (target/release/hash.txt), then the .br/.gz siblings the server sends as they are.

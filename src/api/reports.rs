@@ -115,7 +115,7 @@ pub async fn sign_out_user_everywhere(handle: String) -> Result<PersonSignedOut,
 
     let done = end_person(handle).await;
     crate::api::ssr::answer_plain_form(
-        crate::server::sessions::guard::REPORT_PAGE,
+        crate::server::sessions::REPORT_PAGE,
         SignOutUserEverywhere::PATH,
         done.as_ref().err(),
     )

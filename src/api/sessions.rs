@@ -129,7 +129,7 @@ mod ssr {
     /// asking gets a token of the new generation.
     pub async fn sign_out_others() -> Result<super::OthersSignedOut, AppError> {
         use crate::api::ssr::{fail, require_session, state, unavailable};
-        use crate::server::sessions::{Credential, guard::mint_tab_token, manage};
+        use crate::server::sessions::{Credential, credential::mint_tab_token, manage};
 
         let current = require_session()?;
         let state = state();

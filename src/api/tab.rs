@@ -24,7 +24,7 @@ pub struct RenewedTab {
 /// cookie alone gets 401 (it may belong to another winery's tab).
 #[server(prefix = "/api", endpoint = "renew_tab_token", output = crate::codec::Json, client = TabClient)]
 pub async fn renew_tab_token() -> Result<RenewedTab, AppError> {
-    use crate::server::sessions::guard::mint_tab_token;
+    use crate::server::sessions::credential::mint_tab_token;
 
     let current = ssr::require_bearer()?;
     let minted = mint_tab_token(&super::ssr::state(), &current);

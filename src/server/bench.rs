@@ -29,7 +29,7 @@ use super::{
     commerce7::Commerce7,
     sessions::{
         CurrentSession, TabBootstrap,
-        guard::{current_session, mint_tab_token},
+        credential::{current_session, mint_tab_token},
     },
     state::AppState,
 };

@@ -1,15 +1,12 @@
 //! How the front end reaches the browser: the `/pkg` files under content-hashed names, sent
 //! precompressed and cached for a year; everything else compressed on the fly and revalidated.
 //!
-//! The wasm is the largest thing a merchant downloads (≈ 650 KB in release, 258 KB gzip) and
-//! the admin opens Libero over whatever Wi-Fi the tasting room has, so it is compressed **once,
-//! at build time** (`scripts/precompress.mjs`: brotli quality 11, gzip level 9, written as
-//! `.br`/`.gz` siblings) and sent as a file: no CPU per request. Compressing it per request
-//! instead (measured with zlib on a 224 KB wasm on this 2-core machine, scaled to 650 KB) would
-//! cost ≈ 25 ms of one of the two cores for every download at brotli quality 4 — the most that is
-//! affordable on the fly — and its output is ≈ 17 % larger than quality 11's (≈ 35 KB, ≈ 0.2 s at
-//! 1.6 Mbps). Quality 11 takes ≈ 2 s of build time, once. HTML and server-function JSON are
-//! compressed on the fly at tower-http's defaults (brotli 4, gzip 6): a few KB, well under 1 ms.
+//! The wasm is the largest thing a merchant downloads and the admin opens Libero over whatever
+//! Wi-Fi the tasting room has, so it is compressed **once, at build time**
+//! (`scripts/precompress.mjs`: brotli quality 11, gzip level 9, written as `.br`/`.gz` siblings)
+//! and sent as a file: no CPU per request, and a smaller file than any quality affordable per
+//! request (what it saves: bench/profile.md, "Precompressed /pkg"). HTML and server-function JSON
+//! are a few KB, compressed on the fly at tower-http's defaults (brotli 4, gzip 6).
 //! Hashed names let browsers keep the files for a year without asking again.
 
 use std::{

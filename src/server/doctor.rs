@@ -596,31 +596,11 @@ fn secrets_in(env: &impl Fn(&str) -> Option<String>) -> Vec<String> {
         && let Some((_, password)) = userinfo.split_once(':')
     {
         secrets.push(password.to_owned());
-        secrets.push(percent_decode(password));
+        secrets.push(percent_encoding::percent_decode_str(password).decode_utf8_lossy().into_owned());
     }
     // Very short values would blank out ordinary words; they are not worth hiding anyway.
     secrets.retain(|secret| secret.len() >= 4);
     secrets
-}
-
-fn percent_decode(input: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push(high << 4 | low);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn scrub(line: &str, secrets: &[String]) -> String {

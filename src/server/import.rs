@@ -422,30 +422,12 @@ fn passwords_in(url: &str) -> Vec<String> {
             }
         }
     }
-    let decoded: Vec<String> = found.iter().map(|p| percent_decode(p)).collect();
+    let decoded: Vec<String> =
+        found.iter().map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned()).collect();
     found.extend(decoded);
     // Longest first, so that a password containing another is replaced whole.
     found.sort_by_key(|p| std::cmp::Reverse(p.len()));
     found
-}
-
-fn percent_decode(input: &str) -> String {
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(hex) = input.get(i + 1..i + 3)
-            && let Ok(byte) = u8::from_str_radix(hex, 16)
-        {
-            out.push(byte);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 // ---------------------------------------------------------------------------------------------

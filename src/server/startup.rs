@@ -164,8 +164,8 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
 
     let signed_in = Router::new()
-        .route("/logout", post(sessions::guard::logout))
-        .route("/resume", axum::routing::get(sessions::guard::resume_page))
+        .route("/logout", post(sessions::logout::logout))
+        .route("/resume", axum::routing::get(sessions::logout::resume_page))
         .leptos_routes_with_context(&state, routes, provide_state.clone(), {
             let options = options.clone();
             move || shell(options.clone())

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::active_since;
 use crate::{
-    db::{Db, now},
+    db::{Backend, Db, now, on_pool},
     metrics,
 };
 
@@ -45,29 +45,19 @@ async fn delete_batch(
     idle_before: DateTime<Utc>,
     batch_size: i64,
 ) -> Result<u64, sqlx::Error> {
-    Ok(match db {
-        Db::Sqlite(pool) => sqlx::query(
-            "DELETE FROM app_sessions WHERE id IN
-                 (SELECT id FROM app_sessions WHERE expires_at < ?1 OR last_activity_at <= ?2 LIMIT ?3)",
-        )
+    // PostgreSQL skips rows another transaction holds (a sign-in, a touch) instead of waiting.
+    let skip_locked = if db.backend() == Backend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+    let sql = format!(
+        "DELETE FROM app_sessions WHERE id IN
+             (SELECT id FROM app_sessions WHERE expires_at < $1 OR last_activity_at <= $2 LIMIT $3 {skip_locked})"
+    );
+    Ok(on_pool!(db, |pool| sqlx::query(&sql)
         .bind(now)
         .bind(idle_before)
         .bind(batch_size)
         .execute(pool)
         .await?
-        .rows_affected(),
-        Db::Postgres(pool) => sqlx::query(
-            "DELETE FROM app_sessions WHERE id IN
-                 (SELECT id FROM app_sessions WHERE expires_at < $1 OR last_activity_at <= $2
-                  LIMIT $3 FOR UPDATE SKIP LOCKED)",
-        )
-        .bind(now)
-        .bind(idle_before)
-        .bind(batch_size)
-        .execute(pool)
-        .await?
-        .rows_affected(),
-    })
+        .rows_affected()))
 }
 
 /// The server's background cleanup: every `interval`, logs what it deleted.

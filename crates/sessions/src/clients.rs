@@ -80,18 +80,15 @@ pub struct StoredSettings {
     pub organization: Organization,
 }
 
+/// A client as both databases return it: the id as text (`CAST(id AS TEXT)`).
 type ClientRow = (String, String, Option<String>, Option<DateTime<Utc>>, i64);
-type PgClientRow = (Uuid, String, Option<String>, Option<DateTime<Utc>>, i64);
 
-fn from_sqlite(
-    (id, tenant_id, org_name, uninstalled_at, install_generation): ClientRow,
-) -> Result<Client, sqlx::Error> {
+/// The columns of a [`ClientRow`].
+const CLIENT_COLUMNS: &str = "CAST(id AS TEXT), tenant_id, org_name, uninstalled_at, install_generation";
+
+fn client_of((id, tenant_id, org_name, uninstalled_at, install_generation): ClientRow) -> Result<Client, sqlx::Error> {
     let id = Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     Ok(Client { id, tenant_id, org_name, uninstalled_at, install_generation })
-}
-
-fn from_pg((id, tenant_id, org_name, uninstalled_at, install_generation): PgClientRow) -> Client {
-    Client { id, tenant_id, org_name, uninstalled_at, install_generation }
 }
 
 /// Records an install that carries no organisation address, website or phone: [`install_with`]
@@ -114,75 +111,39 @@ pub async fn install(db: &Db, install: &Installation) -> Result<Client, sqlx::Er
 /// and changes nothing about sessions.
 pub async fn install_with(db: &Db, install: &Installation, organization: &Organization) -> Result<Client, sqlx::Error> {
     let now = now();
-    match db {
-        Db::Sqlite(pool) => {
-            let row: ClientRow = sqlx::query_as(
-                "INSERT INTO clients (id, tenant_id, org_name, org_contact, user_id, user_email, install_data,
-                                      installed_at, uninstalled_at, created_at, updated_at,
-                                      org_address, org_website, org_phone)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?8, ?8, ?9, ?10, ?11)
-                 ON CONFLICT (tenant_id) DO UPDATE SET
-                     org_name = excluded.org_name, org_contact = excluded.org_contact,
-                     user_id = excluded.user_id, user_email = excluded.user_email,
-                     install_data = excluded.install_data,
-                     org_address = excluded.org_address, org_website = excluded.org_website,
-                     org_phone = excluded.org_phone,
-                     installed_at = CASE WHEN clients.uninstalled_at IS NULL
-                                         THEN clients.installed_at ELSE excluded.installed_at END,
-                     install_generation = clients.install_generation
-                                          + CASE WHEN clients.uninstalled_at IS NULL THEN 0 ELSE 1 END,
-                     uninstalled_at = NULL, updated_at = excluded.updated_at
-                 RETURNING id, tenant_id, org_name, uninstalled_at, install_generation",
-            )
-            .bind(Uuid::new_v4().to_string())
-            .bind(&install.tenant_id)
-            .bind(&install.org_name)
-            .bind(&install.org_contact)
-            .bind(&install.user_id)
-            .bind(&install.user_email)
-            .bind(Json(&install.install_data))
-            .bind(now)
-            .bind(&organization.address)
-            .bind(&organization.website)
-            .bind(&organization.phone)
-            .fetch_one(pool)
-            .await?;
-            from_sqlite(row)
-        }
-        Db::Postgres(pool) => {
-            let row: PgClientRow = sqlx::query_as(
-                "INSERT INTO clients (tenant_id, org_name, org_contact, user_id, user_email, install_data,
-                                      installed_at, uninstalled_at, created_at, updated_at,
-                                      org_address, org_website, org_phone)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $7, $7, $8, $9, $10)
-                 ON CONFLICT (tenant_id) DO UPDATE SET
-                     org_name = EXCLUDED.org_name, org_contact = EXCLUDED.org_contact,
-                     user_id = EXCLUDED.user_id, user_email = EXCLUDED.user_email,
-                     install_data = EXCLUDED.install_data,
-                     org_address = EXCLUDED.org_address, org_website = EXCLUDED.org_website,
-                     org_phone = EXCLUDED.org_phone,
-                     installed_at = CASE WHEN clients.uninstalled_at IS NULL
-                                         THEN clients.installed_at ELSE EXCLUDED.installed_at END,
-                     install_generation = clients.install_generation
-                                          + CASE WHEN clients.uninstalled_at IS NULL THEN 0 ELSE 1 END,
-                     uninstalled_at = NULL, updated_at = EXCLUDED.updated_at
-                 RETURNING id, tenant_id, org_name, uninstalled_at, install_generation",
-            )
-            .bind(&install.tenant_id)
-            .bind(&install.org_name)
-            .bind(&install.org_contact)
-            .bind(&install.user_id)
-            .bind(&install.user_email)
-            .bind(Json(&install.install_data))
-            .bind(now)
-            .bind(&organization.address)
-            .bind(&organization.website)
-            .bind(&organization.phone)
-            .fetch_one(pool)
-            .await?;
-            Ok(from_pg(row))
-        }
-    }
+    let sql = format!(
+        "INSERT INTO clients (id, tenant_id, org_name, org_contact, user_id, user_email, install_data,
+                              installed_at, uninstalled_at, created_at, updated_at,
+                              org_address, org_website, org_phone)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $8, $8, $9, $10, $11)
+         ON CONFLICT (tenant_id) DO UPDATE SET
+             org_name = excluded.org_name, org_contact = excluded.org_contact,
+             user_id = excluded.user_id, user_email = excluded.user_email,
+             install_data = excluded.install_data,
+             org_address = excluded.org_address, org_website = excluded.org_website,
+             org_phone = excluded.org_phone,
+             installed_at = CASE WHEN clients.uninstalled_at IS NULL
+                                 THEN clients.installed_at ELSE excluded.installed_at END,
+             install_generation = clients.install_generation
+                                  + CASE WHEN clients.uninstalled_at IS NULL THEN 0 ELSE 1 END,
+             uninstalled_at = NULL, updated_at = excluded.updated_at
+         RETURNING {CLIENT_COLUMNS}"
+    );
+    let row: ClientRow = on_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(ClientKey(Uuid::new_v4()))
+        .bind(&install.tenant_id)
+        .bind(&install.org_name)
+        .bind(&install.org_contact)
+        .bind(&install.user_id)
+        .bind(&install.user_email)
+        .bind(Json(&install.install_data))
+        .bind(now)
+        .bind(&organization.address)
+        .bind(&organization.website)
+        .bind(&organization.phone)
+        .fetch_one(pool)
+        .await?);
+    client_of(row)
 }
 
 /// Deletes all the tenant's sessions and marks it uninstalled, in one transaction. Returns the
@@ -245,26 +206,9 @@ pub async fn uninstall(db: &Db, tenant_id: &str) -> Result<Option<u64>, sqlx::Er
 
 /// The client of a tenant, installed or not.
 pub async fn find_by_tenant(db: &Db, tenant_id: &str) -> Result<Option<Client>, sqlx::Error> {
-    match db {
-        Db::Sqlite(pool) => {
-            let row: Option<ClientRow> = sqlx::query_as(
-                "SELECT id, tenant_id, org_name, uninstalled_at, install_generation FROM clients WHERE tenant_id = ?1",
-            )
-            .bind(tenant_id)
-            .fetch_optional(pool)
-            .await?;
-            row.map(from_sqlite).transpose()
-        }
-        Db::Postgres(pool) => {
-            let row: Option<PgClientRow> = sqlx::query_as(
-                "SELECT id, tenant_id, org_name, uninstalled_at, install_generation FROM clients WHERE tenant_id = $1",
-            )
-            .bind(tenant_id)
-            .fetch_optional(pool)
-            .await?;
-            Ok(row.map(from_pg))
-        }
-    }
+    let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE tenant_id = $1");
+    let row: Option<ClientRow> = on_pool!(db, |pool| sqlx::query_as(&sql).bind(tenant_id).fetch_optional(pool).await?);
+    row.map(client_of).transpose()
 }
 
 /// The merchant's settings and their version.
@@ -329,45 +273,23 @@ pub async fn save_settings<T: Serialize + Sync>(
 /// one that Libero knows, even if an install callback lands meanwhile.
 pub async fn install_if_new(db: &Db, install: &Installation) -> Result<Option<Client>, sqlx::Error> {
     let now = now();
-    match db {
-        Db::Sqlite(pool) => {
-            let row: Option<ClientRow> = sqlx::query_as(
-                "INSERT INTO clients (id, tenant_id, org_name, org_contact, user_id, user_email, install_data,
-                                      installed_at, uninstalled_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?8, ?8)
-                 ON CONFLICT (tenant_id) DO NOTHING
-                 RETURNING id, tenant_id, org_name, uninstalled_at, install_generation",
-            )
-            .bind(Uuid::new_v4().to_string())
-            .bind(&install.tenant_id)
-            .bind(&install.org_name)
-            .bind(&install.org_contact)
-            .bind(&install.user_id)
-            .bind(&install.user_email)
-            .bind(Json(&install.install_data))
-            .bind(now)
-            .fetch_optional(pool)
-            .await?;
-            row.map(from_sqlite).transpose()
-        }
-        Db::Postgres(pool) => {
-            let row: Option<PgClientRow> = sqlx::query_as(
-                "INSERT INTO clients (tenant_id, org_name, org_contact, user_id, user_email, install_data,
-                                      installed_at, uninstalled_at, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $7, $7)
-                 ON CONFLICT (tenant_id) DO NOTHING
-                 RETURNING id, tenant_id, org_name, uninstalled_at, install_generation",
-            )
-            .bind(&install.tenant_id)
-            .bind(&install.org_name)
-            .bind(&install.org_contact)
-            .bind(&install.user_id)
-            .bind(&install.user_email)
-            .bind(Json(&install.install_data))
-            .bind(now)
-            .fetch_optional(pool)
-            .await?;
-            Ok(row.map(from_pg))
-        }
-    }
+    let sql = format!(
+        "INSERT INTO clients (id, tenant_id, org_name, org_contact, user_id, user_email, install_data,
+                              installed_at, uninstalled_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $8, $8)
+         ON CONFLICT (tenant_id) DO NOTHING
+         RETURNING {CLIENT_COLUMNS}"
+    );
+    let row: Option<ClientRow> = on_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(ClientKey(Uuid::new_v4()))
+        .bind(&install.tenant_id)
+        .bind(&install.org_name)
+        .bind(&install.org_contact)
+        .bind(&install.user_id)
+        .bind(&install.user_email)
+        .bind(Json(&install.install_data))
+        .bind(now)
+        .fetch_optional(pool)
+        .await?);
+    row.map(client_of).transpose()
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::active_since;
-use crate::db::{Db, now, on_pool};
+use crate::db::{Backend, Db, now, on_pool};
 
 /// What `libero sessions stats` reports.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -46,56 +46,31 @@ type Totals = (i64, Option<i64>, Option<i64>, Option<i64>, i64, Option<f64>);
 pub async fn collect(db: &Db, idle_timeout: Option<Duration>) -> Result<SessionStats, sqlx::Error> {
     let now: DateTime<Utc> = now();
     let idle_before = active_since(now, idle_timeout);
-    let (totals, per_client): (Totals, Vec<(String, i64)>) = match db {
-        Db::Sqlite(pool) => (
-            sqlx::query_as(
-                "SELECT COUNT(*),
-                        SUM(CASE WHEN expires_at > ?1 AND last_activity_at > ?2 THEN 1 ELSE 0 END),
-                        SUM(CASE WHEN expires_at < ?1 THEN 1 ELSE 0 END),
-                        SUM(CASE WHEN expires_at >= ?1 AND last_activity_at <= ?2 THEN 1 ELSE 0 END),
-                        COUNT(DISTINCT client_id),
-                        AVG((julianday(?1) - julianday(last_activity_at)) * 1440.0)
-                 FROM app_sessions",
-            )
-            .bind(now)
-            .bind(idle_before)
-            .fetch_one(pool)
-            .await?,
-            sqlx::query_as(
-                "SELECT c.tenant_id, COUNT(*) FROM app_sessions s JOIN clients c ON c.id = s.client_id
-                 WHERE s.expires_at > ?1 AND s.last_activity_at > ?2
-                 GROUP BY c.tenant_id ORDER BY 2 DESC, 1 LIMIT 100",
-            )
-            .bind(now)
-            .bind(idle_before)
-            .fetch_all(pool)
-            .await?,
-        ),
-        Db::Postgres(pool) => (
-            sqlx::query_as(
-                "SELECT COUNT(*),
-                        COUNT(*) FILTER (WHERE expires_at > $1 AND last_activity_at > $2),
-                        COUNT(*) FILTER (WHERE expires_at < $1),
-                        COUNT(*) FILTER (WHERE expires_at >= $1 AND last_activity_at <= $2),
-                        COUNT(DISTINCT client_id),
-                        AVG(EXTRACT(EPOCH FROM ($1 - last_activity_at)) / 60)::float8
-                 FROM app_sessions",
-            )
-            .bind(now)
-            .bind(idle_before)
-            .fetch_one(pool)
-            .await?,
-            sqlx::query_as(
-                "SELECT c.tenant_id, COUNT(*) FROM app_sessions s JOIN clients c ON c.id = s.client_id
-                 WHERE s.expires_at > $1 AND s.last_activity_at > $2
-                 GROUP BY c.tenant_id ORDER BY 2 DESC, 1 LIMIT 100",
-            )
-            .bind(now)
-            .bind(idle_before)
-            .fetch_all(pool)
-            .await?,
-        ),
+    // Minutes since last use: the one expression the two databases spell differently.
+    let idle_minutes = match db.backend() {
+        Backend::Sqlite => "(julianday($1) - julianday(last_activity_at)) * 1440.0",
+        Backend::Postgres => "(EXTRACT(EPOCH FROM ($1 - last_activity_at)) / 60)::float8",
     };
+    let totals_sql = format!(
+        "SELECT COUNT(*),
+                SUM(CASE WHEN expires_at > $1 AND last_activity_at > $2 THEN 1 ELSE 0 END),
+                SUM(CASE WHEN expires_at < $1 THEN 1 ELSE 0 END),
+                SUM(CASE WHEN expires_at >= $1 AND last_activity_at <= $2 THEN 1 ELSE 0 END),
+                COUNT(DISTINCT client_id),
+                AVG({idle_minutes})
+         FROM app_sessions"
+    );
+    let totals: Totals =
+        on_pool!(db, |pool| sqlx::query_as(&totals_sql).bind(now).bind(idle_before).fetch_one(pool).await?);
+    let per_client: Vec<(String, i64)> = on_pool!(db, |pool| sqlx::query_as(
+        "SELECT c.tenant_id, COUNT(*) FROM app_sessions s JOIN clients c ON c.id = s.client_id
+         WHERE s.expires_at > $1 AND s.last_activity_at > $2
+         GROUP BY c.tenant_id ORDER BY 2 DESC, 1 LIMIT 100",
+    )
+    .bind(now)
+    .bind(idle_before)
+    .fetch_all(pool)
+    .await?);
     let (total, active, expired, idle, unique_clients, avg_idle) = totals;
     Ok(SessionStats {
         total_sessions: total,

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use crate::{AUTH_KEY, AuthSession, Theme, hash_token, idle_cutoff, to_offset};
 use crate::{
-    db::{ClientKey, Db, bounded, now, on_pool},
+    db::{Backend, ClientKey, Db, bounded, now, on_pool},
     metrics,
 };
 
@@ -391,31 +391,25 @@ impl AppSessionStore {
         handoff: &Handoff,
         generation: Option<i64>,
     ) -> Result<bool, sqlx::Error> {
-        let updated = match &self.db {
-            Db::Sqlite(pool) => sqlx::query(
-                "UPDATE app_sessions SET handoff_hash = ?1, handoff_expires_at = ?2
-                  WHERE id = ?3 AND (?4 IS NULL OR tab_generation = ?4)",
-            )
-            .bind(&handoff.hash)
-            .bind(handoff.expires_at)
-            .bind(key)
-            .bind(generation)
-            .execute(pool)
-            .await?
-            .rows_affected(),
-            Db::Postgres(pool) => sqlx::query(
+        let sql = match self.db.backend() {
+            Backend::Sqlite => {
                 "UPDATE app_sessions SET handoff_hash = $1, handoff_expires_at = $2
-                       FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
-                      WHERE id = $3 AND ($4::bigint IS NULL OR tab_generation = $4)",
-            )
+                  WHERE id = $3 AND ($4 IS NULL OR tab_generation = $4)"
+            }
+            Backend::Postgres => {
+                "UPDATE app_sessions SET handoff_hash = $1, handoff_expires_at = $2
+                   FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+                  WHERE id = $3 AND ($4::bigint IS NULL OR tab_generation = $4)"
+            }
+        };
+        let updated = on_pool!(&self.db, |pool| sqlx::query(sql)
             .bind(&handoff.hash)
             .bind(handoff.expires_at)
             .bind(key)
             .bind(generation)
             .execute(pool)
             .await?
-            .rows_affected(),
-        };
+            .rows_affected());
         Ok(updated == 1)
     }
 
