@@ -378,11 +378,10 @@ def install_and_sign_in(base: str) -> tuple[str, str]:
                               json.dumps({"tenantId": TENANT, "organization": {"name": "Demo Winery"}}))
     assert status == 200, (status, body)
     sign_in = f"{base}/app?tenantId={TENANT}&account={ACCOUNT}"
-    status, headers, _ = request("GET", sign_in, {"Sec-Fetch-Dest": "iframe"})
-    assert status == 303, status
-    cookie = headers["set-cookie-all"][0].split(";")[0]
-    status, _, page = request("GET", base + headers["location"], {"Cookie": cookie})
+    # The sign-in answers with the page itself (200), its cookie and its tab token.
+    status, headers, page = request("GET", sign_in, {"Sec-Fetch-Dest": "iframe"})
     assert status == 200, status
+    cookie = headers["set-cookie-all"][0].split(";")[0]
     token = re.search(r'<meta name="libero-tab" content="([^"]+)"', page).group(1)
     assert request("GET", f"{base}/__bench/app", {"Cookie": cookie})[0] == 200, "the twin borrows the session"
     return cookie, token
