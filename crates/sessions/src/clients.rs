@@ -84,7 +84,11 @@ pub struct StoredSettings {
 type ClientRow = (String, String, Option<String>, Option<DateTime<Utc>>, i64);
 
 /// The columns of a [`ClientRow`].
-const CLIENT_COLUMNS: &str = "CAST(id AS TEXT), tenant_id, org_name, uninstalled_at, install_generation";
+macro_rules! client_columns {
+    () => {
+        "CAST(id AS TEXT), tenant_id, org_name, uninstalled_at, install_generation"
+    };
+}
 
 fn client_of((id, tenant_id, org_name, uninstalled_at, install_generation): ClientRow) -> Result<Client, sqlx::Error> {
     let id = Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
@@ -111,7 +115,7 @@ pub async fn install(db: &Db, install: &Installation) -> Result<Client, sqlx::Er
 /// and changes nothing about sessions.
 pub async fn install_with(db: &Db, install: &Installation, organization: &Organization) -> Result<Client, sqlx::Error> {
     let now = now();
-    let sql = format!(
+    const SQL: &str = concat!(
         "INSERT INTO clients (id, tenant_id, org_name, org_contact, user_id, user_email, install_data,
                               installed_at, uninstalled_at, created_at, updated_at,
                               org_address, org_website, org_phone)
@@ -127,9 +131,10 @@ pub async fn install_with(db: &Db, install: &Installation, organization: &Organi
              install_generation = clients.install_generation
                                   + CASE WHEN clients.uninstalled_at IS NULL THEN 0 ELSE 1 END,
              uninstalled_at = NULL, updated_at = excluded.updated_at
-         RETURNING {CLIENT_COLUMNS}"
+         RETURNING ",
+        client_columns!()
     );
-    let row: ClientRow = on_pool!(db, |pool| sqlx::query_as(&sql)
+    let row: ClientRow = on_pool!(db, |pool| sqlx::query_as(SQL)
         .bind(ClientKey(Uuid::new_v4()))
         .bind(&install.tenant_id)
         .bind(&install.org_name)
@@ -206,8 +211,9 @@ pub async fn uninstall(db: &Db, tenant_id: &str) -> Result<Option<u64>, sqlx::Er
 
 /// The client of a tenant, installed or not.
 pub async fn find_by_tenant(db: &Db, tenant_id: &str) -> Result<Option<Client>, sqlx::Error> {
-    let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE tenant_id = $1");
-    let row: Option<ClientRow> = on_pool!(db, |pool| sqlx::query_as(&sql).bind(tenant_id).fetch_optional(pool).await?);
+    // Every sign-in's first query.
+    const SQL: &str = concat!("SELECT ", client_columns!(), " FROM clients WHERE tenant_id = $1");
+    let row: Option<ClientRow> = on_pool!(db, |pool| sqlx::query_as(SQL).bind(tenant_id).fetch_optional(pool).await?);
     row.map(client_of).transpose()
 }
 
@@ -273,14 +279,15 @@ pub async fn save_settings<T: Serialize + Sync>(
 /// one that Libero knows, even if an install callback lands meanwhile.
 pub async fn install_if_new(db: &Db, install: &Installation) -> Result<Option<Client>, sqlx::Error> {
     let now = now();
-    let sql = format!(
+    const SQL: &str = concat!(
         "INSERT INTO clients (id, tenant_id, org_name, org_contact, user_id, user_email, install_data,
                               installed_at, uninstalled_at, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $8, $8)
          ON CONFLICT (tenant_id) DO NOTHING
-         RETURNING {CLIENT_COLUMNS}"
+         RETURNING ",
+        client_columns!()
     );
-    let row: Option<ClientRow> = on_pool!(db, |pool| sqlx::query_as(&sql)
+    let row: Option<ClientRow> = on_pool!(db, |pool| sqlx::query_as(SQL)
         .bind(ClientKey(Uuid::new_v4()))
         .bind(&install.tenant_id)
         .bind(&install.org_name)

@@ -31,15 +31,11 @@ type HmacSha256 = Hmac<Sha256>;
 impl FormErrors {
     /// Derives the key from `SESSION_SECRET`.
     pub fn new(secret: &str) -> Self {
-        let mut key = [0u8; 32];
-        hkdf::Hkdf::<Sha256>::new(None, secret.as_bytes())
-            .expand(KEY_INFO, &mut key)
-            .expect("32 bytes is a valid HKDF-SHA256 output length");
-        Self { key }
+        Self { key: crate::derive_key(secret, KEY_INFO) }
     }
 
     fn mac(&self, row_id: &str, path: &str, error: &str) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC accepts any key length");
+        let mut mac = crate::keyed_mac(&self.key);
         // Length-prefixed, so that no two (path, error) pairs sign the same bytes.
         for part in [row_id, path, error] {
             mac.update(&(part.len() as u64).to_be_bytes());

@@ -151,6 +151,23 @@ pub fn secrets_match(given: &[u8], expected: &[u8]) -> bool {
     Sha256::digest(given).ct_eq(&Sha256::digest(expected)).into()
 }
 
+/// A key of its own for `purpose`, drawn from `SESSION_SECRET` (HKDF-SHA256, `purpose` as the
+/// info): every key the core signs with is one of these — tab tokens, session handles, form
+/// errors — and none is the secret itself or the cookie's key.
+pub fn derive_key(secret: &str, purpose: &[u8]) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    hkdf::Hkdf::<Sha256>::new(None, secret.as_bytes())
+        .expand(purpose, &mut key)
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    key
+}
+
+/// HMAC-SHA256 under `key` (the `hmac` crate), ready for the message.
+pub fn keyed_mac(key: &[u8; 32]) -> hmac::Hmac<Sha256> {
+    use hmac::Mac;
+    hmac::Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts any key length")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +213,16 @@ mod tests {
         assert!(!session.was_verified_with("sam-token"));
         assert!(!session.was_verified_with(""));
         assert!(!verified_with(None).was_verified_with("dana-token"), "no recorded token, no fast path");
+    }
+
+    #[test]
+    fn each_purpose_draws_a_key_of_its_own_from_the_secret() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        // Control: the same secret and purpose give the same key (another instance, a restart).
+        assert_eq!(derive_key(secret, b"libero/a/v1"), derive_key(secret, b"libero/a/v1"));
+        assert_ne!(derive_key(secret, b"libero/a/v1"), derive_key(secret, b"libero/b/v1"));
+        assert_ne!(derive_key(secret, b"libero/a/v1"), derive_key("another-secret-another-secret-00", b"libero/a/v1"));
+        assert_ne!(&derive_key(secret, b"libero/a/v1")[..], &secret.as_bytes()[..32], "never the secret itself");
     }
 
     #[test]

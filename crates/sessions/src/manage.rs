@@ -14,14 +14,6 @@ use uuid::Uuid;
 use crate::db::{ClientKey, Db, bounded, now, on_pool};
 use crate::{active_since, store::AppSessionStore, user_agent::Device};
 
-/// HMAC-SHA256 (the `hmac` crate, as the tab tokens and form errors use it).
-fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
-    mac.update(message);
-    mac.finalize().into_bytes().into()
-}
-
 /// Opaque names for sessions, shown to their own user instead of the row id.
 ///
 /// A handle is HMAC-SHA256(row id) under a key derived from `SESSION_SECRET`, cut to 128 bits:
@@ -42,12 +34,15 @@ impl std::fmt::Debug for SessionHandles {
 impl SessionHandles {
     /// Derives the handle key from `SESSION_SECRET` (a key of its own, not the cookie key).
     pub fn new(secret: &str) -> Self {
-        Self { key: hmac_sha256(secret.as_bytes(), b"libero/session-handles/v1") }
+        Self { key: crate::derive_key(secret, b"libero/session-handles/v1") }
     }
 
     /// The handle of a row id: 32 lowercase hex characters.
     pub fn of(&self, row_id: &str) -> String {
-        hex::encode(&hmac_sha256(&self.key, row_id.as_bytes())[..16])
+        use hmac::Mac;
+        let mut mac = crate::keyed_mac(&self.key);
+        mac.update(row_id.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
     }
 
     /// Whether `handle` names `row_id` (compared in constant time).

@@ -91,15 +91,11 @@ type HmacSha256 = Hmac<Sha256>;
 impl TabTokens {
     /// Derives the tab-token key from `SESSION_SECRET`.
     pub fn new(secret: &str) -> Self {
-        let mut key = [0u8; 32];
-        hkdf::Hkdf::<Sha256>::new(None, secret.as_bytes())
-            .expand(TAB_TOKEN_KEY_INFO, &mut key)
-            .expect("32 bytes is a valid HKDF-SHA256 output length");
-        Self { key }
+        Self { key: crate::derive_key(secret, TAB_TOKEN_KEY_INFO) }
     }
 
     fn mac(&self) -> HmacSha256 {
-        HmacSha256::new_from_slice(&self.key).expect("HMAC accepts any key length")
+        crate::keyed_mac(&self.key)
     }
 
     /// A token for the session row `row_id` (hex) of `tenant_id` at tab-token generation
