@@ -1,6 +1,6 @@
 //! Libero's session core: the database (`db`), the wineries (`clients`), the session store over
-//! `app_sessions`, the tokens (tab tokens and handoff codes, session handles, signed form
-//! errors), the lists, the cleanup and the statistics.
+//! `app_sessions`, the tokens (the cookie's signature, tab tokens and handoff codes, session
+//! handles, signed form errors), the lists, the cleanup and the statistics.
 //!
 //! It knows no web: no axum, no Leptos, no HTML. The app (the `libero` crate) puts it behind the
 //! signed `__libero_session` cookie and the session guard; the merchant is verified against
@@ -9,6 +9,7 @@
 
 pub mod cleanup;
 pub mod clients;
+pub mod cookie;
 pub mod db;
 pub mod form_error;
 pub mod manage;
