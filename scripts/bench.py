@@ -431,8 +431,10 @@ def bench_libero(kind: str, database_url: str, fast: Server, slow: Server, scrat
 def rounds(name: str, base: str, targets: list[tuple[str, str, str, dict]], server_pid: int) -> dict:
     """Every target at every connection count, ROUNDS times, the targets interleaved within each
     round so that a drift of the machine (another process, the CPU's clock) touches them alike;
-    each cell is the run with the median req/s (its p50 and p99 with it), carrying every round's
-    req/s in run order under "rounds" (for paired ratios: see paired())."""
+    each cell is the run with the median req/s (its p50 with it) and the median of the rounds'
+    p99s — one 3-s run's p99 is one hiccup of the VM (a path that reads no database showed tens of
+    ms) — carrying every round's req/s in run order under "rounds" (for paired ratios: see
+    paired())."""
     runs: dict = {label: {c: [] for c in CONNECTIONS} for label, *_ in targets}
     for round_ in range(1, ROUNDS + 1):
         for c in CONNECTIONS:
@@ -440,7 +442,8 @@ def rounds(name: str, base: str, targets: list[tuple[str, str, str, dict]], serv
                 run_ = wrk(base + path, c, method, headers, server_pid)
                 runs[label][c].append(run_)
                 say(f"{name:8} {label:55} c={c:<3} {run_['rps']:>10.0f} req/s  (round {round_}/{ROUNDS})")
-    return {label: {c: sorted(cells, key=lambda r: r["rps"])[len(cells) // 2] | {"rounds": [r["rps"] for r in cells]}
+    return {label: {c: sorted(cells, key=lambda r: r["rps"])[len(cells) // 2]
+                    | {"p99": statistics.median(r["p99"] for r in cells), "rounds": [r["rps"] for r in cells]}
                     for c, cells in by_c.items()}
             for label, by_c in runs.items()}
 
@@ -647,7 +650,8 @@ def write_report(report: dict) -> None:
         "# Benchmark results",
         "",
         *run_header(),
-        f"- load: wrk, {DURATION} s per run, 1–2 threads, loopback; each cell the median of {ROUNDS} interleaved runs; "
+        f"- load: wrk, {DURATION} s per run, 1–2 threads, loopback; each cell the median of {ROUNDS} interleaved runs "
+        "(req/s and p50 of the run with the median req/s, p99 the median of the runs' p99s); "
         "Libero release build with `--features bench`",
         f"- PostgreSQL: the local server {pg_transport()} without TLS (`sslmode=disable`) for every stack alike",
         "",
@@ -701,6 +705,9 @@ def write_report(report: dict) -> None:
                          f"(Libero's: {overhead:.1f} µs); paired: "
                          f"{paired(stock['guarded'][c], stock['floor'][c], lambda x, y: 1e6 / x - 1e6 / y):.1f} µs "
                          f"(Libero's: {paired_overhead:.1f} µs)")
+            many = max(CONNECTIONS)
+            lines.append(f"- {kind}: p99 at {many} connections, the cookie call vs stock tower-sessions' guarded page: "
+                         f"{rows['server fn, cookie'][many]['p99']:.2f} vs {stock['guarded'][many]['p99']:.2f} ms")
         express = report["peers"].get("express + connect-pg-simple, PostgreSQL")
         if express and kind == "postgres":
             lines.append(f"- {kind}: guarded JSON vs express guarded page: "

@@ -28,7 +28,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// locked".
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the session guard's read (taking a connection, then the query) may take. sqlx pings a
-/// connection before it hands it out (`test_before_acquire`), so a connection the database ended
+/// PostgreSQL connection before it hands it out (`test_before_acquire`), so a connection the database ended
 /// (a restart, a proxy's idle timeout) is replaced there; a connection dropped *silently* (a NAT
 /// forgetting it: no reset, no answer ever) would never answer or fail, and this bounds it: the
 /// request gets "database unavailable" instead of hanging, and the connection is dropped.
@@ -152,7 +152,10 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT);
-            let pool = pool_options::<Sqlite>(8).connect_with(options).await?;
+            // No ping before a connection is handed out (sqlx's `test_before_acquire`, kept on
+            // PostgreSQL): an embedded database has no server to end a connection, and on SQLite
+            // each ping is one more hop to the connection's worker thread on every query.
+            let pool = pool_options::<Sqlite>(8).test_before_acquire(false).connect_with(options).await?;
             Ok(Self::Sqlite(pool))
         }
     }
