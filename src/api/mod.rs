@@ -36,6 +36,16 @@ pub mod ssr {
         expect_context::<AppState>()
     }
 
+    /// The session handles' key, drawn from `SESSION_SECRET`.
+    pub fn handles() -> crate::server::sessions::manage::SessionHandles {
+        crate::server::sessions::manage::SessionHandles::new(state().config.session_secret.expose())
+    }
+
+    /// A timestamp as the browser gets it (RFC 3339, whole seconds, UTC).
+    pub fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
+        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+
     /// A form the browser posted itself (no WebAssembly yet, or none at all) asks for HTML: it
     /// gets `303 → page`, never JSON. The redirect carries a fresh handoff code for this
     /// session, so the page opens where the browser keeps no cookie (not when the form's tab token

@@ -50,7 +50,7 @@ pub struct TenantReport {
 /// Commerce7 said at the user's latest open); anyone else gets 403 `not_allowed`, with no data.
 #[server(prefix = "/api", endpoint = "sessions_report", output = crate::codec::Json, client = crate::tab::TabClient)]
 pub async fn sessions_report() -> Result<TenantReport, AppError> {
-    use crate::api::ssr::{require_session, state, unavailable};
+    use crate::api::ssr::{handles, require_session, state, unavailable};
     use crate::server::sessions::report;
 
     let current = require_session()?;
@@ -60,10 +60,9 @@ pub async fn sessions_report() -> Result<TenantReport, AppError> {
     let rows = report::list_live(&state.db, me.client_id, state.config.session_idle_timeout)
         .await
         .map_err(|e| unavailable(e, "listing the tenant's sessions failed"))?;
-    let handles = crate::server::sessions::manage::SessionHandles::new(state.config.session_secret.expose());
     Ok(TenantReport {
         tenant_id: me.tenant_id.clone(),
-        people: ssr::people(&rows, &me.user_id, &current.row_id, &handles),
+        people: ssr::people(&rows, &me.user_id, &current.row_id, &handles()),
     })
 }
 
@@ -77,14 +76,12 @@ pub struct PersonSignedOut {
 /// [`sign_out_user_everywhere`]'s work.
 #[cfg(feature = "ssr")]
 async fn end_person(handle: String) -> Result<PersonSignedOut, AppError> {
-    use crate::api::ssr::{fail, require_session, state, unavailable};
-    use crate::server::sessions::{manage::SessionHandles, report};
+    use crate::api::ssr::{fail, handles, require_session, state, unavailable};
+    use crate::server::sessions::report;
 
     let me = require_session()?.auth;
     ssr::allowed(&me)?;
-    let state = state();
-    let handles = SessionHandles::new(state.config.session_secret.expose());
-    let ended = report::end_user_everywhere(&state.db, me.client_id, &me.user_id, &handles, &handle)
+    let ended = report::end_user_everywhere(&state().db, me.client_id, &me.user_id, &handles(), &handle)
         .await
         .map_err(|e| unavailable(e, "signing a person out everywhere failed"))?;
     match ended {
@@ -127,7 +124,10 @@ pub async fn sign_out_user_everywhere(handle: String) -> Result<PersonSignedOut,
 mod ssr {
     use super::{ReportPerson, ReportSession};
     use crate::{
-        api::{AppError, ssr::fail},
+        api::{
+            AppError,
+            ssr::{fail, rfc3339},
+        },
         server::sessions::{
             AuthSession,
             manage::SessionHandles,
@@ -139,10 +139,6 @@ mod ssr {
     /// 403 `not_allowed` unless the session's role may see the report (no role fails closed).
     pub fn allowed(me: &AuthSession) -> Result<(), AppError> {
         if may_see_report(me.user_role.as_deref()) { Ok(()) } else { Err(fail(AppError::NotAllowed)) }
-    }
-
-    fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
-        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     }
 
     /// The rows by person (in the order the query gave them within a person): `me` first, then

@@ -34,8 +34,8 @@ pub async fn get_session_info() -> Result<SessionInfo, AppError> {
         user_name: session.user_name.clone(),
         user_email: session.user_email.clone(),
         theme: session.theme.as_str().to_owned(),
-        signed_in_at: session.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        expires_at: session.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        signed_in_at: super::ssr::rfc3339(session.created_at),
+        expires_at: super::ssr::rfc3339(session.expires_at),
         minutes_left,
     })
 }

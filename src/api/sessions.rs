@@ -28,13 +28,13 @@ pub struct MySession {
 /// recently used.
 #[server(prefix = "/api", endpoint = "list_my_sessions", output = crate::codec::Json, client = crate::tab::TabClient)]
 pub async fn list_my_sessions() -> Result<Vec<MySession>, AppError> {
-    use crate::api::ssr::{require_session, state, unavailable};
+    use crate::api::ssr::{handles, require_session, rfc3339, state, unavailable};
     use crate::server::sessions::{manage, user_agent::Device};
 
-    let me = require_session()?.auth;
-    let current = ssr::current_row_id()?;
+    let current = require_session()?;
+    let me = &current.auth;
     let state = state();
-    let handles = ssr::handles();
+    let handles = handles();
     let rows = manage::list_own(state.sessions.store(), me.client_id, &me.user_id, state.config.session_idle_timeout)
         .await
         .map_err(|e| unavailable(e, "listing the user's sessions failed"))?;
@@ -44,9 +44,9 @@ pub async fn list_my_sessions() -> Result<Vec<MySession>, AppError> {
             handle: handles.of(&row.id),
             device: Device::parse(row.user_agent.as_deref()).label(),
             ip_address: row.ip_address.clone(),
-            signed_in_at: ssr::rfc3339(row.created_at),
-            last_active_at: ssr::rfc3339(row.last_activity_at),
-            current: row.id == current,
+            signed_in_at: rfc3339(row.created_at),
+            last_active_at: rfc3339(row.last_activity_at),
+            current: row.id == current.row_id,
         })
         .collect();
     sessions.sort_by_key(|s| !s.current);
@@ -56,12 +56,13 @@ pub async fn list_my_sessions() -> Result<Vec<MySession>, AppError> {
 /// [`sign_out_session`]'s work.
 #[cfg(feature = "ssr")]
 async fn sign_out_one(handle: String) -> Result<(), AppError> {
-    use crate::api::ssr::{fail, require_session, state, unavailable};
+    use crate::api::ssr::{fail, handles, require_session, state, unavailable};
     use crate::server::sessions::manage;
 
-    let me = require_session()?.auth;
-    let handles = ssr::handles();
-    if handles.names(&handle, &ssr::current_row_id()?) {
+    let current = require_session()?;
+    let me = &current.auth;
+    let handles = handles();
+    if handles.names(&handle, &current.row_id) {
         return Err(fail(AppError::BadRequest {
             message: "to sign out of this browser, use Sign out at the top of the page".to_owned(),
         }));
@@ -115,12 +116,7 @@ pub async fn sign_out_other_sessions() -> Result<OthersSignedOut, AppError> {
 
 #[cfg(feature = "ssr")]
 mod ssr {
-    use leptos::prelude::use_context;
-
-    use crate::{
-        api::{AppError, ssr::fail},
-        server::sessions::{CurrentSession, manage::SessionHandles},
-    };
+    use crate::{api::AppError, server::sessions::CurrentSession};
 
     /// Where the panel lives.
     pub const DASHBOARD: &str = "/app";
@@ -161,22 +157,5 @@ mod ssr {
             expires_in: minted.expires_in,
         });
         Ok(super::OthersSignedOut { ended, tab })
-    }
-
-    /// The row id of this request's session, however it was authenticated (cookie or tab token).
-    pub fn current_row_id() -> Result<String, AppError> {
-        use_context::<http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<CurrentSession>().map(|current| current.row_id.clone()))
-            .ok_or_else(|| fail(AppError::Unauthorized))
-    }
-
-    /// The handle key, derived from `SESSION_SECRET`.
-    pub fn handles() -> SessionHandles {
-        SessionHandles::new(crate::api::ssr::state().config.session_secret.expose())
-    }
-
-    /// A timestamp as the browser gets it.
-    pub fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
-        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     }
 }

@@ -191,6 +191,16 @@ pub enum ConfigError {
     },
 }
 
+/// A setting whose value cannot be parsed: what it was set to, and what it should look like.
+fn invalid(name: &'static str, value: impl Into<String>, expected: &'static str) -> ConfigError {
+    ConfigError::Invalid { name, value: value.into(), expected }
+}
+
+/// A development value in production: what is wrong with it, and what to set instead.
+fn not_for_production(name: &'static str, problem: &'static str, fix: &'static str) -> ConfigError {
+    ConfigError::NotForProduction { name, problem, fix }
+}
+
 impl Config {
     /// Reads the process environment, after loading `./.env` (if present) without overriding
     /// variables that are already set.
@@ -216,45 +226,29 @@ impl Config {
         let duration = |name: &'static str, default: Duration| -> Result<Duration, ConfigError> {
             match get(name) {
                 None => Ok(default),
-                Some(v) => parse_duration(&v).ok_or(ConfigError::Invalid {
-                    name,
-                    value: v,
-                    expected: "a duration such as 8h, 30m, 60s, 1500ms or 0",
-                }),
+                Some(v) => parse_duration(&v).ok_or(invalid(name, v, "a duration such as 8h, 30m, 60s, 1500ms or 0")),
             }
         };
 
         let session_ttl = duration("SESSION_TTL", Duration::from_secs(8 * 3600))?;
         if session_ttl.is_zero() {
-            return Err(ConfigError::Invalid {
-                name: "SESSION_TTL",
-                value: "0".into(),
-                expected: "a positive duration such as 8h",
-            });
+            return Err(invalid("SESSION_TTL", "0", "a positive duration such as 8h"));
         }
         if session_ttl > Duration::from_secs(30 * 86_400) {
-            return Err(ConfigError::Invalid {
-                name: "SESSION_TTL",
-                value: format!("{}s", session_ttl.as_secs()),
-                expected: "at most 30 days (30d)",
-            });
+            return Err(invalid("SESSION_TTL", format!("{}s", session_ttl.as_secs()), "at most 30 days (30d)"));
         }
         let idle = duration("SESSION_IDLE_TIMEOUT", Duration::from_secs(3600))?;
         let touch = duration("SESSION_TOUCH_INTERVAL", Duration::from_secs(60))?;
         if !idle.is_zero() && touch >= idle {
-            return Err(ConfigError::Invalid {
-                name: "SESSION_TOUCH_INTERVAL",
-                value: format!("{}s", touch.as_secs()),
-                expected: "shorter than SESSION_IDLE_TIMEOUT, or active merchants would be signed out as idle",
-            });
+            return Err(invalid(
+                "SESSION_TOUCH_INTERVAL",
+                format!("{}s", touch.as_secs()),
+                "shorter than SESSION_IDLE_TIMEOUT, or active merchants would be signed out as idle",
+            ));
         }
         let commerce7_timeout = duration("COMMERCE7_TIMEOUT", Duration::from_secs(5))?;
         if commerce7_timeout.is_zero() {
-            return Err(ConfigError::Invalid {
-                name: "COMMERCE7_TIMEOUT",
-                value: "0".into(),
-                expected: "a positive duration such as 5s",
-            });
+            return Err(invalid("COMMERCE7_TIMEOUT", "0", "a positive duration such as 5s"));
         }
 
         let commerce7_api_url = get("COMMERCE7_API_URL")
@@ -262,58 +256,50 @@ impl Config {
             .trim_end_matches('/')
             .to_owned();
         if !(commerce7_api_url.starts_with("http://") || commerce7_api_url.starts_with("https://")) {
-            return Err(ConfigError::Invalid {
-                name: "COMMERCE7_API_URL",
-                value: commerce7_api_url,
-                expected: "an http(s) URL such as https://api.commerce7.com/v1",
-            });
+            return Err(invalid(
+                "COMMERCE7_API_URL",
+                commerce7_api_url,
+                "an http(s) URL such as https://api.commerce7.com/v1",
+            ));
         }
 
         let cookie_secure = match get("COOKIE_SECURE").as_deref() {
             None => true,
-            Some(v) => parse_bool(v).ok_or(ConfigError::Invalid {
-                name: "COOKIE_SECURE",
-                value: v.to_owned(),
-                expected: "true or false",
-            })?,
+            Some(v) => parse_bool(v).ok_or(invalid("COOKIE_SECURE", v.to_owned(), "true or false"))?,
         };
 
         let log_format = match get("LOG_FORMAT").as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "LOG_FORMAT",
-                    value: other.to_owned(),
-                    expected: "text or json",
-                });
+                return Err(invalid("LOG_FORMAT", other.to_owned(), "text or json"));
             }
         };
 
         let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
         if Backend::of_url(&database_url).is_none() {
-            return Err(ConfigError::Invalid {
-                name: "DATABASE_URL",
-                value: database_url.split('@').next_back().unwrap_or_default().to_owned(),
-                expected: "sqlite://<file> or postgres://user:password@host/database",
-            });
+            return Err(invalid(
+                "DATABASE_URL",
+                database_url.split('@').next_back().unwrap_or_default().to_owned(),
+                "sqlite://<file> or postgres://user:password@host/database",
+            ));
         }
 
         let rate_limit = |name: &'static str, default: &str| -> Result<Option<RateLimit>, ConfigError> {
             let value = get(name).unwrap_or_else(|| default.to_owned());
-            RateLimit::parse(&value).ok_or(ConfigError::Invalid {
+            RateLimit::parse(&value).ok_or(invalid(
                 name,
                 value,
-                expected: "a limit such as 30/min, 5/s or 100/h, or 0 to disable",
-            })
+                "a limit such as 30/min, 5/s or 100/h, or 0 to disable",
+            ))
         };
         let trusted_proxy_hops = match get("TRUSTED_PROXY_HOPS") {
             None => 0,
-            Some(v) => v.parse().ok().filter(|n| *n <= 10).ok_or(ConfigError::Invalid {
-                name: "TRUSTED_PROXY_HOPS",
-                value: v,
-                expected: "the number of proxies in front of the app (0 to 10)",
-            })?,
+            Some(v) => v.parse().ok().filter(|n| *n <= 10).ok_or(invalid(
+                "TRUSTED_PROXY_HOPS",
+                v,
+                "the number of proxies in front of the app (0 to 10)",
+            ))?,
         };
         let cleanup = duration("SESSION_CLEANUP_INTERVAL", Duration::from_secs(3600))?;
         let support_url = get("SUPPORT_URL").map(|url| parse_support_url(&url)).transpose()?;
@@ -368,18 +354,18 @@ impl Config {
             }
         }
         if self.commerce7_password.as_ref().is_some_and(|p| p.expose() == EXAMPLE_CALLBACK_PASSWORD) {
-            return Err(ConfigError::NotForProduction {
-                name: "COMMERCE7_PASSWORD",
-                problem: "is the example value from .env.example",
-                fix: "set COMMERCE7_PASSWORD to a secret of your own (e.g. from `libero secret`) and enter the same in the Commerce7 Dev Center",
-            });
+            return Err(not_for_production(
+                "COMMERCE7_PASSWORD",
+                "is the example value from .env.example",
+                "set COMMERCE7_PASSWORD to a secret of your own (e.g. from `libero secret`) and enter the same in the Commerce7 Dev Center",
+            ));
         }
         if self.commerce7_api_url.starts_with("http://") && !is_loopback_url(&self.commerce7_api_url) {
-            return Err(ConfigError::NotForProduction {
-                name: "COMMERCE7_API_URL",
-                problem: "uses plain http:// to another host, which would send account tokens in clear,",
-                fix: "set COMMERCE7_API_URL=https://api.commerce7.com/v1 (or another https:// URL)",
-            });
+            return Err(not_for_production(
+                "COMMERCE7_API_URL",
+                "uses plain http:// to another host, which would send account tokens in clear,",
+                "set COMMERCE7_API_URL=https://api.commerce7.com/v1 (or another https:// URL)",
+            ));
         }
         if self
             .support_url
@@ -388,29 +374,29 @@ impl Config {
         {
             // Unlike COMMERCE7_API_URL, not even to this machine: the merchant's browser follows
             // this link, where "localhost" is the merchant's own computer.
-            return Err(ConfigError::NotForProduction {
-                name: "SUPPORT_URL",
-                problem: "is a plain http:// link, which error pages served over HTTPS would send merchants to,",
-                fix: "set SUPPORT_URL to an https:// address of your support docs (or leave it unset)",
-            });
+            return Err(not_for_production(
+                "SUPPORT_URL",
+                "is a plain http:// link, which error pages served over HTTPS would send merchants to,",
+                "set SUPPORT_URL to an https:// address of your support docs (or leave it unset)",
+            ));
         }
         if self
             .commerce7_frame_script
             .as_deref()
             .is_some_and(|url| url.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("http://")) && !is_loopback_url(url))
         {
-            return Err(ConfigError::NotForProduction {
-                name: "COMMERCE7_FRAME_SCRIPT",
-                problem: "is a plain http:// script, which any network on the way could replace,",
-                fix: "leave COMMERCE7_FRAME_SCRIPT unset (Commerce7's https:// script) or set another https:// URL",
-            });
+            return Err(not_for_production(
+                "COMMERCE7_FRAME_SCRIPT",
+                "is a plain http:// script, which any network on the way could replace,",
+                "leave COMMERCE7_FRAME_SCRIPT unset (Commerce7's https:// script) or set another https:// URL",
+            ));
         }
         if !self.cookie_secure {
-            return Err(ConfigError::NotForProduction {
-                name: "COOKIE_SECURE",
-                problem: "is false, which drops Secure/SameSite=None/Partitioned from the session cookie,",
-                fix: "set COOKIE_SECURE=true (or leave it unset) and serve the app over HTTPS",
-            });
+            return Err(not_for_production(
+                "COOKIE_SECURE",
+                "is false, which drops Secure/SameSite=None/Partitioned from the session cookie,",
+                "set COOKIE_SECURE=true (or leave it unset) and serve the app over HTTPS",
+            ));
         }
         Ok(())
     }
@@ -481,21 +467,23 @@ fn is_production(leptos_env: &str) -> bool {
 /// `SUPPORT_URL` as the pages link it: an absolute `http://` or `https://` URL with a host and
 /// no credentials, written without spaces or quotes (it goes into an `href` as given).
 fn parse_support_url(value: &str) -> Result<String, ConfigError> {
-    let invalid = || ConfigError::Invalid {
-        name: "SUPPORT_URL",
-        value: value.to_owned(),
-        expected: "an absolute https:// URL of the app's support docs, such as https://example.com/libero/help",
+    let refused = || {
+        invalid(
+            "SUPPORT_URL",
+            value.to_owned(),
+            "an absolute https:// URL of the app's support docs, such as https://example.com/libero/help",
+        )
     };
     let plain = value.len() <= 2000
         && value.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '<' | '>' | '\\' | '`'));
     let lower = value.to_ascii_lowercase();
     let after_scheme = lower.strip_prefix("http://").or_else(|| lower.strip_prefix("https://"));
     if !plain || after_scheme.is_none_or(|rest| rest.starts_with('/')) {
-        return Err(invalid());
+        return Err(refused());
     }
-    let url = reqwest::Url::parse(value).map_err(|_| invalid())?;
+    let url = reqwest::Url::parse(value).map_err(|_| refused())?;
     if url.host_str().is_none_or(str::is_empty) || !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid());
+        return Err(refused());
     }
     Ok(value.to_owned())
 }
@@ -504,14 +492,16 @@ fn parse_support_url(value: &str) -> Result<String, ConfigError> {
 /// credentials, no query or fragment, written without spaces or quotes (it goes into a `src` and
 /// into the Content-Security-Policy as given).
 fn parse_script_url(value: &str) -> Result<String, ConfigError> {
-    let invalid = || ConfigError::Invalid {
-        name: "COMMERCE7_FRAME_SCRIPT",
-        value: value.to_owned(),
-        expected: "the absolute URL of Commerce7's frame script (https://dev-center.platform.commerce7.com/v2/commerce7.js), or empty to load none",
+    let refused = || {
+        invalid(
+            "COMMERCE7_FRAME_SCRIPT",
+            value.to_owned(),
+            "the absolute URL of Commerce7's frame script (https://dev-center.platform.commerce7.com/v2/commerce7.js), or empty to load none",
+        )
     };
     let plain = value.len() <= 2000
         && value.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '<' | '>' | '\\' | '`' | ';' | ','));
-    let url = reqwest::Url::parse(value).map_err(|_| invalid())?;
+    let url = reqwest::Url::parse(value).map_err(|_| refused())?;
     let ok = plain
         && matches!(url.scheme(), "http" | "https")
         && url.host_str().is_some_and(|host| !host.is_empty())
@@ -519,7 +509,7 @@ fn parse_script_url(value: &str) -> Result<String, ConfigError> {
         && url.password().is_none()
         && url.query().is_none()
         && url.fragment().is_none();
-    if ok { Ok(value.to_owned()) } else { Err(invalid()) }
+    if ok { Ok(value.to_owned()) } else { Err(refused()) }
 }
 
 /// Whether `url`'s host is this machine (`localhost`, 127.0.0.0/8, `::1`).
