@@ -157,14 +157,16 @@ async fn serve() -> Result<(), String> {
     Ok(())
 }
 
-/// The operator commands need only the database: no SESSION_SECRET, no LEPTOS_* settings.
-async fn connect_from_env() -> Result<Db, String> {
+/// `DATABASE_URL` (or its default), after loading `./.env`: the operator commands need only the
+/// database, no SESSION_SECRET, no LEPTOS_* settings.
+fn database_url_from_env() -> Result<String, String> {
     super::config::load_dotenv().map_err(|e| e.to_string())?;
-    let url = std::env::var("DATABASE_URL")
-        .ok()
-        .filter(|u| !u.trim().is_empty())
-        .unwrap_or_else(|| super::config::DEFAULT_DATABASE_URL.to_owned());
-    Db::connect(&url).await.map_err(|e| format!("cannot connect to the database: {e}"))
+    let url = std::env::var("DATABASE_URL").ok().filter(|u| !u.trim().is_empty());
+    Ok(url.unwrap_or_else(|| super::config::DEFAULT_DATABASE_URL.to_owned()))
+}
+
+async fn connect_from_env() -> Result<Db, String> {
+    Db::connect(&database_url_from_env()?).await.map_err(|e| format!("cannot connect to the database: {e}"))
 }
 
 async fn sessions(command: SessionsCommand) -> Result<(), String> {
@@ -194,10 +196,15 @@ async fn print_stats(db: &Db, json: bool) -> Result<(), String> {
     let stats = stats::collect(db, idle_timeout_from_env()?)
         .await
         .map_err(|e| format!("cannot read session statistics: {e}"))?;
+    show(json, stats, "stats serialise", |stats| stats.to_text())
+}
+
+/// `value` as pretty JSON (`what` says what failed to serialise), or as `text` writes it for people.
+fn show<T: serde::Serialize>(json: bool, value: T, what: &str, text: impl FnOnce(T) -> String) -> Result<(), String> {
     if json {
-        println!("{}", serde_json::to_string_pretty(&stats).expect("stats serialise"));
+        println!("{}", serde_json::to_string_pretty(&value).expect(what));
     } else {
-        print!("{}", stats.to_text());
+        print!("{}", text(value));
     }
     Ok(())
 }
@@ -215,13 +222,8 @@ async fn list(db: &Db, tenant: &str, json: bool) -> Result<(), String> {
     let sessions = manage::list_tenant(db, client_id, tenant, idle_timeout_from_env()?)
         .await
         .map_err(|e| format!("cannot list sessions: {e}"))?;
-    if json {
-        // serde_json escapes every control character itself.
-        println!("{}", serde_json::to_string_pretty(&sessions).expect("sessions serialise"));
-    } else {
-        print!("{}", for_terminal(sessions).to_text());
-    }
-    Ok(())
+    // As JSON, serde_json escapes every control character itself.
+    show(json, sessions, "sessions serialise", |sessions| for_terminal(sessions).to_text())
 }
 
 /// The sessions with every text field made safe to print on an operator's terminal: names,
@@ -261,12 +263,7 @@ fn idle_timeout_from_env() -> Result<Option<std::time::Duration>, String> {
 /// write failed part-way (then exit 1).
 async fn import(command: ImportCommand) -> Result<(), String> {
     let ImportCommand::TypescriptApp { from, dry_run } = command;
-    super::config::load_dotenv().map_err(|e| e.to_string())?;
-    let destination = std::env::var("DATABASE_URL")
-        .ok()
-        .filter(|u| !u.trim().is_empty())
-        .unwrap_or_else(|| super::config::DEFAULT_DATABASE_URL.to_owned());
-    let report = super::import::typescript_app(&from, &destination, dry_run).await?;
+    let report = super::import::typescript_app(&from, &database_url_from_env()?, dry_run).await?;
     print!("{}", report.to_text());
     match report.failure {
         Some(failure) => Err(failure),
@@ -411,12 +408,7 @@ async fn find(db: &Db, cookie: &str, json: bool) -> Result<(), String> {
         client_install_generation: now_gen,
         client_installed: on,
     };
-    if json {
-        println!("{}", serde_json::to_string_pretty(&found).expect("a session serialises"));
-    } else {
-        print!("{}", found_text(&found, super::db::now(), idle));
-    }
-    Ok(())
+    show(json, found, "a session serialises", |found| found_text(&found, super::db::now(), idle))
 }
 
 /// `key  value` lines; values from Commerce7 with their control characters escaped.

@@ -163,14 +163,13 @@ impl Commerce7 {
         let response = match response {
             Ok(response) => response,
             Err(err) => {
-                let what = if err.is_timeout() {
-                    "timed out"
+                let (what, outcome) = if err.is_timeout() {
+                    ("timed out", "timeout")
                 } else if err.is_connect() {
-                    "connection failed"
+                    ("connection failed", "error")
                 } else {
-                    "request failed"
+                    ("request failed", "error")
                 };
-                let outcome = if err.is_timeout() { "timeout" } else { "error" };
                 crate::server::metrics::commerce7_call(elapsed.as_secs_f64(), outcome);
                 tracing::warn!(elapsed_ms, tenant_id, "Commerce7 {what}: {}", err.without_url());
                 return Err(VerifyError::Unavailable(what.to_owned()));

@@ -146,7 +146,7 @@ impl FrontEnd {
             let hash = hash_of(&hashes, kind)
                 .ok_or_else(|| FrontEndError::HashFileIncomplete { path: hash_file.clone(), kind })?;
             let name = format!("{}.{hash}.{kind}", options.output_name);
-            let file = Path::new(&*options.site_root).join(&*options.site_pkg_dir).join(&name);
+            let file = pkg_dir.join(&name);
             if !file.is_file() {
                 return Err(FrontEndError::SiteMismatch { file, hash_file: hash_file.clone() });
             }
@@ -188,12 +188,11 @@ impl FrontEnd {
 /// The settings page's chunks named in the wasm-split manifest at `path`, as `/pkg/<stem>.wasm`
 /// URLs; none when there is no manifest (a development build with plain names).
 fn settings_chunks(path: &Path, pkg: &str) -> Result<Vec<String>, FrontEndError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+    let chunks = match std::fs::read_to_string(path) {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(err) => return Err(FrontEndError::SplitManifest { path: path.to_owned(), reason: err.to_string() }),
+        read => read.map_err(|err| err.to_string()).and_then(|text| settings_chunks_in(&text, pkg)),
     };
-    settings_chunks_in(&text, pkg).map_err(|reason| FrontEndError::SplitManifest { path: path.to_owned(), reason })
+    chunks.map_err(|reason| FrontEndError::SplitManifest { path: path.to_owned(), reason })
 }
 
 /// The settings page's chunks in a wasm-split manifest (`{"<lazy function>_<id>": ["<file stem>",
@@ -369,12 +368,14 @@ mod tests {
         }
     }
 
+    /// A hash file as cargo-leptos writes it, for a build without `--split`.
+    const HASHES: &str = "js: AAAAAAAAAAAAAAAAAAAAAA\nwasm: BBBBBBBBBBBBBBBBBBBBBB\ncss: CCCCCCCCCCCCCCCCCCCCCC\n";
+
     #[test]
     fn the_hash_file_gives_each_kind_its_hash() {
-        let hashes = "js: AAAAAAAAAAAAAAAAAAAAAA\nwasm: BBBBBBBBBBBBBBBBBBBBBB\ncss: CCCCCCCCCCCCCCCCCCCCCC\n";
-        assert_eq!(hash_of(hashes, "css"), Some("CCCCCCCCCCCCCCCCCCCCCC"));
-        assert_eq!(hash_of(hashes, "wasm"), Some("BBBBBBBBBBBBBBBBBBBBBB"));
-        assert_eq!(hash_of(hashes, "manifest"), None);
+        assert_eq!(hash_of(HASHES, "css"), Some("CCCCCCCCCCCCCCCCCCCCCC"));
+        assert_eq!(hash_of(HASHES, "wasm"), Some("BBBBBBBBBBBBBBBBBBBBBB"));
+        assert_eq!(hash_of(HASHES, "manifest"), None);
     }
 
     #[test]
@@ -397,15 +398,12 @@ mod tests {
     #[test]
     fn a_site_from_another_build_stops_start_up() {
         let dir = tempfile::tempdir().unwrap();
+        let write = |path: &Path, contents: &str| std::fs::write(path, contents).unwrap();
         let hash_file = dir.path().join("hash.txt");
-        std::fs::write(
-            &hash_file,
-            "js: AAAAAAAAAAAAAAAAAAAAAA\nwasm: BBBBBBBBBBBBBBBBBBBBBB\ncss: CCCCCCCCCCCCCCCCCCCCCC\n",
-        )
-        .unwrap();
+        write(&hash_file, HASHES);
         std::fs::create_dir(dir.path().join("pkg")).unwrap();
         for name in ["libero.AAAAAAAAAAAAAAAAAAAAAA.js", "libero.CCCCCCCCCCCCCCCCCCCCCC.css"] {
-            std::fs::write(dir.path().join("pkg").join(name), "x").unwrap();
+            write(&dir.path().join("pkg").join(name), "x");
         }
         let options = LeptosOptions::builder()
             .output_name("libero")
@@ -416,30 +414,20 @@ mod tests {
         let err = FrontEnd::resolve(&options).unwrap_err().to_string();
         assert!(err.contains("libero.BBBBBBBBBBBBBBBBBBBBBB.wasm is missing"), "{err}");
 
-        std::fs::write(dir.path().join("pkg/libero.BBBBBBBBBBBBBBBBBBBBBB.wasm"), "x").unwrap();
+        write(&dir.path().join("pkg/libero.BBBBBBBBBBBBBBBBBBBBBB.wasm"), "x");
         let err = FrontEnd::resolve(&options).unwrap_err().to_string();
         assert!(err.contains("built without --split"), "a site without its lazy chunks: {err}");
 
-        let mut hashes = std::fs::read_to_string(&hash_file).unwrap();
-        hashes.push_str("manifest: DDDDDDDDDDDDDDDDDDDDDD\n");
-        std::fs::write(&hash_file, hashes).unwrap();
+        write(&hash_file, &format!("{HASHES}manifest: DDDDDDDDDDDDDDDDDDDDDD\n"));
         let err = FrontEnd::resolve(&options).unwrap_err().to_string();
         assert!(err.contains("__wasm_split_manifest.DDDDDDDDDDDDDDDDDDDDDD.json is missing"), "{err}");
 
         let manifest = dir.path().join("pkg/__wasm_split_manifest.DDDDDDDDDDDDDDDDDDDDDD.json");
-        std::fs::write(
-            &manifest,
-            r#"{"__landing_route_view_1": ["split___landing_route_view_1.EEEEEEEEEEEEEEEEEEEEEE"]}"#,
-        )
-        .unwrap();
+        write(&manifest, r#"{"__landing_route_view_1": ["split___landing_route_view_1.EEEEEEEEEEEEEEEEEEEEEE"]}"#);
         let err = FrontEnd::resolve(&options).unwrap_err().to_string();
         assert!(err.contains("names no chunk of the settings page"), "{err}");
 
-        std::fs::write(
-            &manifest,
-            r#"{"__settings_route_view_2": ["split___settings_route_view_2.FFFFFFFFFFFFFFFFFFFFFF"]}"#,
-        )
-        .unwrap();
+        write(&manifest, r#"{"__settings_route_view_2": ["split___settings_route_view_2.FFFFFFFFFFFFFFFFFFFFFF"]}"#);
         let resolved = FrontEnd::resolve(&options).expect("control: the whole build is there");
         assert_eq!(resolved.stylesheet, "/pkg/libero.CCCCCCCCCCCCCCCCCCCCCC.css");
         assert_eq!(resolved.settings_chunks, ["/pkg/split___settings_route_view_2.FFFFFFFFFFFFFFFFFFFFFF.wasm"]);

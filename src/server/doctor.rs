@@ -173,6 +173,15 @@ enum Conn {
     Postgres(PgConnection),
 }
 
+impl Conn {
+    fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
 /// What connecting to `DATABASE_URL` gave.
 enum Database {
     Connected {
@@ -183,7 +192,6 @@ enum Database {
     /// An SQLite file that does not exist yet (the server would create it, empty).
     MissingFile {
         shown: String,
-        backend: Backend,
     },
     Unusable(Check),
 }
@@ -191,18 +199,12 @@ enum Database {
 impl Database {
     fn check(&self) -> Check {
         match self {
-            Self::Connected { conn, shown, elapsed } => {
-                let backend = match conn {
-                    Conn::Sqlite(_) => Backend::Sqlite,
-                    Conn::Postgres(_) => Backend::Postgres,
-                };
-                Check::new(
-                    "database",
-                    Status::Ok,
-                    format!("{} {shown} reachable ({} ms)", backend.name(), elapsed.as_millis()),
-                )
-            }
-            Self::MissingFile { shown, .. } => {
+            Self::Connected { conn, shown, elapsed } => Check::new(
+                "database",
+                Status::Ok,
+                format!("{} {shown} reachable ({} ms)", conn.backend().name(), elapsed.as_millis()),
+            ),
+            Self::MissingFile { shown } => {
                 let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_else(|_| "?".into());
                 Check::new(
                     "database",
@@ -240,7 +242,7 @@ async fn connect(url: &str) -> Database {
         };
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         if !in_memory && !options.get_filename().exists() {
-            return Database::MissingFile { shown, backend: Backend::Sqlite };
+            return Database::MissingFile { shown };
         }
         tokio::time::timeout(DATABASE_TIMEOUT, SqliteConnection::connect_with(&options))
             .await
@@ -266,6 +268,7 @@ async fn connect(url: &str) -> Database {
 }
 
 /// A migration as recorded in `_sqlx_migrations`.
+#[derive(sqlx::FromRow)]
 struct Applied {
     version: i64,
     checksum: Vec<u8>,
@@ -274,7 +277,7 @@ struct Applied {
 
 async fn applied_migrations(conn: &mut Conn) -> Result<Option<Vec<Applied>>, sqlx::Error> {
     const SELECT: &str = "SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version";
-    let rows: Vec<(i64, Vec<u8>, bool)> = match conn {
+    match conn {
         Conn::Sqlite(conn) => {
             let (tables,): (i64,) =
                 sqlx::query_as("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
@@ -283,7 +286,7 @@ async fn applied_migrations(conn: &mut Conn) -> Result<Option<Vec<Applied>>, sql
             if tables == 0 {
                 return Ok(None);
             }
-            sqlx::query_as(SELECT).fetch_all(&mut *conn).await?
+            sqlx::query_as(SELECT).fetch_all(&mut *conn).await.map(Some)
         }
         Conn::Postgres(conn) => {
             let (exists,): (bool,) =
@@ -291,10 +294,9 @@ async fn applied_migrations(conn: &mut Conn) -> Result<Option<Vec<Applied>>, sql
             if !exists {
                 return Ok(None);
             }
-            sqlx::query_as(SELECT).fetch_all(&mut *conn).await?
+            sqlx::query_as(SELECT).fetch_all(&mut *conn).await.map(Some)
         }
-    };
-    Ok(Some(rows.into_iter().map(|(version, checksum, success)| Applied { version, checksum, success }).collect()))
+    }
 }
 
 fn label(migration: &Migration) -> String {
@@ -305,25 +307,20 @@ fn label(migration: &Migration) -> String {
 /// `Migrator::run` does before it applies anything — but applies nothing.
 async fn migrations(database: Database) -> Check {
     const NAME: &str = "migrations";
-    let (mut conn, backend) = match database {
-        Database::Connected { conn, .. } => {
-            let backend = match conn {
-                Conn::Sqlite(_) => Backend::Sqlite,
-                Conn::Postgres(_) => Backend::Postgres,
-            };
-            (conn, backend)
-        }
-        Database::MissingFile { backend, .. } => {
-            let pending = backend.migrator().iter().filter(|m| !m.migration_type.is_down_migration()).count();
-            return Check::new(
-                NAME,
-                Status::Fail,
-                format!("all {pending} pending (the database file does not exist): run `libero migrate`"),
-            );
-        }
+    let (backend, conn) = match database {
+        Database::Connected { conn, .. } => (conn.backend(), Some(conn)),
+        Database::MissingFile { .. } => (Backend::Sqlite, None),
         Database::Unusable(_) => return Check::new(NAME, Status::Skip, "needs a reachable database"),
     };
     let known: Vec<&Migration> = backend.migrator().iter().filter(|m| !m.migration_type.is_down_migration()).collect();
+    let Some(mut conn) = conn else {
+        let pending = known.len();
+        return Check::new(
+            NAME,
+            Status::Fail,
+            format!("all {pending} pending (the database file does not exist): run `libero migrate`"),
+        );
+    };
     let applied = applied_migrations(&mut conn).await;
     match conn {
         Conn::Sqlite(conn) => drop(conn.close().await),
@@ -343,16 +340,14 @@ async fn migrations(database: Database) -> Check {
         }
     };
     let mut findings = Vec::new();
+    let mut fail = |message: String| findings.push((Status::Fail, message));
 
     let failed: Vec<String> = applied.iter().filter(|a| !a.success).map(|a| a.version.to_string()).collect();
     if !failed.is_empty() {
-        findings.push((
-            Status::Fail,
-            format!(
-                "migration {} failed part-way (success = false in _sqlx_migrations): `libero serve` will refuse \
-                 to start; repair the schema by hand, delete that row, then run `libero migrate`",
-                failed.join(", ")
-            ),
+        fail(format!(
+            "migration {} failed part-way (success = false in _sqlx_migrations): `libero serve` will refuse \
+             to start; repair the schema by hand, delete that row, then run `libero migrate`",
+            failed.join(", ")
         ));
     }
     let unknown: Vec<String> = applied
@@ -361,13 +356,10 @@ async fn migrations(database: Database) -> Check {
         .map(|a| a.version.to_string())
         .collect();
     if !unknown.is_empty() {
-        findings.push((
-            Status::Fail,
-            format!(
-                "the database has migration {} that this release does not know (was a newer release \
-                 deployed?): `libero serve` will refuse to start; run the matching release",
-                unknown.join(", ")
-            ),
+        fail(format!(
+            "the database has migration {} that this release does not know (was a newer release \
+             deployed?): `libero serve` will refuse to start; run the matching release",
+            unknown.join(", ")
         ));
     }
     let changed: Vec<String> = known
@@ -376,26 +368,20 @@ async fn migrations(database: Database) -> Check {
         .map(|m| label(m))
         .collect();
     if !changed.is_empty() {
-        findings.push((
-            Status::Fail,
-            format!(
-                "migration {} was edited after it was applied (checksum differs): `libero serve` will refuse to \
-                 start; restore the original file from the release",
-                changed.join(", ")
-            ),
+        fail(format!(
+            "migration {} was edited after it was applied (checksum differs): `libero serve` will refuse to \
+             start; restore the original file from the release",
+            changed.join(", ")
         ));
     }
     let pending: Vec<String> =
         known.iter().filter(|m| !applied.iter().any(|a| a.version == m.version)).map(|m| label(m)).collect();
     if !pending.is_empty() {
-        findings.push((
-            Status::Fail,
-            format!(
-                "{} of {} pending ({}): run `libero migrate` (`libero serve` also applies them at start-up)",
-                pending.len(),
-                known.len(),
-                pending.join(", ")
-            ),
+        fail(format!(
+            "{} of {} pending ({}): run `libero migrate` (`libero serve` also applies them at start-up)",
+            pending.len(),
+            known.len(),
+            pending.join(", ")
         ));
     }
     let latest = known.last().map(|m| label(m)).unwrap_or_default();
@@ -445,29 +431,21 @@ async fn commerce7(api_url: &str, sign_in_timeout: Option<Duration>) -> Check {
     };
     let status = response.status().as_u16();
     let mut findings = Vec::new();
+    let mut warn = |message: String| findings.push((Status::Warn, message));
     if response.status().is_server_error() {
-        findings.push((
-            Status::Warn,
-            format!("{shown} is reachable but answered HTTP {status}: sign-ins fail with a 503 page while it does"),
-        ));
+        warn(format!("{shown} is reachable but answered HTTP {status}: sign-ins fail with a 503 page while it does"));
     } else if status == 404 {
-        findings.push((
-            Status::Warn,
-            format!(
-                "{shown} answered HTTP 404: is COMMERCE7_API_URL the API base including the version (e.g. \
-                 {DEFAULT_COMMERCE7_API_URL})?"
-            ),
+        warn(format!(
+            "{shown} answered HTTP 404: is COMMERCE7_API_URL the API base including the version (e.g. \
+             {DEFAULT_COMMERCE7_API_URL})?"
         ));
     }
     if let Some(limit) = sign_in_timeout.filter(|limit| elapsed > *limit) {
-        findings.push((
-            Status::Warn,
-            format!(
-                "{shown} took {} ms, longer than COMMERCE7_TIMEOUT ({} ms): sign-ins would fail with a 503 page; \
-                 raise COMMERCE7_TIMEOUT or check the network",
-                elapsed.as_millis(),
-                limit.as_millis()
-            ),
+        warn(format!(
+            "{shown} took {} ms, longer than COMMERCE7_TIMEOUT ({} ms): sign-ins would fail with a 503 page; \
+             raise COMMERCE7_TIMEOUT or check the network",
+            elapsed.as_millis(),
+            limit.as_millis()
         ));
     }
     Check::from_findings(
@@ -517,37 +495,29 @@ pub fn cookies_and_framing(config: &Config) -> Check {
             ),
         ));
     }
+    let mut warn = |message: String| findings.push((Status::Warn, message));
     for origin in &others {
         let lower = origin.to_ascii_lowercase();
         if !(origin.chars().all(|c| c.is_ascii_graphic()) && !origin.contains(';')) {
-            findings.push((Status::Warn, format!("FRAME_ANCESTORS entry {origin:?} is ignored (it contains ';')")));
+            warn(format!("FRAME_ANCESTORS entry {origin:?} is ignored (it contains ';')"));
         } else if matches!(lower.as_str(), "*" | "http:" | "https:" | "http://*" | "https://*") {
-            findings.push((
-                Status::Warn,
-                format!(
-                    "FRAME_ANCESTORS {origin} lets any site frame the app (clickjacking): name Commerce7's \
-                     origin, {}",
-                    config::DEFAULT_FRAME_ANCESTORS
-                ),
+            warn(format!(
+                "FRAME_ANCESTORS {origin} lets any site frame the app (clickjacking): name Commerce7's \
+                 origin, {}",
+                config::DEFAULT_FRAME_ANCESTORS
             ));
         } else if lower.starts_with("http://") && !is_loopback(&lower) {
-            findings.push((
-                Status::Warn,
-                format!(
-                    "FRAME_ANCESTORS allows {origin} over plain http: anyone on the network path can change that \
-                     page; use https://"
-                ),
+            warn(format!(
+                "FRAME_ANCESTORS allows {origin} over plain http: anyone on the network path can change that \
+                 page; use https://"
             ));
         }
     }
     if config.commerce7_frame_script.is_none() && !others.is_empty() {
-        findings.push((
-            Status::Warn,
-            format!(
-                "COMMERCE7_FRAME_SCRIPT is empty, so pages load no frame script: inside the Commerce7 admin the \
-                 frame keeps a fixed height with scrollbars; unset it (Commerce7's {})",
-                config::DEFAULT_COMMERCE7_FRAME_SCRIPT
-            ),
+        warn(format!(
+            "COMMERCE7_FRAME_SCRIPT is empty, so pages load no frame script: inside the Commerce7 admin the \
+             frame keeps a fixed height with scrollbars; unset it (Commerce7's {})",
+            config::DEFAULT_COMMERCE7_FRAME_SCRIPT
         ));
     }
     let cookie = if config.cookie_secure {
@@ -610,13 +580,10 @@ fn scrub(line: &str, secrets: &[String]) -> String {
 /// An error and its causes, `outer: inner: innermost`, without repeats.
 fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(err);
-    while let Some(err) = next {
-        let text = err.to_string();
+    for text in std::iter::successors(Some(err), |err| err.source()).map(ToString::to_string) {
         if !parts.iter().any(|part| part.contains(&text)) {
             parts.push(text);
         }
-        next = err.source();
     }
     parts.join(": ")
 }

@@ -199,17 +199,12 @@ pub async fn typescript_app(source_url: &str, destination_url: &str, dry_run: bo
 
 /// The real run: migrations, then one insert per Commerce7 row that Libero does not know.
 async fn import_into(db: &Db, rows: Vec<SourceClient>, report: &mut Report) -> Result<(), (&'static str, String)> {
+    let read = |e: sqlx::Error| ("read", e.to_string());
     let pending = match db {
-        Db::Sqlite(pool) => {
-            let mut conn = pool.acquire().await.map_err(|e| ("read", e.to_string()))?;
-            pending_sqlite(&mut conn).await
-        }
-        Db::Postgres(pool) => {
-            let mut conn = pool.acquire().await.map_err(|e| ("read", e.to_string()))?;
-            pending_postgres(&mut conn).await
-        }
+        Db::Sqlite(pool) => pending_sqlite(&mut *pool.acquire().await.map_err(read)?).await,
+        Db::Postgres(pool) => pending_postgres(&mut *pool.acquire().await.map_err(read)?).await,
     }
-    .map_err(|e| ("read", e.to_string()))?;
+    .map_err(read)?;
     db.migrate().await.map_err(|e| ("migrate", e.to_string()))?;
     report.migrations = if pending == 0 { Migrations::UpToDate } else { Migrations::Applied(pending) };
 
@@ -315,7 +310,7 @@ async fn read_destination(url: &str) -> Result<(HashMap<String, bool>, Migration
         let message = format!("no answer within {} s", CONNECT_TIMEOUT.as_secs());
         sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, message))
     };
-    if Backend::of_url(url) == Some(Backend::Postgres) {
+    let (pending, known) = if Backend::of_url(url) == Some(Backend::Postgres) {
         let options = PgConnectOptions::from_str(url)?;
         let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
             .await
@@ -329,31 +324,30 @@ async fn read_destination(url: &str) -> Result<(HashMap<String, bool>, Migration
             if has_clients { sqlx::query_as(KNOWN).fetch_all(&mut *tx).await? } else { Vec::new() };
         tx.rollback().await?;
         let _ = conn.close().await;
-        return Ok((known.into_iter().collect(), pending_to_migrations(pending)));
-    }
-    let options = SqliteConnectOptions::from_str(url)?;
-    let file = options.get_filename();
-    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-    if in_memory || !file.exists() {
-        return Ok((HashMap::new(), Migrations::NoDatabaseYet(known_versions(&db::SQLITE_MIGRATIONS).len())));
-    }
-    let options = options.read_only(true).create_if_missing(false);
-    let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, SqliteConnection::connect_with(&options))
-        .await
-        .map_err(connect_timeout)??;
-    let pending = pending_sqlite(&mut conn).await?;
-    let has_clients: bool =
-        sqlx::query_scalar("SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'clients'")
-            .fetch_one(&mut conn)
-            .await?;
-    let known: Vec<(String, bool)> =
-        if has_clients { sqlx::query_as(KNOWN).fetch_all(&mut conn).await? } else { Vec::new() };
-    let _ = conn.close().await;
-    Ok((known.into_iter().collect(), pending_to_migrations(pending)))
-}
-
-fn pending_to_migrations(pending: usize) -> Migrations {
-    if pending == 0 { Migrations::UpToDate } else { Migrations::Pending(pending) }
+        (pending, known)
+    } else {
+        let options = SqliteConnectOptions::from_str(url)?;
+        let file = options.get_filename();
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if in_memory || !file.exists() {
+            return Ok((HashMap::new(), Migrations::NoDatabaseYet(known_versions(&db::SQLITE_MIGRATIONS).len())));
+        }
+        let options = options.read_only(true).create_if_missing(false);
+        let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, SqliteConnection::connect_with(&options))
+            .await
+            .map_err(connect_timeout)??;
+        let pending = pending_sqlite(&mut conn).await?;
+        let has_clients: bool =
+            sqlx::query_scalar("SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'clients'")
+                .fetch_one(&mut conn)
+                .await?;
+        let known: Vec<(String, bool)> =
+            if has_clients { sqlx::query_as(KNOWN).fetch_all(&mut conn).await? } else { Vec::new() };
+        let _ = conn.close().await;
+        (pending, known)
+    };
+    let migrations = if pending == 0 { Migrations::UpToDate } else { Migrations::Pending(pending) };
+    Ok((known.into_iter().collect(), migrations))
 }
 
 /// The versions this binary would apply (no down migrations).
@@ -365,27 +359,24 @@ fn count_pending(migrator: &Migrator, applied: &[i64]) -> usize {
     known_versions(migrator).iter().filter(|v| !applied.contains(v)).count()
 }
 
+/// The versions `_sqlx_migrations` records as applied.
+const APPLIED: &str = "SELECT version FROM _sqlx_migrations WHERE success";
+
 async fn pending_sqlite(conn: &mut SqliteConnection) -> Result<usize, sqlx::Error> {
     let has_table: bool =
         sqlx::query_scalar("SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
             .fetch_one(&mut *conn)
             .await?;
-    let applied: Vec<i64> = if has_table {
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(&mut *conn).await?
-    } else {
-        Vec::new()
-    };
+    let applied: Vec<i64> =
+        if has_table { sqlx::query_scalar(APPLIED).fetch_all(&mut *conn).await? } else { Vec::new() };
     Ok(count_pending(&db::SQLITE_MIGRATIONS, &applied))
 }
 
 async fn pending_postgres(conn: &mut PgConnection) -> Result<usize, sqlx::Error> {
     let has_table: bool =
         sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(&mut *conn).await?;
-    let applied: Vec<i64> = if has_table {
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(&mut *conn).await?
-    } else {
-        Vec::new()
-    };
+    let applied: Vec<i64> =
+        if has_table { sqlx::query_scalar(APPLIED).fetch_all(&mut *conn).await? } else { Vec::new() };
     Ok(count_pending(&db::POSTGRES_MIGRATIONS, &applied))
 }
 
@@ -395,13 +386,10 @@ async fn pending_postgres(conn: &mut PgConnection) -> Result<usize, sqlx::Error>
 /// `message` with every password of `url` (in its user info or a `password=` query parameter,
 /// as written and percent-decoded) replaced by `***`: a driver's error could quote it.
 pub fn scrub(message: &str, url: &str) -> String {
-    let mut out = message.to_owned();
-    for secret in passwords_in(url) {
-        if !secret.is_empty() {
-            out = out.replace(&secret, "***");
-        }
-    }
-    out
+    passwords_in(url)
+        .iter()
+        .filter(|secret| !secret.is_empty())
+        .fold(message.to_owned(), |out, secret| out.replace(secret.as_str(), "***"))
 }
 
 fn passwords_in(url: &str) -> Vec<String> {

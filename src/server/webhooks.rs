@@ -40,9 +40,7 @@ pub async fn limit_callbacks(
     {
         metrics::rate_limited("callbacks");
         tracing::warn!(%ip, "callback rate limit exceeded");
-        let mut response =
-            (StatusCode::TOO_MANY_REQUESTS, Json(serde_json::json!({ "ok": false, "error": "too many requests" })))
-                .into_response();
+        let mut response = reply(StatusCode::TOO_MANY_REQUESTS, "too many requests");
         response.headers_mut().insert(header::RETRY_AFTER, ratelimit::retry_after(wait));
         return response;
     }
@@ -88,25 +86,32 @@ struct Callback {
     body: Map<String, Value>,
 }
 
-/// Why a callback body was refused: the status and the message to answer with.
-type Refusal = (StatusCode, String);
-
-fn parse_callback(body: &Bytes) -> Result<Callback, Refusal> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|err| (StatusCode::BAD_REQUEST, format!("malformed JSON: {err}")))?;
+/// The `which` (`install` or `uninstall`) callback, when its Basic credentials match and its body
+/// is valid; else the answer that refuses it.
+fn accept(which: &str, config: &Config, headers: &HeaderMap, body: &Bytes) -> Result<Callback, Response> {
+    if !basic_auth_matches(config, headers) {
+        tracing::warn!("{which} callback with wrong or missing credentials");
+        return Err(unauthorized());
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|err| reply(StatusCode::BAD_REQUEST, &format!("malformed JSON: {err}")))?;
     let Value::Object(body) = value else {
-        return Err((StatusCode::BAD_REQUEST, "the body must be a JSON object".to_owned()));
+        return Err(reply(StatusCode::BAD_REQUEST, "the body must be a JSON object"));
     };
     let tenant_id = match body.get("tenantId") {
         Some(Value::String(t)) if is_tenant_slug(t) => t.clone(),
         Some(Value::String(_)) => {
-            return Err((StatusCode::UNPROCESSABLE_ENTITY, "tenantId must be a Commerce7 tenant slug".to_owned()));
+            return Err(reply(StatusCode::UNPROCESSABLE_ENTITY, "tenantId must be a Commerce7 tenant slug"));
         }
-        _ => {
-            return Err((StatusCode::UNPROCESSABLE_ENTITY, "tenantId is required".to_owned()));
-        }
+        _ => return Err(reply(StatusCode::UNPROCESSABLE_ENTITY, "tenantId is required")),
     };
     Ok(Callback { tenant_id, body })
+}
+
+/// The answer to a callback whose database work failed.
+fn database_error(which: &str, err: &sqlx::Error) -> Response {
+    tracing::error!(error = %err, "{which} callback: database error");
+    reply(StatusCode::SERVICE_UNAVAILABLE, "database unavailable, try again")
 }
 
 /// Longest value kept of a text field of the install body, in characters (the columns' CHECKs
@@ -117,24 +122,21 @@ const MAX_FIELD_CHARS: usize = 500;
 /// spaces, at most [`MAX_FIELD_CHARS`] characters; `None` when it is missing, not a string or
 /// blank.
 fn text(map: &Map<String, Value>, key: &str) -> Option<String> {
-    let value = map.get(key)?.as_str()?;
-    let line: String = value.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    capped(line.trim())
+    capped(spaced(map.get(key)?.as_str()?).trim())
 }
 
 /// Like [`text`], but keeping line breaks (a postal address may come on several lines): each
 /// line trimmed, blank lines dropped, `\r\n` and `\r` read as `\n`.
 fn lines(map: &Map<String, Value>, key: &str) -> Option<String> {
     let value = map.get(key)?.as_str()?.replace("\r\n", "\n").replace('\r', "\n");
-    let kept: Vec<String> = value
-        .split('\n')
-        .map(|line| line.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>())
-        .filter_map(|line| {
-            let line = line.trim();
-            (!line.is_empty()).then(|| line.to_owned())
-        })
-        .collect();
+    let kept: Vec<String> =
+        value.split('\n').map(|line| spaced(line).trim().to_owned()).filter(|line| !line.is_empty()).collect();
     capped(&kept.join("\n"))
+}
+
+/// `value` with each control character turned into a space.
+fn spaced(value: &str) -> String {
+    value.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 /// At most [`MAX_FIELD_CHARS`] characters of `value` (trimmed again after the cut); `None` when
@@ -187,13 +189,9 @@ fn read_install(tenant_id: String, mut body: Map<String, Value>) -> (Installatio
 
 /// `POST /install`: creates the client, or reactivates it on reinstall. 200 `{"ok":true}`.
 pub async fn install(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if !basic_auth_matches(&state.config, &headers) {
-        tracing::warn!("install callback with wrong or missing credentials");
-        return unauthorized();
-    }
-    let Callback { tenant_id, body } = match parse_callback(&body) {
+    let Callback { tenant_id, body } = match accept("install", &state.config, &headers, &body) {
         Ok(callback) => callback,
-        Err((status, message)) => return reply(status, &message),
+        Err(refused) => return refused,
     };
     let (installation, organization) = read_install(tenant_id, body);
     match clients::install_with(&state.db, &installation, &organization).await {
@@ -201,23 +199,16 @@ pub async fn install(State(state): State<AppState>, headers: HeaderMap, body: By
             tracing::info!(tenant_id = %client.tenant_id, "install callback: client installed");
             Json(json!({ "ok": true })).into_response()
         }
-        Err(err) => {
-            tracing::error!(error = %err, "install callback: database error");
-            reply(StatusCode::SERVICE_UNAVAILABLE, "database unavailable, try again")
-        }
+        Err(err) => database_error("install", &err),
     }
 }
 
 /// `POST /uninstall`: marks the client uninstalled and deletes its sessions at once. Unknown
 /// tenants are answered 200 (nothing to do).
 pub async fn uninstall(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if !basic_auth_matches(&state.config, &headers) {
-        tracing::warn!("uninstall callback with wrong or missing credentials");
-        return unauthorized();
-    }
-    let Callback { tenant_id, .. } = match parse_callback(&body) {
+    let Callback { tenant_id, .. } = match accept("uninstall", &state.config, &headers, &body) {
         Ok(callback) => callback,
-        Err((status, message)) => return reply(status, &message),
+        Err(refused) => return refused,
     };
     match clients::uninstall(&state.db, &tenant_id).await {
         Ok(Some(sessions)) => {
@@ -228,10 +219,7 @@ pub async fn uninstall(State(state): State<AppState>, headers: HeaderMap, body: 
             tracing::info!(%tenant_id, "uninstall callback for an unknown tenant");
             Json(json!({ "ok": true })).into_response()
         }
-        Err(err) => {
-            tracing::error!(error = %err, "uninstall callback: database error");
-            reply(StatusCode::SERVICE_UNAVAILABLE, "database unavailable, try again")
-        }
+        Err(err) => database_error("uninstall", &err),
     }
 }
 
@@ -250,11 +238,12 @@ mod tests {
         .unwrap()
     }
 
+    fn with_authorization(value: &str) -> HeaderMap {
+        HeaderMap::from_iter([(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap())])
+    }
+
     fn with_basic(user_pass: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        let encoded = base64::engine::general_purpose::STANDARD.encode(user_pass);
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Basic {encoded}")).unwrap());
-        headers
+        with_authorization(&format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(user_pass)))
     }
 
     #[test]
@@ -266,9 +255,7 @@ mod tests {
     fn the_basic_scheme_is_case_insensitive() {
         let encoded = base64::engine::general_purpose::STANDARD.encode("c7:pa:ss");
         for scheme in ["basic", "BASIC", "bAsIc"] {
-            let mut headers = HeaderMap::new();
-            headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("{scheme} {encoded}")).unwrap());
-            assert!(basic_auth_matches(&config(), &headers), "{scheme}");
+            assert!(basic_auth_matches(&config(), &with_authorization(&format!("{scheme} {encoded}"))), "{scheme}");
         }
     }
 
@@ -277,9 +264,7 @@ mod tests {
         assert!(!basic_auth_matches(&config(), &with_basic("c7:wrong")));
         assert!(!basic_auth_matches(&config(), &with_basic("other:pa:ss")));
         assert!(!basic_auth_matches(&config(), &HeaderMap::new()));
-        let mut bearer = HeaderMap::new();
-        bearer.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer c7:pa:ss"));
-        assert!(!basic_auth_matches(&config(), &bearer));
+        assert!(!basic_auth_matches(&config(), &with_authorization("Bearer c7:pa:ss")));
     }
 
     fn read(body: Value) -> (Installation, Organization) {
