@@ -433,7 +433,8 @@ def rounds(name: str, base: str, targets: list[tuple[str, str, str, dict]], serv
     round so that a drift of the machine (another process, the CPU's clock) touches them alike;
     each cell is the run with the median req/s (its p50 with it) and the median of the rounds'
     p99s — one 3-s run's p99 is one hiccup of the VM (a path that reads no database showed tens of
-    ms) — carrying every round's req/s in run order under "rounds" (for paired ratios: see
+    ms; with an even BENCH_ROUNDS, the upper of the two middle runs and the mean of the two middle
+    p99s) — carrying every round's req/s in run order under "rounds" (for paired ratios: see
     paired())."""
     runs: dict = {label: {c: [] for c in CONNECTIONS} for label, *_ in targets}
     for round_ in range(1, ROUNDS + 1):

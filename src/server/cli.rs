@@ -285,7 +285,7 @@ fn session_secret_from_env() -> Result<String, String> {
 /// or a whole `Cookie:` header; surrounding blanks and quotes are dropped.
 fn cookie_header(input: &str) -> Result<String, String> {
     let mut value = input.trim();
-    if value.len() >= 7 && value[..7].eq_ignore_ascii_case("cookie:") {
+    if value.get(..7).is_some_and(|prefix| prefix.eq_ignore_ascii_case("cookie:")) {
         value = value[7..].trim();
     }
     for quote in ['\'', '"'] {

@@ -52,6 +52,11 @@ impl std::fmt::Debug for CookieSigner {
 impl CookieSigner {
     /// The signer for `secret`: HKDF-SHA256 expansion of the secret (as the pseudo-random key)
     /// with the `cookie` crate's info, which is what `cookie::Key::derive_from` signs with.
+    ///
+    /// # Panics
+    ///
+    /// When `secret` is shorter than 32 bytes (as `cookie::Key::derive_from` does); the settings
+    /// refuse such a `SESSION_SECRET` before the server starts.
     pub fn new(secret: &str) -> Self {
         let mut key = [0u8; 32];
         hkdf::Hkdf::<sha2::Sha256>::from_prk(secret.as_bytes())

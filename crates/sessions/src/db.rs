@@ -31,7 +31,8 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// PostgreSQL connection before it hands it out (`test_before_acquire`), so a connection the database ended
 /// (a restart, a proxy's idle timeout) is replaced there; a connection dropped *silently* (a NAT
 /// forgetting it: no reset, no answer ever) would never answer or fail, and this bounds it: the
-/// request gets "database unavailable" instead of hanging, and the connection is dropped.
+/// request gets "database unavailable" instead of hanging, and the connection is not handed out
+/// again: sqlx's ping on release, which would put it back in the pool, waits on it instead.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A pool of up to `max` connections, as sqlx configures it, with [`ACQUIRE_TIMEOUT`].

@@ -3,8 +3,9 @@
 //! tower-sessions' own `SessionManagerLayer` cannot mark its cookie `Partitioned`, and clears
 //! cookies without their original attributes (a partitioned cookie is then not removed). This
 //! layer does the same job with the `cookie` crate's parsing and attributes: it verifies the
-//! incoming cookie's value ([`CookieSigner`], the session core's HMAC), hands a lazily loaded [`Session`] to the handlers, and after the response
-//! saves a modified session and sets — or clears, with the same attributes — the cookie.
+//! incoming cookie's value ([`CookieSigner`], the session core's HMAC), hands a lazily loaded
+//! [`Session`] to the handlers, and after the response saves a modified session and sets — or
+//! clears, with the same attributes — the cookie.
 
 use std::sync::Arc;
 
@@ -72,13 +73,14 @@ impl SessionCookies {
     }
 
     /// Reads and verifies the session cookie of a request. When the browser sends it more than
-    /// once, the last one that is not oversized is the one verified.
+    /// once, the last one that is not oversized is the one verified. Another cookie with bytes
+    /// beyond ASCII in the same header (another app's on the same site) does not hide it.
     pub fn read(&self, headers: &HeaderMap) -> CookieToken {
         let mut seen = false;
         let mut candidate = None;
         for value in headers.get_all(header::COOKIE) {
-            let Ok(value) = value.to_str() else { continue };
-            for cookie in Cookie::split_parse_encoded(value).flatten() {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            for cookie in Cookie::split_parse_encoded(value.as_ref()).flatten() {
                 if cookie.name() != COOKIE_NAME {
                     continue;
                 }
@@ -238,6 +240,18 @@ mod tests {
         let c = cookies(true).await;
         let huge = format!("{COOKIE_NAME}={}", "A".repeat(5000));
         assert_eq!(c.read(&request_with(&huge)), CookieToken::Rejected("oversized"));
+    }
+
+    #[tokio::test]
+    async fn another_cookie_with_bytes_beyond_ascii_does_not_hide_ours() {
+        let c = cookies(true).await;
+        let id = Id::default();
+        let pair = cookie_pair(&c.issue(id, time::Duration::hours(1)));
+        let mut headers = HeaderMap::new();
+        let value = [b"theirs=caf\xc3\xa9; ".as_slice(), pair.as_bytes()].concat();
+        headers.insert(header::COOKIE, HeaderValue::from_bytes(&value).unwrap());
+        assert!(headers[header::COOKIE].to_str().is_err(), "the header is not visible ASCII");
+        assert_eq!(c.read(&headers), CookieToken::Signed(id));
     }
 
     #[tokio::test]
