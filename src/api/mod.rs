@@ -66,11 +66,7 @@ pub mod ssr {
         use leptos::server_fn::error::ServerFnUrlError;
 
         let Some(parts) = use_context::<http::request::Parts>() else { return };
-        let wants_html = parts
-            .headers
-            .get(header::ACCEPT)
-            .and_then(|accept| accept.to_str().ok())
-            .is_some_and(|accept| accept.contains("text/html"));
+        let wants_html = crate::server::sessions::accepts_html(&parts.headers);
         let Some(response) = use_context::<leptos_axum::ResponseOptions>().filter(|_| wants_html) else {
             return;
         };

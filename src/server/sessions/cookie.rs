@@ -226,16 +226,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_tampered_cookie_is_rejected() {
-        let c = cookies(true).await;
-        let pair = cookie_pair(&c.issue(Id::default(), time::Duration::hours(1)));
-        let mut tampered = pair.clone();
-        let last = tampered.pop().unwrap();
-        tampered.push(if last == 'A' { 'B' } else { 'A' });
-        assert_eq!(c.read(&request_with(&tampered)), CookieToken::Rejected("bad_signature"));
-    }
-
-    #[tokio::test]
     async fn an_oversized_cookie_is_rejected_without_verification() {
         let c = cookies(true).await;
         let huge = format!("{COOKIE_NAME}={}", "A".repeat(5000));
