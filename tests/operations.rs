@@ -191,6 +191,8 @@ on_both_databases!(callbacks_over_the_limit_get_429_with_retry_after, |kind| asy
         .unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(response.headers().contains_key(header::RETRY_AFTER));
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({ "ok": false, "error": "too many requests" }), "the callbacks' error shape");
     assert!(app.client_id(TENANT).await.is_some());
     assert_eq!(app.sign_in(TENANT, OWNER_TOKEN).await.status(), StatusCode::OK, "the uninstall did not happen");
     app.stop().await;

@@ -573,6 +573,8 @@ mod tests {
         for empty in ["", "   ", "''", "__libero_session="] {
             assert!(cookie_header(empty).unwrap_err().contains("no cookie value given"), "{empty:?}");
         }
+        // A character of several bytes across the length of "cookie:" is a value, not a panic.
+        assert_eq!(cookie_header("cookieé=1").unwrap(), "__libero_session=cookieé=1");
     }
 
     fn found(verdict: &'static str) -> FoundSession {
