@@ -19,8 +19,10 @@ fn body_class() -> &'static str {
     #[cfg(feature = "ssr")]
     {
         use crate::server::sessions::{CurrentSession, Theme};
-        let theme = use_context::<http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<CurrentSession>().map(|s| s.auth.theme));
+        let theme = with_context::<http::request::Parts, _>(|parts| {
+            parts.extensions.get::<CurrentSession>().map(|s| s.auth.theme)
+        })
+        .flatten();
         if theme == Some(Theme::Dark) {
             return "theme-dark";
         }

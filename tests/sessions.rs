@@ -858,9 +858,11 @@ async fn simultaneous_session_info_calls(app: &TestApp, count: usize) -> Vec<req
     responses
 }
 
-/// The pool outlives PostgreSQL ending its connections — a restart, a proxy's idle timeout: sqlx
-/// pings a connection before handing it out and replaces a dead one, so the next request is
-/// answered, not 503.
+/// The pool outlives PostgreSQL ending its connections — a restart, a proxy's idle timeout: a
+/// connection that sat in the pool for `db::PING_AFTER_IDLE` is pinged before it is handed out
+/// and replaced if dead, so once the app has been at rest the next requests are all answered;
+/// while it is busy, each ended connection fails at most the one call that meets it (503) and is
+/// dropped, and the calls after it are answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_in_requests_are_answered_after_postgres_ends_every_connection() {
     let Some(app) = TestApp::signed_in(TestDb::Postgres).await else {
@@ -868,22 +870,43 @@ async fn signed_in_requests_are_answered_after_postgres_ends_every_connection() 
     };
     let name = app.database.postgres_name().expect("a PostgreSQL database").to_owned();
     let call = || async { app.post_same_origin("/api/session_info").send().await.unwrap().status() };
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&common::postgres_admin_url()).await.unwrap();
+    let mut end_every_connection = async || -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1) ended",
+        )
+        .bind(&name)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap()
+    };
     // Positive control.
     for attempt in 0..3 {
         assert_eq!(call().await, StatusCode::OK, "call {attempt} before the cut");
     }
 
-    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&common::postgres_admin_url()).await.unwrap();
-    let ended: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1) ended",
-    )
-    .bind(&name)
-    .fetch_one(&mut admin)
-    .await
-    .unwrap();
+    // Busy: the next call meets an ended connection straight away.
+    let ended = end_every_connection().await;
     assert!(ended > 0, "the app's connections were ended");
+    let mut unavailable = 0;
+    let mut answered = false;
+    for _ in 0..=ended {
+        match call().await {
+            StatusCode::OK => {
+                answered = true;
+                break;
+            }
+            StatusCode::SERVICE_UNAVAILABLE => unavailable += 1,
+            other => panic!("after the cut: {other}"),
+        }
+    }
+    assert!(answered, "answered again after {unavailable} calls got 503 ({ended} ended connections)");
+
+    // At rest: connections idle past the window are checked first, so no call fails.
+    assert!(end_every_connection().await > 0, "the app's connections were ended again");
+    tokio::time::sleep(libero::server::db::PING_AFTER_IDLE + Duration::from_millis(200)).await;
     for attempt in 0..3 {
-        assert_eq!(call().await, StatusCode::OK, "call {attempt} after the cut");
+        assert_eq!(call().await, StatusCode::OK, "call {attempt} after the cut, the pool at rest");
     }
     app.stop().await;
 }

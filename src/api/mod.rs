@@ -20,8 +20,8 @@ pub mod ssr {
     /// The guard's validated session for this request, or 401. The first line of every
     /// protected server function.
     pub fn require_session() -> Result<CurrentSession, AppError> {
-        use_context::<http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<CurrentSession>().cloned())
+        with_context::<http::request::Parts, _>(|parts| parts.extensions.get::<CurrentSession>().cloned())
+            .flatten()
             .ok_or_else(|| fail(AppError::Unauthorized))
     }
 

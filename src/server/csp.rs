@@ -74,8 +74,9 @@ pub async fn layer(State(policy): State<ContentSecurityPolicy>, mut req: Request
 /// Gives Leptos the nonce of this request's policy, for the inline scripts it renders (called in
 /// the render's context, after leptos_axum has provided one of its own).
 pub fn provide_request_nonce() {
-    use leptos::prelude::{provide_context, use_context};
-    let nonce = use_context::<http::request::Parts>().and_then(|parts| parts.extensions.get::<Nonce>().cloned());
+    use leptos::prelude::{provide_context, with_context};
+    // `with_context`, not `use_context`: the request's parts are read in place, not cloned.
+    let nonce = with_context::<http::request::Parts, _>(|parts| parts.extensions.get::<Nonce>().cloned()).flatten();
     if let Some(nonce) = nonce {
         provide_context(nonce);
     }

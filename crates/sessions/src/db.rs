@@ -27,13 +27,22 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long SQLite may wait for a lock (`busy_timeout`) before a query fails with "database is
 /// locked".
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long the session guard's read (taking a connection, then the query) may take. sqlx pings a
-/// PostgreSQL connection before it hands it out (`test_before_acquire`), so a connection the database ended
-/// (a restart, a proxy's idle timeout) is replaced there; a connection dropped *silently* (a NAT
-/// forgetting it: no reset, no answer ever) would never answer or fail, and this bounds it: the
-/// request gets "database unavailable" instead of hanging, and the connection is not handed out
-/// again: sqlx's ping on release, which would put it back in the pool, waits on it instead.
+/// How long the session guard's read (taking a connection, then the query) may take. A
+/// connection the database ended is replaced when it is next taken (see [`PING_AFTER_IDLE`]) or
+/// after the one query it fails; a connection dropped *silently* (a NAT forgetting it: no reset,
+/// no answer ever) would never answer or fail, and this bounds it: the request gets "database
+/// unavailable" instead of hanging, and the connection is not handed out again: sqlx's ping on
+/// release, which would put it back in the pool, waits on it instead.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A PostgreSQL connection that sat in the pool this long is pinged before it is handed out, and
+/// replaced if the database ended it (a restart, a proxy's idle timeout); one used more recently
+/// is handed out as it is — HikariCP's rule (`aliveBypassWindowMs`, 500 ms). sqlx's own
+/// `test_before_acquire` pings before every use: a third round trip on every signed-in request,
+/// where sqlx already pings each connection when it comes back (its test on release). A
+/// connection the database ended while the pool is busy fails the one query that meets it (503)
+/// and is then dropped.
+pub const PING_AFTER_IDLE: Duration = Duration::from_millis(500);
 
 /// A pool of up to `max` connections, as sqlx configures it, with [`ACQUIRE_TIMEOUT`].
 fn pool_options<DB: sqlx::Database>(max: u32) -> PoolOptions<DB> {
@@ -144,7 +153,18 @@ impl Db {
     /// Connects to `url`, creating the SQLite file if it does not exist.
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         if Backend::of_url(url) == Some(Backend::Postgres) {
-            let pool = pool_options::<Postgres>(10).connect(url).await?;
+            let pool = pool_options::<Postgres>(10)
+                .test_before_acquire(false)
+                .before_acquire(|connection, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= PING_AFTER_IDLE {
+                            sqlx::Connection::ping(connection).await?;
+                        }
+                        Ok(true)
+                    })
+                })
+                .connect(url)
+                .await?;
             Ok(Self::Postgres(pool))
         } else {
             let options = SqliteConnectOptions::from_str(url)?
@@ -153,9 +173,9 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT);
-            // No ping before a connection is handed out (sqlx's `test_before_acquire`, kept on
-            // PostgreSQL): an embedded database has no server to end a connection, and on SQLite
-            // each ping is one more hop to the connection's worker thread on every query.
+            // No ping before a connection is handed out (on PostgreSQL only after
+            // [`PING_AFTER_IDLE`]): an embedded database has no server to end a connection, and on
+            // SQLite each ping is one more hop to the connection's worker thread.
             let pool = pool_options::<Sqlite>(8).test_before_acquire(false).connect_with(options).await?;
             Ok(Self::Sqlite(pool))
         }
