@@ -858,6 +858,24 @@ async fn simultaneous_session_info_calls(app: &TestApp, count: usize) -> Vec<req
     responses
 }
 
+/// Calls until one is answered 200, at most `limit` times: how many got 503 before it, or `None`
+/// when none was answered. Any other status fails the test.
+async fn calls_until_answered<F, Fut>(limit: usize, call: &F) -> Option<usize>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = StatusCode>,
+{
+    let mut unavailable = 0;
+    for attempt in 0..limit {
+        match call().await {
+            StatusCode::OK => return Some(unavailable),
+            StatusCode::SERVICE_UNAVAILABLE => unavailable += 1,
+            other => panic!("call {attempt}: {other}"),
+        }
+    }
+    None
+}
+
 /// The pool outlives PostgreSQL ending its connections — a restart, a proxy's idle timeout: a
 /// connection that sat in the pool for `db::PING_AFTER_IDLE` is pinged before it is handed out
 /// and replaced if dead, so once the app has been at rest the next requests are all answered;
@@ -888,19 +906,8 @@ async fn signed_in_requests_are_answered_after_postgres_ends_every_connection() 
     // Busy: the next call meets an ended connection straight away.
     let ended = end_every_connection().await;
     assert!(ended > 0, "the app's connections were ended");
-    let mut unavailable = 0;
-    let mut answered = false;
-    for _ in 0..=ended {
-        match call().await {
-            StatusCode::OK => {
-                answered = true;
-                break;
-            }
-            StatusCode::SERVICE_UNAVAILABLE => unavailable += 1,
-            other => panic!("after the cut: {other}"),
-        }
-    }
-    assert!(answered, "answered again after {unavailable} calls got 503 ({ended} ended connections)");
+    let unavailable = calls_until_answered(ended as usize + 1, &call).await;
+    assert!(unavailable.is_some(), "answered again within {} calls ({ended} ended connections)", ended + 1);
 
     // At rest: connections idle past the window are checked first, so no call fails.
     assert!(end_every_connection().await > 0, "the app's connections were ended again");
@@ -943,20 +950,11 @@ async fn a_silently_dropped_database_connection_gets_503_in_bounded_time_then_re
     // Each call is answered within the read's timeout and a margin, never left hanging; each
     // frozen connection costs one call a 503 at most; then calls are answered again.
     let bound = libero::server::db::READ_TIMEOUT + Duration::from_secs(5);
-    let mut unavailable = 0;
-    let mut answered = false;
-    for attempt in 0..=frozen {
-        let status = tokio::time::timeout(bound, call()).await.expect("answered in bounded time, not stalled");
-        match status {
-            StatusCode::OK => {
-                answered = true;
-                break;
-            }
-            StatusCode::SERVICE_UNAVAILABLE => unavailable += 1,
-            other => panic!("call {attempt}: {other}"),
-        }
-    }
-    assert!(answered, "answered again after {unavailable} calls got 503 ({frozen} frozen connections)");
+    let bounded_call =
+        || async { tokio::time::timeout(bound, call()).await.expect("answered in bounded time, not stalled") };
+    let unavailable = calls_until_answered(frozen + 1, &bounded_call).await;
+    let unavailable = unavailable
+        .unwrap_or_else(|| panic!("answered again within {} calls ({frozen} frozen connections)", frozen + 1));
     assert!(unavailable >= 1, "the frozen connection was used and given up (the control of this test)");
     assert!(proxy.accepted() > frozen as u64, "a fresh connection through the proxy answered");
     app.stop().await;
