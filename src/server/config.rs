@@ -465,51 +465,46 @@ fn is_production(leptos_env: &str) -> bool {
 }
 
 /// `SUPPORT_URL` as the pages link it: an absolute `http://` or `https://` URL with a host and
-/// no credentials, written without spaces or quotes (it goes into an `href` as given).
+/// no credentials ([`plain_web_url`]).
 fn parse_support_url(value: &str) -> Result<String, ConfigError> {
-    let refused = || {
-        invalid(
+    match plain_web_url(value, &[]) {
+        Some(_) => Ok(value.to_owned()),
+        None => Err(invalid(
             "SUPPORT_URL",
             value.to_owned(),
             "an absolute https:// URL of the app's support docs, such as https://example.com/libero/help",
-        )
-    };
-    let plain = value.len() <= 2000
-        && value.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '<' | '>' | '\\' | '`'));
-    let lower = value.to_ascii_lowercase();
-    let after_scheme = lower.strip_prefix("http://").or_else(|| lower.strip_prefix("https://"));
-    if !plain || after_scheme.is_none_or(|rest| rest.starts_with('/')) {
-        return Err(refused());
+        )),
     }
-    let url = reqwest::Url::parse(value).map_err(|_| refused())?;
-    if url.host_str().is_none_or(str::is_empty) || !url.username().is_empty() || url.password().is_some() {
-        return Err(refused());
-    }
-    Ok(value.to_owned())
 }
 
-/// `COMMERCE7_FRAME_SCRIPT` as the pages load it: an absolute `http(s)://` URL with a host, no
-/// credentials, no query or fragment, written without spaces or quotes (it goes into a `src` and
-/// into the Content-Security-Policy as given).
+/// `COMMERCE7_FRAME_SCRIPT` as the pages load it: a [`plain_web_url`] without `;` or `,` (it goes
+/// into the Content-Security-Policy too), query or fragment.
 fn parse_script_url(value: &str) -> Result<String, ConfigError> {
-    let refused = || {
-        invalid(
+    match plain_web_url(value, &[';', ',']) {
+        Some(url) if url.query().is_none() && url.fragment().is_none() => Ok(value.to_owned()),
+        _ => Err(invalid(
             "COMMERCE7_FRAME_SCRIPT",
             value.to_owned(),
             "the absolute URL of Commerce7's frame script (https://dev-center.platform.commerce7.com/v2/commerce7.js), or empty to load none",
-        )
-    };
+        )),
+    }
+}
+
+/// `value` as a URL the pages put into an attribute as given: written `http://` or `https://`
+/// and a host, no credentials, without spaces, quotes, `<`, `>`, `\`, `` ` `` or any of `refused`.
+fn plain_web_url(value: &str, refused: &[char]) -> Option<reqwest::Url> {
     let plain = value.len() <= 2000
-        && value.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '<' | '>' | '\\' | '`' | ';' | ','));
-    let url = reqwest::Url::parse(value).map_err(|_| refused())?;
-    let ok = plain
-        && matches!(url.scheme(), "http" | "https")
-        && url.host_str().is_some_and(|host| !host.is_empty())
-        && url.username().is_empty()
-        && url.password().is_none()
-        && url.query().is_none()
-        && url.fragment().is_none();
-    if ok { Ok(value.to_owned()) } else { Err(refused()) }
+        && value.chars().all(|c| {
+            c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '<' | '>' | '\\' | '`') && !refused.contains(&c)
+        });
+    let lower = value.to_ascii_lowercase();
+    let after_scheme = lower.strip_prefix("http://").or_else(|| lower.strip_prefix("https://"));
+    if !plain || after_scheme.is_none_or(|rest| rest.starts_with('/')) {
+        return None;
+    }
+    let url = reqwest::Url::parse(value).ok()?;
+    let host = url.host_str().is_some_and(|host| !host.is_empty());
+    (host && url.username().is_empty() && url.password().is_none()).then_some(url)
 }
 
 /// Whether `url`'s host is this machine (`localhost`, 127.0.0.0/8, `::1`).
