@@ -81,6 +81,7 @@ async fn destination_with_known_tenants(kind: TestDb) -> Option<(FreshDatabase, 
                 user_email: Some("libero@example.com".into()),
                 install_data: json!({"from": "the install callback"}),
             },
+            &Default::default(),
         )
         .await
         .unwrap();
@@ -246,6 +247,7 @@ on_both_databases!(commerce7_tenants_become_installed_clients_and_nothing_else_c
             user_email: Some("ana@vistaridge.example".into()),
             install_data: json!({}),
         },
+        &Default::default(),
     )
     .await
     .unwrap();

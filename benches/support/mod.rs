@@ -17,7 +17,7 @@ pub async fn install_demo(db: &Db) -> clients::Client {
         user_email: None,
         install_data: serde_json::json!({}),
     };
-    clients::install(db, &installation).await.expect("install")
+    clients::install(db, &installation, &Default::default()).await.expect("install")
 }
 
 /// Dana, the demo winery's owner, signed in now for 8 hours.

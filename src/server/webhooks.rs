@@ -194,7 +194,7 @@ pub async fn install(State(state): State<AppState>, headers: HeaderMap, body: By
         Err(refused) => return refused,
     };
     let (installation, organization) = read_install(tenant_id, body);
-    match clients::install_with(&state.db, &installation, &organization).await {
+    match clients::install(&state.db, &installation, &organization).await {
         Ok(client) => {
             tracing::info!(tenant_id = %client.tenant_id, "install callback: client installed");
             Json(json!({ "ok": true })).into_response()

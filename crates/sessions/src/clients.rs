@@ -95,12 +95,6 @@ fn client_of((id, tenant_id, org_name, uninstalled_at, install_generation): Clie
     Ok(Client { id, tenant_id, org_name, uninstalled_at, install_generation })
 }
 
-/// Records an install that carries no organisation address, website or phone: [`install_with`]
-/// with none of them.
-pub async fn install(db: &Db, install: &Installation) -> Result<Client, sqlx::Error> {
-    install_with(db, install, &Organization::default()).await
-}
-
 /// Records an install: creates the client, or reactivates and refreshes it on reinstall. The
 /// merchant's settings survive a reinstall.
 ///
@@ -113,7 +107,7 @@ pub async fn install(db: &Db, install: &Installation) -> Result<Client, sqlx::Er
 /// (`install_generation` + 1, `installed_at` = now), which ends every older session. A repeated
 /// install callback of an installed tenant (Commerce7 may retry) refreshes the install details
 /// and changes nothing about sessions.
-pub async fn install_with(db: &Db, install: &Installation, organization: &Organization) -> Result<Client, sqlx::Error> {
+pub async fn install(db: &Db, install: &Installation, organization: &Organization) -> Result<Client, sqlx::Error> {
     let now = now();
     const SQL: &str = concat!(
         "INSERT INTO clients (id, tenant_id, org_name, org_contact, user_id, user_email, install_data,

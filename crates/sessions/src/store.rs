@@ -543,7 +543,7 @@ mod tests {
             user_email: None,
             install_data: serde_json::json!({}),
         };
-        let client = clients::install(&db, &install).await.unwrap();
+        let client = clients::install(&db, &install, &Default::default()).await.unwrap();
         (AppSessionStore::new(db, Some(HOUR)), client.id)
     }
 

@@ -185,11 +185,7 @@ pub(super) async fn sign_in(
             return fast_path(state, current, query.theme, query.landing).await;
         }
         Ok(existing) => existing,
-        Err(err) => {
-            metrics::sign_in("error");
-            tracing::error!(error = %err, "session lookup failed during sign-in");
-            return Err(error_page(ErrorKind::DatabaseUnavailable));
-        }
+        Err(err) => return Err(database_failed(err, "session lookup failed during sign-in")),
     };
 
     // The tenant first: a junk or uninstalled tenant costs Commerce7 nothing.
@@ -200,11 +196,7 @@ pub(super) async fn sign_in(
             tracing::info!(tenant_id = %query.tenant_id, "sign-in for a tenant that has not installed Libero");
             return Err(error_page(ErrorKind::NotInstalled));
         }
-        Err(err) => {
-            metrics::sign_in("error");
-            tracing::error!(error = %err, "client lookup failed during sign-in");
-            return Err(error_page(ErrorKind::DatabaseUnavailable));
-        }
+        Err(err) => return Err(database_failed(err, "client lookup failed during sign-in")),
     };
 
     if let Some(response) = rate_limited(state, origin.ip) {
@@ -243,9 +235,7 @@ pub(super) async fn sign_in(
     // browser's too): a demotion takes effect at the user's next open, wherever they are.
     let role = super::report::stored_role(user.role.as_deref());
     if let Err(err) = state.sessions.store().set_user_role(client.id, &user.id, role.as_deref()).await {
-        metrics::sign_in("error");
-        tracing::error!(error = %err, "could not record the user's role at sign-in");
-        return Err(error_page(ErrorKind::DatabaseUnavailable));
+        return Err(database_failed(err, "could not record the user's role at sign-in"));
     }
 
     // The same user of the same winery as this browser's session: that session goes on, now bound
@@ -271,11 +261,7 @@ pub(super) async fn sign_in(
             }
             // Deleted since it was read (a logout elsewhere): a new session, as for anyone else.
             Ok(false) => {}
-            Err(err) => {
-                metrics::sign_in("error");
-                tracing::error!(error = %err, "could not renew a session at sign-in");
-                return Err(error_page(ErrorKind::DatabaseUnavailable));
-            }
+            Err(err) => return Err(database_failed(err, "could not renew a session at sign-in")),
         }
     }
 
@@ -336,11 +322,7 @@ pub(super) async fn fast_path(
             metrics::sign_in("error");
             Err(no_session_page(NoSession::Ended, StatusCode::UNAUTHORIZED, &state.config.frame_ancestors))
         }
-        Err(err) => {
-            metrics::sign_in("error");
-            tracing::error!(error = %err, "could not store a handoff code");
-            Err(error_page(ErrorKind::DatabaseUnavailable))
-        }
+        Err(err) => Err(database_failed(err, "could not store a handoff code")),
     }
 }
 
@@ -412,11 +394,7 @@ pub(super) async fn start_session(
             tracing::info!(tenant_id = %auth.tenant_id, "sign-in lost a race with an uninstall or a reinstall");
             return Err(error_page(ErrorKind::NotInstalled));
         }
-        Err(err) => {
-            metrics::sign_in("error");
-            tracing::error!(error = %err, "could not start a session");
-            return Err(error_page(ErrorKind::DatabaseUnavailable));
-        }
+        Err(err) => return Err(database_failed(err, "could not start a session")),
     };
     metrics::sign_in("ok");
     tracing::info!(tenant_id = %auth.tenant_id, user_id = %auth.user_id, "merchant signed in");
@@ -424,6 +402,13 @@ pub(super) async fn start_session(
     let cookie = Some(state.sessions.issue(id, max_age));
     let current = CurrentSession { auth: Arc::new(auth), row_id, via: Credential::SignIn };
     Ok(Opened { current, landing, code, cookie })
+}
+
+/// A sign-in the database failed: counted as `error`, logged with what failed, answered 503.
+fn database_failed(err: impl std::fmt::Display, what: &str) -> Response {
+    metrics::sign_in("error");
+    tracing::error!(error = %err, "{what}");
+    error_page(ErrorKind::DatabaseUnavailable)
 }
 
 #[cfg(test)]
