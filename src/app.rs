@@ -35,15 +35,16 @@ fn body_class() -> &'static str {
 #[cfg(feature = "ssr")]
 fn tab_bootstrap() -> Option<AnyView> {
     use crate::server::sessions::TabBootstrap;
-    let parts = use_context::<http::request::Parts>()?;
-    let tab = parts.extensions.get::<TabBootstrap>().cloned()?;
+    let (tab, path) = with_context::<http::request::Parts, _>(|parts| {
+        Some((parts.extensions.get::<TabBootstrap>().cloned()?, parts.uri.path().to_owned()))
+    })??;
     // The page's forms carry the token too (`tab::form_token`).
     provide_context(crate::tab::FormToken(tab.token.clone()));
     // The dashboard, where every visit starts, names the settings page's code (a lazily loaded
     // chunk) for the browser to prefetch once the page is interactive (`AppFrame`): opening
     // Settings then finds it in the HTTP cache. Not a `<link rel="prefetch">` here: Chromium
     // would start it while the main module downloads, and they would share the link.
-    let prefetch = (parts.uri.path() == "/app").then(crate::server::delivery::settings_chunk_hrefs).unwrap_or_default();
+    let prefetch = (path == "/app").then(crate::server::delivery::settings_chunk_hrefs).unwrap_or_default();
     Some(
         view! {
             <meta

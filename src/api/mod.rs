@@ -65,19 +65,20 @@ pub mod ssr {
         use http::{HeaderValue, StatusCode, header};
         use leptos::server_fn::error::ServerFnUrlError;
 
-        let Some(parts) = use_context::<http::request::Parts>() else { return };
-        let wants_html = crate::server::sessions::accepts_html(&parts.headers);
-        let Some(response) = use_context::<leptos_axum::ResponseOptions>().filter(|_| wants_html) else {
-            return;
-        };
-        let current = parts.extensions.get::<CurrentSession>();
-        let location = match (current, error) {
+        // What the request says, read in place: a JSON call (every call from the app) stops here.
+        // A form whose tab token had expired acts once more, but gets no fresh credential.
+        let read = with_context::<http::request::Parts, _>(|parts| {
+            let fresh_credential = parts.extensions.get::<ExpiredTabToken>().is_none();
+            let current = || parts.extensions.get::<CurrentSession>().cloned();
+            crate::server::sessions::accepts_html(&parts.headers).then(|| (current(), fresh_credential))
+        });
+        let Some((current, fresh_credential)) = read.flatten() else { return };
+        let Some(response) = use_context::<leptos_axum::ResponseOptions>() else { return };
+        let location = match (current.as_ref(), error) {
             // Without a session there is no page to go back to: the page that says so.
             (None, _) | (_, Some(AppError::Unauthorized)) => "/resume".to_owned(),
             (Some(current), error) => {
                 let state = state();
-                // A form whose tab token had expired acts once more, but gets no fresh credential.
-                let fresh_credential = parts.extensions.get::<ExpiredTabToken>().is_none();
                 let (code, handoff) = Handoff::issue(now());
                 let stored = if fresh_credential {
                     state.sessions.store().set_handoff(&current.row_id, &handoff, None).await

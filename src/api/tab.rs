@@ -66,8 +66,9 @@ pub async fn logout() -> Result<(), AppError> {
         .delete_key(&current.row_id)
         .await
         .map_err(|err| unavailable(err, "deleting the session at logout failed"))?;
-    let cookie_session = use_context::<http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<tower_sessions::Session>().cloned());
+    let cookie_session =
+        with_context::<http::request::Parts, _>(|parts| parts.extensions.get::<tower_sessions::Session>().cloned())
+            .flatten();
     if let Some(session) = cookie_session
         && session.id().is_some_and(|id| hash_token(&id.to_string()) == current.row_id)
     {

@@ -784,6 +784,9 @@ mod tests {
             "https://x.example/a.js?x=1",
             "https://x.example/a\"b.js",
             "https://u:p@x.example/a.js",
+            "https://x.example/a;b.js",
+            "https://x.example/a,b.js",
+            "https:///x.example/a.js",
         ] {
             let err = config(&[("SESSION_SECRET", SECRET), ("COMMERCE7_FRAME_SCRIPT", bad)]).unwrap_err();
             assert!(err.to_string().starts_with("COMMERCE7_FRAME_SCRIPT has an invalid value"), "{bad}: {err}");

@@ -584,18 +584,14 @@ mod tests {
         let idle = sign_in(&store, client_id, None).await;
         let expired = sign_in(&store, client_id, None).await;
         let Db::Sqlite(pool) = &store.db else { unreachable!() };
-        sqlx::query("UPDATE app_sessions SET last_activity_at = ?1 WHERE id = ?2")
-            .bind(now() - chrono::TimeDelta::hours(2))
-            .bind(&idle)
-            .execute(pool)
-            .await
-            .unwrap();
-        sqlx::query("UPDATE app_sessions SET expires_at = ?1 WHERE id = ?2")
-            .bind(now() - chrono::TimeDelta::minutes(1))
-            .bind(&expired)
-            .execute(pool)
-            .await
-            .unwrap();
+        let past = [
+            ("last_activity_at", chrono::TimeDelta::hours(2), &idle),
+            ("expires_at", chrono::TimeDelta::minutes(1), &expired),
+        ];
+        for (column, ago, id) in past {
+            let sql = format!("UPDATE app_sessions SET {column} = ?1 WHERE id = ?2");
+            sqlx::query(&sql).bind(now() - ago).bind(id).execute(pool).await.unwrap();
+        }
 
         let auth = store.validate_key(&key).await.unwrap().expect("valid");
         let own = crate::manage::list_own(&store, client_id, &auth.user_id, Some(HOUR)).await.unwrap();
