@@ -8,7 +8,7 @@ use leptos::config::get_configuration;
 use rand::{TryRngCore, rngs::OsRng};
 
 use super::{
-    config::Config,
+    config::{self, Config},
     db::{Db, on_pool},
     sessions::{cleanup, manage, stats},
     startup::Application,
@@ -160,9 +160,8 @@ async fn serve() -> Result<(), String> {
 /// `DATABASE_URL` (or its default), after loading `./.env`: the operator commands need only the
 /// database, no SESSION_SECRET, no LEPTOS_* settings.
 fn database_url_from_env() -> Result<String, String> {
-    super::config::load_dotenv().map_err(|e| e.to_string())?;
-    let url = std::env::var("DATABASE_URL").ok().filter(|u| !u.trim().is_empty());
-    Ok(url.unwrap_or_else(|| super::config::DEFAULT_DATABASE_URL.to_owned()))
+    config::load_dotenv().map_err(|e| e.to_string())?;
+    Ok(config::database_url(config::env_setting("DATABASE_URL")).map_err(|e| e.to_string())?.expose().to_owned())
 }
 
 async fn connect_from_env() -> Result<Db, String> {
@@ -251,12 +250,7 @@ async fn known_tenant(db: &Db, tenant: &str) -> Result<uuid::Uuid, String> {
 /// `SESSION_IDLE_TIMEOUT` as `serve` reads it (default 1 h, `0` = off), so that `sessions list`,
 /// `stats` and `cleanup` draw the line between active and idle where the server does.
 fn idle_timeout_from_env() -> Result<Option<std::time::Duration>, String> {
-    let Some(value) = std::env::var("SESSION_IDLE_TIMEOUT").ok().filter(|v| !v.trim().is_empty()) else {
-        return Ok(Some(std::time::Duration::from_secs(3600)));
-    };
-    super::config::parse_duration(value.trim())
-        .map(|idle| (!idle.is_zero()).then_some(idle))
-        .ok_or_else(|| format!("SESSION_IDLE_TIMEOUT={value:?} is not a duration such as 1h, 30m or 0"))
+    config::session_idle_timeout(config::env_setting("SESSION_IDLE_TIMEOUT")).map_err(|e| e.to_string())
 }
 
 /// `libero import typescript-app`: the source is read first; the report is printed even when a
@@ -273,12 +267,7 @@ async fn import(command: ImportCommand) -> Result<(), String> {
 
 /// `SESSION_SECRET` as `serve` reads it (trimmed, at least 32 characters), with its messages.
 fn session_secret_from_env() -> Result<String, String> {
-    use super::config::{ConfigError, MIN_SECRET_LEN};
-    match std::env::var("SESSION_SECRET").ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
-        None => Err(ConfigError::MissingSecret.to_string()),
-        Some(s) if s.chars().count() < MIN_SECRET_LEN => Err(ConfigError::ShortSecret(s.chars().count()).to_string()),
-        Some(s) => Ok(s),
-    }
+    Ok(config::session_secret(config::env_setting("SESSION_SECRET")).map_err(|e| e.to_string())?.expose().to_owned())
 }
 
 /// A `Cookie` header carrying what the operator pasted: the value alone, `__libero_session=…`,

@@ -196,6 +196,47 @@ fn invalid(name: &'static str, value: impl Into<String>, expected: &'static str)
     ConfigError::Invalid { name, value: value.into(), expected }
 }
 
+/// A setting from the process environment as every reader takes it: trimmed, and set but empty
+/// as unset. (`Config::from_env` reads them all; the CLI's commands read the few they need.)
+pub fn env_setting(name: &str) -> Option<String> {
+    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// `SESSION_SECRET`: set, and at least [`MIN_SECRET_LEN`] characters.
+pub fn session_secret(value: Option<String>) -> Result<Secret, ConfigError> {
+    match value {
+        None => Err(ConfigError::MissingSecret),
+        Some(s) if s.chars().count() < MIN_SECRET_LEN => Err(ConfigError::ShortSecret(s.chars().count())),
+        Some(s) => Ok(Secret::new(s)),
+    }
+}
+
+/// `DATABASE_URL` (default [`DEFAULT_DATABASE_URL`]): a SQLite or a PostgreSQL URL.
+pub fn database_url(value: Option<String>) -> Result<Secret, ConfigError> {
+    let url = value.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+    if Backend::of_url(&url).is_none() {
+        return Err(invalid(
+            "DATABASE_URL",
+            url.split('@').next_back().unwrap_or_default().to_owned(),
+            "sqlite://<file> or postgres://user:password@host/database",
+        ));
+    }
+    Ok(Secret::new(url))
+}
+
+/// `SESSION_IDLE_TIMEOUT` (default 1h); `0` turns the idle rule off (`None`).
+pub fn session_idle_timeout(value: Option<String>) -> Result<Option<Duration>, ConfigError> {
+    let idle = duration_setting("SESSION_IDLE_TIMEOUT", value, Duration::from_secs(3600))?;
+    Ok((!idle.is_zero()).then_some(idle))
+}
+
+fn duration_setting(name: &'static str, value: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) => parse_duration(&v).ok_or(invalid(name, v, "a duration such as 8h, 30m, 60s, 1500ms or 0")),
+    }
+}
+
 /// A development value in production: what is wrong with it, and what to set instead.
 fn not_for_production(name: &'static str, problem: &'static str, fix: &'static str) -> ConfigError {
     ConfigError::NotForProduction { name, problem, fix }
@@ -215,20 +256,8 @@ impl Config {
         let frame_script = get("COMMERCE7_FRAME_SCRIPT");
         let get = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
 
-        let session_secret = match get("SESSION_SECRET") {
-            None => return Err(ConfigError::MissingSecret),
-            Some(s) if s.chars().count() < MIN_SECRET_LEN => {
-                return Err(ConfigError::ShortSecret(s.chars().count()));
-            }
-            Some(s) => Secret::new(s),
-        };
-
-        let duration = |name: &'static str, default: Duration| -> Result<Duration, ConfigError> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) => parse_duration(&v).ok_or(invalid(name, v, "a duration such as 8h, 30m, 60s, 1500ms or 0")),
-            }
-        };
+        let session_secret = session_secret(get("SESSION_SECRET"))?;
+        let duration = |name: &'static str, default: Duration| duration_setting(name, get(name), default);
 
         let session_ttl = duration("SESSION_TTL", Duration::from_secs(8 * 3600))?;
         if session_ttl.is_zero() {
@@ -237,9 +266,9 @@ impl Config {
         if session_ttl > Duration::from_secs(30 * 86_400) {
             return Err(invalid("SESSION_TTL", format!("{}s", session_ttl.as_secs()), "at most 30 days (30d)"));
         }
-        let idle = duration("SESSION_IDLE_TIMEOUT", Duration::from_secs(3600))?;
+        let idle = session_idle_timeout(get("SESSION_IDLE_TIMEOUT"))?;
         let touch = duration("SESSION_TOUCH_INTERVAL", Duration::from_secs(60))?;
-        if !idle.is_zero() && touch >= idle {
+        if idle.is_some_and(|idle| touch >= idle) {
             return Err(invalid(
                 "SESSION_TOUCH_INTERVAL",
                 format!("{}s", touch.as_secs()),
@@ -276,14 +305,7 @@ impl Config {
             }
         };
 
-        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-        if Backend::of_url(&database_url).is_none() {
-            return Err(invalid(
-                "DATABASE_URL",
-                database_url.split('@').next_back().unwrap_or_default().to_owned(),
-                "sqlite://<file> or postgres://user:password@host/database",
-            ));
-        }
+        let database_url = database_url(get("DATABASE_URL"))?;
 
         let rate_limit = |name: &'static str, default: &str| -> Result<Option<RateLimit>, ConfigError> {
             let value = get(name).unwrap_or_else(|| default.to_owned());
@@ -317,10 +339,10 @@ impl Config {
             rate_limit_sign_in: rate_limit("RATE_LIMIT_SIGN_IN", "30/min")?,
             rate_limit_callbacks: rate_limit("RATE_LIMIT_CALLBACKS", "60/min")?,
             trusted_proxy_hops,
-            database_url: Secret::new(database_url),
+            database_url,
             session_secret,
             session_ttl,
-            session_idle_timeout: (!idle.is_zero()).then_some(idle),
+            session_idle_timeout: idle,
             session_touch_interval: touch,
             commerce7_api_url,
             commerce7_user: get("COMMERCE7_USER"),
@@ -507,8 +529,9 @@ fn plain_web_url(value: &str, refused: &[char]) -> Option<reqwest::Url> {
     (host && url.username().is_empty() && url.password().is_none()).then_some(url)
 }
 
-/// Whether `url`'s host is this machine (`localhost`, 127.0.0.0/8, `::1`).
-fn is_loopback_url(url: &str) -> bool {
+/// Whether `url`'s host is this machine (`localhost`, 127.0.0.0/8, `::1`; not `*.localhost`,
+/// which a resolver may send elsewhere). The settings and `libero doctor` ask this.
+pub fn is_loopback_url(url: &str) -> bool {
     let Ok(url) = reqwest::Url::parse(url) else {
         return false;
     };
@@ -584,6 +607,18 @@ mod tests {
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn loopback_urls_are_recognised() {
+        for url in
+            ["http://localhost:4010", "http://127.0.0.1", "http://127.1.2.3/x", "http://[::1]:8080", "HTTP://LOCALHOST"]
+        {
+            assert!(is_loopback_url(url), "{url}");
+        }
+        for url in ["http://admin.example.com", "http://localhost.example.com", "http://app.localhost", "not a url"] {
+            assert!(!is_loopback_url(url), "{url}");
+        }
     }
 
     #[test]

@@ -108,7 +108,7 @@ impl Report {
 /// succeed).
 pub async fn run() -> ExitCode {
     let dotenv = config::load_dotenv();
-    let env = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let env = config::env_setting;
     let mut report = Report { secrets: secrets_in(&env), worst: Status::Ok };
 
     let parsed = dotenv.and_then(|()| Config::from_lookup(env));
@@ -225,32 +225,35 @@ async fn connect(url: &str) -> Database {
     let shown = redact_url(url);
     let unusable = |message: String| Database::Unusable(Check::new("database", Status::Fail, message));
     let started = Instant::now();
-    let conn = if Backend::of_url(url) == Some(Backend::Postgres) {
-        let options = match PgConnectOptions::from_str(url) {
-            Ok(options) => options,
-            Err(err) => return unusable(format!("DATABASE_URL {shown} cannot be used: {err}")),
-        };
-        tokio::time::timeout(DATABASE_TIMEOUT, PgConnection::connect_with(&options))
-            .await
-            .map(|result| result.map(Conn::Postgres))
-    } else if url.starts_with("sqlite:") {
-        // Never create the file: a doctor that leaves an empty database behind would hide a
-        // DATABASE_URL that points to the wrong place.
-        let options = match SqliteConnectOptions::from_str(url) {
-            Ok(options) => options.create_if_missing(false),
-            Err(err) => return unusable(format!("DATABASE_URL {shown} cannot be used: {err}")),
-        };
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        if !in_memory && !options.get_filename().exists() {
-            return Database::MissingFile { shown };
+    let conn = match Backend::of_url(url) {
+        Some(Backend::Postgres) => {
+            let options = match PgConnectOptions::from_str(url) {
+                Ok(options) => options,
+                Err(err) => return unusable(format!("DATABASE_URL {shown} cannot be used: {err}")),
+            };
+            tokio::time::timeout(DATABASE_TIMEOUT, PgConnection::connect_with(&options))
+                .await
+                .map(|result| result.map(Conn::Postgres))
         }
-        tokio::time::timeout(DATABASE_TIMEOUT, SqliteConnection::connect_with(&options))
-            .await
-            .map(|result| result.map(Conn::Sqlite))
-    } else {
-        return unusable(format!(
-            "DATABASE_URL {shown} is neither sqlite://<file> nor postgres://user:password@host/database"
-        ));
+        Some(Backend::Sqlite) => {
+            // Never create the file: a doctor that leaves an empty database behind would hide a
+            // DATABASE_URL that points to the wrong place.
+            let options = match SqliteConnectOptions::from_str(url) {
+                Ok(options) => options.create_if_missing(false),
+                Err(err) => return unusable(format!("DATABASE_URL {shown} cannot be used: {err}")),
+            };
+            if !Backend::is_in_memory(url) && !options.get_filename().exists() {
+                return Database::MissingFile { shown };
+            }
+            tokio::time::timeout(DATABASE_TIMEOUT, SqliteConnection::connect_with(&options))
+                .await
+                .map(|result| result.map(Conn::Sqlite))
+        }
+        None => {
+            return unusable(format!(
+                "DATABASE_URL {shown} is neither sqlite://<file> nor postgres://user:password@host/database"
+            ));
+        }
     };
     match conn {
         Ok(Ok(conn)) => Database::Connected { conn, shown, elapsed: started.elapsed() },
@@ -458,20 +461,6 @@ async fn commerce7(api_url: &str, sign_in_timeout: Option<Duration>) -> Check {
 // ---------------------------------------------------------------------------------------------
 // Cookies, framing, callbacks
 
-/// `http://localhost`, `http://127.0.0.1`, `http://[::1]` and `*.localhost`: browsers treat them
-/// as secure contexts, and nobody on the network can change them.
-fn is_loopback(origin: &str) -> bool {
-    let rest = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host = if authority.starts_with('[') {
-        authority.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
-    } else {
-        authority.split(':').next().unwrap_or_default().to_owned()
-    };
-    let host = host.to_ascii_lowercase();
-    host == "localhost" || host.ends_with(".localhost") || host.starts_with("127.") || host == "[::1]"
-}
-
 /// `FRAME_ANCESTORS` against `COOKIE_SECURE`: the cookie must be able to travel inside the
 /// frames the app allows; and a framed app loads Commerce7's frame script
 /// (`COMMERCE7_FRAME_SCRIPT`), without which the admin cannot size its frame.
@@ -506,7 +495,7 @@ pub fn cookies_and_framing(config: &Config) -> Check {
                  origin, {}",
                 config::DEFAULT_FRAME_ANCESTORS
             ));
-        } else if lower.starts_with("http://") && !is_loopback(&lower) {
+        } else if lower.starts_with("http://") && !config::is_loopback_url(&lower) {
             warn(format!(
                 "FRAME_ANCESTORS allows {origin} over plain http: anyone on the network path can change that \
                  page; use https://"
@@ -610,16 +599,6 @@ mod tests {
         let env = |name: &str| (name == "DATABASE_URL").then(|| "postgres://u:p%40ssword@h/db".to_owned());
         let secrets = secrets_in(&env);
         assert_eq!(scrub("failed for p@ssword and p%40ssword", &secrets), "failed for *** and ***");
-    }
-
-    #[test]
-    fn loopback_origins_are_recognised() {
-        for origin in ["http://localhost:4010", "http://127.0.0.1", "http://[::1]:8080", "http://app.localhost"] {
-            assert!(is_loopback(origin), "{origin}");
-        }
-        for origin in ["http://admin.example.com", "http://localhost.example.com", "http://10.0.0.1"] {
-            assert!(!is_loopback(origin), "{origin}");
-        }
     }
 
     #[test]

@@ -328,8 +328,7 @@ async fn read_destination(url: &str) -> Result<(HashMap<String, bool>, Migration
     } else {
         let options = SqliteConnectOptions::from_str(url)?;
         let file = options.get_filename();
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        if in_memory || !file.exists() {
+        if Backend::is_in_memory(url) || !file.exists() {
             return Ok((HashMap::new(), Migrations::NoDatabaseYet(known_versions(&db::SQLITE_MIGRATIONS).len())));
         }
         let options = options.read_only(true).create_if_missing(false);

@@ -132,6 +132,12 @@ impl Backend {
         }
     }
 
+    /// Whether a SQLite `DATABASE_URL` names an in-memory database (`sqlite::memory:`,
+    /// `?mode=memory`): there is no file to look for.
+    pub fn is_in_memory(url: &str) -> bool {
+        url.contains(":memory:") || url.contains("mode=memory")
+    }
+
     /// Its name, for people.
     pub fn name(self) -> &'static str {
         match self {

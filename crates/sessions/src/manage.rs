@@ -66,10 +66,8 @@ pub struct OwnSession {
     pub last_activity_at: DateTime<Utc>,
 }
 
-/// [`list_own`]'s query on SQLite. `?3` is now, `?4` the idle cut-off.
 /// The active sessions of one user of one tenant, most recently used first (the dashboard's
-/// panel), within
-/// [`READ_TIMEOUT`](crate::db::READ_TIMEOUT) like the session itself.
+/// panel), within [`READ_TIMEOUT`](crate::db::READ_TIMEOUT) like the session itself.
 pub async fn list_own(
     store: &AppSessionStore,
     client_id: Uuid,

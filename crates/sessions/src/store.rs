@@ -493,19 +493,8 @@ impl SessionStore for AppSessionStore {
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let auth = Self::identity(record)?;
-        let key = hash_token(&record.id.to_string());
-        let now = now();
         // UPDATE only: zero rows means the session was deleted meanwhile, and it stays deleted.
-        on_pool!(&self.db, |pool| {
-            sqlx::query("UPDATE app_sessions SET theme = $1, updated_at = $2 WHERE id = $3")
-                .bind(auth.theme.as_str())
-                .bind(now)
-                .bind(&key)
-                .execute(pool)
-                .await
-                .map(drop)
-        })
-        .map_err(db_error)?;
+        self.set_theme(&hash_token(&record.id.to_string()), auth.theme).await.map_err(db_error)?;
         Ok(())
     }
 
