@@ -353,6 +353,13 @@ on_both_databases!(the_cleanup_command_deletes_idle_rows_with_the_configured_idl
     assert_eq!(stdout(longer), "Session cleanup: deleted 0 expired sessions\n");
     assert_eq!(ids_starting_with(&app, "idle").await, 4);
 
+    // A value that is no duration stops the command, naming the setting, before it deletes anything.
+    let bad = common::child::run_libero(&["sessions", "cleanup"], &url, &[("SESSION_IDLE_TIMEOUT", "soon")], None);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success(), "{stderr}");
+    assert!(stderr.contains("SESSION_IDLE_TIMEOUT has an invalid value \"soon\""), "{stderr}");
+    assert_eq!(ids_starting_with(&app, "idle").await, 4);
+
     // The default (1 h), as `serve` has it.
     let default = libero(&["sessions", "cleanup"], &url, &[], None);
     assert_eq!(stdout(default), "Session cleanup: deleted 4 expired sessions\n");
@@ -653,3 +660,15 @@ on_both_databases!(no_timestamp_column_falls_back_to_the_database_clock, |kind| 
     }
     app.stop().await;
 });
+
+#[test]
+fn an_operator_command_refuses_a_database_url_that_is_neither_sqlite_nor_postgres() {
+    let refused = common::child::run_libero(&["migrate"], "mysql://root:hunter2@db.example/app", &[], None);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("DATABASE_URL has an invalid value \"db.example/app\""), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the password is never shown: {stderr}");
+    // Positive control: the same command takes a SQLite URL.
+    let taken = common::child::run_libero(&["migrate"], "sqlite::memory:", &[], None);
+    assert!(taken.status.success(), "{}", String::from_utf8_lossy(&taken.stderr));
+}

@@ -616,7 +616,13 @@ mod tests {
         {
             assert!(is_loopback_url(url), "{url}");
         }
-        for url in ["http://admin.example.com", "http://localhost.example.com", "http://app.localhost", "not a url"] {
+        for url in [
+            "http://admin.example.com",
+            "http://localhost.example.com",
+            "http://10.0.0.1",
+            "http://app.localhost",
+            "not a url",
+        ] {
             assert!(!is_loopback_url(url), "{url}");
         }
     }

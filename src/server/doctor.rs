@@ -495,7 +495,8 @@ pub fn cookies_and_framing(config: &Config) -> Check {
                  origin, {}",
                 config::DEFAULT_FRAME_ANCESTORS
             ));
-        } else if lower.starts_with("http://") && !config::is_loopback_url(&lower) {
+        // A CSP host-source may name any port (`http://localhost:*`), which no URL does.
+        } else if lower.starts_with("http://") && !config::is_loopback_url(&lower.replacen(":*", "", 1)) {
             warn(format!(
                 "FRAME_ANCESTORS allows {origin} over plain http: anyone on the network path can change that \
                  page; use https://"
@@ -621,10 +622,16 @@ mod tests {
 
     #[test]
     fn plain_http_frame_ancestors_warn_unless_loopback() {
-        let check = cookies_and_framing(&config(&[("FRAME_ANCESTORS", "http://admin.example.com")]));
-        assert_eq!(check.status, Status::Warn, "{check}");
-        let check = cookies_and_framing(&config(&[("FRAME_ANCESTORS", "http://localhost:4010")]));
-        assert_eq!(check.status, Status::Ok, "{check}");
+        // CSP's `:*` (any port) is no URL port; the host still decides.
+        for origin in ["http://localhost:4010", "http://localhost:*", "http://127.0.0.1:*/", "http://[::1]:8080"] {
+            let check = cookies_and_framing(&config(&[("FRAME_ANCESTORS", origin)]));
+            assert_eq!(check.status, Status::Ok, "{origin}: {check}");
+        }
+        for origin in ["http://admin.example.com", "http://example.com:*", "http://app.localhost"] {
+            let check = cookies_and_framing(&config(&[("FRAME_ANCESTORS", origin)]));
+            assert_eq!(check.status, Status::Warn, "{origin}: {check}");
+            assert!(check.message.contains("over plain http"), "{origin}: {check}");
+        }
     }
 
     #[test]
