@@ -220,6 +220,19 @@ fn an_unreachable_database_fails() {
 }
 
 #[test]
+fn a_database_url_that_is_neither_sqlite_nor_postgres_fails_the_database_line_and_the_rest_still_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let commerce7 = commerce7_stand_in();
+    let url = "mysql://libero:db-password-never-printed@db.example/libero";
+    let report = doctor(dir.path(), &healthy_env(url, &commerce7));
+    assert!(!report.success, "{}", report.all);
+    assert_eq!(report.status("database"), "FAIL", "{}", report.all);
+    assert!(report.line("database").contains("sqlite://<file> or postgres://"), "says what it takes: {}", report.all);
+    assert!(!report.all.contains("db-password-never-printed"), "{}", report.all);
+    assert_eq!(report.status("commerce7"), "ok", "the check that needs no database still runs: {}", report.all);
+}
+
+#[test]
 fn no_secret_or_database_password_is_ever_printed() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("postgres://libero:db-password-never-printed@{CLOSED}/libero?password=query-pw-never-printed");

@@ -920,13 +920,81 @@ async fn signed_in_requests_are_answered_after_postgres_ends_every_connection() 
 
 /// A database connection dropped silently (a NAT or proxy forgetting it: no reset, no answer
 /// ever) never hangs a signed-in request: the guard's read is given up after `db::READ_TIMEOUT`
-/// (the request gets 503) and the connection is dropped, so once the pool's frozen connections
+/// (the request gets 503) and the connection is closed, so once the pool's frozen connections
 /// are gone the next request is answered on a fresh one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silently_dropped_database_connection_gets_503_in_bounded_time_then_requests_work() {
-    let Some(database) = common::FreshDatabase::create(TestDb::Postgres).await else {
-        return;
-    };
+    let Some((app, proxy)) = signed_in_behind_a_freezing_proxy().await else { return };
+    let call = || async { app.post_same_origin("/api/session_info").send().await.unwrap().status() };
+    assert_eq!(call().await, StatusCode::OK, "positive control: answered through the proxy");
+
+    let Db::Postgres(pool) = &app.db else { unreachable!("a PostgreSQL app") };
+    let frozen = pool.size() as usize;
+    assert!(frozen >= 1, "the pool holds a connection through the proxy");
+    proxy.freeze();
+    // Each call is answered within the read's timeout and a margin, never left hanging; each
+    // frozen connection costs one call a 503 at most; then calls are answered again.
+    let bounded_call =
+        || async { tokio::time::timeout(STALL_BOUND, call()).await.expect("answered in bounded time, not stalled") };
+    let unavailable = calls_until_answered(frozen + 1, &bounded_call).await;
+    let unavailable = unavailable
+        .unwrap_or_else(|| panic!("answered again within {} calls ({frozen} frozen connections)", frozen + 1));
+    assert!(unavailable >= 1, "the frozen connection was used and given up (the control of this test)");
+    assert!(proxy.accepted() > frozen as u64, "a fresh connection through the proxy answered");
+    app.stop().await;
+}
+
+/// Every connection of a full pool dropped silently at once (a NAT or a failover forgetting them
+/// all) costs each call that meets one a 503, and then the app answers again: a connection whose
+/// read is given up is closed, not pinged back into the pool — that ping would wait on it for as
+/// long as TCP keeps it, holding its place, and with every place so held no call would get a
+/// connection again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_dropped_silently_at_once_answers_again_after_one_503_per_connection() {
+    let Some((app, proxy)) = signed_in_behind_a_freezing_proxy().await else { return };
+    let Db::Postgres(pool) = &app.db else { unreachable!("a PostgreSQL app") };
+    let max = pool.options().get_max_connections() as usize;
+    for _ in 0..20 {
+        if pool.size() as usize == max {
+            break;
+        }
+        for response in simultaneous_session_info_calls(&app, 4 * max).await {
+            assert_eq!(response.status(), StatusCode::OK, "answered through the proxy");
+        }
+    }
+    assert_eq!(pool.size() as usize, max, "the pool holds all its connections (the premise)");
+    // Each back in the pool (sqlx pings a connection as it takes it back): what the freeze meets
+    // is the guard's read, not a ping.
+    for _ in 0..50 {
+        if pool.num_idle() == max {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(pool.num_idle(), max, "every connection is idle in the pool (the premise)");
+
+    proxy.freeze();
+    let frozen = tokio::time::timeout(STALL_BOUND, simultaneous_session_info_calls(&app, max))
+        .await
+        .expect("answered in bounded time, not stalled");
+    let statuses: Vec<StatusCode> = frozen.iter().map(reqwest::Response::status).collect();
+    assert_eq!(statuses, vec![StatusCode::SERVICE_UNAVAILABLE; max], "each call met a frozen connection");
+
+    let call = app.post_same_origin("/api/session_info").send();
+    let after = tokio::time::timeout(STALL_BOUND, call).await.expect("answered in bounded time").unwrap();
+    assert_eq!(after.status(), StatusCode::OK, "answered on a fresh connection");
+    assert!(proxy.accepted() > max as u64, "through a connection opened after the freeze");
+    app.stop().await;
+}
+
+/// How long a call may take while the database's connections are frozen: the guard's read
+/// timeout and a margin.
+const STALL_BOUND: Duration = Duration::from_secs(libero::server::db::READ_TIMEOUT.as_secs() + 5);
+
+/// A signed-in app on a fresh PostgreSQL database that it reaches through a `FreezingProxy`
+/// (`None` without PostgreSQL).
+async fn signed_in_behind_a_freezing_proxy() -> Option<(TestApp, common::proxy::FreezingProxy)> {
+    let database = common::FreshDatabase::create(TestDb::Postgres).await?;
     let options: PgConnectOptions = database.url.parse().expect("a PostgreSQL URL");
     let upstream = tokio::net::lookup_host((options.get_host(), options.get_port()))
         .await
@@ -940,24 +1008,7 @@ async fn a_silently_dropped_database_connection_gets_503_in_bounded_time_then_re
     let app = TestApp::spawn_on(database, &[("DATABASE_URL", proxied.to_string())]).await;
     app.install(TENANT).await;
     signed_in_page(app.sign_in(TENANT, OWNER_TOKEN).await).await;
-    let call = || async { app.post_same_origin("/api/session_info").send().await.unwrap().status() };
-    assert_eq!(call().await, StatusCode::OK, "positive control: answered through the proxy");
-
-    let Db::Postgres(pool) = &app.db else { unreachable!("a PostgreSQL app") };
-    let frozen = pool.size() as usize;
-    assert!(frozen >= 1, "the pool holds a connection through the proxy");
-    proxy.freeze();
-    // Each call is answered within the read's timeout and a margin, never left hanging; each
-    // frozen connection costs one call a 503 at most; then calls are answered again.
-    let bound = libero::server::db::READ_TIMEOUT + Duration::from_secs(5);
-    let bounded_call =
-        || async { tokio::time::timeout(bound, call()).await.expect("answered in bounded time, not stalled") };
-    let unavailable = calls_until_answered(frozen + 1, &bounded_call).await;
-    let unavailable = unavailable
-        .unwrap_or_else(|| panic!("answered again within {} calls ({frozen} frozen connections)", frozen + 1));
-    assert!(unavailable >= 1, "the frozen connection was used and given up (the control of this test)");
-    assert!(proxy.accepted() > frozen as u64, "a fresh connection through the proxy answered");
-    app.stop().await;
+    Some((app, proxy))
 }
 
 on_both_databases!(more_simultaneous_signed_in_calls_than_pool_connections_are_all_answered, |kind| async move {

@@ -5,6 +5,7 @@ use leptos_meta::Title;
 
 use super::{
     app_frame::{AppFrame, ErrorNotice, Section},
+    layout::readable,
     your_sessions::YourSessions,
 };
 use crate::api::session::{SessionInfo, get_session_info};
@@ -48,7 +49,7 @@ fn SessionSummary(info: SessionInfo) -> impl IntoView {
                     {info.user_email.clone().map(|email| format!(" <{email}>"))}
                 </dd>
                 <dt>"Signed in at"</dt>
-                <dd><time datetime=info.signed_in_at.clone()>{info.signed_in_at.replace('T', " ").replace('Z', " UTC")}</time></dd>
+                <dd><time datetime=info.signed_in_at.clone()>{readable(&info.signed_in_at)}</time></dd>
                 <dt>"Session expires"</dt>
                 <dd data-testid="expires">
                     <time datetime=info.expires_at.clone()>{info.expires_at.replace('T', " ").replace('Z', " UTC")}</time>

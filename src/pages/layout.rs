@@ -1,4 +1,4 @@
-//! The frame every page shares: a header with the brand and a main column.
+//! The frame every page shares: a header with the brand and a main column; how pages write times.
 
 use leptos::prelude::*;
 
@@ -25,4 +25,9 @@ pub fn Page<C: IntoView + 'static>(children: TypedChildren<C>) -> impl IntoView 
             <p>"Libero for Commerce7 wineries"</p>
         </footer>
     }
+}
+
+/// `2024-05-01T10:02:33Z` → `2024-05-01 10:02:33 UTC`: how the pages write a time.
+pub fn readable(rfc3339: &str) -> String {
+    rfc3339.replacen('T', " ", 1).replace('Z', " UTC")
 }

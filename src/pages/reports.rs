@@ -11,6 +11,7 @@ use leptos_meta::Title;
 
 use super::{
     app_frame::{AppFrame, ErrorNotice, Section, leave_if_unauthorized},
+    layout::readable,
     server_form::{ServerForm, text_field},
 };
 use crate::api::{
@@ -152,9 +153,4 @@ fn Person(person: ReportPerson, sign_out: ServerAction<SignOutUserEverywhere>) -
             })}
         </li>
     }
-}
-
-/// `2024-05-01T10:02:33Z` → `2024-05-01 10:02:33 UTC`, as the dashboard writes times.
-fn readable(rfc3339: &str) -> String {
-    rfc3339.replacen('T', " ", 1).replace('Z', " UTC")
 }

@@ -6,6 +6,7 @@ use leptos::{either::Either, prelude::*};
 
 use super::{
     app_frame::{ErrorNotice, leave_if_unauthorized},
+    layout::readable,
     server_form::ServerForm,
 };
 use crate::api::{
@@ -137,9 +138,4 @@ fn SessionRow(
             })}
         </li>
     }
-}
-
-/// `2024-05-01T10:02:33Z` → `2024-05-01 10:02:33 UTC`, as the dashboard writes times.
-fn readable(rfc3339: &str) -> String {
-    rfc3339.replacen('T', " ", 1).replace('Z', " UTC")
 }

@@ -224,6 +224,17 @@ pub fn database_url(value: Option<String>) -> Result<Secret, ConfigError> {
     Ok(Secret::new(url))
 }
 
+/// `COMMERCE7_API_URL` (default [`DEFAULT_COMMERCE7_API_URL`]): an http(s) URL, kept without a
+/// trailing slash.
+pub fn commerce7_api_url(value: Option<String>) -> Result<String, ConfigError> {
+    let url = value.as_deref().unwrap_or(DEFAULT_COMMERCE7_API_URL).trim_end_matches('/');
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(url.to_owned())
+    } else {
+        Err(invalid("COMMERCE7_API_URL", url, "an http(s) URL such as https://api.commerce7.com/v1"))
+    }
+}
+
 /// `SESSION_IDLE_TIMEOUT` (default 1h); `0` turns the idle rule off (`None`).
 pub fn session_idle_timeout(value: Option<String>) -> Result<Option<Duration>, ConfigError> {
     let idle = duration_setting("SESSION_IDLE_TIMEOUT", value, Duration::from_secs(3600))?;
@@ -280,17 +291,7 @@ impl Config {
             return Err(invalid("COMMERCE7_TIMEOUT", "0", "a positive duration such as 5s"));
         }
 
-        let commerce7_api_url = get("COMMERCE7_API_URL")
-            .unwrap_or_else(|| DEFAULT_COMMERCE7_API_URL.to_owned())
-            .trim_end_matches('/')
-            .to_owned();
-        if !(commerce7_api_url.starts_with("http://") || commerce7_api_url.starts_with("https://")) {
-            return Err(invalid(
-                "COMMERCE7_API_URL",
-                commerce7_api_url,
-                "an http(s) URL such as https://api.commerce7.com/v1",
-            ));
-        }
+        let commerce7_api_url = commerce7_api_url(get("COMMERCE7_API_URL"))?;
 
         let cookie_secure = match get("COOKIE_SECURE").as_deref() {
             None => true,
@@ -556,37 +557,14 @@ pub fn load_dotenv() -> Result<(), ConfigError> {
     }
 }
 
-/// Parses `8h`, `30m`, `60s`, `1500ms`, `1h30m`, `1d` or a bare number of seconds. `0` is zero.
+/// Parses a bare number of seconds (`0` is zero) or a duration as `humantime` reads it: `8h`,
+/// `30m`, `60s`, `1500ms`, `1h30m`, `1h 30m`, `1.5h`, `1d`.
 pub fn parse_duration(input: &str) -> Option<Duration> {
     let input = input.trim();
-    if input.is_empty() {
-        return None;
+    match input.parse::<u64>() {
+        Ok(secs) => Some(Duration::from_secs(secs)),
+        Err(_) => humantime::parse_duration(input).ok(),
     }
-    if let Ok(secs) = input.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = input;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        if digits == 0 {
-            return None;
-        }
-        let value: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(value),
-            "s" => Duration::from_secs(value),
-            "m" => Duration::from_secs(value.checked_mul(60)?),
-            "h" => Duration::from_secs(value.checked_mul(3600)?),
-            "d" => Duration::from_secs(value.checked_mul(86_400)?),
-            _ => return None,
-        };
-        total = total.checked_add(unit)?;
-        rest = &rest[unit_len..];
-    }
-    Some(total)
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -636,11 +614,14 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
         assert_eq!(parse_duration("0"), Some(Duration::ZERO));
         assert_eq!(parse_duration("45"), Some(Duration::from_secs(45)));
+        assert_eq!(parse_duration("1d"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration(" 1h 30m "), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1.5h"), Some(Duration::from_secs(5400)));
     }
 
     #[test]
     fn durations_reject_garbage() {
-        for bad in ["", "h", "8x", "-1s", "1.5h", "8 h", "m30"] {
+        for bad in ["", "h", "8x", "-1s", "1,5h", "m30", "30 minutes ago"] {
             assert_eq!(parse_duration(bad), None, "{bad:?}");
         }
     }

@@ -21,8 +21,8 @@ use sqlx::{
     sqlite::SqliteConnectOptions,
 };
 
-use super::config::{self, Config, DEFAULT_COMMERCE7_API_URL, DEFAULT_DATABASE_URL};
-use super::terminal::redact_url;
+use super::config::{self, Config, DEFAULT_COMMERCE7_API_URL};
+use super::terminal::{redact_url, scrub, url_passwords};
 // What `libero migrate` would apply.
 use super::db::Backend;
 
@@ -131,23 +131,23 @@ pub async fn run() -> ExitCode {
     // The database and Commerce7 checks need one setting each, so they also run when another
     // setting is broken.
     let database_url = match &config {
-        Some(config) => config.database_url.expose().to_owned(),
-        None => env("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+        Some(config) => Ok(config.database_url.clone()),
+        None => config::database_url(env("DATABASE_URL")),
     };
-    let database = connect(&database_url).await;
+    let database = match database_url {
+        Ok(url) => connect(url.expose()).await,
+        Err(err) => Database::Unusable(Check::new("database", Status::Fail, err.to_string())),
+    };
     report.print(database.check());
     report.print(migrations(database).await);
 
     let commerce7_url = match &config {
-        Some(config) => Some(config.commerce7_api_url.clone()),
-        None => env("COMMERCE7_API_URL")
-            .or_else(|| Some(DEFAULT_COMMERCE7_API_URL.to_owned()))
-            .map(|url| url.trim_end_matches('/').to_owned())
-            .filter(|url| url.starts_with("http://") || url.starts_with("https://")),
+        Some(config) => Ok(config.commerce7_api_url.clone()),
+        None => config::commerce7_api_url(env("COMMERCE7_API_URL")),
     };
     report.print(match commerce7_url {
-        Some(url) => commerce7(&url, config.as_ref().map(|c| c.commerce7_timeout)).await,
-        None => Check::new("commerce7", Status::Skip, "COMMERCE7_API_URL is not an http(s) URL (see configuration)"),
+        Ok(url) => commerce7(&url, config.as_ref().map(|c| c.commerce7_timeout)).await,
+        Err(_) => Check::new("commerce7", Status::Skip, "COMMERCE7_API_URL is not an http(s) URL (see configuration)"),
     });
 
     match &config {
@@ -249,11 +249,7 @@ async fn connect(url: &str) -> Database {
                 .await
                 .map(|result| result.map(Conn::Sqlite))
         }
-        None => {
-            return unusable(format!(
-                "DATABASE_URL {shown} is neither sqlite://<file> nor postgres://user:password@host/database"
-            ));
-        }
+        None => unreachable!("config::database_url takes only SQLite and PostgreSQL URLs"),
     };
     match conn {
         Ok(Ok(conn)) => Database::Connected { conn, shown, elapsed: started.elapsed() },
@@ -550,21 +546,10 @@ pub fn callbacks(config: &Config) -> Check {
 fn secrets_in(env: &impl Fn(&str) -> Option<String>) -> Vec<String> {
     let mut secrets: Vec<String> =
         ["SESSION_SECRET", "COMMERCE7_PASSWORD", "METRICS_TOKEN"].into_iter().filter_map(env).collect();
-    if let Some(url) = env("DATABASE_URL")
-        && let Some((_, rest)) = url.split_once("://")
-        && let Some((userinfo, _)) = rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())].rsplit_once('@')
-        && let Some((_, password)) = userinfo.split_once(':')
-    {
-        secrets.push(password.to_owned());
-        secrets.push(percent_encoding::percent_decode_str(password).decode_utf8_lossy().into_owned());
-    }
+    secrets.extend(env("DATABASE_URL").as_deref().map(url_passwords).unwrap_or_default());
     // Very short values would blank out ordinary words; they are not worth hiding anyway.
     secrets.retain(|secret| secret.len() >= 4);
     secrets
-}
-
-fn scrub(line: &str, secrets: &[String]) -> String {
-    secrets.iter().fold(line.to_owned(), |line, secret| line.replace(secret.as_str(), "***"))
 }
 
 /// An error and its causes, `outer: inner: innermost`, without repeats.

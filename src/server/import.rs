@@ -35,7 +35,7 @@ use super::{
     clients::{self, Installation},
     db::{self, Backend, Db},
     sessions::tab::is_tenant_slug,
-    terminal::{escape_controls, redact_url},
+    terminal::{escape_controls, redact_url, scrub, url_passwords},
 };
 
 /// How long connecting to either database may take before the command gives up.
@@ -55,7 +55,7 @@ pub const SESSIONS_NOT_IMPORTED: &str = "Old sessions (app_sessions) are not imp
                                          the next time they open Libero from Commerce7.";
 
 /// One row of the old app's `clients` table, as read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SourceClient {
     /// `tenant_shop`: the Commerce7 tenant slug, or a Shopify shop.
     pub tenant_shop: String,
@@ -182,7 +182,10 @@ pub async fn typescript_app(source_url: &str, destination_url: &str, dry_run: bo
         failure: None,
     };
     let cannot = |what: &str, err: &dyn std::fmt::Display| {
-        format!("cannot {what} the destination database {destination}: {}", scrub(&err.to_string(), destination_url))
+        format!(
+            "cannot {what} the destination database {destination}: {}",
+            scrub(&err.to_string(), &url_passwords(destination_url))
+        )
     };
     if dry_run {
         let (known, migrations) = read_destination(destination_url).await.map_err(|e| cannot("read", &e))?;
@@ -239,7 +242,9 @@ async fn write_one(db: &Db, install: &Installation) -> Result<Outcome, sqlx::Err
 /// transaction. Reads no other table.
 async fn read_source(url: &str) -> Result<Vec<SourceClient>, String> {
     let shown = redact_url(url);
-    let fail = |err: String| format!("cannot read the TypeScript app's database {shown}: {}", scrub(&err, url));
+    let fail = |err: String| {
+        format!("cannot read the TypeScript app's database {shown}: {}", scrub(&err, &url_passwords(url)))
+    };
     if Backend::of_url(url) != Some(Backend::Postgres) {
         return Err(format!(
             "--from must be the TypeScript app's PostgreSQL URL (postgres://user:password@host:5432/postgres), got {}",
@@ -275,24 +280,13 @@ async fn read_clients(conn: &mut PgConnection) -> Result<Vec<SourceClient>, Stri
     // Fixed column names only: what is selected never comes from the database or the user.
     let optional = OPTIONAL_COLUMNS.map(|c| if columns.iter().any(|have| have == c) { c } else { "NULL" });
     let query = format!(
-        "SELECT tenant_shop::text, crm_type::text, org_name::text, {}::text, {}::text, {}::text
+        "SELECT tenant_shop::text, crm_type::text, org_name::text, {}::text AS org_contact, {}::text AS user_id,
+                {}::text AS user_email
            FROM clients ORDER BY tenant_shop",
         optional[0], optional[1], optional[2]
     );
-    type Row = (String, String, Option<String>, Option<String>, Option<String>, Option<String>);
-    let rows: Vec<Row> = sqlx::query_as(&query).fetch_all(&mut *tx).await.map_err(|e| e.to_string())?;
+    let mut rows: Vec<SourceClient> = sqlx::query_as(&query).fetch_all(&mut *tx).await.map_err(|e| e.to_string())?;
     tx.rollback().await.map_err(|e| e.to_string())?;
-    let mut rows: Vec<SourceClient> = rows
-        .into_iter()
-        .map(|(tenant_shop, crm_type, org_name, org_contact, user_id, user_email)| SourceClient {
-            tenant_shop,
-            crm_type,
-            org_name,
-            org_contact,
-            user_id,
-            user_email,
-        })
-        .collect();
     // In byte order, whatever the database's collation.
     rows.sort_by(|a, b| a.tenant_shop.cmp(&b.tenant_shop));
     Ok(rows)
@@ -377,44 +371,6 @@ async fn pending_postgres(conn: &mut PgConnection) -> Result<usize, sqlx::Error>
     let applied: Vec<i64> =
         if has_table { sqlx::query_scalar(APPLIED).fetch_all(&mut *conn).await? } else { Vec::new() };
     Ok(count_pending(&db::POSTGRES_MIGRATIONS, &applied))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Never printing a password
-
-/// `message` with every password of `url` (in its user info or a `password=` query parameter,
-/// as written and percent-decoded) replaced by `***`: a driver's error could quote it.
-pub fn scrub(message: &str, url: &str) -> String {
-    passwords_in(url)
-        .iter()
-        .filter(|secret| !secret.is_empty())
-        .fold(message.to_owned(), |out, secret| out.replace(secret.as_str(), "***"))
-}
-
-fn passwords_in(url: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let Some((_, rest)) = url.split_once("://") else { return found };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    if let Some((userinfo, _)) = rest[..end].rsplit_once('@')
-        && let Some((_, password)) = userinfo.split_once(':')
-    {
-        found.push(password.to_owned());
-    }
-    if let Some((_, query)) = rest.split_once('?') {
-        for pair in query.split(['&', '#']) {
-            if let Some((key, value)) = pair.split_once('=')
-                && key.eq_ignore_ascii_case("password")
-            {
-                found.push(value.to_owned());
-            }
-        }
-    }
-    let decoded: Vec<String> =
-        found.iter().map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned()).collect();
-    found.extend(decoded);
-    // Longest first, so that a password containing another is replaced whole.
-    found.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    found
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -710,14 +666,5 @@ mod tests {
         source.user_email = Some("a@b\u{7}".into());
         let line = Entry { source, outcome: Outcome::Imported }.line(false);
         assert!(!line.chars().any(|c| c.is_control() || c == '\u{202e}'), "{line:?}");
-    }
-
-    #[test]
-    fn passwords_are_scrubbed_from_messages() {
-        let url = "postgres://libero:s3cr%40t@db.example.com:5432/postgres?sslmode=require&password=other";
-        let message = "password authentication failed: s3cr@t s3cr%40t other";
-        assert_eq!(scrub(message, url), "password authentication failed: *** *** ***");
-        assert_eq!(scrub("nothing to hide", "postgres://u@h/db"), "nothing to hide");
-        assert_eq!(scrub("x", "not a url"), "x");
     }
 }

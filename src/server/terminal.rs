@@ -1,4 +1,4 @@
-//! What the operator commands print: control characters escaped, passwords redacted. A leaf:
+//! What the operator commands print: control characters escaped, passwords redacted or scrubbed. A leaf:
 //! `cli`, `doctor` and `import` use it.
 
 /// `value` with each control character (`char::is_control`: C0 including ESC, CR, LF and tab,
@@ -61,6 +61,38 @@ pub fn redact_url(url: &str) -> String {
     format!("{scheme}://{authority}{tail}")
 }
 
+/// The passwords of a database URL, in its user information or a `password=` query parameter, as
+/// written and percent-decoded; longest first, so that a password holding another is hidden whole.
+pub fn url_passwords(url: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let Some((_, rest)) = url.split_once("://") else { return found };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    if let Some((userinfo, _)) = rest[..end].rsplit_once('@')
+        && let Some((_, password)) = userinfo.split_once(':')
+    {
+        found.push(password.to_owned());
+    }
+    if let Some((_, query)) = rest.split_once('?') {
+        for pair in query.split(['&', '#']) {
+            if let Some((key, value)) = pair.split_once('=')
+                && key.eq_ignore_ascii_case("password")
+            {
+                found.push(value.to_owned());
+            }
+        }
+    }
+    let decoded: Vec<String> =
+        found.iter().map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned()).collect();
+    found.extend(decoded);
+    found.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    found
+}
+
+/// `text` with each of `secrets` replaced by `***` (a driver's error could quote a password).
+pub fn scrub(text: &str, secrets: &[String]) -> String {
+    secrets.iter().filter(|secret| !secret.is_empty()).fold(text.to_owned(), |out, s| out.replace(s.as_str(), "***"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +119,14 @@ mod tests {
         assert_eq!(redact_url("postgres://u:p@ss@db/x?sslmode=require"), "postgres://u:***@db/x?sslmode=require");
         assert_eq!(redact_url("sqlite://libero.db"), "sqlite://libero.db");
         assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+    }
+
+    #[test]
+    fn database_passwords_are_scrubbed_as_written_and_decoded() {
+        let url = "postgres://libero:s3cr%40t@db.example.com:5432/postgres?sslmode=require&password=other";
+        let message = "password authentication failed: s3cr@t s3cr%40t other";
+        assert_eq!(scrub(message, &url_passwords(url)), "password authentication failed: *** *** ***");
+        assert_eq!(scrub("nothing to hide", &url_passwords("postgres://u@h/db")), "nothing to hide");
+        assert_eq!(scrub("x", &url_passwords("not a url")), "x");
     }
 }

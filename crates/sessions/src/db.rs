@@ -12,7 +12,7 @@ use sqlx::{
     encode::IsNull,
     error::BoxDynError,
     migrate::{MigrateError, Migrator},
-    pool::PoolOptions,
+    pool::{Pool, PoolConnection, PoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 use uuid::Uuid;
@@ -29,10 +29,9 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the session guard's read (taking a connection, then the query) may take. A
 /// connection the database ended is replaced when it is next taken (see [`PING_AFTER_IDLE`]) or
-/// after the one query it fails; a connection dropped *silently* (a NAT forgetting it: no reset,
-/// no answer ever) would never answer or fail, and this bounds it: the request gets "database
-/// unavailable" instead of hanging, and the connection is not handed out again: sqlx's ping on
-/// release, which would put it back in the pool, waits on it instead.
+/// after the one query it fails; a connection dropped *silently* (a NAT or a failover forgetting
+/// it: no reset, no answer ever) would never answer or fail, and this bounds it: the request gets
+/// "database unavailable" instead of hanging, and [`bounded`] closes the connection.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A PostgreSQL connection that sat in the pool this long is pinged before it is handed out, and
@@ -49,13 +48,36 @@ fn pool_options<DB: sqlx::Database>(max: u32) -> PoolOptions<DB> {
     PoolOptions::new().max_connections(max).acquire_timeout(ACQUIRE_TIMEOUT)
 }
 
-/// `read`, given up after [`READ_TIMEOUT`] (as a timed-out pool).
-pub async fn bounded<T>(read: impl Future<Output = Result<T, sqlx::Error>>) -> Result<T, sqlx::Error> {
-    within(READ_TIMEOUT, read).await
+/// `read` on a connection taken from `pool`, the two given up after [`READ_TIMEOUT`] (as a timed-out
+/// pool). A connection whose read is given up is detached from the pool and dropped, not returned:
+/// sqlx pings a returned connection (and a graceful close says goodbye over TLS), and on a
+/// silently dropped one either would wait as long as the read did, keeping its place in the pool
+/// until TCP gives up — with every place taken so, every request would wait for a connection in
+/// vain.
+pub async fn bounded<DB: sqlx::Database, T>(
+    pool: &Pool<DB>,
+    read: impl AsyncFnOnce(&mut DB::Connection) -> Result<T, sqlx::Error>,
+) -> Result<T, sqlx::Error> {
+    within(READ_TIMEOUT, pool, read).await
 }
 
-async fn within<T>(timeout: Duration, read: impl Future<Output = Result<T, sqlx::Error>>) -> Result<T, sqlx::Error> {
-    tokio::time::timeout(timeout, read).await.unwrap_or(Err(sqlx::Error::PoolTimedOut))
+async fn within<DB: sqlx::Database, T>(
+    timeout: Duration,
+    pool: &Pool<DB>,
+    read: impl AsyncFnOnce(&mut DB::Connection) -> Result<T, sqlx::Error>,
+) -> Result<T, sqlx::Error> {
+    let mut taken: Option<PoolConnection<DB>> = None;
+    let result = tokio::time::timeout(timeout, async {
+        let connection = taken.insert(pool.acquire().await?);
+        read(connection).await
+    })
+    .await;
+    result.unwrap_or_else(|_| {
+        // Out of the pool (its place freed at once) and dropped: the socket is closed, without
+        // the goodbye a graceful close would wait to send.
+        drop(taken.map(PoolConnection::detach));
+        Err(sqlx::Error::PoolTimedOut)
+    })
 }
 
 /// Runs `$body` with `$pool` bound to whichever pool `$db` holds: one SQL text, and one set of
@@ -223,10 +245,15 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_read_that_never_answers_is_given_up_as_a_timed_out_pool() {
-        let stalled = within(Duration::from_millis(10), std::future::pending::<Result<(), sqlx::Error>>());
-        assert!(matches!(stalled.await, Err(sqlx::Error::PoolTimedOut)));
-        // Control: a read that answers is passed through.
-        assert_eq!(bounded(async { Ok::<_, sqlx::Error>(7) }).await.unwrap(), 7);
+    async fn a_read_that_never_answers_is_given_up_and_its_connection_dropped_not_returned() {
+        let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
+        let stalled = within(Duration::from_millis(10), &pool, async |_| std::future::pending().await);
+        assert!(matches!(stalled.await, Err::<(), _>(sqlx::Error::PoolTimedOut)));
+        assert_eq!(pool.size(), 0, "the connection left the pool");
+
+        // Control: a read that answers is passed through, and its connection stays in the pool.
+        let seven = bounded(&pool, async |c| sqlx::query_scalar::<_, i64>("SELECT 7").fetch_one(c).await);
+        assert_eq!(seven.await.unwrap(), 7);
+        assert_eq!(pool.size(), 1, "the connection stays in the pool");
     }
 }

@@ -76,18 +76,17 @@ pub async fn list_own(
 ) -> Result<Vec<OwnSession>, sqlx::Error> {
     let now = now();
     let since = active_since(now, idle);
-    on_pool!(store.db(), |pool| bounded(
-        sqlx::query_as(
-            "SELECT id, ip_address, user_agent, created_at, last_activity_at FROM app_sessions
-              WHERE client_id = $1 AND user_id = $2 AND expires_at > $3 AND last_activity_at > $4
-              ORDER BY last_activity_at DESC, created_at DESC LIMIT 100",
-        )
-        .bind(ClientKey(client_id))
-        .bind(user_id)
-        .bind(now)
-        .bind(since)
-        .fetch_all(pool),
+    on_pool!(store.db(), |pool| bounded(pool, async |c| sqlx::query_as(
+        "SELECT id, ip_address, user_agent, created_at, last_activity_at FROM app_sessions
+          WHERE client_id = $1 AND user_id = $2 AND expires_at > $3 AND last_activity_at > $4
+          ORDER BY last_activity_at DESC, created_at DESC LIMIT 100",
     )
+    .bind(ClientKey(client_id))
+    .bind(user_id)
+    .bind(now)
+    .bind(since)
+    .fetch_all(c)
+    .await)
     .await)
 }
 

@@ -182,7 +182,11 @@ impl AppSessionStore {
     /// columns.
     pub async fn validate_key(&self, key: &str) -> Result<Result<AuthSession, Invalid>, sqlx::Error> {
         let row: Option<SessionRow> =
-            on_pool!(&self.db, |pool| bounded(sqlx::query_as(SELECT_SESSION).bind(key).fetch_optional(pool)).await?);
+            on_pool!(&self.db, |pool| bounded(pool, async |c| sqlx::query_as(SELECT_SESSION)
+                .bind(key)
+                .fetch_optional(c)
+                .await)
+            .await?);
         self.judge(key, row).await
     }
 
