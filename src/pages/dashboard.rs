@@ -52,7 +52,7 @@ fn SessionSummary(info: SessionInfo) -> impl IntoView {
                 <dd><time datetime=info.signed_in_at.clone()>{readable(&info.signed_in_at)}</time></dd>
                 <dt>"Session expires"</dt>
                 <dd data-testid="expires">
-                    <time datetime=info.expires_at.clone()>{info.expires_at.replace('T', " ").replace('Z', " UTC")}</time>
+                    <time datetime=info.expires_at.clone()>{readable(&info.expires_at)}</time>
                     {format!(" (in {hours} h {minutes} min)")}
                 </dd>
                 <dt>"Theme"</dt>

@@ -557,13 +557,18 @@ pub fn load_dotenv() -> Result<(), ConfigError> {
     }
 }
 
-/// Parses a bare number of seconds (`0` is zero) or a duration as `humantime` reads it: `8h`,
-/// `30m`, `60s`, `1500ms`, `1h30m`, `1h 30m`, `1.5h`, `1d`.
+/// Parses a bare number of seconds (`0` is zero) or a duration as `humantime` reads it in the units
+/// `ms`, `s`, `m`, `h` and `d`: `8h`, `30m`, `60s`, `1500ms`, `1h30m`, `1h 30m`, `1.5h`, `1d`.
+/// humantime's other units are refused: its `M` is months, so `30M` would turn the idle rule off.
 pub fn parse_duration(input: &str) -> Option<Duration> {
     let input = input.trim();
+    let mut units = input.split(|c: char| c.is_ascii_digit() || c == '.' || c == ' ').filter(|u| !u.is_empty());
     match input.parse::<u64>() {
         Ok(secs) => Some(Duration::from_secs(secs)),
-        Err(_) => humantime::parse_duration(input).ok(),
+        Err(_) if units.all(|unit| matches!(unit, "ms" | "s" | "m" | "h" | "d")) => {
+            humantime::parse_duration(input).ok()
+        }
+        Err(_) => None,
     }
 }
 
@@ -621,7 +626,7 @@ mod tests {
 
     #[test]
     fn durations_reject_garbage() {
-        for bad in ["", "h", "8x", "-1s", "1,5h", "m30", "30 minutes ago"] {
+        for bad in ["", "h", "8x", "-1s", "1,5h", "m30", "30 minutes ago", "30M", "1y", "2w", "5min"] {
             assert_eq!(parse_duration(bad), None, "{bad:?}");
         }
     }

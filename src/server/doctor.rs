@@ -24,7 +24,7 @@ use sqlx::{
 use super::config::{self, Config, DEFAULT_COMMERCE7_API_URL};
 use super::terminal::{redact_url, scrub, url_passwords};
 // What `libero migrate` would apply.
-use super::db::Backend;
+use super::db::{self, Backend};
 
 /// How long the database may take to accept a connection.
 pub const DATABASE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -266,38 +266,6 @@ async fn connect(url: &str) -> Database {
     }
 }
 
-/// A migration as recorded in `_sqlx_migrations`.
-#[derive(sqlx::FromRow)]
-struct Applied {
-    version: i64,
-    checksum: Vec<u8>,
-    success: bool,
-}
-
-async fn applied_migrations(conn: &mut Conn) -> Result<Option<Vec<Applied>>, sqlx::Error> {
-    const SELECT: &str = "SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version";
-    match conn {
-        Conn::Sqlite(conn) => {
-            let (tables,): (i64,) =
-                sqlx::query_as("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
-                    .fetch_one(&mut *conn)
-                    .await?;
-            if tables == 0 {
-                return Ok(None);
-            }
-            sqlx::query_as(SELECT).fetch_all(&mut *conn).await.map(Some)
-        }
-        Conn::Postgres(conn) => {
-            let (exists,): (bool,) =
-                sqlx::query_as("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(&mut *conn).await?;
-            if !exists {
-                return Ok(None);
-            }
-            sqlx::query_as(SELECT).fetch_all(&mut *conn).await.map(Some)
-        }
-    }
-}
-
 fn label(migration: &Migration) -> String {
     format!("{:03} {}", migration.version, migration.description)
 }
@@ -320,13 +288,16 @@ async fn migrations(database: Database) -> Check {
             format!("all {pending} pending (the database file does not exist): run `libero migrate`"),
         );
     };
-    let applied = applied_migrations(&mut conn).await;
+    let applied = match &mut conn {
+        Conn::Sqlite(conn) => db::recorded_migrations_sqlite(conn).await,
+        Conn::Postgres(conn) => db::recorded_migrations_postgres(conn).await,
+    };
     match conn {
         Conn::Sqlite(conn) => drop(conn.close().await),
         Conn::Postgres(conn) => drop(conn.close().await),
     }
     let applied = match applied {
-        Ok(applied) => applied.unwrap_or_default(),
+        Ok(applied) => applied,
         Err(err) => {
             return Check::new(
                 NAME,

@@ -38,25 +38,18 @@ async fn healthz() -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match tokio::time::timeout(READINESS_TIMEOUT, state.db.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, no_store(), Json(json!({ "status": "ready", "database": "ok" }))),
+    let database = match tokio::time::timeout(READINESS_TIMEOUT, state.db.ping()).await {
+        Ok(Ok(())) => return (StatusCode::OK, no_store(), Json(json!({ "status": "ready", "database": "ok" }))),
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness check: database unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                no_store(),
-                Json(json!({ "status": "unavailable", "database": "unreachable" })),
-            )
+            "unreachable"
         }
         Err(_) => {
             tracing::warn!("readiness check: database did not answer in time");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                no_store(),
-                Json(json!({ "status": "unavailable", "database": "timeout" })),
-            )
+            "timeout"
         }
-    }
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, no_store(), Json(json!({ "status": "unavailable", "database": database })))
 }
 
 /// The credentials of `Authorization: <scheme> <credentials>` when the scheme is `scheme`.

@@ -348,29 +348,17 @@ fn known_versions(migrator: &Migrator) -> Vec<i64> {
     migrator.iter().filter(|m| !m.migration_type.is_down_migration()).map(|m| m.version).collect()
 }
 
-fn count_pending(migrator: &Migrator, applied: &[i64]) -> usize {
-    known_versions(migrator).iter().filter(|v| !applied.contains(v)).count()
+/// How many of `migrator`'s migrations the database has not applied successfully.
+fn count_pending(migrator: &Migrator, recorded: &[db::Recorded]) -> usize {
+    known_versions(migrator).iter().filter(|v| !recorded.iter().any(|r| r.success && r.version == **v)).count()
 }
 
-/// The versions `_sqlx_migrations` records as applied.
-const APPLIED: &str = "SELECT version FROM _sqlx_migrations WHERE success";
-
 async fn pending_sqlite(conn: &mut SqliteConnection) -> Result<usize, sqlx::Error> {
-    let has_table: bool =
-        sqlx::query_scalar("SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
-            .fetch_one(&mut *conn)
-            .await?;
-    let applied: Vec<i64> =
-        if has_table { sqlx::query_scalar(APPLIED).fetch_all(&mut *conn).await? } else { Vec::new() };
-    Ok(count_pending(&db::SQLITE_MIGRATIONS, &applied))
+    Ok(count_pending(&db::SQLITE_MIGRATIONS, &db::recorded_migrations_sqlite(conn).await?))
 }
 
 async fn pending_postgres(conn: &mut PgConnection) -> Result<usize, sqlx::Error> {
-    let has_table: bool =
-        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(&mut *conn).await?;
-    let applied: Vec<i64> =
-        if has_table { sqlx::query_scalar(APPLIED).fetch_all(&mut *conn).await? } else { Vec::new() };
-    Ok(count_pending(&db::POSTGRES_MIGRATIONS, &applied))
+    Ok(count_pending(&db::POSTGRES_MIGRATIONS, &db::recorded_migrations_postgres(conn).await?))
 }
 
 // ---------------------------------------------------------------------------------------------

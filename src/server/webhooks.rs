@@ -212,15 +212,12 @@ pub async fn uninstall(State(state): State<AppState>, headers: HeaderMap, body: 
     };
     match clients::uninstall(&state.db, &tenant_id).await {
         Ok(Some(sessions)) => {
-            tracing::info!(%tenant_id, sessions, "uninstall callback: client deactivated, sessions deleted");
-            Json(json!({ "ok": true })).into_response()
+            tracing::info!(%tenant_id, sessions, "uninstall callback: client deactivated, sessions deleted")
         }
-        Ok(None) => {
-            tracing::info!(%tenant_id, "uninstall callback for an unknown tenant");
-            Json(json!({ "ok": true })).into_response()
-        }
-        Err(err) => database_error("uninstall", &err),
+        Ok(None) => tracing::info!(%tenant_id, "uninstall callback for an unknown tenant"),
+        Err(err) => return database_error("uninstall", &err),
     }
+    Json(json!({ "ok": true })).into_response()
 }
 
 #[cfg(test)]

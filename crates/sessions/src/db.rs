@@ -8,7 +8,7 @@
 use std::{str::FromStr, time::Duration};
 
 use sqlx::{
-    PgPool, Postgres, Sqlite, SqlitePool,
+    PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool,
     encode::IsNull,
     error::BoxDynError,
     migrate::{MigrateError, Migrator},
@@ -31,7 +31,7 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// connection the database ended is replaced when it is next taken (see [`PING_AFTER_IDLE`]) or
 /// after the one query it fails; a connection dropped *silently* (a NAT or a failover forgetting
 /// it: no reset, no answer ever) would never answer or fail, and this bounds it: the request gets
-/// "database unavailable" instead of hanging, and [`bounded`] closes the connection.
+/// "database unavailable" instead of hanging, and [`bounded`] drops the connection.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A PostgreSQL connection that sat in the pool this long is pinged before it is handed out, and
@@ -49,11 +49,11 @@ fn pool_options<DB: sqlx::Database>(max: u32) -> PoolOptions<DB> {
 }
 
 /// `read` on a connection taken from `pool`, the two given up after [`READ_TIMEOUT`] (as a timed-out
-/// pool). A connection whose read is given up is detached from the pool and dropped, not returned:
+/// pool). A connection whose read does not finish — given up here, or dropped by the caller (a
+/// client gone, `/readyz`'s shorter wait) — is detached from the pool and dropped, not returned:
 /// sqlx pings a returned connection (and a graceful close says goodbye over TLS), and on a
-/// silently dropped one either would wait as long as the read did, keeping its place in the pool
-/// until TCP gives up — with every place taken so, every request would wait for a connection in
-/// vain.
+/// silently dropped one either would wait as long as TCP keeps it, holding its place in the pool;
+/// with every place held so, no request would get a connection again.
 pub async fn bounded<DB: sqlx::Database, T>(
     pool: &Pool<DB>,
     read: impl AsyncFnOnce(&mut DB::Connection) -> Result<T, sqlx::Error>,
@@ -66,18 +66,23 @@ async fn within<DB: sqlx::Database, T>(
     pool: &Pool<DB>,
     read: impl AsyncFnOnce(&mut DB::Connection) -> Result<T, sqlx::Error>,
 ) -> Result<T, sqlx::Error> {
-    let mut taken: Option<PoolConnection<DB>> = None;
-    let result = tokio::time::timeout(timeout, async {
-        let connection = taken.insert(pool.acquire().await?);
-        read(connection).await
-    })
-    .await;
-    result.unwrap_or_else(|_| {
-        // Out of the pool (its place freed at once) and dropped: the socket is closed, without
-        // the goodbye a graceful close would wait to send.
-        drop(taken.map(PoolConnection::detach));
-        Err(sqlx::Error::PoolTimedOut)
-    })
+    let reading = async {
+        let mut taken = Unfinished(Some(pool.acquire().await?));
+        let result = read(taken.0.as_mut().expect("held until the read finishes")).await;
+        drop(taken.0.take()); // Finished: back to the pool.
+        result
+    };
+    tokio::time::timeout(timeout, reading).await.unwrap_or(Err(sqlx::Error::PoolTimedOut))
+}
+
+/// A connection whose read has not finished: if dropped so, it leaves the pool (its place freed at
+/// once) and its socket is closed, without the goodbye a graceful close would wait to send.
+struct Unfinished<DB: sqlx::Database>(Option<PoolConnection<DB>>);
+
+impl<DB: sqlx::Database> Drop for Unfinished<DB> {
+    fn drop(&mut self) {
+        drop(self.0.take().map(PoolConnection::detach));
+    }
 }
 
 /// Runs `$body` with `$pool` bound to whichever pool `$db` holds: one SQL text, and one set of
@@ -222,15 +227,45 @@ impl Db {
         }
     }
 
-    /// A cheap round trip, for readiness checks.
+    /// A cheap round trip, for readiness checks ([`bounded`] like the session's read).
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))
+        on_pool!(self, |pool| bounded(pool, async |c| sqlx::query("SELECT 1").execute(c).await.map(drop)).await)
     }
 
     /// Closes every connection (graceful shutdown).
     pub async fn close(&self) {
         on_pool!(self, |pool| pool.close().await)
     }
+}
+
+/// A migration as `_sqlx_migrations` records it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Recorded {
+    /// Its version.
+    pub version: i64,
+    /// The checksum of the file that was applied.
+    pub checksum: Vec<u8>,
+    /// `false` when it failed part-way.
+    pub success: bool,
+}
+
+const RECORDED: &str = "SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version";
+
+/// What an SQLite database's `_sqlx_migrations` records, none before its first migration, read
+/// without writing (sqlx's own `Migrate` creates the table): for the doctor and the import.
+pub async fn recorded_migrations_sqlite(conn: &mut SqliteConnection) -> Result<Vec<Recorded>, sqlx::Error> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
+            .fetch_one(&mut *conn)
+            .await?;
+    if exists { sqlx::query_as(RECORDED).fetch_all(conn).await } else { Ok(Vec::new()) }
+}
+
+/// [`recorded_migrations_sqlite`] on PostgreSQL.
+pub async fn recorded_migrations_postgres(conn: &mut PgConnection) -> Result<Vec<Recorded>, sqlx::Error> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(&mut *conn).await?;
+    if exists { sqlx::query_as(RECORDED).fetch_all(conn).await } else { Ok(Vec::new()) }
 }
 
 /// The current time, truncated to microseconds so that values round-trip through both databases
@@ -245,13 +280,21 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_read_that_never_answers_is_given_up_and_its_connection_dropped_not_returned() {
+    async fn a_read_that_does_not_finish_drops_its_connection_whether_given_up_or_cancelled() {
         let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
-        let stalled = within(Duration::from_millis(10), &pool, async |_| std::future::pending().await);
-        assert!(matches!(stalled.await, Err::<(), _>(sqlx::Error::PoolTimedOut)));
-        assert_eq!(pool.size(), 0, "the connection left the pool");
+        let started = std::sync::atomic::AtomicUsize::new(0);
+        let stall = async |_: &mut sqlx::SqliteConnection| {
+            started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::pending::<Result<(), sqlx::Error>>().await
+        };
+        let given_up = within(Duration::from_millis(300), &pool, stall).await;
+        assert!(matches!(given_up, Err(sqlx::Error::PoolTimedOut)));
+        let cancelled = tokio::time::timeout(Duration::from_millis(300), bounded(&pool, stall)).await;
+        assert!(cancelled.is_err(), "dropped by its caller");
+        assert_eq!(started.into_inner(), 2, "both reads had their connection");
+        assert_eq!(pool.size(), 0, "neither connection went back to the pool");
 
-        // Control: a read that answers is passed through, and its connection stays in the pool.
+        // Control: a read that finishes is passed through, and its connection stays in the pool.
         let seven = bounded(&pool, async |c| sqlx::query_scalar::<_, i64>("SELECT 7").fetch_one(c).await);
         assert_eq!(seven.await.unwrap(), 7);
         assert_eq!(pool.size(), 1, "the connection stays in the pool");
