@@ -2,6 +2,8 @@
 //! no `.env` is read), with an explicit environment. One healthy set-up first (every line ok,
 //! exit 0), then one broken thing at a time.
 
+mod common;
+
 use std::{
     io::{Read, Write},
     net::TcpListener,
@@ -271,3 +273,58 @@ fn warnings_alone_exit_0() {
     assert!(report.line("callbacks").contains("COMMERCE7_PASSWORD"), "{}", report.all);
     assert!(report.success, "a warning is not a failure: {}", report.all);
 }
+
+#[test]
+fn a_commerce7_url_that_is_not_http_fails_the_configuration_and_skips_only_the_commerce7_check() {
+    let (dir, url) = migrated_sqlite();
+    let report = doctor(dir.path(), &healthy_env(&url, "ftp://api.commerce7.com/v1"));
+    assert!(!report.success, "{}", report.all);
+    assert!(report.line("configuration").contains("COMMERCE7_API_URL"), "{}", report.all);
+    assert_eq!(report.status("commerce7"), "skip", "{}", report.all);
+    assert!(report.line("commerce7").contains("not an http(s) URL"), "{}", report.all);
+    assert_eq!(report.status("database"), "ok", "the database check still runs: {}", report.all);
+}
+
+// A database migrated by this release passes the migrations check (the control); the same
+// database with one migration recorded as failed, one whose file changed after it was applied and
+// one this release does not know fails it, with what to do about each — on both databases.
+on_both_databases!(migration_records_that_would_stop_serve_fail_the_migrations_check, |kind| async move {
+    let Some(database) = common::FreshDatabase::create(kind).await else { return };
+    let db = libero::server::db::Db::connect(&database.url).await.unwrap();
+    db.migrate().await.unwrap();
+    let url = database.url.clone();
+    let run = move || {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let dir = tempfile::tempdir().unwrap();
+            doctor(dir.path(), &healthy_env(&url, &commerce7_stand_in()))
+        })
+    };
+    let healthy = run().await.unwrap();
+    assert_eq!(healthy.status("migrations"), "ok", "{}", healthy.all);
+
+    let checksum = vec![0u8; 48];
+    libero_sessions::on_pool!(&db, |pool| {
+        sqlx::query("UPDATE _sqlx_migrations SET success = false WHERE version = 1").execute(pool).await.unwrap();
+        sqlx::query("UPDATE _sqlx_migrations SET checksum = $1 WHERE version = 2")
+            .bind(&checksum)
+            .execute(pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+                  VALUES (999, 'from a newer release', true, $1, 0)",
+        )
+        .bind(&checksum)
+        .execute(pool)
+        .await
+        .unwrap();
+    });
+    let broken = run().await.unwrap();
+    assert_eq!(broken.status("migrations"), "FAIL", "{}", broken.all);
+    let line = broken.line("migrations");
+    assert!(line.contains("migration 1 failed part-way"), "{line}");
+    assert!(line.contains("migration 002 ") && line.contains("edited after it was applied"), "{line}");
+    assert!(line.contains("migration 999 that this release does not know"), "{line}");
+    db.close().await;
+});
