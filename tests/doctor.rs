@@ -304,11 +304,11 @@ on_both_databases!(migration_records_that_would_stop_serve_fail_the_migrations_c
     assert_eq!(healthy.status("migrations"), "ok", "{}", healthy.all);
 
     let checksum = vec![0u8; 48];
-    libero_sessions::on_pool!(&db, |pool| {
-        sqlx::query("UPDATE _sqlx_migrations SET success = false WHERE version = 1").execute(pool).await.unwrap();
+    libero_sessions::on_pool!(&db, |c| {
+        sqlx::query("UPDATE _sqlx_migrations SET success = false WHERE version = 1").execute(&mut *c).await.unwrap();
         sqlx::query("UPDATE _sqlx_migrations SET checksum = $1 WHERE version = 2")
             .bind(&checksum)
-            .execute(pool)
+            .execute(&mut *c)
             .await
             .unwrap();
         sqlx::query(
@@ -316,10 +316,11 @@ on_both_databases!(migration_records_that_would_stop_serve_fail_the_migrations_c
                   VALUES (999, 'from a newer release', true, $1, 0)",
         )
         .bind(&checksum)
-        .execute(pool)
+        .execute(&mut *c)
         .await
         .unwrap();
-    });
+    })
+    .unwrap();
     let broken = run().await.unwrap();
     assert_eq!(broken.status("migrations"), "FAIL", "{}", broken.all);
     let line = broken.line("migrations");

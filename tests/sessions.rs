@@ -919,7 +919,7 @@ async fn signed_in_requests_are_answered_after_postgres_ends_every_connection() 
 }
 
 /// A database connection dropped silently (a NAT or proxy forgetting it: no reset, no answer
-/// ever) never hangs a signed-in request: the guard's read is given up after `db::READ_TIMEOUT`
+/// ever) never hangs a signed-in request: the guard's read is given up after `db::QUERY_TIMEOUT`
 /// (the request gets 503) and the connection is closed, so once the pool's frozen connections
 /// are gone the next request is answered on a fresh one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -988,9 +988,40 @@ async fn a_full_pool_dropped_silently_at_once_answers_again_after_one_503_per_co
     app.stop().await;
 }
 
-/// How long a call may take while the database's connections are frozen: the guard's read
-/// timeout and a margin.
-const STALL_BOUND: Duration = Duration::from_secs(libero::server::db::READ_TIMEOUT.as_secs() + 5);
+/// A write meets a silently dropped connection as a read does: the install callback, whose first
+/// query is its write (no session is read before it), is answered 503 within the query timeout,
+/// not left hanging for as long as TCP keeps the connection, and a callback sent again is
+/// answered on a fresh connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_a_silently_dropped_connection_gets_503_in_bounded_time_then_writes_work() {
+    let Some((app, proxy)) = signed_in_behind_a_freezing_proxy().await else { return };
+    let install = || async {
+        let sent = tokio::time::timeout(STALL_BOUND, app.c7.send_install(TENANT));
+        sent.await.expect("answered in bounded time, not stalled").expect("the callback was sent")
+    };
+    assert_eq!(install().await, StatusCode::OK, "positive control: a reinstall written through the proxy");
+    let Db::Postgres(pool) = &app.db else { unreachable!("a PostgreSQL app") };
+    for _ in 0..50 {
+        if pool.num_idle() == pool.size() as usize {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let frozen = pool.size() as usize;
+    assert_eq!(pool.num_idle(), frozen, "every connection is idle in the pool (the premise)");
+
+    proxy.freeze();
+    let unavailable = calls_until_answered(frozen + 1, &install).await;
+    let unavailable = unavailable
+        .unwrap_or_else(|| panic!("answered again within {} calls ({frozen} frozen connections)", frozen + 1));
+    assert!(unavailable >= 1, "the write met a frozen connection and was given up (the control of this test)");
+    assert!(proxy.accepted() > frozen as u64, "a fresh connection through the proxy wrote");
+    app.stop().await;
+}
+
+/// How long a call may take while the database's connections are frozen: the query timeout and
+/// a margin.
+const STALL_BOUND: Duration = Duration::from_secs(libero::server::db::QUERY_TIMEOUT.as_secs() + 5);
 
 /// A signed-in app on a fresh PostgreSQL database that it reaches through a `FreezingProxy`
 /// (`None` without PostgreSQL).

@@ -325,14 +325,14 @@ type FoundRow = (
 
 /// The row of `row_id` with its client, read and nothing else (a dead row is shown, not deleted).
 async fn session_row(db: &Db, row_id: &str) -> Result<Option<FoundRow>, sqlx::Error> {
-    on_pool!(db, |pool| sqlx::query_as(
+    on_pool!(db, |c| sqlx::query_as(
         "SELECT c.tenant_id, s.user_id, s.user_name, s.user_email, s.created_at, s.last_activity_at,
                 s.expires_at, s.install_generation, c.install_generation, c.uninstalled_at IS NULL
            FROM app_sessions s JOIN clients c ON c.id = s.client_id WHERE s.id = $1",
     )
     .bind(row_id)
-    .fetch_optional(pool)
-    .await)
+    .fetch_optional(c)
+    .await?)
 }
 
 /// `libero sessions find --cookie …`: verifies the cookie as the server does

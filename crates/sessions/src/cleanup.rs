@@ -51,13 +51,7 @@ async fn delete_batch(
         "DELETE FROM app_sessions WHERE id IN
              (SELECT id FROM app_sessions WHERE expires_at < $1 OR last_activity_at <= $2 LIMIT $3 {skip_locked})"
     );
-    Ok(on_pool!(db, |pool| sqlx::query(&sql)
-        .bind(now)
-        .bind(idle_before)
-        .bind(batch_size)
-        .execute(pool)
-        .await?
-        .rows_affected()))
+    on_pool!(db, |c| sqlx::query(&sql).bind(now).bind(idle_before).bind(batch_size).execute(c).await?.rows_affected())
 }
 
 /// The server's background cleanup: every `interval`, logs what it deleted.

@@ -4,10 +4,10 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::types::Json;
+use sqlx::{Connection, types::Json};
 use uuid::Uuid;
 
-use crate::db::{ClientKey, Db, now, on_pool};
+use crate::db::{ClientKey, Db, bounded, now, on_pool};
 
 /// A tenant's client row, as the app uses it.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,7 +128,7 @@ pub async fn install(db: &Db, install: &Installation, organization: &Organizatio
          RETURNING ",
         client_columns!()
     );
-    let row: ClientRow = on_pool!(db, |pool| sqlx::query_as(SQL)
+    let row: ClientRow = on_pool!(db, |c| sqlx::query_as(SQL)
         .bind(ClientKey(Uuid::new_v4()))
         .bind(&install.tenant_id)
         .bind(&install.org_name)
@@ -140,8 +140,8 @@ pub async fn install(db: &Db, install: &Installation, organization: &Organizatio
         .bind(&organization.address)
         .bind(&organization.website)
         .bind(&organization.phone)
-        .fetch_one(pool)
-        .await?);
+        .fetch_one(c)
+        .await?)?;
     client_of(row)
 }
 
@@ -154,51 +154,58 @@ pub async fn uninstall(db: &Db, tenant_id: &str) -> Result<Option<u64>, sqlx::Er
     let now = now();
     match db {
         Db::Sqlite(pool) => {
-            let mut tx = pool.begin().await?;
-            let deleted =
-                sqlx::query("DELETE FROM app_sessions WHERE client_id = (SELECT id FROM clients WHERE tenant_id = ?1)")
-                    .bind(tenant_id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            let id: Option<String> = sqlx::query_scalar(
-                "UPDATE clients SET uninstalled_at = COALESCE(uninstalled_at, ?1), updated_at = ?1
-                 WHERE tenant_id = ?2 RETURNING id",
-            )
-            .bind(now)
-            .bind(tenant_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if id.is_none() {
-                return Ok(None);
-            }
-            tx.commit().await?;
-            Ok(Some(deleted))
-        }
-        Db::Postgres(pool) => {
-            // The client row first, as an install does (its trigger then deletes sessions): one
-            // lock order, so an uninstall and an install of one tenant cannot deadlock. A sign-in
-            // holding the row FOR SHARE finishes first, and its session is deleted below.
-            let mut tx = pool.begin().await?;
-            let id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM clients WHERE tenant_id = $1 FOR UPDATE")
+            bounded(pool, async |c| {
+                let mut tx = c.begin().await?;
+                let deleted = sqlx::query(
+                    "DELETE FROM app_sessions WHERE client_id = (SELECT id FROM clients WHERE tenant_id = ?1)",
+                )
                 .bind(tenant_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(id) = id else { return Ok(None) };
-            let deleted = sqlx::query("DELETE FROM app_sessions WHERE client_id = $1")
-                .bind(id)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            sqlx::query(
-                "UPDATE clients SET uninstalled_at = COALESCE(uninstalled_at, $1), updated_at = $1 WHERE id = $2",
-            )
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(Some(deleted))
+                let id: Option<String> = sqlx::query_scalar(
+                    "UPDATE clients SET uninstalled_at = COALESCE(uninstalled_at, ?1), updated_at = ?1
+                     WHERE tenant_id = ?2 RETURNING id",
+                )
+                .bind(now)
+                .bind(tenant_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if id.is_none() {
+                    return Ok(None);
+                }
+                tx.commit().await?;
+                Ok(Some(deleted))
+            })
+            .await
+        }
+        Db::Postgres(pool) => {
+            bounded(pool, async |c| {
+                // The client row first, as an install does (its trigger then deletes sessions): one
+                // lock order, so an uninstall and an install of one tenant cannot deadlock. A sign-in
+                // holding the row FOR SHARE finishes first, and its session is deleted below.
+                let mut tx = c.begin().await?;
+                let id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM clients WHERE tenant_id = $1 FOR UPDATE")
+                    .bind(tenant_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(id) = id else { return Ok(None) };
+                let deleted = sqlx::query("DELETE FROM app_sessions WHERE client_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query(
+                    "UPDATE clients SET uninstalled_at = COALESCE(uninstalled_at, $1), updated_at = $1 WHERE id = $2",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(Some(deleted))
+            })
+            .await
         }
     }
 }
@@ -207,7 +214,7 @@ pub async fn uninstall(db: &Db, tenant_id: &str) -> Result<Option<u64>, sqlx::Er
 pub async fn find_by_tenant(db: &Db, tenant_id: &str) -> Result<Option<Client>, sqlx::Error> {
     // Every sign-in's first query.
     const SQL: &str = concat!("SELECT ", client_columns!(), " FROM clients WHERE tenant_id = $1");
-    let row: Option<ClientRow> = on_pool!(db, |pool| sqlx::query_as(SQL).bind(tenant_id).fetch_optional(pool).await?);
+    let row: Option<ClientRow> = on_pool!(db, |c| sqlx::query_as(SQL).bind(tenant_id).fetch_optional(c).await?)?;
     row.map(client_of).transpose()
 }
 
@@ -223,13 +230,13 @@ pub async fn settings(db: &Db, client_id: Uuid) -> Result<Option<StoredSettings>
         Option<String>,
         Option<String>,
     );
-    let row: Option<Row> = on_pool!(db, |pool| sqlx::query_as(
+    let row: Option<Row> = on_pool!(db, |c| sqlx::query_as(
         "SELECT settings, updated_at, org_name, org_contact, user_email, org_address, org_website, org_phone
                    FROM clients WHERE id = $1",
     )
     .bind(ClientKey(client_id))
-    .fetch_optional(pool)
-    .await?);
+    .fetch_optional(c)
+    .await?)?;
     Ok(row.map(|(Json(settings), version, org_name, org_contact, user_email, address, website, phone)| {
         StoredSettings {
             settings,
@@ -252,16 +259,16 @@ pub async fn save_settings<T: Serialize + Sync>(
 ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     // A new version must differ from the old one even within the same microsecond.
     let version = now().max(expected_version + chrono::TimeDelta::microseconds(1));
-    let updated = on_pool!(db, |pool| {
+    let updated = on_pool!(db, |c| {
         sqlx::query("UPDATE clients SET settings = $1, updated_at = $2 WHERE id = $3 AND updated_at = $4")
             .bind(Json(settings))
             .bind(version)
             .bind(ClientKey(client_id))
             .bind(expected_version)
-            .execute(pool)
+            .execute(c)
             .await?
             .rows_affected()
-    });
+    })?;
     Ok((updated == 1).then_some(version))
 }
 
@@ -281,7 +288,7 @@ pub async fn install_if_new(db: &Db, install: &Installation) -> Result<Option<Cl
          RETURNING ",
         client_columns!()
     );
-    let row: Option<ClientRow> = on_pool!(db, |pool| sqlx::query_as(SQL)
+    let row: Option<ClientRow> = on_pool!(db, |c| sqlx::query_as(SQL)
         .bind(ClientKey(Uuid::new_v4()))
         .bind(&install.tenant_id)
         .bind(&install.org_name)
@@ -290,7 +297,7 @@ pub async fn install_if_new(db: &Db, install: &Installation) -> Result<Option<Cl
         .bind(&install.user_email)
         .bind(Json(&install.install_data))
         .bind(now)
-        .fetch_optional(pool)
-        .await?);
+        .fetch_optional(c)
+        .await?)?;
     row.map(client_of).transpose()
 }

@@ -27,12 +27,12 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long SQLite may wait for a lock (`busy_timeout`) before a query fails with "database is
 /// locked".
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long the session guard's read (taking a connection, then the query) may take. A
+/// How long one database operation may take: taking a connection, then its statements. A
 /// connection the database ended is replaced when it is next taken (see [`PING_AFTER_IDLE`]) or
 /// after the one query it fails; a connection dropped *silently* (a NAT or a failover forgetting
 /// it: no reset, no answer ever) would never answer or fail, and this bounds it: the request gets
 /// "database unavailable" instead of hanging, and [`bounded`] drops the connection.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A PostgreSQL connection that sat in the pool this long is pinged before it is handed out, and
 /// replaced if the database ended it (a restart, a proxy's idle timeout); one used more recently
@@ -48,34 +48,36 @@ fn pool_options<DB: sqlx::Database>(max: u32) -> PoolOptions<DB> {
     PoolOptions::new().max_connections(max).acquire_timeout(ACQUIRE_TIMEOUT)
 }
 
-/// `read` on a connection taken from `pool`, the two given up after [`READ_TIMEOUT`] (as a timed-out
-/// pool). A connection whose read does not finish — given up here, or dropped by the caller (a
-/// client gone, `/readyz`'s shorter wait) — is detached from the pool and dropped, not returned:
-/// sqlx pings a returned connection (and a graceful close says goodbye over TLS), and on a
-/// silently dropped one either would wait as long as TCP keeps it, holding its place in the pool;
-/// with every place held so, no request would get a connection again.
+/// `run` on a connection taken from `pool`, the two given up after [`QUERY_TIMEOUT`] (as a
+/// timed-out pool) — every query but the migrations goes through here ([`on_pool!`]). A connection whose work does
+/// not finish — given up here, or dropped by the caller (a client gone, `/readyz`'s shorter wait)
+/// — is detached from the pool and dropped, not returned: sqlx pings a returned connection (and a
+/// graceful close says goodbye over TLS), and on a silently dropped one either would wait as long
+/// as TCP keeps it, holding its place in the pool; with every place held so, no request would get
+/// a connection again. A statement given up so is rolled back when the database sees its
+/// connection close.
 pub async fn bounded<DB: sqlx::Database, T>(
     pool: &Pool<DB>,
-    read: impl AsyncFnOnce(&mut DB::Connection) -> Result<T, sqlx::Error>,
+    run: impl AsyncFnOnce(&mut DB::Connection) -> Result<T, sqlx::Error>,
 ) -> Result<T, sqlx::Error> {
-    within(READ_TIMEOUT, pool, read).await
+    within(QUERY_TIMEOUT, pool, run).await
 }
 
 async fn within<DB: sqlx::Database, T>(
     timeout: Duration,
     pool: &Pool<DB>,
-    read: impl AsyncFnOnce(&mut DB::Connection) -> Result<T, sqlx::Error>,
+    run: impl AsyncFnOnce(&mut DB::Connection) -> Result<T, sqlx::Error>,
 ) -> Result<T, sqlx::Error> {
-    let reading = async {
+    let running = async {
         let mut taken = Unfinished(Some(pool.acquire().await?));
-        let result = read(taken.0.as_mut().expect("held until the read finishes")).await;
+        let result = run(taken.0.as_mut().expect("held until the work finishes")).await;
         drop(taken.0.take()); // Finished: back to the pool.
         result
     };
-    tokio::time::timeout(timeout, reading).await.unwrap_or(Err(sqlx::Error::PoolTimedOut))
+    tokio::time::timeout(timeout, running).await.unwrap_or(Err(sqlx::Error::PoolTimedOut))
 }
 
-/// A connection whose read has not finished: if dropped so, it leaves the pool (its place freed at
+/// A connection whose work has not finished: if dropped so, it leaves the pool (its place freed at
 /// once) and its socket is closed, without the goodbye a graceful close would wait to send.
 struct Unfinished<DB: sqlx::Database>(Option<PoolConnection<DB>>);
 
@@ -85,14 +87,15 @@ impl<DB: sqlx::Database> Drop for Unfinished<DB> {
     }
 }
 
-/// Runs `$body` with `$pool` bound to whichever pool `$db` holds: one SQL text, and one set of
-/// binds, for both databases.
+/// `$body` on a connection `$c` taken from whichever pool `$db` holds, [`bounded`]: one SQL text,
+/// and one set of binds, for both databases. `?` in `$body` fails the operation; the whole is
+/// `Result<` the body's value `, sqlx::Error>`.
 #[macro_export]
 macro_rules! on_pool {
-    ($db:expr, |$pool:ident| $body:expr) => {
+    ($db:expr, |$c:ident| $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite($pool) => $body,
-            $crate::db::Db::Postgres($pool) => $body,
+            $crate::db::Db::Sqlite(pool) => $crate::db::bounded(pool, async |$c| Ok($body)).await,
+            $crate::db::Db::Postgres(pool) => $crate::db::bounded(pool, async |$c| Ok($body)).await,
         }
     };
 }
@@ -214,9 +217,12 @@ impl Db {
         }
     }
 
-    /// Applies the pending migrations of this backend.
+    /// Applies the pending migrations of this backend (not [`bounded`]: a migration may take long).
     pub async fn migrate(&self) -> Result<(), MigrateError> {
-        on_pool!(self, |pool| self.backend().migrator().run(pool).await)
+        match self {
+            Self::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+            Self::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+        }
     }
 
     /// Which backend this is.
@@ -227,14 +233,17 @@ impl Db {
         }
     }
 
-    /// A cheap round trip, for readiness checks ([`bounded`] like the session's read).
+    /// A cheap round trip, for readiness checks.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        on_pool!(self, |pool| bounded(pool, async |c| sqlx::query("SELECT 1").execute(c).await.map(drop)).await)
+        on_pool!(self, |c| drop(sqlx::query("SELECT 1").execute(c).await?))
     }
 
     /// Closes every connection (graceful shutdown).
     pub async fn close(&self) {
-        on_pool!(self, |pool| pool.close().await)
+        match self {
+            Self::Sqlite(pool) => pool.close().await,
+            Self::Postgres(pool) => pool.close().await,
+        }
     }
 }
 
@@ -280,7 +289,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_read_that_does_not_finish_drops_its_connection_whether_given_up_or_cancelled() {
+    async fn work_that_does_not_finish_drops_its_connection_whether_given_up_or_cancelled() {
         let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
         let started = std::sync::atomic::AtomicUsize::new(0);
         let stall = async |_: &mut sqlx::SqliteConnection| {
@@ -291,10 +300,10 @@ mod tests {
         assert!(matches!(given_up, Err(sqlx::Error::PoolTimedOut)));
         let cancelled = tokio::time::timeout(Duration::from_millis(300), bounded(&pool, stall)).await;
         assert!(cancelled.is_err(), "dropped by its caller");
-        assert_eq!(started.into_inner(), 2, "both reads had their connection");
+        assert_eq!(started.into_inner(), 2, "both had their connection");
         assert_eq!(pool.size(), 0, "neither connection went back to the pool");
 
-        // Control: a read that finishes is passed through, and its connection stays in the pool.
+        // Control: work that finishes is passed through, and its connection stays in the pool.
         let seven = bounded(&pool, async |c| sqlx::query_scalar::<_, i64>("SELECT 7").fetch_one(c).await);
         assert_eq!(seven.await.unwrap(), 7);
         assert_eq!(pool.size(), 1, "the connection stays in the pool");

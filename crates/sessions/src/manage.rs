@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::db::{ClientKey, Db, bounded, now, on_pool};
+use crate::db::{ClientKey, Db, now, on_pool};
 use crate::{active_since, store::AppSessionStore, user_agent::Device};
 
 /// Opaque names for sessions, shown to their own user instead of the row id.
@@ -67,7 +67,7 @@ pub struct OwnSession {
 }
 
 /// The active sessions of one user of one tenant, most recently used first (the dashboard's
-/// panel), within [`READ_TIMEOUT`](crate::db::READ_TIMEOUT) like the session itself.
+/// panel).
 pub async fn list_own(
     store: &AppSessionStore,
     client_id: Uuid,
@@ -76,7 +76,7 @@ pub async fn list_own(
 ) -> Result<Vec<OwnSession>, sqlx::Error> {
     let now = now();
     let since = active_since(now, idle);
-    on_pool!(store.db(), |pool| bounded(pool, async |c| sqlx::query_as(
+    on_pool!(store.db(), |c| sqlx::query_as(
         "SELECT id, ip_address, user_agent, created_at, last_activity_at FROM app_sessions
           WHERE client_id = $1 AND user_id = $2 AND expires_at > $3 AND last_activity_at > $4
           ORDER BY last_activity_at DESC, created_at DESC LIMIT 100",
@@ -86,8 +86,7 @@ pub async fn list_own(
     .bind(now)
     .bind(since)
     .fetch_all(c)
-    .await)
-    .await)
+    .await?)
 }
 
 /// Ends the session that `handle` names among this user's own sessions; `false` when none does
@@ -99,25 +98,25 @@ pub async fn end_own(
     handles: &SessionHandles,
     handle: &str,
 ) -> Result<bool, sqlx::Error> {
-    let ids: Vec<String> = on_pool!(db, |pool| {
+    let ids: Vec<String> = on_pool!(db, |c| {
         sqlx::query_scalar("SELECT id FROM app_sessions WHERE client_id = $1 AND user_id = $2")
             .bind(ClientKey(client_id))
             .bind(user_id)
-            .fetch_all(pool)
+            .fetch_all(c)
             .await?
-    });
+    })?;
     let Some(id) = ids.into_iter().find(|id| handles.names(handle, id)) else {
         return Ok(false);
     };
     // The scope again in the DELETE itself: the id alone never decides.
     let deleted =
-        on_pool!(db, |pool| sqlx::query("DELETE FROM app_sessions WHERE id = $1 AND client_id = $2 AND user_id = $3")
+        on_pool!(db, |c| sqlx::query("DELETE FROM app_sessions WHERE id = $1 AND client_id = $2 AND user_id = $3")
             .bind(&id)
             .bind(ClientKey(client_id))
             .bind(user_id)
-            .execute(pool)
+            .execute(c)
             .await?
-            .rows_affected());
+            .rows_affected())?;
     Ok(deleted == 1)
 }
 
@@ -125,36 +124,36 @@ pub async fn end_own(
 /// returns how many.
 pub async fn end_own_others(db: &Db, client_id: Uuid, user_id: &str, keep: &str) -> Result<u64, sqlx::Error> {
     let deleted =
-        on_pool!(db, |pool| sqlx::query("DELETE FROM app_sessions WHERE client_id = $1 AND user_id = $2 AND id <> $3")
+        on_pool!(db, |c| sqlx::query("DELETE FROM app_sessions WHERE client_id = $1 AND user_id = $2 AND id <> $3")
             .bind(ClientKey(client_id))
             .bind(user_id)
             .bind(keep)
-            .execute(pool)
+            .execute(c)
             .await?
-            .rows_affected());
+            .rows_affected())?;
     Ok(deleted)
 }
 
 /// `clients.id` of a tenant, installed or not.
 pub async fn client_of_tenant(db: &Db, tenant_id: &str) -> Result<Option<Uuid>, sqlx::Error> {
     let id: Option<String> =
-        on_pool!(db, |pool| sqlx::query_scalar("SELECT CAST(id AS TEXT) FROM clients WHERE tenant_id = $1")
+        on_pool!(db, |c| sqlx::query_scalar("SELECT CAST(id AS TEXT) FROM clients WHERE tenant_id = $1")
             .bind(tenant_id)
-            .fetch_optional(pool)
-            .await?);
+            .fetch_optional(c)
+            .await?)?;
     id.map(|id| Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e)))).transpose()
 }
 
 /// Deletes every session of a tenant, or of one user of it; returns how many.
 pub async fn revoke(db: &Db, client_id: Uuid, user_id: Option<&str>) -> Result<u64, sqlx::Error> {
-    let deleted = on_pool!(db, |pool| sqlx::query(
+    let deleted = on_pool!(db, |c| sqlx::query(
         "DELETE FROM app_sessions WHERE client_id = $1 AND ($2 IS NULL OR user_id = $2)"
     )
     .bind(ClientKey(client_id))
     .bind(user_id)
-    .execute(pool)
+    .execute(c)
     .await?
-    .rows_affected());
+    .rows_affected())?;
     Ok(deleted)
 }
 
@@ -210,7 +209,7 @@ pub async fn list_tenant(
 ) -> Result<TenantSessions, sqlx::Error> {
     let now = now();
     let since = active_since(now, idle);
-    let rows: Vec<TenantRow> = on_pool!(db, |pool| sqlx::query_as(
+    let rows: Vec<TenantRow> = on_pool!(db, |c| sqlx::query_as(
         "SELECT user_id, user_name, user_email, ip_address, user_agent, created_at, last_activity_at, expires_at
                  FROM app_sessions WHERE client_id = $1 AND expires_at > $2 AND last_activity_at > $3
                  ORDER BY user_id, last_activity_at DESC",
@@ -218,8 +217,8 @@ pub async fn list_tenant(
     .bind(ClientKey(client_id))
     .bind(now)
     .bind(since)
-    .fetch_all(pool)
-    .await?);
+    .fetch_all(c)
+    .await?)?;
     let sessions = rows
         .into_iter()
         .map(|row| ListedSession {

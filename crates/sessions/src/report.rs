@@ -58,7 +58,7 @@ pub struct TenantSession {
 pub async fn list_live(db: &Db, client_id: Uuid, idle: Option<Duration>) -> Result<Vec<TenantSession>, sqlx::Error> {
     let now = now();
     let since = active_since(now, idle);
-    on_pool!(db, |pool| {
+    on_pool!(db, |c| {
         sqlx::query_as(
             "SELECT id, user_id, user_name, user_email, user_agent, last_activity_at, expires_at FROM app_sessions
                   WHERE client_id = $1 AND expires_at > $2 AND last_activity_at > $3
@@ -67,8 +67,8 @@ pub async fn list_live(db: &Db, client_id: Uuid, idle: Option<Duration>) -> Resu
         .bind(ClientKey(client_id))
         .bind(now)
         .bind(since)
-        .fetch_all(pool)
-        .await
+        .fetch_all(c)
+        .await?
     })
 }
 
@@ -99,12 +99,12 @@ pub async fn end_user_everywhere(
     handles: &SessionHandles,
     handle: &str,
 ) -> Result<Ended, sqlx::Error> {
-    let rows: Vec<(String, String)> = on_pool!(db, |pool| {
+    let rows: Vec<(String, String)> = on_pool!(db, |c| {
         sqlx::query_as("SELECT id, user_id FROM app_sessions WHERE client_id = $1")
             .bind(ClientKey(client_id))
-            .fetch_all(pool)
+            .fetch_all(c)
             .await?
-    });
+    })?;
     let Some((id, user_id)) = rows.into_iter().find(|(id, _)| handles.names(handle, id)) else {
         return Ok(Ended::NotFound);
     };
@@ -113,16 +113,16 @@ pub async fn end_user_everywhere(
     }
     // The person is the one the named row belongs to *now*, within this tenant: the id alone
     // never decides, and a row that ended meanwhile ends nothing.
-    let deleted = on_pool!(db, |pool| sqlx::query(
+    let deleted = on_pool!(db, |c| sqlx::query(
         "DELETE FROM app_sessions WHERE client_id = $1 AND user_id <> $3
                 AND user_id = (SELECT user_id FROM app_sessions WHERE id = $2 AND client_id = $1)",
     )
     .bind(ClientKey(client_id))
     .bind(&id)
     .bind(me)
-    .execute(pool)
+    .execute(c)
     .await?
-    .rows_affected());
+    .rows_affected())?;
     Ok(if deleted == 0 { Ended::NotFound } else { Ended::Sessions { user_id, ended: deleted } })
 }
 

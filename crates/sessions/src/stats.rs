@@ -61,16 +61,16 @@ pub async fn collect(db: &Db, idle_timeout: Option<Duration>) -> Result<SessionS
          FROM app_sessions"
     );
     let totals: Totals =
-        on_pool!(db, |pool| sqlx::query_as(&totals_sql).bind(now).bind(idle_before).fetch_one(pool).await?);
-    let per_client: Vec<(String, i64)> = on_pool!(db, |pool| sqlx::query_as(
+        on_pool!(db, |c| sqlx::query_as(&totals_sql).bind(now).bind(idle_before).fetch_one(c).await?)?;
+    let per_client: Vec<(String, i64)> = on_pool!(db, |c| sqlx::query_as(
         "SELECT c.tenant_id, COUNT(*) FROM app_sessions s JOIN clients c ON c.id = s.client_id
          WHERE s.expires_at > $1 AND s.last_activity_at > $2
          GROUP BY c.tenant_id ORDER BY 2 DESC, 1 LIMIT 100",
     )
     .bind(now)
     .bind(idle_before)
-    .fetch_all(pool)
-    .await?);
+    .fetch_all(c)
+    .await?)?;
     let (total, active, expired, idle, unique_clients, avg_idle) = totals;
     Ok(SessionStats {
         total_sessions: total,
@@ -96,7 +96,7 @@ pub async fn counts(db: &Db) -> Result<(i64, i64), sqlx::Error> {
 pub async fn counts_with_idle(db: &Db, idle_timeout: Option<Duration>) -> Result<(i64, i64), sqlx::Error> {
     let now = now();
     let idle_before = active_since(now, idle_timeout);
-    on_pool!(db, |pool| {
+    on_pool!(db, |c| {
         sqlx::query_as(
             "SELECT COUNT(*),
                         (SELECT COUNT(*) FROM app_sessions WHERE expires_at > $1 AND last_activity_at > $2)
@@ -104,8 +104,8 @@ pub async fn counts_with_idle(db: &Db, idle_timeout: Option<Duration>) -> Result
         )
         .bind(now)
         .bind(idle_before)
-        .fetch_one(pool)
-        .await
+        .fetch_one(c)
+        .await?
     })
 }
 

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use crate::{AUTH_KEY, AuthSession, Theme, hash_token, idle_cutoff, to_offset};
 use crate::{
-    db::{Backend, ClientKey, Db, bounded, now, on_pool},
+    db::{Backend, ClientKey, Db, now, on_pool},
     metrics,
 };
 
@@ -178,15 +178,11 @@ impl AppSessionStore {
 
     /// Loads and validates the session whose row id is `key` — the guard's path for the cookie
     /// and the tab token alike: one prepared statement on the pool, within
-    /// [`READ_TIMEOUT`](crate::db::READ_TIMEOUT), the identity decoded straight from the
+    /// [`QUERY_TIMEOUT`](crate::db::QUERY_TIMEOUT) like every query, the identity decoded straight from the
     /// columns.
     pub async fn validate_key(&self, key: &str) -> Result<Result<AuthSession, Invalid>, sqlx::Error> {
         let row: Option<SessionRow> =
-            on_pool!(&self.db, |pool| bounded(pool, async |c| sqlx::query_as(SELECT_SESSION)
-                .bind(key)
-                .fetch_optional(c)
-                .await)
-            .await?);
+            on_pool!(&self.db, |c| sqlx::query_as(SELECT_SESSION).bind(key).fetch_optional(c).await?)?;
         self.judge(key, row).await
     }
 
@@ -234,15 +230,15 @@ impl AppSessionStore {
     /// when this call wrote it.
     pub async fn touch(&self, key: &str, due_since: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
         let now = now();
-        let written = on_pool!(&self.db, |pool| {
+        let written = on_pool!(&self.db, |c| {
             sqlx::query("UPDATE app_sessions SET last_activity_at = $1 WHERE id = $2 AND last_activity_at <= $3")
                 .bind(now)
                 .bind(key)
                 .bind(due_since)
-                .execute(pool)
+                .execute(c)
                 .await?
                 .rows_affected()
-        });
+        })?;
         if written == 0 {
             return Ok(None);
         }
@@ -253,7 +249,7 @@ impl AppSessionStore {
     /// Records the role Commerce7 gives `user_id` now on every session of that user at the
     /// client `client_id` (every browser's): what the Report extension's access is decided by.
     pub async fn set_user_role(&self, client_id: Uuid, user_id: &str, role: Option<&str>) -> Result<(), sqlx::Error> {
-        on_pool!(&self.db, |pool| {
+        on_pool!(&self.db, |c| {
             sqlx::query(
                 "UPDATE app_sessions SET user_role = $1 WHERE client_id = $2 AND user_id = $3
                         AND user_role IS DISTINCT FROM $1",
@@ -261,10 +257,9 @@ impl AppSessionStore {
             .bind(role)
             .bind(ClientKey(client_id))
             .bind(user_id)
-            .execute(pool)
+            .execute(c)
             .await?;
-        });
-        Ok(())
+        })
     }
 
     /// The same user signed in again with a new Commerce7 token: the row `key` is bound to that
@@ -280,7 +275,7 @@ impl AppSessionStore {
         handoff: &Handoff,
     ) -> Result<bool, sqlx::Error> {
         let now = now();
-        let updated = on_pool!(&self.db, |pool| sqlx::query(
+        let updated = on_pool!(&self.db, |c| sqlx::query(
             "UPDATE app_sessions SET account_token_hash = $1, theme = $2, handoff_hash = $3,
                         handoff_expires_at = $4, updated_at = $5, user_role = $7
                   WHERE id = $6",
@@ -292,9 +287,9 @@ impl AppSessionStore {
         .bind(now)
         .bind(key)
         .bind(user_role)
-        .execute(pool)
+        .execute(c)
         .await?
-        .rows_affected());
+        .rows_affected())?;
         Ok(updated == 1)
     }
 
@@ -302,13 +297,13 @@ impl AppSessionStore {
     pub async fn set_theme(&self, key: &str, theme: Theme) -> Result<bool, sqlx::Error> {
         let now = now();
         let updated =
-            on_pool!(&self.db, |pool| sqlx::query("UPDATE app_sessions SET theme = $1, updated_at = $2 WHERE id = $3")
+            on_pool!(&self.db, |c| sqlx::query("UPDATE app_sessions SET theme = $1, updated_at = $2 WHERE id = $3")
                 .bind(theme.as_str())
                 .bind(now)
                 .bind(key)
-                .execute(pool)
+                .execute(c)
                 .await?
-                .rows_affected());
+                .rows_affected())?;
         Ok(updated == 1)
     }
 
@@ -316,15 +311,15 @@ impl AppSessionStore {
     /// now on, and an unused handoff code (one a copy of a token could have asked for) is
     /// cleared with it. The new generation, or `None` when the row is gone.
     pub async fn next_tab_generation(&self, key: &str) -> Result<Option<i64>, sqlx::Error> {
-        on_pool!(&self.db, |pool| {
+        on_pool!(&self.db, |c| {
             sqlx::query_scalar(
                 "UPDATE app_sessions SET tab_generation = tab_generation + 1, handoff_hash = NULL,
                             handoff_expires_at = NULL
                       WHERE id = $1 RETURNING tab_generation",
             )
             .bind(key)
-            .fetch_optional(pool)
-            .await
+            .fetch_optional(c)
+            .await?
         })
     }
 
@@ -333,21 +328,18 @@ impl AppSessionStore {
     /// generation has ended.
     pub async fn delete_at_generation(&self, key: &str, generation: i64) -> Result<bool, sqlx::Error> {
         let deleted =
-            on_pool!(&self.db, |pool| sqlx::query("DELETE FROM app_sessions WHERE id = $1 AND tab_generation = $2")
+            on_pool!(&self.db, |c| sqlx::query("DELETE FROM app_sessions WHERE id = $1 AND tab_generation = $2")
                 .bind(key)
                 .bind(generation)
-                .execute(pool)
+                .execute(c)
                 .await?
-                .rows_affected());
+                .rows_affected())?;
         Ok(deleted == 1)
     }
 
     /// Deletes the row `key` (nothing when it is already gone).
     pub async fn delete_key(&self, key: &str) -> Result<(), sqlx::Error> {
-        on_pool!(&self.db, |pool| {
-            sqlx::query("DELETE FROM app_sessions WHERE id = $1").bind(key).execute(pool).await.map(drop)?
-        });
-        Ok(())
+        on_pool!(&self.db, |c| drop(sqlx::query("DELETE FROM app_sessions WHERE id = $1").bind(key).execute(c).await?))
     }
 
     /// The identity of a record ([`AUTH_KEY`]); refused when the record carries anything else:
@@ -406,14 +398,14 @@ impl AppSessionStore {
                   WHERE id = $3 AND ($4::bigint IS NULL OR tab_generation = $4)"
             }
         };
-        let updated = on_pool!(&self.db, |pool| sqlx::query(sql)
+        let updated = on_pool!(&self.db, |c| sqlx::query(sql)
             .bind(&handoff.hash)
             .bind(handoff.expires_at)
             .bind(key)
             .bind(generation)
-            .execute(pool)
+            .execute(c)
             .await?
-            .rows_affected());
+            .rows_affected())?;
         Ok(updated == 1)
     }
 
@@ -427,12 +419,12 @@ impl AppSessionStore {
     pub async fn redeem_handoff(&self, code: &str) -> Result<Option<String>, sqlx::Error> {
         let hash = hash_token(code);
         let now = now();
-        on_pool!(&self.db, |pool| {
+        on_pool!(&self.db, |c| {
             let known: Option<String> =
                 sqlx::query_scalar("SELECT id FROM app_sessions WHERE handoff_hash = $1 AND handoff_expires_at > $2")
                     .bind(&hash)
                     .bind(now)
-                    .fetch_optional(pool)
+                    .fetch_optional(&mut *c)
                     .await?;
             if known.is_none() {
                 return Ok(None);
@@ -443,8 +435,8 @@ impl AppSessionStore {
             )
             .bind(&hash)
             .bind(now)
-            .fetch_optional(pool)
-            .await
+            .fetch_optional(&mut *c)
+            .await?
         })
     }
 
@@ -454,7 +446,7 @@ impl AppSessionStore {
     /// client is installed at `auth.install_generation` under `auth.tenant_id`.
     async fn insert(&self, key: &str, auth: &AuthSession, handoff: Option<&Handoff>) -> Result<bool, sqlx::Error> {
         let (handoff_hash, handoff_expires_at) = handoff.map(|h| (&h.hash, h.expires_at)).unzip();
-        let inserted = on_pool!(&self.db, |pool| sqlx::query(
+        let inserted = on_pool!(&self.db, |c| sqlx::query(
             "INSERT INTO app_sessions (id, client_id, user_id, user_name, user_email, theme, ip_address,
                      user_agent, last_activity_at, expires_at, created_at, updated_at, install_generation,
                      account_token_hash, handoff_hash, handoff_expires_at, tenant_id, user_role)
@@ -478,9 +470,9 @@ impl AppSessionStore {
         .bind(handoff_expires_at)
         .bind(&auth.tenant_id)
         .bind(&auth.user_role)
-        .execute(pool)
+        .execute(c)
         .await?
-        .rows_affected());
+        .rows_affected())?;
         Ok(inserted == 1)
     }
 }
