@@ -931,16 +931,9 @@ async fn a_silently_dropped_database_connection_gets_503_in_bounded_time_then_re
     let Db::Postgres(pool) = &app.db else { unreachable!("a PostgreSQL app") };
     let frozen = pool.size() as usize;
     assert!(frozen >= 1, "the pool holds a connection through the proxy");
-    proxy.freeze();
-    // Each call is answered within the read's timeout and a margin, never left hanging; each
-    // frozen connection costs one call a 503 at most; then calls are answered again.
     let bounded_call =
         || async { tokio::time::timeout(STALL_BOUND, call()).await.expect("answered in bounded time, not stalled") };
-    let unavailable = calls_until_answered(frozen + 1, &bounded_call).await;
-    let unavailable = unavailable
-        .unwrap_or_else(|| panic!("answered again within {} calls ({frozen} frozen connections)", frozen + 1));
-    assert!(unavailable >= 1, "the frozen connection was used and given up (the control of this test)");
-    assert!(proxy.accepted() > frozen as u64, "a fresh connection through the proxy answered");
+    answered_after_freezing(&proxy, frozen, &bounded_call).await;
     app.stop().await;
 }
 
@@ -965,13 +958,7 @@ async fn a_full_pool_dropped_silently_at_once_answers_again_after_one_503_per_co
     assert_eq!(pool.size() as usize, max, "the pool holds all its connections (the premise)");
     // Each back in the pool (sqlx pings a connection as it takes it back): what the freeze meets
     // is the guard's read, not a ping.
-    for _ in 0..50 {
-        if pool.num_idle() == max {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(pool.num_idle(), max, "every connection is idle in the pool (the premise)");
+    assert_eq!(until_idle(pool).await, max, "every connection is idle in the pool (the premise)");
 
     proxy.freeze();
     let before = proxy.accepted();
@@ -1001,22 +988,39 @@ async fn a_write_on_a_silently_dropped_connection_gets_503_in_bounded_time_then_
     };
     assert_eq!(install().await, StatusCode::OK, "positive control: a reinstall written through the proxy");
     let Db::Postgres(pool) = &app.db else { unreachable!("a PostgreSQL app") };
+    let frozen = pool.size() as usize;
+    assert_eq!(until_idle(pool).await, frozen, "every connection is idle in the pool (the premise)");
+
+    answered_after_freezing(&proxy, frozen, &install).await;
+    app.stop().await;
+}
+
+/// How many of the pool's connections are idle once all are, or after half a second.
+async fn until_idle(pool: &sqlx::PgPool) -> usize {
     for _ in 0..50 {
         if pool.num_idle() == pool.size() as usize {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let frozen = pool.size() as usize;
-    assert_eq!(pool.num_idle(), frozen, "every connection is idle in the pool (the premise)");
+    pool.num_idle()
+}
 
+/// Freezes the `frozen` connections `proxy` carries, then makes calls until one is answered:
+/// each call answered in bounded time (`call` bounds it), each frozen connection costing one call
+/// a 503 at most and at least one call meeting one (the control), and the answer coming through a
+/// connection opened after the freeze.
+async fn answered_after_freezing<F, Fut>(proxy: &common::proxy::FreezingProxy, frozen: usize, call: &F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = StatusCode>,
+{
     proxy.freeze();
-    let unavailable = calls_until_answered(frozen + 1, &install).await;
+    let unavailable = calls_until_answered(frozen + 1, call).await;
     let unavailable = unavailable
         .unwrap_or_else(|| panic!("answered again within {} calls ({frozen} frozen connections)", frozen + 1));
-    assert!(unavailable >= 1, "the write met a frozen connection and was given up (the control of this test)");
-    assert!(proxy.accepted() > frozen as u64, "a fresh connection through the proxy wrote");
-    app.stop().await;
+    assert!(unavailable >= 1, "a frozen connection was used and given up (the control of this test)");
+    assert!(proxy.accepted() > frozen as u64, "a fresh connection through the proxy answered");
 }
 
 /// How long a call may take while the database's connections are frozen: the query timeout and
