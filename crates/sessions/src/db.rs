@@ -25,8 +25,8 @@ pub static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/post
 /// How long a request waits for a pooled connection before answering "database unavailable".
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long SQLite may wait for a lock (`busy_timeout`) before a query fails with "database is
-/// locked".
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// locked": within [`QUERY_TIMEOUT`], so that a write waiting on the lock ends with that error.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(4);
 /// How long one database operation may take: taking a connection, then its statements. A
 /// connection the database ended is replaced when it is next taken (see [`PING_AFTER_IDLE`]) or
 /// after the one query it fails; a connection dropped *silently* (a NAT or a failover forgetting
@@ -48,14 +48,14 @@ fn pool_options<DB: sqlx::Database>(max: u32) -> PoolOptions<DB> {
     PoolOptions::new().max_connections(max).acquire_timeout(ACQUIRE_TIMEOUT)
 }
 
-/// `run` on a connection taken from `pool`, the two given up after [`QUERY_TIMEOUT`] (as a
-/// timed-out pool) — every query but the migrations goes through here ([`on_pool!`]). A connection whose work does
-/// not finish — given up here, or dropped by the caller (a client gone, `/readyz`'s shorter wait)
-/// — is detached from the pool and dropped, not returned: sqlx pings a returned connection (and a
-/// graceful close says goodbye over TLS), and on a silently dropped one either would wait as long
-/// as TCP keeps it, holding its place in the pool; with every place held so, no request would get
-/// a connection again. A statement given up so is rolled back when the database sees its
-/// connection close.
+/// `run` on a connection taken from `pool`, the two given up after [`QUERY_TIMEOUT`] (a `TimedOut`
+/// I/O error) — every query but the migrations goes through here ([`on_pool!`]). A connection
+/// whose work does not finish — given up here, or dropped by the caller (a client gone,
+/// `/readyz`'s shorter wait) — is detached from the pool and dropped, not returned: sqlx pings a
+/// returned connection (and a graceful close says goodbye over TLS), and on a silently dropped one
+/// either would wait as long as TCP keeps it, holding its place in the pool; with every place held
+/// so, no request would get a connection again. A transaction given up so is rolled back when the
+/// database sees the connection close.
 pub async fn bounded<DB: sqlx::Database, T>(
     pool: &Pool<DB>,
     run: impl AsyncFnOnce(&mut DB::Connection) -> Result<T, sqlx::Error>,
@@ -74,7 +74,11 @@ async fn within<DB: sqlx::Database, T>(
         drop(taken.0.take()); // Finished: back to the pool.
         result
     };
-    tokio::time::timeout(timeout, running).await.unwrap_or(Err(sqlx::Error::PoolTimedOut))
+    let given_up = |_| {
+        let message = format!("the database did not answer within {timeout:?}");
+        Err(sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, message)))
+    };
+    tokio::time::timeout(timeout, running).await.unwrap_or_else(given_up)
 }
 
 /// A connection whose work has not finished: if dropped so, it leaves the pool (its place freed at
@@ -297,7 +301,8 @@ mod tests {
             std::future::pending::<Result<(), sqlx::Error>>().await
         };
         let given_up = within(Duration::from_millis(300), &pool, stall).await;
-        assert!(matches!(given_up, Err(sqlx::Error::PoolTimedOut)));
+        let Err(sqlx::Error::Io(given_up)) = given_up else { panic!("a timed-out I/O error: {given_up:?}") };
+        assert_eq!(given_up.to_string(), "the database did not answer within 300ms");
         let cancelled = tokio::time::timeout(Duration::from_millis(300), bounded(&pool, stall)).await;
         assert!(cancelled.is_err(), "dropped by its caller");
         assert_eq!(started.into_inner(), 2, "both had their connection");
