@@ -14,7 +14,7 @@ use common::{
 use libero::server::{db::Db, sessions::hash_token};
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
-use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, postgres::PgConnectOptions};
 
 fn location(response: &reqwest::Response) -> &str {
     response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("")
@@ -994,6 +994,37 @@ async fn a_write_on_a_silently_dropped_connection_gets_503_in_bounded_time_then_
     assert_eq!(frozen, pool.size() as usize, "every connection is idle in the pool (the premise)");
 
     answered_after_freezing(&proxy, frozen, &install).await;
+    app.stop().await;
+}
+
+/// A write that waits on SQLite's write lock (another process holds it) fails with "database is
+/// locked" at SQLite's busy timeout, inside the query timeout: the merchant gets 503 and loses
+/// nothing, the connection stays in the pool (a query given up by the timeout would have been
+/// dropped from it), and the same save goes through once the lock is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_waiting_on_a_locked_sqlite_database_gets_503_keeps_its_connection_and_saves_later() {
+    let Some(app) = TestApp::signed_in(TestDb::Sqlite).await else { return };
+    let save = |org: &'static str| {
+        let app = &app;
+        async move {
+            let version = get_settings(app).await["version"].clone();
+            let sent = app.post_same_origin("/api/save_settings").form(&settings_form(&settings(org), &version)).send();
+            tokio::time::timeout(STALL_BOUND, sent).await.expect("answered in bounded time").unwrap().status()
+        }
+    };
+    assert_eq!(save("Before The Lock").await, StatusCode::OK, "positive control: the save is written");
+    let Db::Sqlite(pool) = &app.db else { unreachable!("a SQLite app") };
+    let before = pool.size();
+
+    let mut other = sqlx::SqliteConnection::connect(&app.database.url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await.unwrap();
+    assert_eq!(save("While Locked").await, StatusCode::SERVICE_UNAVAILABLE, "the write could not take the lock");
+    assert_eq!(pool.size(), before, "the connection went back to the pool: SQLite's busy timeout answered first");
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    assert_eq!(get_settings(&app).await["settings"]["org_name"], "Before The Lock", "nothing half-saved");
+
+    assert_eq!(save("After The Lock").await, StatusCode::OK);
+    assert_eq!(get_settings(&app).await["settings"]["org_name"], "After The Lock");
     app.stop().await;
 }
 
