@@ -274,6 +274,23 @@ fn warnings_alone_exit_0() {
     assert!(report.success, "a warning is not a failure: {}", report.all);
 }
 
+// Read as `libero serve` reads it: unset loads Commerce7's script (the control), set but empty
+// loads none, and the doctor says so for a framed app.
+#[test]
+fn an_empty_frame_script_warns_while_an_unset_one_names_commerce7s() {
+    let (dir, url) = migrated_sqlite();
+    let commerce7 = commerce7_stand_in();
+    let unset = doctor(dir.path(), &healthy_env(&url, &commerce7));
+    assert_eq!(unset.status("cookies/framing"), "ok", "{}", unset.all);
+    assert!(unset.line("cookies/framing").contains("dev-center.platform.commerce7.com"), "{}", unset.all);
+
+    let env = with(healthy_env(&url, &commerce7), "COMMERCE7_FRAME_SCRIPT", Some(""));
+    let empty = doctor(dir.path(), &env);
+    assert_eq!(empty.status("cookies/framing"), "warn", "{}", empty.all);
+    assert!(empty.line("cookies/framing").contains("COMMERCE7_FRAME_SCRIPT is empty"), "{}", empty.all);
+    assert!(empty.success, "a warning is not a failure: {}", empty.all);
+}
+
 #[test]
 fn a_commerce7_url_that_is_not_http_fails_the_configuration_and_skips_only_the_commerce7_check() {
     let (dir, url) = migrated_sqlite();

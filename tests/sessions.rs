@@ -639,6 +639,34 @@ on_both_databases!(invalid_settings_get_field_errors_and_are_not_saved, |kind| a
     app.stop().await;
 });
 
+// A server function reads at most axum's default body limit (2 MiB): a bigger body is a 400 and
+// saves nothing, and the same save at a normal size goes through (the control).
+on_both_databases!(a_settings_body_over_2_mib_gets_400_and_saves_nothing, |kind| async move {
+    let Some(app) = TestApp::signed_in(kind).await else { return };
+    let loaded = get_settings(&app).await;
+    let huge = settings(&"x".repeat(3 * 1024 * 1024));
+    let response = app
+        .post_same_origin("/api/save_settings")
+        .form(&settings_form(&huge, &loaded["version"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "bad_request", "{body}");
+    assert_eq!(get_settings(&app).await, loaded, "nothing saved");
+    let normal = settings("Demo Winery Estate");
+    let response = app
+        .post_same_origin("/api/save_settings")
+        .form(&settings_form(&normal, &loaded["version"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(get_settings(&app).await["settings"], normal);
+    app.stop().await;
+});
+
 /// What a browser sends when the settings form is submitted before the wasm has loaded (or with
 /// JavaScript off): a same-origin form navigation that asks for HTML.
 fn browser_form_post(app: &TestApp, fields: &[(String, String)]) -> reqwest::RequestBuilder {

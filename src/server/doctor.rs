@@ -111,7 +111,8 @@ pub async fn run() -> ExitCode {
     let env = config::env_setting;
     let mut report = Report { secrets: secrets_in(&env), worst: Status::Ok };
 
-    let parsed = dotenv.and_then(|()| Config::from_lookup(env));
+    // Raw, as `libero serve` reads them: an empty COMMERCE7_FRAME_SCRIPT means "none", not "unset".
+    let parsed = dotenv.and_then(|()| Config::from_lookup(|name| std::env::var(name).ok()));
     let config = match parsed {
         Ok(config) => {
             let source = if Path::new(".env").exists() {
