@@ -181,6 +181,23 @@ fn a_missing_sqlite_file_is_not_created() {
     assert!(!file.exists(), "the doctor must not leave an empty database behind");
 }
 
+// The file's directory missing too: `libero migrate` could not create the file, so it fails and
+// says so (the test above, a missing file in a directory that exists, is the control).
+#[test]
+fn a_sqlite_file_in_a_missing_directory_fails_and_names_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("data");
+    let url = format!("sqlite://{}", missing.join("libero.db").display());
+    let report = doctor(dir.path(), &healthy_env(&url, &commerce7_stand_in()));
+    assert_eq!(report.status("database"), "FAIL", "{}", report.all);
+    assert!(
+        report.line("database").contains(&format!("{}, which does not exist", missing.display())),
+        "{}",
+        report.all
+    );
+    assert!(!missing.exists(), "nothing is created");
+}
+
 #[test]
 fn an_unreachable_commerce7_fails_with_the_url_and_the_reason() {
     let (dir, url) = migrated_sqlite();

@@ -666,8 +666,12 @@ fn an_operator_command_refuses_a_database_url_that_is_neither_sqlite_nor_postgre
     let refused = common::child::run_libero(&["migrate"], "mysql://root:hunter2@db.example/app", &[], None);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "{stderr}");
-    assert!(stderr.contains("DATABASE_URL has an invalid value \"db.example/app\""), "{stderr}");
+    assert!(stderr.contains("DATABASE_URL has an invalid value \"mysql://root:***@db.example/app\""), "{stderr}");
     assert!(!stderr.contains("hunter2"), "the password is never shown: {stderr}");
+    let in_query = common::child::run_libero(&["migrate"], "postgress:///app?user=u&password=hunter3", &[], None);
+    let stderr = String::from_utf8_lossy(&in_query.stderr);
+    assert!(!in_query.status.success() && stderr.contains("password=***"), "{stderr}");
+    assert!(!stderr.contains("hunter3"), "nor one in the query: {stderr}");
     // Positive control: the same command takes a SQLite URL.
     let taken = common::child::run_libero(&["migrate"], "sqlite::memory:", &[], None);
     assert!(taken.status.success(), "{}", String::from_utf8_lossy(&taken.stderr));

@@ -215,11 +215,8 @@ pub fn session_secret(value: Option<String>) -> Result<Secret, ConfigError> {
 pub fn database_url(value: Option<String>) -> Result<Secret, ConfigError> {
     let url = value.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
     if Backend::of_url(&url).is_none() {
-        return Err(invalid(
-            "DATABASE_URL",
-            url.split('@').next_back().unwrap_or_default().to_owned(),
-            "sqlite://<file> or postgres://user:password@host/database",
-        ));
+        let shown = super::terminal::redact_url(&url);
+        return Err(invalid("DATABASE_URL", shown, "sqlite://<file> or postgres://user:password@host/database"));
     }
     Ok(Secret::new(url))
 }

@@ -244,7 +244,15 @@ async fn connect(url: &str) -> Database {
                 Err(err) => return unusable(format!("DATABASE_URL {shown} cannot be used: {err}")),
             };
             if !Backend::is_in_memory(url) && !options.get_filename().exists() {
-                return Database::MissingFile { shown };
+                // SQLite creates a missing file, never a missing directory.
+                return match options.get_filename().parent().filter(|dir| !dir.as_os_str().is_empty()) {
+                    Some(dir) if !dir.is_dir() => unusable(format!(
+                        "DATABASE_URL {shown} names a file in {}, which does not exist: create that directory \
+                         or correct DATABASE_URL",
+                        dir.display()
+                    )),
+                    _ => Database::MissingFile { shown },
+                };
             }
             tokio::time::timeout(DATABASE_TIMEOUT, SqliteConnection::connect_with(&options))
                 .await

@@ -208,6 +208,12 @@ async fn import_into(db: &Db, rows: Vec<SourceClient>, report: &mut Report) -> R
         Db::Postgres(pool) => pending_postgres(&mut *pool.acquire().await.map_err(read)?).await,
     }
     .map_err(read)?;
+    // Libero's tables share the old app's names, not its columns: its migrations would write there.
+    if let Db::Postgres(pool) = db
+        && sqlx::query_scalar(TENANT_SHOP).fetch_one(pool).await.map_err(read)?
+    {
+        return Err(("use", "it is the TypeScript app's database (clients.tenant_shop): give Libero its own".into()));
+    }
     db.migrate().await.map_err(|e| ("migrate", e.to_string()))?;
     report.migrations = if pending == 0 { Migrations::UpToDate } else { Migrations::Applied(pending) };
 
@@ -260,6 +266,10 @@ async fn read_source(url: &str) -> Result<Vec<SourceClient>, String> {
     let _ = conn.close().await;
     rows
 }
+
+/// Whether the database's `clients` table is the TypeScript app's (it has `tenant_shop`).
+const TENANT_SHOP: &str =
+    "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('clients') AND attname = 'tenant_shop')";
 
 async fn read_clients(conn: &mut PgConnection) -> Result<Vec<SourceClient>, String> {
     let mut tx = conn.begin().await.map_err(|e| e.to_string())?;

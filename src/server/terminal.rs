@@ -1,5 +1,5 @@
 //! What the operator commands print: control characters escaped, passwords redacted or scrubbed. A leaf:
-//! `cli`, `doctor` and `import` use it.
+//! `cli`, `doctor`, `import` and config's errors use it.
 
 /// `value` with each control character (`char::is_control`: C0 including ESC, CR, LF and tab,
 /// DEL, C1) and each bidirectional override or isolate (U+202A–U+202E, U+2066–U+2069, which
@@ -28,57 +28,45 @@ pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    // The user information ends at the last `@` before the query: a password may hold a `/`
-    // (or an `@`) that its writer did not percent-encode.
-    let query_start = rest.find(['?', '#']).unwrap_or(rest.len());
-    let (userinfo, after) = match rest[..query_start].rfind('@') {
-        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
-        None => (None, rest),
-    };
-    let end = after.find(['/', '?', '#']).unwrap_or(after.len());
-    let (host, tail) = after.split_at(end);
-    let authority = match userinfo {
-        Some(userinfo) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => host.to_owned(),
-    };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let query = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((key, _)) if key.to_ascii_lowercase().contains("password") => format!("{key}=***"),
-                    _ => pair.to_owned(),
-                })
-                .collect::<Vec<_>>()
-                .join("&");
-            format!("{path}?{query}")
-        }
-        None => tail.to_owned(),
-    };
-    format!("{scheme}://{authority}{tail}")
+    let rest: String = rest
+        .split_inclusive(['?', '&', '#'])
+        .map(|piece| match piece.split_once('=') {
+            Some((key, value)) if key.to_ascii_lowercase().contains("password") => {
+                format!("{key}=***{}", &value[value.find(['?', '&', '#']).unwrap_or(value.len())..])
+            }
+            _ => piece.to_owned(),
+        })
+        .collect();
+    // The user information ends at the last `@`: a password may hold a `/`, `?`, `#` or `@` that
+    // its writer did not percent-encode (an `@` in the query then hides more than the password).
+    if let Some((userinfo, host)) = rest.rsplit_once('@')
+        && let Some((user, _)) = userinfo.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    format!("{scheme}://{rest}")
 }
 
-/// The passwords of a database URL, in its user information or a `password=` query parameter, as
-/// written and percent-decoded; longest first, so that a password holding another is hidden whole.
+/// The passwords of a database URL, in its user information (ended at the last `@`, and at the
+/// last `@` before the first `/`, `?` or `#` as a well-formed URL ends it) or a `password=`
+/// parameter, as written and percent-decoded; longest first, so that a password holding another
+/// is hidden whole.
 pub fn url_passwords(url: &str) -> Vec<String> {
     let mut found = Vec::new();
     let Some((_, rest)) = url.split_once("://") else { return found };
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    if let Some((userinfo, _)) = rest[..end].rsplit_once('@')
-        && let Some((_, password)) = userinfo.split_once(':')
-    {
-        found.push(password.to_owned());
+    for authority in [&rest[..end], rest] {
+        if let Some((userinfo, _)) = authority.rsplit_once('@')
+            && let Some((_, password)) = userinfo.split_once(':')
+        {
+            found.push(password.to_owned());
+        }
     }
-    if let Some((_, query)) = rest.split_once('?') {
-        for pair in query.split(['&', '#']) {
-            if let Some((key, value)) = pair.split_once('=')
-                && key.eq_ignore_ascii_case("password")
-            {
-                found.push(value.to_owned());
-            }
+    for pair in rest.split(['?', '&', '#']) {
+        if let Some((key, value)) = pair.split_once('=')
+            && key.eq_ignore_ascii_case("password")
+        {
+            found.push(value.to_owned());
         }
     }
     let decoded: Vec<String> =
@@ -117,6 +105,10 @@ mod tests {
         assert_eq!(redact_url("postgres://postgres@127.0.0.1:1/x"), "postgres://postgres@127.0.0.1:1/x");
         assert_eq!(redact_url("postgres://u:pa/ss@db:5432/x"), "postgres://u:***@db:5432/x", "a / in the password");
         assert_eq!(redact_url("postgres://u:p@ss@db/x?sslmode=require"), "postgres://u:***@db/x?sslmode=require");
+        assert_eq!(redact_url("postgres://u:Tr0ub#dor@db:5432/x"), "postgres://u:***@db:5432/x", "a # in the password");
+        assert_eq!(redact_url("postgres://u:P@ss#20?24@db/x"), "postgres://u:***@db/x", "an @, a # and a ?");
+        assert_eq!(redact_url("postgres://h:5432/x?user=u@y&password=pw"), "postgres://h:***@y&password=***");
+        assert_eq!(redact_url("postgress:///x?host=/run&password=pw"), "postgress:///x?host=/run&password=***");
         assert_eq!(redact_url("sqlite://libero.db"), "sqlite://libero.db");
         assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
     }
@@ -127,6 +119,11 @@ mod tests {
         let message = "password authentication failed: s3cr@t s3cr%40t other";
         assert_eq!(scrub(message, &url_passwords(url)), "password authentication failed: *** *** ***");
         assert_eq!(scrub("nothing to hide", &url_passwords("postgres://u@h/db")), "nothing to hide");
+        let unencoded = "postgres://u:P@ss#2024@db/x";
+        assert_eq!(
+            scrub(&format!("invalid URL {unencoded}"), &url_passwords(unencoded)),
+            "invalid URL postgres://u:***@db/x"
+        );
         assert_eq!(scrub("x", &url_passwords("not a url")), "x");
     }
 }
