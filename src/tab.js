@@ -112,9 +112,12 @@
         function (code) {
           reloadWith(location.pathname, code);
         },
-        function () {
-          stored.dead = true;
-          write(stored);
+        function (status) {
+          // Only a refused token is dead; after an outage /resume tries once more.
+          if (status === 401) {
+            stored.dead = true;
+            write(stored);
+          }
           location.replace("/resume");
         },
       );

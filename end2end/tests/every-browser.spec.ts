@@ -453,6 +453,34 @@ test.describe(() => {
 });
 
 test.describe(() => {
+  const servers = useServers("two-tabs-resume-outage");
+
+  test(`a frame reload whose resume meets an outage tries again and resumes the tab's winery (${MODE_NAMES.allowed})`, async () => {
+    test.setTimeout(FLOW_TIMEOUT_MS);
+    const { appUrl } = servers();
+    const tabs = await openTwoWineries("allowed", servers());
+    const { tab1, close } = tabs;
+    try {
+      await tab1.page.bringToFront();
+      await settingsInApp(tab1.app, tab1.frame, servers(), "Demo Winery");
+      // The first resume after the reload meets a 503 (a database restart); the next goes through.
+      let resumes = 0;
+      await tab1.page.context().route("**/api/resume_tab", (route) =>
+        resumes++ === 0 ? route.fulfill({ status: 503, contentType: "application/json", body: '{"error":"unavailable"}' }) : route.continue(),
+      );
+      await tab1.frame.goto(`${appUrl}/settings`);
+      await expect(tab1.app.getByRole("heading", { name: "Welcome, Dana Owner" })).toBeVisible();
+      await expect(tab1.app.getByTestId("tenant")).toHaveText("demo-winery");
+      expect(resumes).toBe(2);
+      expectOnlyTokensOf(tab1, "demo-winery");
+      expect(seenIn(tabs, tab1)).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+});
+
+test.describe(() => {
   const servers = useServers("two-tabs-reload-default");
 
   test(`a frame reload in a winery's tab says the tab belongs to another winery instead of showing the one whose cookie the browser holds (${MODE_NAMES.default})`, async () => {

@@ -158,7 +158,7 @@ test.describe(() => {
       await expectSizedToContent(frame);
 
       // Sign Sam out everywhere (hydrated: the list refreshes in place).
-      await report.getByRole("button", { name: "Sign out Sam Staff everywhere" }).click();
+      await report.getByRole("button", { name: "Sign out this person everywhere: Sam Staff" }).click();
       await expect(report.getByRole("status")).toContainText("Signed out of 1 session.");
       await expect(report.getByTestId("person")).toHaveCount(1);
       await expect(report.getByTestId("person").filter({ hasText: "Sam Staff" })).toHaveCount(0);

@@ -105,7 +105,8 @@ fn People(report: TenantReport, sign_out: ServerAction<SignOutUserEverywhere>) -
 #[component]
 fn Person(person: ReportPerson, sign_out: ServerAction<SignOutUserEverywhere>) -> impl IntoView {
     let ReportPerson { handle, name, email, you, sessions } = person;
-    let label = format!("Sign out {name} everywhere");
+    // Starts with the visible text, so a voice command that says it finds the button.
+    let label = format!("Sign out this person everywhere: {name}");
     view! {
         <li class="session" data-testid="person" data-you=you.to_string()>
             <div class="session-main">

@@ -43,7 +43,7 @@ pub fn YourSessions() -> impl IntoView {
                 };
                 format!(
                     "{ended} This tab's sign-in was renewed too: a copy of it anywhere else no longer works, \
-                     and other Libero tabs of this browser reload."
+                     and other Libero tabs of this browser reload at their next step."
                 )
             })));
         }
