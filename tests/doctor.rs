@@ -259,6 +259,8 @@ fn no_secret_or_database_password_is_ever_printed() {
     let env = with(healthy_env(&url, &closed), "METRICS_TOKEN", Some("metrics-token-never-printed"));
     let report = doctor(dir.path(), &env);
     assert!(!report.success);
+    assert_eq!(report.lines.len(), CHECKS.len(), "control: every check printed its line:\n{}", report.all);
+    assert!(report.line("database").contains("postgres://libero:***@"), "{}", report.all);
     for secret in
         [SECRET, C7_PASSWORD, "db-password-never-printed", "query-pw-never-printed", "metrics-token-never-printed"]
     {

@@ -274,8 +274,9 @@ on_both_databases!(the_database_refuses_a_session_row_for_an_install_that_has_en
 on_both_databases!(a_sign_in_that_an_uninstall_overtakes_gets_the_not_installed_page, |kind| async move {
     let Some(app) = TestApp::spawn(kind).await else { return };
     app.install(TENANT).await;
-    // Commerce7 answers slowly: the sign-in reads the client (installed), then waits for it.
-    app.c7.set_latency(Duration::from_millis(600));
+    // Commerce7 answers slowly (within the tests' 2 s COMMERCE7_TIMEOUT): the sign-in reads the
+    // client (installed), then waits for it.
+    app.c7.set_latency(Duration::from_millis(1500));
     let control = app.sign_in(TENANT, OWNER_TOKEN).await;
     assert_eq!(control.status(), StatusCode::OK, "positive control: a slow sign-in alone succeeds");
     app.c7.send_uninstall(TENANT).await.unwrap();
@@ -284,8 +285,15 @@ on_both_databases!(a_sign_in_that_an_uninstall_overtakes_gets_the_not_installed_
 
     let verifications = app.c7.user_calls();
     let racing = app.sign_in(TENANT, OWNER_TOKEN);
+    // The uninstall once the sign-in has read the client and is waiting for Commerce7 (which
+    // counts a call as it arrives, before its latency; 10 s at most, a hang guard).
     let uninstall = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        for _ in 0..1000 {
+            if app.c7.user_calls() > verifications {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         app.c7.send_uninstall(TENANT).await.unwrap()
     };
     let (response, uninstalled) = tokio::join!(racing, uninstall);
@@ -321,7 +329,8 @@ on_both_databases!(the_servers_cleanup_task_deletes_idle_rows, |kind| async move
     let Some(app) = TestApp::signed_in_with(kind, &settings).await else { return };
     insert_idle(&app, 20).await;
     let mut left = usize::MAX;
-    for _ in 0..50 {
+    // Up to 30 s, a hang guard: the task runs every second.
+    for _ in 0..300 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         left = app.session_rows().await.len();
         if left == 1 {

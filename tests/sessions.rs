@@ -446,11 +446,10 @@ on_both_databases!(commerce7_slower_than_the_timeout_gets_the_503_page_at_the_ti
     };
     app.install(TENANT).await;
     app.c7.set_latency(Duration::from_secs(5));
-    let started = std::time::Instant::now();
     let response = app.sign_in(TENANT, OWNER_TOKEN).await;
+    // Commerce7 does answer, after 5 s, and would sign the merchant in: a 503 is the app giving up
+    // at its timeout (no clock read here).
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    // Correctness, not performance: the app gave up at its timeout instead of waiting 5 s.
-    assert!(started.elapsed() < Duration::from_secs(4), "answered after {:?}", started.elapsed());
     assert!(app.session_rows().await.is_empty());
     app.stop().await;
 });
@@ -751,7 +750,8 @@ on_both_databases!(a_settings_form_posted_without_javascript_shows_field_errors_
 /// Holds the database's lock on the demo tenant's `clients` row (PostgreSQL: `FOR UPDATE`;
 /// SQLite: the single write lock) so that requests writing it pile up behind it.
 enum RowLock {
-    Sqlite(sqlx::SqliteConnection),
+    /// The lock's connection, and the app's pool (whose connections the waiting writes hold).
+    Sqlite(sqlx::SqliteConnection, sqlx::SqlitePool),
     Postgres(sqlx::PgConnection, String),
 }
 
@@ -759,10 +759,10 @@ impl RowLock {
     async fn take(app: &TestApp) -> Self {
         use sqlx::Connection;
         match app.db {
-            Db::Sqlite(_) => {
+            Db::Sqlite(ref pool) => {
                 let mut conn = sqlx::SqliteConnection::connect(&app.database.url).await.unwrap();
                 sqlx::Executor::execute(&mut conn, "BEGIN IMMEDIATE").await.unwrap();
-                Self::Sqlite(conn)
+                Self::Sqlite(conn, pool.clone())
             }
             libero::server::db::Db::Postgres(_) => {
                 let mut conn = sqlx::PgConnection::connect(&app.database.url).await.unwrap();
@@ -778,11 +778,23 @@ impl RowLock {
         }
     }
 
-    /// Returns once `n` other statements wait on the lock (PostgreSQL reports it; SQLite cannot,
-    /// so the requests get a bounded moment to reach their `UPDATE` and must still be waiting).
+    /// Returns once `n` other statements wait on the lock. PostgreSQL reports it; on SQLite a
+    /// write waiting for the lock holds its pool connection (a read holds one for microseconds),
+    /// so `n` connections taken at two looks 25 ms apart are `n` waiting writes.
     async fn wait_for_waiters(&mut self, n: i64) {
         match self {
-            Self::Sqlite(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+            Self::Sqlite(_, pool) => {
+                let mut seen = 0;
+                for _ in 0..200 {
+                    let taken = pool.size() as i64 - pool.num_idle() as i64;
+                    seen = if taken >= n { seen + 1 } else { 0 };
+                    if seen == 2 {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                }
+                panic!("the saves never waited on the write lock together");
+            }
             Self::Postgres(_, name) => {
                 let mut observer =
                     <sqlx::PgConnection as sqlx::Connection>::connect(&common::postgres_admin_url()).await.unwrap();
@@ -806,7 +818,7 @@ impl RowLock {
 
     async fn release(self) {
         match self {
-            Self::Sqlite(mut conn) => sqlx::Executor::execute(&mut conn, "ROLLBACK").await.map(drop).unwrap(),
+            Self::Sqlite(mut conn, _) => sqlx::Executor::execute(&mut conn, "ROLLBACK").await.map(drop).unwrap(),
             Self::Postgres(mut conn, _) => sqlx::Executor::execute(&mut conn, "ROLLBACK").await.map(drop).unwrap(),
         }
     }
@@ -1056,9 +1068,10 @@ async fn a_save_waiting_on_a_locked_sqlite_database_gets_503_keeps_its_connectio
     app.stop().await;
 }
 
-/// How many of the pool's connections are idle once all are, or after half a second.
+/// How many of the pool's connections are idle once all are (a ping on return takes a round
+/// trip), or after ten seconds, a hang guard: the callers' premise then fails and says so.
 async fn until_idle(pool: &sqlx::PgPool) -> usize {
-    for _ in 0..50 {
+    for _ in 0..1000 {
         if pool.num_idle() == pool.size() as usize {
             break;
         }

@@ -298,10 +298,17 @@ on_both_databases!(signing_out_another_users_session_is_refused_and_changes_noth
 on_both_databases!(a_made_up_handle_is_not_found, |kind| async move {
     let Some(app) = app_with_tenants(kind).await else { return };
     let dana = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
+    let dana_elsewhere = Browser::signed_in(&app, FIREFOX_ON_MACOS, TENANT, OWNER_TOKEN).await;
     for handle in ["0123456789abcdef0123456789abcdef", "", "not-a-handle"] {
-        assert_eq!(dana.sign_out(handle).await.status(), StatusCode::NOT_FOUND, "{handle:?}");
+        let response = dana.sign_out(handle).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{handle:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "session_not_found", "{handle:?}");
     }
     assert_eq!(dana.dashboard_status().await, StatusCode::OK);
+    assert_eq!(app.session_rows().await.len(), 2, "nothing was deleted");
+    // The control: a real handle, of Dana's other session, is found.
+    assert_eq!(dana.sign_out(&dana_elsewhere.own_handle().await).await.status(), StatusCode::OK);
     app.stop().await;
 });
 
@@ -507,6 +514,9 @@ on_both_databases!(list_never_prints_row_ids_or_cookie_tokens, |kind| async move
     for args in [&["sessions", "list", "--tenant", TENANT][..], &["sessions", "list", "--tenant", TENANT, "--json"]] {
         let output = libero(args, &app.database.url);
         let printed = format!("{}{}", stdout(&output), String::from_utf8_lossy(&output.stderr));
+        for name in ["Dana Owner", "Sam Staff"] {
+            assert!(printed.contains(name), "control: the sessions are listed by {args:?}:\n{printed}");
+        }
         for row in &rows {
             assert!(!printed.contains(&row.id), "row id printed by {args:?}");
             assert!(!printed.contains(&row.id[..16]), "part of a row id printed by {args:?}");
