@@ -91,7 +91,9 @@ on_both_databases!(an_owner_sees_every_live_session_of_her_winery_and_none_of_an
     assert!(!html.contains("Lee Vintner") && !html.contains("second-cellar.example"), "never another winery's");
     assert_eq!(html.matches(r#"data-testid="person""#).count(), 2, "Dana and Sam");
     assert_eq!(html.matches(r#"data-testid="report-session""#).count(), 3, "Dana's one and Sam's two");
-    assert_eq!(html.matches("Sign out this person everywhere").count(), 1, "only for Sam, never for herself");
+    let button = r#"aria-label="Sign out this person everywhere: "#;
+    assert_eq!(html.matches(button).count(), 1, "only for Sam, never for herself");
+    assert!(html.contains(&format!(r#"{button}Sam Staff""#)), "named after its person");
 
     // No row id, no cookie token and no account token (nor its hash) of anyone in the page.
     let rows = app.session_rows().await;
