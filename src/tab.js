@@ -81,6 +81,19 @@
     });
     history.replaceState(history.state, "", url.pathname + url.search + url.hash);
   }
+  // A plain form's error (the __path, __err and __sig its answer brought) leaves the address once
+  // the page has hydrated — the app has read it by then — so a reload does not show it again.
+  if (url.searchParams.has("__err")) {
+    new MutationObserver(function (records, observer) {
+      if (!doc.body.hasAttribute("data-hydrated")) return;
+      observer.disconnect();
+      var clean = new URL(location.href);
+      ["__path", "__err", "__sig"].forEach(function (name) {
+        clean.searchParams.delete(name);
+      });
+      history.replaceState(history.state, "", clean.pathname + clean.search + clean.hash);
+    }).observe(root, { attributes: true, subtree: true, attributeFilter: ["data-hydrated"] });
+  }
 
   var meta = doc.querySelector('meta[name="libero-tab"]');
   if (meta) {
