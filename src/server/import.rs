@@ -210,7 +210,7 @@ async fn import_into(db: &Db, rows: Vec<SourceClient>, report: &mut Report) -> R
     .map_err(read)?;
     // Libero's tables share the old app's names, not its columns: its migrations would write there.
     if let Db::Postgres(pool) = db
-        && sqlx::query_scalar(TENANT_SHOP).fetch_one(pool).await.map_err(read)?
+        && clients_columns(pool).await.map_err(read)?.iter().any(|column| column == "tenant_shop")
     {
         return Err(("use", "it is the TypeScript app's database (clients.tenant_shop): give Libero its own".into()));
     }
@@ -267,20 +267,21 @@ async fn read_source(url: &str) -> Result<Vec<SourceClient>, String> {
     rows
 }
 
-/// Whether the database's `clients` table is the TypeScript app's (it has `tenant_shop`).
-const TENANT_SHOP: &str =
-    "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('clients') AND attname = 'tenant_shop')";
+/// The columns of the database's `clients` table (none without one): the TypeScript app's has
+/// `tenant_shop`, Libero's `tenant_id`.
+async fn clients_columns<'c>(db: impl sqlx::PgExecutor<'c>) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT attname::text FROM pg_attribute
+          WHERE attrelid = to_regclass('clients') AND attnum > 0 AND NOT attisdropped",
+    )
+    .fetch_all(db)
+    .await
+}
 
 async fn read_clients(conn: &mut PgConnection) -> Result<Vec<SourceClient>, String> {
     let mut tx = conn.begin().await.map_err(|e| e.to_string())?;
     sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await.map_err(|e| e.to_string())?;
-    let columns: Vec<String> = sqlx::query_scalar(
-        "SELECT attname::text FROM pg_attribute
-          WHERE attrelid = to_regclass('clients') AND attnum > 0 AND NOT attisdropped",
-    )
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(|e| e.to_string())?;
+    let columns = clients_columns(&mut *tx).await.map_err(|e| e.to_string())?;
     if columns.is_empty() {
         return Err("it has no clients table: is this the TypeScript app's database?".to_owned());
     }
