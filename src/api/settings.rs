@@ -25,11 +25,13 @@ pub struct MerchantSettings {
 }
 
 impl MerchantSettings {
-    /// Trims the fields and checks them; on failure, a message per field.
+    /// Trims the fields and checks them; on failure, a message per field. A control character
+    /// in a name (a tab pasted from a spreadsheet, a NUL PostgreSQL cannot store) becomes a space.
     pub fn validate(self) -> Result<Self, BTreeMap<String, String>> {
+        let line = |name: &str| name.replace(char::is_control, " ").trim().to_owned();
         let settings = Self {
-            org_name: self.org_name.trim().to_owned(),
-            contact_name: self.contact_name.trim().to_owned(),
+            org_name: line(&self.org_name),
+            contact_name: line(&self.contact_name),
             contact_email: self.contact_email.trim().to_owned(),
             weekly_summary: self.weekly_summary,
         };
@@ -191,6 +193,12 @@ mod tests {
     fn overlong_names_are_refused() {
         let errors = MerchantSettings { org_name: "x".repeat(121), ..valid() }.validate().unwrap_err();
         assert!(errors.contains_key("org_name"));
+    }
+
+    #[test]
+    fn control_characters_in_names_become_spaces() {
+        let pasted = MerchantSettings { org_name: "Demo\tWinery\0".into(), ..valid() }.validate().unwrap();
+        assert_eq!(pasted.org_name, "Demo Winery");
     }
 
     #[test]
