@@ -433,16 +433,23 @@ on_both_databases!(a_broken_source_is_one_clear_error_and_nothing_is_written, |k
 });
 
 // DATABASE_URL and --from both the TypeScript app's database: refused before Libero's migrations
-// write anything there (the tables share names, not columns). Importing into a database of its
-// own is the control (the tests above).
+// write anything there (the tables share names, not columns), by the dry run with the same words.
+// Importing into a database of its own is the control (the tests above).
 #[tokio::test]
 async fn the_typescript_apps_own_database_is_refused_as_the_destination_and_left_untouched() {
     let Some((source, from, password)) = typescript_app_database().await else { return };
-    let output = import(&from, &from, false);
-    let err = stderr(&output);
-    assert_eq!(output.status.code(), Some(1), "{err}");
-    assert!(err.contains("it is the TypeScript app's database (clients.tenant_shop): give Libero its own"), "{err}");
-    assert!(!err.contains(&password), "{err}");
+    for dry_run in [true, false] {
+        let output = import(&from, &from, dry_run);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{err}");
+        let says = "cannot use the destination database postgres://postgres:***@";
+        assert!(err.starts_with(&format!("error: {says}")), "dry run {dry_run}: {err}");
+        assert!(
+            err.contains(": it is the TypeScript app's database (clients.tenant_shop): give Libero its own"),
+            "{err}"
+        );
+        assert!(!err.contains(&password), "{err}");
+    }
     let mut conn = PgConnection::connect(&source.url).await.unwrap();
     let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_class WHERE relname = '_sqlx_migrations'")
         .fetch_one(&mut conn)

@@ -49,6 +49,10 @@ const REQUIRED_COLUMNS: [&str; 3] = ["tenant_shop", "crm_type", "org_name"];
 /// Optional: `org_contact` (001) and `user_id`, `user_email` (002); read as NULL when absent.
 const OPTIONAL_COLUMNS: [&str; 3] = ["org_contact", "user_id", "user_email"];
 
+/// Why a destination whose `clients` table has `tenant_shop` is refused, dry run or not: Libero's
+/// tables share the old app's names, not its columns, and its migrations would write there.
+const THE_OLD_APPS: &str = "it is the TypeScript app's database (clients.tenant_shop): give Libero its own";
+
 /// What the output says about the old sessions, on every run.
 pub const SESSIONS_NOT_IMPORTED: &str = "Old sessions (app_sessions) are not imported: their ids are the raw cookie \
                                          tokens, never hashed. Merchants sign in once more, without doing anything, \
@@ -188,7 +192,11 @@ pub async fn typescript_app(source_url: &str, destination_url: &str, dry_run: bo
         )
     };
     if dry_run {
-        let (known, migrations) = read_destination(destination_url).await.map_err(|e| cannot("read", &e))?;
+        let (known, migrations) = match read_destination(destination_url).await {
+            Ok(Some(read)) => read,
+            Ok(None) => return Err(cannot("use", &THE_OLD_APPS)),
+            Err(err) => return Err(cannot("read", &err)),
+        };
         report.migrations = migrations;
         report.entries = plan(rows, &known);
         return Ok(report);
@@ -208,11 +216,10 @@ async fn import_into(db: &Db, rows: Vec<SourceClient>, report: &mut Report) -> R
         Db::Postgres(pool) => pending_postgres(&mut *pool.acquire().await.map_err(read)?).await,
     }
     .map_err(read)?;
-    // Libero's tables share the old app's names, not its columns: its migrations would write there.
     if let Db::Postgres(pool) = db
         && clients_columns(pool).await.map_err(read)?.iter().any(|column| column == "tenant_shop")
     {
-        return Err(("use", "it is the TypeScript app's database (clients.tenant_shop): give Libero its own".into()));
+        return Err(("use", THE_OLD_APPS.into()));
     }
     db.migrate().await.map_err(|e| ("migrate", e.to_string()))?;
     report.migrations = if pending == 0 { Migrations::UpToDate } else { Migrations::Applied(pending) };
@@ -308,8 +315,9 @@ async fn read_clients(conn: &mut PgConnection) -> Result<Vec<SourceClient>, Stri
 
 /// The tenants the destination knows (`tenant_id` → installed) and its pending migrations, read
 /// without writing: SQLite read-only (a missing file is not created), PostgreSQL in a read-only
-/// transaction. Only columns that exist since the first migration are read.
-async fn read_destination(url: &str) -> Result<(HashMap<String, bool>, Migrations), sqlx::Error> {
+/// transaction. Only columns that exist since the first migration are read. `None`: it is the
+/// TypeScript app's database ([`THE_OLD_APPS`]).
+async fn read_destination(url: &str) -> Result<Option<(HashMap<String, bool>, Migrations)>, sqlx::Error> {
     const KNOWN: &str = "SELECT tenant_id, uninstalled_at IS NULL FROM clients";
     let connect_timeout = |_| {
         let message = format!("no answer within {} s", CONNECT_TIMEOUT.as_secs());
@@ -323,10 +331,12 @@ async fn read_destination(url: &str) -> Result<(HashMap<String, bool>, Migration
         let mut tx = conn.begin().await?;
         sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
         let pending = pending_postgres(&mut tx).await?;
-        let has_clients: bool =
-            sqlx::query_scalar("SELECT to_regclass('clients') IS NOT NULL").fetch_one(&mut *tx).await?;
+        let columns = clients_columns(&mut *tx).await?;
+        if columns.iter().any(|column| column == "tenant_shop") {
+            return Ok(None);
+        }
         let known: Vec<(String, bool)> =
-            if has_clients { sqlx::query_as(KNOWN).fetch_all(&mut *tx).await? } else { Vec::new() };
+            if columns.is_empty() { Vec::new() } else { sqlx::query_as(KNOWN).fetch_all(&mut *tx).await? };
         tx.rollback().await?;
         let _ = conn.close().await;
         (pending, known)
@@ -334,7 +344,7 @@ async fn read_destination(url: &str) -> Result<(HashMap<String, bool>, Migration
         let options = SqliteConnectOptions::from_str(url)?;
         let file = options.get_filename();
         if Backend::is_in_memory(url) || !file.exists() {
-            return Ok((HashMap::new(), Migrations::NoDatabaseYet(known_versions(&db::SQLITE_MIGRATIONS).len())));
+            return Ok(Some((HashMap::new(), Migrations::NoDatabaseYet(known_versions(&db::SQLITE_MIGRATIONS).len()))));
         }
         let options = options.read_only(true).create_if_missing(false);
         let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, SqliteConnection::connect_with(&options))
@@ -351,7 +361,7 @@ async fn read_destination(url: &str) -> Result<(HashMap<String, bool>, Migration
         (pending, known)
     };
     let migrations = if pending == 0 { Migrations::UpToDate } else { Migrations::Pending(pending) };
-    Ok((known.into_iter().collect(), migrations))
+    Ok(Some((known.into_iter().collect(), migrations)))
 }
 
 /// The versions this binary would apply (no down migrations).
