@@ -95,17 +95,6 @@ impl std::fmt::Debug for TabBootstrap {
     }
 }
 
-/// Why a session lookup failed.
-#[derive(Debug, thiserror::Error)]
-pub enum GuardError {
-    /// The tower-sessions layer failed (its store).
-    #[error("session store: {0}")]
-    Session(#[from] tower_sessions::session::Error),
-    /// A query failed.
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-}
-
 /// Refreshes `last_activity_at` when it is due (at most once per `SESSION_TOUCH_INTERVAL`).
 pub(super) async fn touch_if_due(state: &AppState, row_id: &str, auth: &mut AuthSession) -> Result<(), sqlx::Error> {
     let touch_every =
@@ -123,16 +112,16 @@ pub(super) async fn touch_if_due(state: &AppState, row_id: &str, auth: &mut Auth
 /// Loads and validates this request's cookie session, refreshing `last_activity_at` when due.
 /// The row is read straight from the store (the identity from its columns): the tower-sessions
 /// [`Session`] is only loaded when a handler changes it.
-pub async fn current_session(state: &AppState, session: &Session) -> Result<Option<CurrentSession>, GuardError> {
+pub async fn current_session(state: &AppState, session: &Session) -> Result<Option<CurrentSession>, sqlx::Error> {
     Ok(cookie_session(state, session).await?.map(|found| found.current))
 }
 
 /// [`current_session`], as a [`Found`].
-pub(super) async fn cookie_session(state: &AppState, session: &Session) -> Result<Option<Found>, GuardError> {
+pub(super) async fn cookie_session(state: &AppState, session: &Session) -> Result<Option<Found>, sqlx::Error> {
     let Some(id) = session.id() else {
         return Ok(None);
     };
-    Ok(session_of_row(state, hash_token(&id.to_string()), Credential::Cookie, true).await?)
+    session_named(state, hash_token(&id.to_string()), Credential::Cookie, None, true).await
 }
 
 /// A valid session.
@@ -143,19 +132,10 @@ pub(super) struct Found {
 }
 
 /// Loads and validates the session a row id points at (from the cookie, a tab token or a
-/// handoff code); `touch` refreshes `last_activity_at` when due (not for the tab's automatic
-/// token renewal, which is no activity of the merchant's).
-pub(super) async fn session_of_row(
-    state: &AppState,
-    row_id: String,
-    via: Credential,
-    touch: bool,
-) -> Result<Option<Found>, sqlx::Error> {
-    session_named(state, row_id, via, None, touch).await
-}
-
-/// [`session_of_row`], the row also checked against what a tab token claims (its tenant and
-/// generation) before anything is written: a refused token never keeps a session awake.
+/// handoff code), checked against what a tab token claims (its tenant and generation), if any,
+/// before anything is written: a refused token never keeps a session awake. `touch` refreshes
+/// `last_activity_at` when due (not for the tab's automatic token renewal, which is no activity
+/// of the merchant's).
 pub(super) async fn session_named(
     state: &AppState,
     row_id: String,
@@ -186,7 +166,7 @@ pub(super) async fn session_named(
 }
 
 /// The session of a tab token: the token must verify, and the row it names must be a valid
-/// session of the token's tenant at the token's generation. `touch` as in [`session_of_row`].
+/// session of the token's tenant at the token's generation. `touch` as in [`session_named`].
 /// `expiry`: whether a correctly signed token past its expiry still names its session
 /// ([`TokenUse`]).
 pub(super) async fn tab_session(

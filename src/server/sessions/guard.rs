@@ -15,7 +15,7 @@ use super::{
     API_PREFIX, LOGOUT_API_PATH, PROTECTED_PAGES, RENEWAL_PATH, accepts_html, api_error,
     cookie::CookieToken,
     credential::{
-        Credential, TokenUse, bearer_token, cookie_session, handoff_param, render_page, session_of_row, tab_session,
+        Credential, TokenUse, bearer_token, cookie_session, handoff_param, render_page, session_named, tab_session,
     },
     normalized,
     sign_in::{ClientInfo, SignInQuery, is_navigation, open_signed_in, sign_in, user_agent},
@@ -154,7 +154,7 @@ pub(super) async fn guard(state: AppState, mut req: Request, next: Next, is_page
         && let Some(code) = handoff_param(req.uri())
     {
         let redeemed = match state.sessions.store().redeem_handoff(&code).await {
-            Ok(Some(row_id)) => session_of_row(&state, row_id, Credential::Handoff, true).await,
+            Ok(Some(row_id)) => session_named(&state, row_id, Credential::Handoff, None, true).await,
             Ok(None) => Ok(None),
             Err(err) => Err(err),
         };
