@@ -254,6 +254,34 @@ on_both_databases!(a_timeout_and_a_failed_connection_are_the_outage, |kind| asyn
     app.stop().await;
 });
 
+// Commerce7 answering with a redirect (an API URL moved to https, say) is not followed — a
+// redirect to another host or port would go on without the token and come back as a refusal that
+// ends this browser's session — but is the outage. Control: the same open without it signs in.
+on_both_databases!(a_redirect_from_commerce7_is_not_followed_and_is_the_outage, |kind| async move {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let target = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+    let location = target.clone();
+    let moved_to = axum::Router::new().fallback(move || {
+        let location = location.get().cloned().unwrap_or_default();
+        async move { (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, location)]) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let moved = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, moved_to).await });
+    let Some(app) = spawn(kind, &[("COMMERCE7_API_URL", &moved)]).await else { return };
+    target.set(format!("{}/account/user", app.c7.api_url())).unwrap();
+    let before = counts(&app).await;
+    check_failed_sign_in(&app, open_without_cookie(&app, TENANT, OWNER_TOKEN).await, &UNAVAILABLE, "301").await;
+    before.moved_only(&counts(&app).await, "commerce7_unavailable", Some("error"), "301");
+    assert_eq!(app.c7.user_calls(), 0, "the redirect is not followed");
+    app.stop().await;
+
+    let Some(app) = spawn(kind, &[]).await else { return };
+    handoff_code(open_without_cookie(&app, TENANT, OWNER_TOKEN).await).await;
+    assert_eq!(app.c7.user_calls(), 1);
+    app.stop().await;
+});
+
 on_both_databases!(retry_after_follows_commerce7_when_sane_else_60_seconds, |kind| async move {
     let _turn = ONE_AT_A_TIME.lock().await;
     let Some(app) = spawn(kind, &[]).await else { return };

@@ -141,6 +141,8 @@ impl Commerce7 {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
+            // A 3xx is an answer Libero does not expect (unavailable), never followed without the token.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("libero/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self { http, api_url: api_url.trim_end_matches('/').to_owned() })

@@ -51,9 +51,10 @@ impl Limiter {
 }
 
 /// The client key of an address: IPv6 clients by their /64, which one subscriber can rotate
-/// through freely.
+/// through freely; an IPv4 client seen as `::ffff:a.b.c.d` (a dual-stack listener, a proxy's
+/// header) by its IPv4 address, not by the /64 all of them share.
 fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
+    match ip.to_canonical() {
         IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
         v4 => v4,
     }
@@ -254,6 +255,14 @@ mod tests {
         assert!(limiter.check("2001:db8:1:2::1".parse().unwrap()).is_ok());
         assert!(limiter.check("2001:db8:1:2::ffff".parse().unwrap()).is_err(), "same /64");
         assert!(limiter.check("2001:db8:1:3::1".parse().unwrap()).is_ok(), "another /64");
+    }
+
+    #[test]
+    fn ipv4_clients_seen_as_ipv6_are_keyed_by_their_ipv4_address() {
+        let limiter = Limiter::new(RateLimit { count: 1, per: Duration::from_secs(60) });
+        assert!(limiter.check("::ffff:192.0.2.1".parse().unwrap()).is_ok());
+        assert!(limiter.check("192.0.2.1".parse().unwrap()).is_err(), "the same client");
+        assert!(limiter.check("::ffff:192.0.2.2".parse().unwrap()).is_ok(), "another client");
     }
 
     #[test]

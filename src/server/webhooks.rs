@@ -122,21 +122,32 @@ const MAX_FIELD_CHARS: usize = 500;
 /// spaces, at most [`MAX_FIELD_CHARS`] characters; `None` when it is missing, not a string or
 /// blank.
 fn text(map: &Map<String, Value>, key: &str) -> Option<String> {
-    capped(spaced(map.get(key)?.as_str()?).trim())
+    capped(map.get(key)?.as_str()?.replace(char::is_control, " ").trim())
 }
 
 /// Like [`text`], but keeping line breaks (a postal address may come on several lines): each
 /// line trimmed, blank lines dropped, `\r\n` and `\r` read as `\n`.
 fn lines(map: &Map<String, Value>, key: &str) -> Option<String> {
     let value = map.get(key)?.as_str()?.replace("\r\n", "\n").replace('\r', "\n");
-    let kept: Vec<String> =
-        value.split('\n').map(|line| spaced(line).trim().to_owned()).filter(|line| !line.is_empty()).collect();
+    let kept: Vec<String> = value
+        .split('\n')
+        .map(|line| line.replace(char::is_control, " ").trim().to_owned())
+        .filter(|line| !line.is_empty())
+        .collect();
     capped(&kept.join("\n"))
 }
 
-/// `value` with each control character turned into a space.
-fn spaced(value: &str) -> String {
-    value.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+/// `value` with each NUL in its strings and keys turned into a space: PostgreSQL's `jsonb` cannot
+/// hold one (the install would fail there as "database unavailable" and succeed on SQLite).
+fn without_nul(value: Value) -> Value {
+    match value {
+        Value::String(text) => Value::String(text.replace('\0', " ")),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_nul).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k.replace('\0', " "), without_nul(v))).collect())
+        }
+        other => other,
+    }
 }
 
 /// At most [`MAX_FIELD_CHARS`] characters of `value` (trimmed again after the cut); `None` when
@@ -156,7 +167,7 @@ fn capped(value: &str) -> Option<String> {
 /// - `organization-address` (its line breaks kept), `organization-website` (as sent: it is shown
 ///   as a link only when it is an `http(s)` URL) and `organization-phone` are kept with the
 ///   client, read-only.
-/// - Every key but `user` is kept in `install_data`: the organisation fields as sent, and the
+/// - Every key but `user` is kept in `install_data` (a NUL as a space): the organisation fields as sent, and the
 ///   answers to client settings under their codes. Libero declares none today; one declared later
 ///   is read from there (`install_data->>'<code>'` on PostgreSQL, `json_extract(install_data,
 ///   '$."<code>"')` on SQLite) or taken out here.
@@ -181,7 +192,7 @@ fn read_install(tenant_id: String, mut body: Map<String, Value>) -> (Installatio
         org_contact: (!installer_name.is_empty()).then_some(installer_name),
         user_id: text(&user, "id"),
         user_email: text(&user, "email"),
-        install_data: Value::Object(body),
+        install_data: without_nul(Value::Object(body)),
         tenant_id,
     };
     (installation, organization)
