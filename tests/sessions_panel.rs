@@ -328,11 +328,17 @@ on_both_databases!(signing_out_all_other_sessions_keeps_only_this_one, |kind| as
     let phone = Browser::signed_in(&app, SAFARI_ON_IOS, TENANT, OWNER_TOKEN).await;
     let sam = Browser::signed_in(&app, FIREFOX_ON_MACOS, TENANT, STAFF_TOKEN).await;
     let lee = Browser::signed_in(&app, CHROME_ON_WINDOWS, OTHER_TENANT, OTHER_TOKEN).await;
+    // Dead rows the hourly cleanup has not removed yet: not listed, so not counted, but removed.
+    let hours_ago = |h| Utc::now() - chrono::TimeDelta::hours(h);
+    insert_session(&app, "idle-row", DANA, hours_ago(2), Utc::now() + chrono::TimeDelta::hours(4)).await;
+    insert_session(&app, "expired-row", DANA, Utc::now(), hours_ago(1)).await;
+    assert_eq!(chrome.sessions().await.len(), 3, "the list shows the three live sessions");
 
     let response = chrome.sign_out_others().await;
     assert_eq!(response.status(), StatusCode::OK);
     let done: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(done["ended"], 2, "two other sessions ended");
+    assert_eq!(done["ended"], 2, "two other sessions ended, as the list showed them");
+    assert_eq!(app.session_rows().await.len(), 3, "the dead rows went too: this one, Sam's and Lee's are left");
     assert!(done["tab"].is_null(), "asked by the cookie: no tab token in the answer (only a tab's bearer gets one)");
 
     firefox.assert_signed_out("firefox is signed out").await;

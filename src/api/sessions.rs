@@ -130,9 +130,15 @@ mod ssr {
         let current = require_session()?;
         let state = state();
         let me = &current.auth;
-        let ended = manage::end_own_others(&state.db, me.client_id, &me.user_id, &current.row_id)
-            .await
-            .map_err(|e| unavailable(e, "signing other sessions out failed"))?;
+        let ended = manage::end_own_others(
+            &state.db,
+            me.client_id,
+            &me.user_id,
+            &current.row_id,
+            state.config.session_idle_timeout,
+        )
+        .await
+        .map_err(|e| unavailable(e, "signing other sessions out failed"))?;
         let generation = state
             .sessions
             .store()

@@ -121,17 +121,32 @@ pub async fn end_own(
 }
 
 /// Ends every session of this user of this tenant except `keep` (the current one's row id);
-/// returns how many.
-pub async fn end_own_others(db: &Db, client_id: Uuid, user_id: &str, keep: &str) -> Result<u64, sqlx::Error> {
-    let deleted =
-        on_pool!(db, |c| sqlx::query("DELETE FROM app_sessions WHERE client_id = $1 AND user_id = $2 AND id <> $3")
-            .bind(ClientKey(client_id))
-            .bind(user_id)
-            .bind(keep)
-            .execute(c)
-            .await?
-            .rows_affected())?;
-    Ok(deleted)
+/// returns how many of them were live — the ones the panel listed — as an expired or idle row the
+/// cleanup has not removed yet goes too, uncounted.
+pub async fn end_own_others(
+    db: &Db,
+    client_id: Uuid,
+    user_id: &str,
+    keep: &str,
+    idle: Option<Duration>,
+) -> Result<u64, sqlx::Error> {
+    let ended: Vec<(DateTime<Utc>, DateTime<Utc>)> = on_pool!(db, |c| sqlx::query_as(
+        "DELETE FROM app_sessions WHERE client_id = $1 AND user_id = $2 AND id <> $3
+          RETURNING expires_at, last_activity_at"
+    )
+    .bind(ClientKey(client_id))
+    .bind(user_id)
+    .bind(keep)
+    .fetch_all(c)
+    .await?)?;
+    Ok(live(&ended, idle))
+}
+
+/// How many of the `(expires_at, last_activity_at)` of ended rows were live sessions.
+pub(crate) fn live(ended: &[(DateTime<Utc>, DateTime<Utc>)], idle: Option<Duration>) -> u64 {
+    let now = now();
+    let since = active_since(now, idle);
+    ended.iter().filter(|(expires_at, last_activity_at)| *expires_at > now && *last_activity_at > since).count() as u64
 }
 
 /// `clients.id` of a tenant, installed or not.

@@ -98,6 +98,7 @@ pub async fn end_user_everywhere(
     me: &str,
     handles: &SessionHandles,
     handle: &str,
+    idle: Option<Duration>,
 ) -> Result<Ended, sqlx::Error> {
     let rows: Vec<(String, String)> = on_pool!(db, |c| {
         sqlx::query_as("SELECT id, user_id FROM app_sessions WHERE client_id = $1")
@@ -112,18 +113,20 @@ pub async fn end_user_everywhere(
         return Ok(Ended::OwnUser);
     }
     // The person is the one the named row belongs to *now*, within this tenant: the id alone
-    // never decides, and a row that ended meanwhile ends nothing.
-    let deleted = on_pool!(db, |c| sqlx::query(
+    // never decides, and a row that ended meanwhile ends nothing. Their expired or idle rows go
+    // too, counted as the list showed them: not at all.
+    let deleted: Vec<(DateTime<Utc>, DateTime<Utc>)> = on_pool!(db, |c| sqlx::query_as(
         "DELETE FROM app_sessions WHERE client_id = $1 AND user_id <> $3
-                AND user_id = (SELECT user_id FROM app_sessions WHERE id = $2 AND client_id = $1)",
+                AND user_id = (SELECT user_id FROM app_sessions WHERE id = $2 AND client_id = $1)
+          RETURNING expires_at, last_activity_at",
     )
     .bind(ClientKey(client_id))
     .bind(&id)
     .bind(me)
-    .execute(c)
-    .await?
-    .rows_affected())?;
-    Ok(if deleted == 0 { Ended::NotFound } else { Ended::Sessions { user_id, ended: deleted } })
+    .fetch_all(c)
+    .await?)?;
+    let ended = crate::manage::live(&deleted, idle);
+    Ok(if ended == 0 { Ended::NotFound } else { Ended::Sessions { user_id, ended } })
 }
 
 #[cfg(test)]
