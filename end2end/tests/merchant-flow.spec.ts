@@ -149,6 +149,36 @@ test.describe(() => {
     }
   });
 
+  test("a plain form's field error is not shown again when Settings is opened later from the app's menu", async ({ browser }) => {
+    const { appUrl } = servers();
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await installTenant(page, servers(), "demo-winery");
+      await page.goto(`${appUrl}/app?tenantId=demo-winery&account=demo-owner-token`);
+      await page.route("**/*.wasm", (route) => route.abort());
+      await page.goto(`${appUrl}/settings`);
+      await page.getByLabel("Contact email").fill("not-an-email");
+      await page.getByRole("button", { name: "Save settings" }).click();
+      await expect(page).toHaveURL(/__err=/);
+      await page.unroute("**/*.wasm");
+      await page.reload();
+      await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
+      // The control: the page whose address carried the error shows it once hydrated.
+      await expect(page.getByText("Enter an email address like name@winery.com.")).toBeVisible();
+      await page.getByRole("link", { name: "Dashboard" }).click();
+      await expect(page).toHaveURL(`${appUrl}/app`);
+      await page.getByRole("link", { name: "Settings", exact: true }).click();
+      await expect(page).toHaveURL(`${appUrl}/settings`);
+      await expect(page.getByLabel("Organisation name")).toHaveValue("Demo Winery");
+      await expect(page.getByText("Enter an email address like name@winery.com.")).toHaveCount(0);
+      await expect(page.getByRole("alert")).toHaveCount(0);
+      await expect(page.getByLabel("Contact email")).not.toHaveAttribute("aria-invalid", "true");
+    } finally {
+      await context.close();
+    }
+  });
+
   test("a plain form's field error leaves the address once the page has hydrated, so a reload does not show it again", async ({ browser }) => {
     const { appUrl } = servers();
     const context = await browser.newContext();

@@ -10,9 +10,9 @@ use leptos::{
 use leptos_meta::Title;
 
 use super::{
-    app_frame::{AppFrame, ErrorNotice, Section, leave_if_unauthorized},
+    app_frame::{AppFrame, ErrorNotice, Section},
     layout::readable,
-    server_form::{ServerForm, text_field},
+    server_form::{ServerForm, form_action, text_field},
 };
 use crate::api::{
     AppError,
@@ -22,7 +22,7 @@ use crate::api::{
 /// The report page.
 #[component]
 pub fn SessionsReportPage() -> impl IntoView {
-    let sign_out = ServerAction::<SignOutUserEverywhere>::new();
+    let sign_out = form_action::<SignOutUserEverywhere>();
     // Every answer of a button reloads the report.
     let report = Resource::new(move || sign_out.version().get(), |_| sessions_report());
     // The latest button's outcome (a plain form's error comes back in the page's address and is
@@ -36,10 +36,7 @@ pub fn SessionsReportPage() -> impl IntoView {
                 };
                 Either::Left(view! { <p class="notice ok" role="status">{message}</p> })
             }
-            Err(error) => {
-                leave_if_unauthorized(&error);
-                Either::Right(view! { <p class="notice error" role="alert">{error.to_string()}</p> })
-            }
+            Err(error) => Either::Right(view! { <ErrorNotice error/> }),
         })
     };
 

@@ -15,6 +15,22 @@ use leptos::{
     web_sys::{FormData, HtmlFormElement},
 };
 
+/// The action of a server function's form. A plain form's error (`?__err=`, before hydration) is
+/// kept by the router for the rest of the document's life and would be every later action's first
+/// value: a page opened afterwards by a link in the app would show it again. It counts only on the
+/// page whose address carries it.
+pub fn form_action<S>() -> ServerAction<S>
+where
+    S: ServerFn + Clone + Send + Sync + 'static,
+    S::Output: Send + Sync + 'static,
+    S::Error: Send + Sync + 'static,
+{
+    if leptos_router::hooks::use_query_map().with_untracked(|query| query.get_str("__err").is_none()) {
+        provide_context(ServerActionError::new("", ""));
+    }
+    ServerAction::new()
+}
+
 /// The form. `input` turns the submitted form's data into the server function's arguments.
 #[component]
 pub fn ServerForm<S, Out, I, C>(

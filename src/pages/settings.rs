@@ -8,7 +8,7 @@ use leptos_router::{LazyRoute, lazy_route};
 
 use super::{
     app_frame::{AppFrame, ErrorNotice, Section, leave_if_unauthorized},
-    server_form::{ServerForm, text_field},
+    server_form::{ServerForm, form_action, text_field},
 };
 use crate::api::{
     AppError,
@@ -63,7 +63,7 @@ fn Settings(loaded: Resource<Result<SettingsForm, AppError>>) -> impl IntoView {
 fn SettingsEditor(form: SettingsForm) -> impl IntoView {
     let SettingsForm { settings, version, from_commerce7 } = form;
     let version = RwSignal::new(version);
-    let save = ServerAction::<SaveSettings>::new();
+    let save = form_action::<SaveSettings>();
 
     // After each answer: keep the new version on success; leave the signed-in area on 401.
     Effect::new(move |_| match save.value().get() {

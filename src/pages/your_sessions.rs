@@ -5,9 +5,9 @@
 use leptos::{either::Either, prelude::*};
 
 use super::{
-    app_frame::{ErrorNotice, leave_if_unauthorized},
+    app_frame::ErrorNotice,
     layout::readable,
-    server_form::ServerForm,
+    server_form::{ServerForm, form_action},
 };
 use crate::api::{
     AppError,
@@ -17,8 +17,8 @@ use crate::api::{
 /// The panel.
 #[component]
 pub fn YourSessions() -> impl IntoView {
-    let sign_out = ServerAction::<SignOutSession>::new();
-    let sign_out_others = ServerAction::<SignOutOtherSessions>::new();
+    let sign_out = form_action::<SignOutSession>();
+    let sign_out_others = form_action::<SignOutOtherSessions>();
     // Every answer of either button reloads the list.
     let sessions =
         Resource::new(move || (sign_out.version().get(), sign_out_others.version().get()), |_| list_my_sessions());
@@ -51,10 +51,7 @@ pub fn YourSessions() -> impl IntoView {
     let notice = move || {
         outcome.get().map(|result| match result {
             Ok(message) => Either::Left(view! { <p class="notice ok" role="status">{message}</p> }),
-            Err(error) => {
-                leave_if_unauthorized(&error);
-                Either::Right(view! { <p class="notice error" role="alert">{error.to_string()}</p> })
-            }
+            Err(error) => Either::Right(view! { <ErrorNotice error/> }),
         })
     };
 
