@@ -78,8 +78,7 @@ pub struct StoredTab {
     pub dead: bool,
 }
 
-/// What the app does with the tab's credential in the browser. The same functions exist (doing
-/// nothing) on the server, so that components can call them unconditionally.
+/// What the app does with the tab's credential in the browser (hydrated builds only).
 #[cfg(feature = "hydrate")]
 pub mod browser {
     use std::cell::RefCell;
@@ -112,14 +111,9 @@ pub mod browser {
             token: meta.content(),
             tenant: meta.get_attribute("data-tenant")?,
             theme: meta.get_attribute("data-theme"),
-            expires_at: js_sys_now() + f64::from(expires_in) * 1000.0,
+            expires_at: now_ms() + f64::from(expires_in) * 1000.0,
             dead: false,
         })
-    }
-
-    /// Milliseconds since the epoch by the browser's clock (the bootstrap script's `Date.now()`).
-    fn js_sys_now() -> f64 {
-        js_sys::Date::now()
     }
 
     /// The tab's credential, live or refused: memory, else storage (where the bootstrap script
@@ -166,12 +160,12 @@ pub mod browser {
     /// expires (five minutes of a fifteen-minute token), at least ten seconds from now.
     pub fn renew_in_ms(tab: &StoredTab) -> f64 {
         const MARGIN_MS: f64 = 5.0 * 60.0 * 1000.0;
-        (tab.expires_at - MARGIN_MS - js_sys_now()).max(10_000.0)
+        (tab.expires_at - MARGIN_MS - now_ms()).max(10_000.0)
     }
 
-    /// Milliseconds since the epoch by the browser's clock.
+    /// Milliseconds since the epoch by the browser's clock (the bootstrap script's `Date.now()`).
     pub fn now_ms() -> f64 {
-        js_sys_now()
+        js_sys::Date::now()
     }
 }
 

@@ -290,7 +290,7 @@ fn cookie_header(input: &str) -> Result<String, String> {
 }
 
 /// A session as `sessions find` shows it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
 struct FoundSession {
     /// `app_sessions.id`: the SHA-256 (hex) of the cookie's token, not the token.
     row_id: String,
@@ -302,6 +302,7 @@ struct FoundSession {
     last_activity_at: chrono::DateTime<chrono::Utc>,
     expires_at: chrono::DateTime<chrono::Utc>,
     /// `active`, `idle` or `expired`, by the server's own rule.
+    #[sqlx(skip)]
     verdict: &'static str,
     /// The install generation the session was signed in under.
     install_generation: i64,
@@ -310,24 +311,12 @@ struct FoundSession {
     client_installed: bool,
 }
 
-type FoundRow = (
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    chrono::DateTime<chrono::Utc>,
-    chrono::DateTime<chrono::Utc>,
-    chrono::DateTime<chrono::Utc>,
-    i64,
-    i64,
-    bool,
-);
-
 /// The row of `row_id` with its client, read and nothing else (a dead row is shown, not deleted).
-async fn session_row(db: &Db, row_id: &str) -> Result<Option<FoundRow>, sqlx::Error> {
+async fn session_row(db: &Db, row_id: &str) -> Result<Option<FoundSession>, sqlx::Error> {
     on_pool!(db, |c| sqlx::query_as(
-        "SELECT c.tenant_id, s.user_id, s.user_name, s.user_email, s.created_at, s.last_activity_at,
-                s.expires_at, s.install_generation, c.install_generation, c.uninstalled_at IS NULL
+        "SELECT s.id AS row_id, c.tenant_id, s.user_id, s.user_name, s.user_email, s.created_at,
+                s.last_activity_at, s.expires_at, s.install_generation,
+                c.install_generation AS client_install_generation, c.uninstalled_at IS NULL AS client_installed
            FROM app_sessions s JOIN clients c ON c.id = s.client_id WHERE s.id = $1",
     )
     .bind(row_id)
@@ -372,30 +361,15 @@ async fn find(db: &Db, cookie: &str, json: bool) -> Result<(), String> {
         }
     };
     let row_id = hash_token(&token.to_string());
-    let Some(row) = session_row(db, &row_id).await.map_err(|e| format!("cannot read sessions: {e}"))? else {
+    let found = session_row(db, &row_id).await.map_err(|e| format!("cannot read sessions: {e}"))?;
+    let Some(mut found) = found else {
         return Err("no such session (signed out, expired and cleaned up, or never stored)".to_owned());
     };
-    let (tenant_id, user_id, user_name, user_email, created_at, last_activity_at, expires_at, generation, now_gen, on) =
-        row;
-    let facts = store::Facts { expires_at, last_activity_at };
-    let verdict = match store::verdict(&facts, super::db::now(), idle) {
+    let facts = store::Facts { expires_at: found.expires_at, last_activity_at: found.last_activity_at };
+    found.verdict = match store::verdict(&facts, super::db::now(), idle) {
         None => "active",
         Some(store::Invalid::Idle) => "idle",
         Some(_) => "expired",
-    };
-    let found = FoundSession {
-        row_id,
-        tenant_id,
-        user_id,
-        user_name,
-        user_email,
-        created_at,
-        last_activity_at,
-        expires_at,
-        verdict,
-        install_generation: generation,
-        client_install_generation: now_gen,
-        client_installed: on,
     };
     show(json, found, "a session serialises", |found| found_text(&found, super::db::now(), idle))
 }

@@ -33,14 +33,6 @@ pub struct PageSettings {
 }
 
 impl PageSettings {
-    /// The settings of an app configured with `config`.
-    pub fn from_config(config: &super::config::Config) -> Self {
-        Self {
-            support_url: config.support_url.as_deref().map(Arc::from),
-            frame_script: config.commerce7_frame_script.as_deref().map(Arc::from),
-        }
-    }
-
     /// The settings of the request being handled (none outside [`settings_layer`]).
     fn current() -> Self {
         PAGE_SETTINGS.try_with(Self::clone).unwrap_or_default()
@@ -54,7 +46,11 @@ tokio::task_local! {
 /// The layer that gives every request the error pages' settings of its app (see the module's
 /// notes): one clone of an `Option<Arc<str>>` per request, no boxed future.
 pub fn settings_layer(config: &super::config::Config) -> PageSettingsLayer {
-    PageSettingsLayer { settings: PageSettings::from_config(config) }
+    let settings = PageSettings {
+        support_url: config.support_url.as_deref().map(Arc::from),
+        frame_script: config.commerce7_frame_script.as_deref().map(Arc::from),
+    };
+    PageSettingsLayer { settings }
 }
 
 /// See [`settings_layer`].
@@ -273,12 +269,7 @@ impl NoSession {
 /// carries `FRAME_ANCESTORS` in `data-frame-ancestors`: the script shows it only in a frame whose
 /// top-level origin that list (`FRAME_ANCESTORS`, `ancestors`) allows.
 pub fn no_session_page(reason: NoSession, status: StatusCode, ancestors: &[String]) -> Response {
-    no_session_page_framed_by(reason, status, &ancestors.join(" "))
-}
-
-/// [`no_session_page`] for the origins `ancestors` (space separated).
-fn no_session_page_framed_by(reason: NoSession, status: StatusCode, ancestors: &str) -> Response {
-    let ancestors = ancestors.to_owned();
+    let ancestors = ancestors.join(" ");
     let hide_unless = move |when: &'static str| !when.split(' ').any(|w| w == reason.as_str());
     server_page(status, "Your Libero session", true, move || {
         view! {
@@ -428,7 +419,7 @@ mod tests {
     #[tokio::test]
     async fn the_allowed_origins_are_escaped_in_the_page() {
         let page =
-            body(no_session_page_framed_by(NoSession::Ended, StatusCode::UNAUTHORIZED, r#"x" onclick="y"#)).await;
+            body(no_session_page(NoSession::Ended, StatusCode::UNAUTHORIZED, &[r#"x" onclick="y"#.to_owned()])).await;
         assert!(!page.contains(r#"x" onclick"#), "{page}");
         assert!(page.contains(r#"data-frame-ancestors="x&quot; onclick=&quot;y""#), "{page}");
     }

@@ -62,19 +62,13 @@ pub fn authorization_credentials<'a>(headers: &'a HeaderMap, scheme: &str) -> Op
     given.eq_ignore_ascii_case(scheme).then(|| credentials.trim())
 }
 
-fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
-    let Some(given) = authorization_credentials(headers, "Bearer") else {
-        return false;
-    };
-    secrets_match(given.as_bytes(), expected.as_bytes())
-}
-
 /// `GET /metrics`: 404 unless `METRICS_TOKEN` is set; 401 without the right bearer token.
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> axum::response::Response {
     let Some(token) = state.config.metrics_token.as_ref() else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    if !bearer_matches(&headers, token.expose()) {
+    let given = authorization_credentials(&headers, "Bearer");
+    if !given.is_some_and(|given| secrets_match(given.as_bytes(), token.expose().as_bytes())) {
         return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))])
             .into_response();
     }

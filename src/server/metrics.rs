@@ -126,20 +126,15 @@ fn http_histogram(method: &'static str, route: Option<&MatchedPath>, status: Sta
     histogram
 }
 
-/// Records one HTTP answer in the latency histogram (by method, route template and status, all of
-/// bounded cardinality).
-pub fn record_http(method: &'static str, route: Option<&MatchedPath>, status: StatusCode, latency: Duration) {
-    http_histogram(method, route, status).record(latency.as_secs_f64());
-}
-
 /// Middleware on every route and the fallback (`Router::layer`, where the matched route template
-/// is known): every answer into the latency histogram ([`record_http`]).
+/// is known): every answer into the latency histogram, by method, route template and status (all
+/// of bounded cardinality).
 pub async fn track(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let method = method_label(req.method());
     let route = req.extensions().get::<MatchedPath>().cloned();
     let started = std::time::Instant::now();
     let response = next.run(req).await;
-    record_http(method, route.as_ref(), response.status(), started.elapsed());
+    http_histogram(method, route.as_ref(), response.status()).record(started.elapsed().as_secs_f64());
     response
 }
 

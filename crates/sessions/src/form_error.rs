@@ -8,7 +8,7 @@
 //! session is redirected to the same address without it, before anything renders.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use sha2::Sha256;
 
 /// The HKDF info of the key, distinct from every other key drawn from the secret.
@@ -26,15 +26,13 @@ pub struct FormErrors {
     key: [u8; 32],
 }
 
-type HmacSha256 = Hmac<Sha256>;
-
 impl FormErrors {
     /// Derives the key from `SESSION_SECRET`.
     pub fn new(secret: &str) -> Self {
         Self { key: crate::derive_key(secret, KEY_INFO) }
     }
 
-    fn mac(&self, row_id: &str, path: &str, error: &str) -> HmacSha256 {
+    fn mac(&self, row_id: &str, path: &str, error: &str) -> hmac::Hmac<Sha256> {
         let mut mac = crate::keyed_mac(&self.key);
         // Length-prefixed, so that no two (path, error) pairs sign the same bytes.
         for part in [row_id, path, error] {

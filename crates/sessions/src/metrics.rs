@@ -15,7 +15,7 @@ pub const SESSION_TOUCHES: &str = "libero_session_touches_total";
 pub const CLEANUP_DELETED: &str = "libero_session_cleanup_deleted_total";
 /// Unix time of the last successful cleanup run.
 pub const CLEANUP_LAST_SUCCESS: &str = "libero_session_cleanup_last_success_timestamp_seconds";
-/// Sessions that have not expired (refreshed at every scrape).
+/// Sessions neither expired nor idle (refreshed at every scrape).
 pub const ACTIVE_SESSIONS: &str = "libero_active_sessions";
 /// Rows in `app_sessions`, expired included (refreshed at every scrape).
 pub const SESSION_ROWS: &str = "libero_app_sessions_rows";

@@ -86,13 +86,8 @@ pub async fn collect(db: &Db, idle_timeout: Option<Duration>) -> Result<SessionS
     })
 }
 
-/// `(rows, not expired)` for the metrics gauges: two index-friendly counts. Idle rows count as
-/// not expired here; [`counts_with_idle`] leaves them out like `sessions stats` does.
-pub async fn counts(db: &Db) -> Result<(i64, i64), sqlx::Error> {
-    counts_with_idle(db, None).await
-}
-
-/// `(rows, active)`: active as in [`collect`], idle rows left out.
+/// `(rows, active)` for the metrics gauges: two index-friendly counts, active as in [`collect`]
+/// (idle rows left out).
 pub async fn counts_with_idle(db: &Db, idle_timeout: Option<Duration>) -> Result<(i64, i64), sqlx::Error> {
     let now = now();
     let idle_before = active_since(now, idle_timeout);

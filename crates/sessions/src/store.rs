@@ -179,16 +179,10 @@ impl AppSessionStore {
     /// Loads and validates the session whose row id is `key` — the guard's path for the cookie
     /// and the tab token alike: one prepared statement on the pool, within
     /// [`QUERY_TIMEOUT`](crate::db::QUERY_TIMEOUT) like every query, the identity decoded straight from the
-    /// columns.
+    /// columns. The verdict is counted in the metrics; a dead row is deleted on sight.
     pub async fn validate_key(&self, key: &str) -> Result<Result<AuthSession, Invalid>, sqlx::Error> {
         let row: Option<SessionRow> =
             on_pool!(&self.db, |c| sqlx::query_as(SELECT_SESSION).bind(key).fetch_optional(c).await?)?;
-        self.judge(key, row).await
-    }
-
-    /// The verdict on a session row read by `key` (`None`: no such row), counted in the metrics;
-    /// a dead row is deleted on sight.
-    async fn judge(&self, key: &str, row: Option<SessionRow>) -> Result<Result<AuthSession, Invalid>, sqlx::Error> {
         let Some(row) = row else {
             metrics::validation(Invalid::Missing.as_str());
             return Ok(Err(Invalid::Missing));

@@ -179,13 +179,10 @@ pub(super) async fn guard(state: AppState, mut req: Request, next: Next, is_page
     }
     match cookie_session(&state, &session).await {
         Ok(Some(found)) if is_page => render_page(&state, req, next, found).await,
-        Ok(Some(found)) if html => {
-            req.extensions_mut().insert(found.current);
-            html_for_a_plain_form(next.run(req).await)
-        }
         Ok(Some(found)) => {
             req.extensions_mut().insert(found.current);
-            next.run(req).await
+            let response = next.run(req).await;
+            if html { html_for_a_plain_form(response) } else { response }
         }
         Ok(None) => {
             if cookie.was_sent() {
