@@ -62,7 +62,7 @@ fn client_key(ip: IpAddr) -> IpAddr {
 
 /// Sign-ins Commerce7 refused, per client IP, in fixed windows of `per`: every verification
 /// takes a slot of its address's allowance *before* Commerce7 is asked ([`check`](Self::check)),
-/// and a verification that was not refused gives it back ([`release`](Self::release)). After
+/// and a verification that was not refused gives it back (a [`Slot`] not kept). After
 /// `count` refusals in a window — or `count` verifications in flight at once, so that a burst of
 /// junk tokens cannot all reach Commerce7 before the first is refused — every further sign-in
 /// from that address is answered 429 until the window ends. Successful opens give their slot
@@ -88,13 +88,13 @@ impl RefusalLimiter {
         Self { count: limit.count.max(1), per: limit.per, windows: Arc::default() }
     }
 
-    /// Takes a slot for a verification from `ip`: `Ok` when it may go on; otherwise how long
-    /// until it may.
-    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+    /// Takes a slot for a verification from `ip`: the [`Slot`] when it may go on; otherwise how
+    /// long until it may.
+    pub fn check(&self, ip: IpAddr) -> Result<Slot, Duration> {
         self.check_at(ip, std::time::Instant::now())
     }
 
-    fn check_at(&self, ip: IpAddr, now: std::time::Instant) -> Result<(), Duration> {
+    fn check_at(&self, ip: IpAddr, now: std::time::Instant) -> Result<Slot, Duration> {
         let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let window = windows.entry(client_key(ip)).or_insert((now, 0));
         if now.duration_since(window.0) >= self.per {
@@ -104,15 +104,7 @@ impl RefusalLimiter {
             return Err(self.per - now.duration_since(window.0));
         }
         window.1 += 1;
-        Ok(())
-    }
-
-    /// Gives back the slot of a verification from `ip` that Commerce7 did not refuse.
-    pub fn release(&self, ip: IpAddr) {
-        let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(window) = windows.get_mut(&client_key(ip)) {
-            window.1 = window.1.saturating_sub(1);
-        }
+        Ok(Slot { limiter: self.clone(), key: client_key(ip), window: window.0, kept: false })
     }
 
     /// Forgets the windows that have ended (bounded memory).
@@ -121,6 +113,34 @@ impl RefusalLimiter {
         let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         windows.retain(|_, (start, _)| now.duration_since(*start) < self.per);
         windows.shrink_to_fit();
+    }
+}
+
+/// A slot of an address's allowance, taken for one verification. Dropped, it is given back — the
+/// verification was not refused, or was given up half-way (the merchant closed the frame while
+/// Commerce7 was slow) — to the window it was taken in only; [`keep`](Self::keep) counts a refusal.
+#[must_use]
+#[derive(Debug)]
+pub struct Slot {
+    limiter: RefusalLimiter,
+    key: IpAddr,
+    window: std::time::Instant,
+    kept: bool,
+}
+
+impl Slot {
+    /// Commerce7 refused the verification: the slot stays taken until its window ends.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut windows = self.limiter.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(window) = windows.get_mut(&self.key).filter(|window| !self.kept && window.0 == self.window) {
+            window.1 = window.1.saturating_sub(1);
+        }
     }
 }
 
@@ -228,11 +248,10 @@ mod tests {
         let ip: IpAddr = "203.0.113.7".parse().unwrap();
         let start = std::time::Instant::now();
         for _ in 0..100 {
-            assert!(limiter.check_at(ip, start).is_ok(), "successful opens give their slot back");
-            limiter.release(ip);
+            drop(limiter.check_at(ip, start).expect("successful opens give their slot back"));
         }
         for _ in 0..3 {
-            assert!(limiter.check_at(ip, start).is_ok(), "refused: the slot is kept");
+            limiter.check_at(ip, start).expect("refused: the slot is kept").keep();
         }
         let wait = limiter.check_at(ip, start + Duration::from_secs(20)).unwrap_err();
         assert_eq!(wait, Duration::from_secs(40), "until the window ends");
@@ -246,7 +265,21 @@ mod tests {
         let ip: IpAddr = "203.0.113.7".parse().unwrap();
         let now = std::time::Instant::now();
         // A burst of junk tokens sent at once: none answered yet, so none released or counted.
-        assert_eq!((0..10).filter(|_| limiter.check_at(ip, now).is_ok()).count(), 3, "only three reach Commerce7");
+        let in_flight: Vec<Slot> = (0..10).filter_map(|_| limiter.check_at(ip, now).ok()).collect();
+        assert_eq!(in_flight.len(), 3, "only three reach Commerce7");
+        drop(in_flight); // Given up half-way (the frames closed): the slots come back.
+        assert!(limiter.check_at(ip, now).is_ok());
+    }
+
+    #[test]
+    fn a_slot_given_back_after_its_window_ended_frees_nothing_in_the_next() {
+        let limiter = RefusalLimiter::new(RateLimit { count: 1, per: Duration::from_secs(60) });
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        let start = std::time::Instant::now();
+        let slow = limiter.check_at(ip, start).unwrap();
+        limiter.check_at(ip, start + Duration::from_secs(61)).unwrap().keep();
+        drop(slow);
+        assert!(limiter.check_at(ip, start + Duration::from_secs(62)).is_err(), "the new window's refusal stands");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! Commerce7 call (or recognised on the fast path), gets a session and a handoff code, and lands
 //! on itself.
 
-use std::sync::Arc;
+use std::{net::IpAddr, sync::Arc};
 
 use axum::{
     extract::{Query, Request},
@@ -95,8 +95,12 @@ impl SignInQuery {
         }
         let theme = params.admin_ui_theme.as_deref().map(|t| Theme::parse(Some(t)));
         Some(match (params.tenant_id, params.account) {
+            // An account token that cannot be sent as a header (a control character) is no token.
             (Some(tenant_id), Some(account))
-                if is_tenant_slug(&tenant_id) && !account.is_empty() && account.len() <= 8192 =>
+                if is_tenant_slug(&tenant_id)
+                    && !account.is_empty()
+                    && account.len() <= 8192
+                    && HeaderValue::from_str(&account).is_ok() =>
             {
                 Ok(Self { tenant_id, account, theme, landing: landing(uri) })
             }
@@ -110,7 +114,7 @@ pub(super) fn user_agent(headers: &HeaderMap) -> Option<String> {
 
 /// Where a sign-in comes from, recorded on the session row.
 pub(super) struct ClientInfo {
-    pub(super) ip: Option<std::net::IpAddr>,
+    pub(super) ip: Option<IpAddr>,
     pub(super) user_agent: Option<String>,
 }
 
@@ -199,13 +203,14 @@ pub(super) async fn sign_in(
         Err(err) => return Err(database_failed(err, "client lookup failed during sign-in")),
     };
 
-    if let Some(response) = rate_limited(state, origin.ip) {
-        return Err(response);
-    }
-
+    let slot = rate_limited(state, origin.ip)?;
     let verified = state.commerce7.verify_user(&query.tenant_id, &query.account).await;
-    if !matches!(verified, Err(VerifyError::Refused { .. } | VerifyError::Rejected { .. })) {
-        not_a_refusal(state, origin.ip);
+    // Only a failed verification uses up its slot; any other gives it back (a success, Commerce7
+    // busy or down), and so does one given up half-way (this future dropped).
+    if let Some(slot) = slot
+        && matches!(verified, Err(VerifyError::Refused { .. } | VerifyError::Rejected { .. }))
+    {
+        slot.keep();
     }
     let user = match verified {
         Ok(user) => user,
@@ -326,29 +331,22 @@ pub(super) async fn fast_path(
     }
 }
 
-/// Gives back the slot [`rate_limited`] took for a verification Commerce7 did not refuse (a
-/// success, Commerce7 busy or down): only refusals use up an address's allowance.
-pub(super) fn not_a_refusal(state: &AppState, ip: Option<std::net::IpAddr>) {
-    if let (Some(limiter), Some(ip)) = (&state.limits.sign_in, ip) {
-        limiter.release(ip);
-    }
-}
-
 /// Takes a slot of the address's allowance for the verification about to be asked of Commerce7:
 /// an address that had `RATE_LIMIT_SIGN_IN` sign-ins refused in the window (or as many
 /// verifications in flight at once) is not let through to Commerce7 until the window ends; a
-/// verification that is not refused gives its slot back ([`not_a_refusal`]).
-pub(super) fn rate_limited(state: &AppState, ip: Option<std::net::IpAddr>) -> Option<Response> {
+/// verification that is not refused gives its slot back ([`Slot`](ratelimit::Slot)). `None`: no limit.
+pub(super) fn rate_limited(state: &AppState, ip: Option<IpAddr>) -> Result<Option<ratelimit::Slot>, Response> {
     let (Some(limiter), Some(ip)) = (&state.limits.sign_in, ip) else {
-        return None;
+        return Ok(None);
     };
-    let wait = limiter.check(ip).err()?;
-    metrics::sign_in("rate_limited");
-    metrics::rate_limited("sign_in");
-    tracing::warn!(%ip, "sign-in rate limit exceeded");
-    let mut response = error_page(ErrorKind::TooManyAttempts);
-    response.headers_mut().insert(header::RETRY_AFTER, ratelimit::retry_after(wait));
-    Some(response)
+    limiter.check(ip).map(Some).map_err(|wait| {
+        metrics::sign_in("rate_limited");
+        metrics::rate_limited("sign_in");
+        tracing::warn!(%ip, "sign-in rate limit exceeded");
+        let mut response = error_page(ErrorKind::TooManyAttempts);
+        response.headers_mut().insert(header::RETRY_AFTER, ratelimit::retry_after(wait));
+        response
+    })
 }
 
 /// Commerce7 refused the token (401/403, or 404/422 for it): the 401 page, and this browser's
