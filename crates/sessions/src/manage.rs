@@ -12,7 +12,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::db::{ClientKey, Db, now, on_pool};
-use crate::{active_since, store::AppSessionStore, user_agent::Device};
+use crate::store::{AppSessionStore, Facts, verdict};
+use crate::{active_since, user_agent::Device};
 
 /// Opaque names for sessions, shown to their own user instead of the row id.
 ///
@@ -145,8 +146,8 @@ pub async fn end_own_others(
 /// How many of the `(expires_at, last_activity_at)` of ended rows were live sessions.
 pub(crate) fn live(ended: &[(DateTime<Utc>, DateTime<Utc>)], idle: Option<Duration>) -> u64 {
     let now = now();
-    let since = active_since(now, idle);
-    ended.iter().filter(|(expires_at, last_activity_at)| *expires_at > now && *last_activity_at > since).count() as u64
+    let facts = |&(expires_at, last_activity_at)| Facts { expires_at, last_activity_at };
+    ended.iter().filter(|row| verdict(&facts(row), now, idle).is_none()).count() as u64
 }
 
 /// `clients.id` of a tenant, installed or not.
