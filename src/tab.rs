@@ -69,7 +69,6 @@ pub struct StoredTab {
     /// The tenant it is for.
     pub tenant: String,
     /// `light` or `dark`.
-    #[serde(default)]
     pub theme: Option<String>,
     /// When it expires, in milliseconds of the browser's clock.
     pub expires_at: f64,

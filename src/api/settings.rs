@@ -78,7 +78,6 @@ pub struct SettingsForm {
     pub version: String,
     /// The organisation's details from Commerce7, shown read-only beside the form: filled by
     /// `get_settings`; `None` in `save_settings`'s answer (a save changes none of them).
-    #[serde(default)]
     pub from_commerce7: Option<FromCommerce7>,
 }
 

@@ -59,8 +59,8 @@ fn Landing() -> impl IntoView {
                         <li>"Commerce7 opens Libero with a short-lived account token."</li>
                         <li>"Libero checks that token with Commerce7 once."</li>
                         <li>
-                            "You get a secure, signed session for up to 8 hours; every next page needs no "
-                            "further call to Commerce7, so it opens fast."
+                            "You get a secure, signed session for a limited time (set by your operator); "
+                            "every next page needs no further call to Commerce7, so it opens fast."
                         </li>
                         <li>"Signing out, or uninstalling the app, ends the session at once."</li>
                     </ol>

@@ -41,7 +41,6 @@ pub fn reauth_route() -> Router<AppState> {
     struct Query {
         tenant_id: String,
         account: String,
-        #[serde(default)]
         slow: Option<String>,
     }
     static SLOW: std::sync::OnceLock<Option<Commerce7>> = std::sync::OnceLock::new();

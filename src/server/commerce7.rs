@@ -12,16 +12,12 @@ pub struct Commerce7User {
     /// Commerce7 user id.
     pub id: String,
     /// First name.
-    #[serde(default)]
     pub first_name: Option<String>,
     /// Last name.
-    #[serde(default)]
     pub last_name: Option<String>,
     /// Email.
-    #[serde(default)]
     pub email: Option<String>,
     /// e.g. "Admin Owner"; missing in older answers.
-    #[serde(default)]
     pub role: Option<String>,
 }
 

@@ -354,7 +354,9 @@ impl Config {
                 .collect(),
             log_format,
         };
-        let production = get("LEPTOS_ENV").is_some_and(|env| is_production(&env));
+        // `LEPTOS_ENV` names production as leptos reads it: `prod` or `production`, any case.
+        let production = get("LEPTOS_ENV")
+            .is_some_and(|env| env.eq_ignore_ascii_case("prod") || env.eq_ignore_ascii_case("production"));
         refuse_bench_routes(production, HAS_BENCH_ROUTES)?;
         if production {
             config.refuse_development_values()?;
@@ -477,11 +479,6 @@ pub const HAS_BENCH_ROUTES: bool = cfg!(feature = "bench");
 /// an unmetered Commerce7 token checker. Development and the bench itself run it as they like.
 pub fn refuse_bench_routes(production: bool, has_bench_routes: bool) -> Result<(), ConfigError> {
     if production && has_bench_routes { Err(ConfigError::BenchBuildInProduction) } else { Ok(()) }
-}
-
-/// Whether `LEPTOS_ENV` names production, as leptos reads it (`prod`/`production`, any case).
-fn is_production(leptos_env: &str) -> bool {
-    leptos_env.eq_ignore_ascii_case("prod") || leptos_env.eq_ignore_ascii_case("production")
 }
 
 /// `SUPPORT_URL` as the pages link it: an absolute `http://` or `https://` URL with a host and

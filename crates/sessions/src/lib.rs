@@ -94,7 +94,6 @@ pub struct AuthSession {
     pub install_generation: i64,
     /// SHA-256 (hex) of the Commerce7 account token this session was verified with; `None` for
     /// sessions from before it was recorded. Only that token takes the sign-in fast path.
-    #[serde(default)]
     pub account_token_hash: Option<String>,
     /// `app_sessions.tab_generation`: only tab tokens minted at this generation are accepted.
     #[serde(default)]
@@ -102,7 +101,6 @@ pub struct AuthSession {
     /// `app_sessions.user_role`: the Commerce7 `role` at sign-in, refreshed when the same user
     /// reopens Libero; `None` when Commerce7 sent none (or the session is older than the column).
     /// Only `Admin Owner` and `Admin` see the sessions report ([`report::may_see_report`]).
-    #[serde(default)]
     pub user_role: Option<String>,
 }
 
