@@ -149,31 +149,44 @@ test.describe(() => {
     }
   });
 
+  /** The field error a plain form brings back: the settings form posted with a bad email before
+   * the page's code has loaded (the answer brings the error in its address), then the code loads
+   * and the page hydrates with the error shown (the control of the tests below). */
+  const BAD_EMAIL = "Enter an email address like name@winery.com.";
+  async function plainFormErrorThenHydrated(page: Page, appUrl: string) {
+    await installTenant(page, servers(), "demo-winery");
+    await page.goto(`${appUrl}/app?tenantId=demo-winery&account=demo-owner-token`);
+    await page.route("**/*.wasm", (route) => route.abort());
+    await page.goto(`${appUrl}/settings`);
+    await page.getByLabel("Contact email").fill("not-an-email");
+    await page.getByRole("button", { name: "Save settings" }).click();
+    await expect(page).toHaveURL(/__err=/);
+    await expect(page.getByText(BAD_EMAIL)).toBeVisible();
+    await page.unroute("**/*.wasm");
+    await page.reload();
+    await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
+    await expect(page.getByText(BAD_EMAIL)).toBeVisible();
+  }
+
+  /** The settings page as it is when no error was posted. */
+  async function expectNoFieldError(page: Page) {
+    await expect(page.getByLabel("Organisation name")).toHaveValue("Demo Winery");
+    await expect(page.getByText(BAD_EMAIL)).toHaveCount(0);
+    await expect(page.getByRole("alert")).toHaveCount(0);
+    await expect(page.getByLabel("Contact email")).not.toHaveAttribute("aria-invalid", "true");
+  }
+
   test("a plain form's field error is not shown again when Settings is opened later from the app's menu", async ({ browser }) => {
     const { appUrl } = servers();
     const context = await browser.newContext();
     try {
       const page = await context.newPage();
-      await installTenant(page, servers(), "demo-winery");
-      await page.goto(`${appUrl}/app?tenantId=demo-winery&account=demo-owner-token`);
-      await page.route("**/*.wasm", (route) => route.abort());
-      await page.goto(`${appUrl}/settings`);
-      await page.getByLabel("Contact email").fill("not-an-email");
-      await page.getByRole("button", { name: "Save settings" }).click();
-      await expect(page).toHaveURL(/__err=/);
-      await page.unroute("**/*.wasm");
-      await page.reload();
-      await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
-      // The control: the page whose address carried the error shows it once hydrated.
-      await expect(page.getByText("Enter an email address like name@winery.com.")).toBeVisible();
+      await plainFormErrorThenHydrated(page, appUrl);
       await page.getByRole("link", { name: "Dashboard" }).click();
       await expect(page).toHaveURL(`${appUrl}/app`);
       await page.getByRole("link", { name: "Settings", exact: true }).click();
       await expect(page).toHaveURL(`${appUrl}/settings`);
-      await expect(page.getByLabel("Organisation name")).toHaveValue("Demo Winery");
-      await expect(page.getByText("Enter an email address like name@winery.com.")).toHaveCount(0);
-      await expect(page.getByRole("alert")).toHaveCount(0);
-      await expect(page.getByLabel("Contact email")).not.toHaveAttribute("aria-invalid", "true");
+      await expectNoFieldError(page);
     } finally {
       await context.close();
     }
@@ -184,26 +197,11 @@ test.describe(() => {
     const context = await browser.newContext();
     try {
       const page = await context.newPage();
-      await installTenant(page, servers(), "demo-winery");
-      await page.goto(`${appUrl}/app?tenantId=demo-winery&account=demo-owner-token`);
-      // The form is posted before the page's code has loaded: the answer brings the error in its address.
-      await page.route("**/*.wasm", (route) => route.abort());
-      await page.goto(`${appUrl}/settings`);
-      await page.getByLabel("Contact email").fill("not-an-email");
-      await page.getByRole("button", { name: "Save settings" }).click();
-      await expect(page).toHaveURL(/__err=/);
-      await expect(page.getByText("Enter an email address like name@winery.com.")).toBeVisible();
-      // The code loads: the page hydrates with the error shown (the control), and the address loses it.
-      await page.unroute("**/*.wasm");
-      await page.reload();
-      await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
-      await expect(page.getByText("Enter an email address like name@winery.com.")).toBeVisible();
+      await plainFormErrorThenHydrated(page, appUrl);
       await expect(page).not.toHaveURL(/__(path|err|sig)=/);
       await page.reload();
       await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
-      await expect(page.getByLabel("Organisation name")).toHaveValue("Demo Winery");
-      await expect(page.getByText("Enter an email address like name@winery.com.")).toHaveCount(0);
-      await expect(page.getByRole("alert")).toHaveCount(0);
+      await expectNoFieldError(page);
     } finally {
       await context.close();
     }
