@@ -192,6 +192,18 @@ on_both_databases!(signing_a_person_out_everywhere_counts_the_sessions_the_repor
     assert_eq!(status, StatusCode::OK, "{done}");
     assert_eq!(done["ended"], 2, "as many as the report showed");
     assert!(rows_of(&app, SAM).await.is_empty(), "the expired row went too");
+
+    // A page left open until the person's only session expired: it ends nothing live, says so
+    // (0, not "already ended"), and the dead row goes.
+    Browser::signed_in(&app, SAFARI_ON_IOS, TENANT, STAFF_TOKEN).await;
+    let expired = rows_of(&app, SAM).await.remove(0);
+    match &app.db {
+        libero::server::db::Db::Sqlite(pool) => drop(sqlx::query(sql).bind(past).bind(&expired).execute(pool).await),
+        libero::server::db::Db::Postgres(pool) => drop(sqlx::query(sql).bind(past).bind(&expired).execute(pool).await),
+    }
+    let (status, done) = dana.sign_out_everywhere(&handle_of(&expired)).await;
+    assert_eq!((status, done["ended"].clone()), (StatusCode::OK, 0.into()), "{done}");
+    assert!(rows_of(&app, SAM).await.is_empty());
     app.stop().await;
 });
 

@@ -405,9 +405,9 @@ on_both_databases!(a_tenant_that_has_not_installed_gets_the_403_page, |kind| asy
     app.stop().await;
 });
 
-// A link without a token, with a tenant that is no slug or with a token that cannot be a header
-// (a control character) is "This link is incomplete": no Commerce7 call, and this browser's
-// session (signed in by a good link, the control) is kept.
+// A link without a token, with a tenant that is no slug or with a token holding a control
+// character (a line break, a tab, a C1 control) is "This link is incomplete": no Commerce7 call,
+// and this browser's session (signed in by a good link, the control) is kept.
 on_both_databases!(an_incomplete_sign_in_link_gets_a_400_page, |kind| async move {
     let Some(app) = TestApp::signed_in(kind).await else { return };
     assert_eq!(app.get("/app").await.status(), StatusCode::OK, "signed in by a good link");
@@ -416,6 +416,8 @@ on_both_databases!(an_incomplete_sign_in_link_gets_a_400_page, |kind| async move
         format!("/app?tenantId={TENANT}"),
         "/app?tenantId=../etc&account=x".into(),
         format!("/app?tenantId={TENANT}&account=x%0A"),
+        format!("/app?tenantId={TENANT}&account=x%09"),
+        format!("/app?tenantId={TENANT}&account=x%C2%85"),
     ] {
         let response = app.get(&link).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{link}");

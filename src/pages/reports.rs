@@ -31,6 +31,7 @@ pub fn SessionsReportPage() -> impl IntoView {
         sign_out.value().get().map(|result| match result {
             Ok(done) => {
                 let message = match done.ended {
+                    0 => "Their sessions had already ended.".to_owned(),
                     1 => "Signed out of 1 session.".to_owned(),
                     n => format!("Signed out of {n} sessions."),
                 };

@@ -126,7 +126,7 @@ pub async fn end_user_everywhere(
     .fetch_all(c)
     .await?)?;
     let ended = crate::manage::live(&deleted, idle);
-    Ok(if ended == 0 { Ended::NotFound } else { Ended::Sessions { user_id, ended } })
+    Ok(if deleted.is_empty() { Ended::NotFound } else { Ended::Sessions { user_id, ended } })
 }
 
 #[cfg(test)]

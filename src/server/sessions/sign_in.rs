@@ -95,12 +95,12 @@ impl SignInQuery {
         }
         let theme = params.admin_ui_theme.as_deref().map(|t| Theme::parse(Some(t)));
         Some(match (params.tenant_id, params.account) {
-            // An account token that cannot be sent as a header (a control character) is no token.
+            // An account token with a control character (a tab, a line break) is no token.
             (Some(tenant_id), Some(account))
                 if is_tenant_slug(&tenant_id)
                     && !account.is_empty()
                     && account.len() <= 8192
-                    && HeaderValue::from_str(&account).is_ok() =>
+                    && !account.chars().any(char::is_control) =>
             {
                 Ok(Self { tenant_id, account, theme, landing: landing(uri) })
             }
