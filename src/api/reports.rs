@@ -81,8 +81,9 @@ async fn end_person(handle: String) -> Result<PersonSignedOut, AppError> {
 
     let me = require_session()?.auth;
     ssr::allowed(&me)?;
-    let (db, idle) = (&state().db, state().config.session_idle_timeout);
-    let ended = report::end_user_everywhere(db, me.client_id, &me.user_id, &handles(), &handle, idle)
+    let state = state();
+    let idle = state.config.session_idle_timeout;
+    let ended = report::end_user_everywhere(&state.db, me.client_id, &me.user_id, &handles(), &handle, idle)
         .await
         .map_err(|e| unavailable(e, "signing a person out everywhere failed"))?;
     match ended {

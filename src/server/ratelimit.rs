@@ -62,7 +62,7 @@ fn client_key(ip: IpAddr) -> IpAddr {
 
 /// Sign-ins Commerce7 refused, per client IP, in fixed windows of `per`: every verification
 /// takes a slot of its address's allowance *before* Commerce7 is asked ([`check`](Self::check)),
-/// and a verification that was not refused gives it back (a [`Slot`] not kept). After
+/// and a verification that was not refused gives it back ([`Slot::give_back`]). After
 /// `count` refusals in a window — or `count` verifications in flight at once, so that a burst of
 /// junk tokens cannot all reach Commerce7 before the first is refused — every further sign-in
 /// from that address is answered 429 until the window ends. Successful opens give their slot
@@ -104,7 +104,7 @@ impl RefusalLimiter {
             return Err(self.per - now.duration_since(window.0));
         }
         window.1 += 1;
-        Ok(Slot { limiter: self.clone(), key: client_key(ip), window: window.0, kept: false })
+        Ok(Slot { limiter: self.clone(), key: client_key(ip), window: window.0 })
     }
 
     /// Forgets the windows that have ended (bounded memory).
@@ -116,29 +116,23 @@ impl RefusalLimiter {
     }
 }
 
-/// A slot of an address's allowance, taken for one verification. Dropped, it is given back — the
-/// verification was not refused, or was given up half-way (the merchant closed the frame while
-/// Commerce7 was slow) — to the window it was taken in only; [`keep`](Self::keep) counts a refusal.
-#[must_use]
+/// A slot of an address's allowance, taken for one verification. It stays taken until its window
+/// ends — a refusal, and a verification given up half-way too, so that closing the connection
+/// before Commerce7 answers is no way round the limit — unless [`give_back`](Self::give_back)
+/// returns it.
 #[derive(Debug)]
 pub struct Slot {
     limiter: RefusalLimiter,
     key: IpAddr,
     window: std::time::Instant,
-    kept: bool,
 }
 
 impl Slot {
-    /// Commerce7 refused the verification: the slot stays taken until its window ends.
-    pub fn keep(mut self) {
-        self.kept = true;
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
+    /// The verification was not refused: the slot is free again — in the window it was taken in
+    /// only (one that has ended since was forgotten with it, and the next is not its to free).
+    pub fn give_back(self) {
         let mut windows = self.limiter.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(window) = windows.get_mut(&self.key).filter(|window| !self.kept && window.0 == self.window) {
+        if let Some(window) = windows.get_mut(&self.key).filter(|window| window.0 == self.window) {
             window.1 = window.1.saturating_sub(1);
         }
     }
@@ -248,10 +242,10 @@ mod tests {
         let ip: IpAddr = "203.0.113.7".parse().unwrap();
         let start = std::time::Instant::now();
         for _ in 0..100 {
-            drop(limiter.check_at(ip, start).expect("successful opens give their slot back"));
+            limiter.check_at(ip, start).expect("successful opens give their slot back").give_back();
         }
         for _ in 0..3 {
-            limiter.check_at(ip, start).expect("refused: the slot is kept").keep();
+            let _refused = limiter.check_at(ip, start).expect("refused: the slot is kept");
         }
         let wait = limiter.check_at(ip, start + Duration::from_secs(20)).unwrap_err();
         assert_eq!(wait, Duration::from_secs(40), "until the window ends");
@@ -267,8 +261,8 @@ mod tests {
         // A burst of junk tokens sent at once: none answered yet, so none released or counted.
         let in_flight: Vec<Slot> = (0..10).filter_map(|_| limiter.check_at(ip, now).ok()).collect();
         assert_eq!(in_flight.len(), 3, "only three reach Commerce7");
-        drop(in_flight); // Given up half-way (the frames closed): the slots come back.
-        assert!(limiter.check_at(ip, now).is_ok());
+        drop(in_flight); // Given up half-way (the connections closed): the slots stay taken.
+        assert!(limiter.check_at(ip, now).is_err(), "closing the connection is no way round the limit");
     }
 
     #[test]
@@ -277,8 +271,8 @@ mod tests {
         let ip: IpAddr = "203.0.113.7".parse().unwrap();
         let start = std::time::Instant::now();
         let slow = limiter.check_at(ip, start).unwrap();
-        limiter.check_at(ip, start + Duration::from_secs(61)).unwrap().keep();
-        drop(slow);
+        let _refused = limiter.check_at(ip, start + Duration::from_secs(61)).unwrap();
+        slow.give_back();
         assert!(limiter.check_at(ip, start + Duration::from_secs(62)).is_err(), "the new window's refusal stands");
     }
 

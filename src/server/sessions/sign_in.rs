@@ -205,12 +205,12 @@ pub(super) async fn sign_in(
 
     let slot = rate_limited(state, origin.ip)?;
     let verified = state.commerce7.verify_user(&query.tenant_id, &query.account).await;
-    // Only a failed verification uses up its slot; any other gives it back (a success, Commerce7
-    // busy or down), and so does one given up half-way (this future dropped).
+    // A failed verification uses up its slot, and so does one given up half-way (this future
+    // dropped before here); any other gives it back (a success, Commerce7 busy or down).
     if let Some(slot) = slot
-        && matches!(verified, Err(VerifyError::Refused { .. } | VerifyError::Rejected { .. }))
+        && !matches!(verified, Err(VerifyError::Refused { .. } | VerifyError::Rejected { .. }))
     {
-        slot.keep();
+        slot.give_back();
     }
     let user = match verified {
         Ok(user) => user,
