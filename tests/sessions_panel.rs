@@ -350,6 +350,44 @@ on_both_databases!(signing_out_all_other_sessions_keeps_only_this_one, |kind| as
     app.stop().await;
 });
 
+/// Makes the database refuse (`on`) or accept again every `DELETE` on `app_sessions`, as a
+/// database that fails the statement would.
+async fn refuse_deletes(app: &TestApp, on: bool) {
+    let sql = match (&app.db, on) {
+        (Db::Sqlite(_), true) => {
+            "CREATE TRIGGER refuse_deletes BEFORE DELETE ON app_sessions BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        }
+        (Db::Sqlite(_), false) => "DROP TRIGGER refuse_deletes",
+        (Db::Postgres(_), true) => {
+            "CREATE FUNCTION refuse_deletes() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$;
+             CREATE TRIGGER refuse_deletes BEFORE DELETE ON app_sessions FOR EACH ROW EXECUTE FUNCTION refuse_deletes();"
+        }
+        (Db::Postgres(_), false) => "DROP TRIGGER refuse_deletes ON app_sessions; DROP FUNCTION refuse_deletes();",
+    };
+    match &app.db {
+        Db::Sqlite(pool) => drop(sqlx::raw_sql(sql).execute(pool).await.unwrap()),
+        Db::Postgres(pool) => drop(sqlx::raw_sql(sql).execute(pool).await.unwrap()),
+    }
+}
+
+// The database failing *Sign out all other sessions*: 503 `unavailable`, and nothing ended; once
+// it accepts the statement again (the control), the same press ends the other session.
+on_both_databases!(sign_out_others_that_the_database_refuses_is_a_503_that_ends_nothing, |kind| async move {
+    let Some(app) = app_with_tenants(kind).await else { return };
+    let chrome = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
+    let firefox = Browser::signed_in(&app, FIREFOX_ON_MACOS, TENANT, OWNER_TOKEN).await;
+    refuse_deletes(&app, true).await;
+    let response = chrome.sign_out_others().await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.json::<Value>().await.unwrap()["error"], "unavailable");
+    assert_eq!(firefox.dashboard_status().await, StatusCode::OK, "nothing ended");
+    assert_eq!(chrome.sessions().await.len(), 2);
+    refuse_deletes(&app, false).await;
+    assert_eq!(chrome.sign_out_others().await.status(), StatusCode::OK);
+    firefox.assert_signed_out("ended once the database accepts the statement").await;
+    app.stop().await;
+});
+
 on_both_databases!(the_panel_functions_answer_401_without_a_session, |kind| async move {
     let Some(app) = TestApp::signed_in(kind).await else { return };
     let bare = TestApp::bare_client();

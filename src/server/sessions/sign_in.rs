@@ -334,7 +334,8 @@ pub(super) async fn fast_path(
 /// Takes a slot of the address's allowance for the verification about to be asked of Commerce7:
 /// an address that had `RATE_LIMIT_SIGN_IN` sign-ins refused in the window (or as many
 /// verifications in flight at once) is not let through to Commerce7 until the window ends; a
-/// verification that is not refused gives its slot back ([`Slot`](ratelimit::Slot)). `None`: no limit.
+/// verification that is not refused gives its slot back ([`give_back`](ratelimit::Slot::give_back)).
+/// `None`: no limit.
 pub(super) fn rate_limited(state: &AppState, ip: Option<IpAddr>) -> Result<Option<ratelimit::Slot>, Response> {
     let (Some(limiter), Some(ip)) = (&state.limits.sign_in, ip) else {
         return Ok(None);
