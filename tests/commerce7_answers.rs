@@ -16,6 +16,7 @@ use std::time::Duration;
 use common::{
     OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, TENANT, TestApp, TestDb, clears_the_cookie, handoff_code, no_session_page,
 };
+use libero::server::db::Db;
 use reqwest::{StatusCode, header};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -280,6 +281,44 @@ on_both_databases!(a_redirect_from_commerce7_is_not_followed_and_is_the_outage, 
     handoff_code(open_without_cookie(&app, TENANT, OWNER_TOKEN).await).await;
     assert_eq!(app.c7.user_calls(), 1);
     app.stop().await;
+});
+
+/// The user fields of the only session: name, email and role as stored.
+async fn stored_user(app: &TestApp) -> (Option<String>, Option<String>, Option<String>) {
+    let sql = "SELECT user_name, user_email, user_role FROM app_sessions";
+    match &app.db {
+        Db::Sqlite(pool) => sqlx::query_as(sql).fetch_one(pool).await.unwrap(),
+        Db::Postgres(pool) => sqlx::query_as(sql).fetch_one(pool).await.unwrap(),
+    }
+}
+
+// Commerce7's user fields are text its users typed: a control character in a name (a NUL, which
+// PostgreSQL cannot store, or a line break) becomes a space, and an email or a role with one is
+// not kept (a role so spelled is none of Commerce7's: the report fails closed) — the sign-in
+// works either way. Control: the same answer without them is stored as sent.
+on_both_databases!(control_characters_in_commerce7s_user_fields_never_fail_the_sign_in, |kind| async move {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let some = |value: &str| Some(value.to_owned());
+    for (first, last, email, role, stored) in [
+        ("Da\u{0}na", "Ow\nner", "dana\u{0}@example.com", "Admin\u{0}Owner", (some("Da na Ow ner"), None, None)),
+        (
+            "Dana",
+            "Owner",
+            "dana@example.com",
+            "Admin Owner",
+            (some("Dana Owner"), some("dana@example.com"), some("Admin Owner")),
+        ),
+    ] {
+        let user = serde_json::json!({ "id": "c7-user-dana", "firstName": first, "lastName": last, "email": email, "role": role });
+        let answers = axum::Router::new().fallback(move || std::future::ready(axum::Json(user.clone())));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api_url = format!("http://{}/v1", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, answers).await });
+        let Some(app) = spawn(kind, &[("COMMERCE7_API_URL", &api_url)]).await else { return };
+        handoff_code(open_without_cookie(&app, TENANT, OWNER_TOKEN).await).await;
+        assert_eq!(stored_user(&app).await, stored, "{first:?} {last:?} {email:?} {role:?}");
+        app.stop().await;
+    }
 });
 
 on_both_databases!(retry_after_follows_commerce7_when_sane_else_60_seconds, |kind| async move {

@@ -22,12 +22,12 @@ pub struct Commerce7User {
 }
 
 impl Commerce7User {
-    /// "First Last", or whatever part exists.
+    /// "First Last", or whatever part exists; a control character (a NUL, a line break) is a space.
     pub fn display_name(&self) -> Option<String> {
         let name = [self.first_name.as_deref(), self.last_name.as_deref()]
             .into_iter()
             .flatten()
-            .map(str::trim)
+            .map(|part| part.replace(char::is_control, " ").trim().to_owned())
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
             .join(" ");

@@ -21,11 +21,11 @@ pub const REPORT_ROLES: [&str; 2] = ["Admin Owner", "Admin"];
 /// known role.
 const MAX_ROLE_CHARS: usize = 100;
 
-/// The role to store for what Commerce7 answered: trimmed, `None` when empty or missing, at most
-/// 100 characters.
+/// The role to store for what Commerce7 answered: trimmed, at most 100 characters; `None` when
+/// missing, empty or with a control character (no role of Commerce7's: the report fails closed).
 pub fn stored_role(role: Option<&str>) -> Option<String> {
     let role = role?.trim();
-    (!role.is_empty()).then(|| role.chars().take(MAX_ROLE_CHARS).collect())
+    (!role.is_empty() && !role.contains(char::is_control)).then(|| role.chars().take(MAX_ROLE_CHARS).collect())
 }
 
 /// Whether a session's role may see the report. Fails closed: no role, or any role but

@@ -277,7 +277,7 @@ pub(super) async fn sign_in(
         tenant_id: client.tenant_id,
         user_name: user.display_name(),
         user_id: user.id,
-        user_email: user.email,
+        user_email: user.email.filter(|email| !email.contains(char::is_control)),
         theme: query.theme.unwrap_or_default(),
         ip_address: origin.ip.map(|ip| ip.to_string()),
         user_agent: origin.user_agent,
