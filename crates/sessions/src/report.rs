@@ -22,7 +22,7 @@ pub const REPORT_ROLES: [&str; 2] = ["Admin Owner", "Admin"];
 const MAX_ROLE_CHARS: usize = 100;
 
 /// The role to store for what Commerce7 answered: trimmed, at most 100 characters; `None` when
-/// missing, empty or with a control character (no role of Commerce7's: the report fails closed).
+/// missing, empty or with a control character inside (no role of Commerce7's: it fails closed).
 pub fn stored_role(role: Option<&str>) -> Option<String> {
     let role = role?.trim();
     (!role.is_empty() && !role.contains(char::is_control)).then(|| role.chars().take(MAX_ROLE_CHARS).collect())
