@@ -292,6 +292,36 @@ async fn stored_user(app: &TestApp) -> (Option<String>, Option<String>, Option<S
     }
 }
 
+/// The API URL of a stand-in Commerce7 that answers every request with `user` (200).
+async fn commerce7_answering(user: serde_json::Value) -> String {
+    let answers = axum::Router::new().fallback(move || std::future::ready(axum::Json(user.clone())));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, answers).await });
+    api_url
+}
+
+// A user id is what a session is for: Commerce7 answering 200 with an empty one, or one with a
+// control character (a NUL, which PostgreSQL cannot store), is an unexpected answer — the 503 page,
+// counted as Commerce7's — and no session; never a database error. Control: a plain id signs in.
+on_both_databases!(a_commerce7_user_id_that_is_empty_or_has_a_control_character_signs_nobody_in, |kind| async move {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    for (id, signs_in) in [("c7-user-dana", true), ("c7-user\u{0}dana", false), ("c7-user\ndana", false), ("", false)] {
+        let user = serde_json::json!({ "id": id, "firstName": "Dana" });
+        let Some(app) = spawn(kind, &[("COMMERCE7_API_URL", &commerce7_answering(user).await)]).await else { return };
+        let response = open_without_cookie(&app, TENANT, OWNER_TOKEN).await;
+        if signs_in {
+            handoff_code(response).await;
+            assert_eq!(app.session_rows().await.len(), 1, "{id:?}: signed in");
+        } else {
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{id:?}");
+            assert!(response.text().await.unwrap().contains("Libero couldn't reach Commerce7"), "{id:?}");
+            assert!(app.session_rows().await.is_empty(), "{id:?}: no session");
+        }
+        app.stop().await;
+    }
+});
+
 // Commerce7's user fields are text its users typed: a control character in a name (a NUL, which
 // PostgreSQL cannot store, or a line break) becomes a space, and an email or a role with one inside
 // is not kept (a role so spelled is none of Commerce7's: the report fails closed) — the sign-in
@@ -312,11 +342,7 @@ on_both_databases!(control_characters_in_a_users_name_email_or_role_never_fail_t
         ),
     ] {
         let user = serde_json::json!({ "id": "c7-user-dana", "firstName": first, "lastName": last, "email": email, "role": role });
-        let answers = axum::Router::new().fallback(move || std::future::ready(axum::Json(user.clone())));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let api_url = format!("http://{}/v1", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, answers).await });
-        let Some(app) = spawn(kind, &[("COMMERCE7_API_URL", &api_url)]).await else { return };
+        let Some(app) = spawn(kind, &[("COMMERCE7_API_URL", &commerce7_answering(user).await)]).await else { return };
         handoff_code(open_without_cookie(&app, TENANT, OWNER_TOKEN).await).await;
         assert_eq!(stored_user(&app).await, stored, "{first:?} {last:?} {email:?} {role:?}");
         app.stop().await;

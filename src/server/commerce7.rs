@@ -178,10 +178,16 @@ impl Commerce7 {
         crate::server::metrics::commerce7_call(elapsed.as_secs_f64(), class.metric_outcome());
         tracing::info!(elapsed_ms, tenant_id, status = status.as_u16(), "Commerce7 account/user answered");
         match class {
-            AnswerClass::Ok => response.json::<Commerce7User>().await.map_err(|err| {
-                tracing::warn!(tenant_id, "Commerce7 answered 200 with an unexpected body: {}", err.without_url());
-                VerifyError::Unavailable("unexpected answer".to_owned())
-            }),
+            // A user with no id, or one with a control character (no row could hold a NUL), is
+            // no answer to sign in with.
+            AnswerClass::Ok => match response.json::<Commerce7User>().await {
+                Ok(user) if !user.id.is_empty() && !user.id.contains(char::is_control) => Ok(user),
+                answer => {
+                    let why = answer.map_or_else(|err| err.without_url().to_string(), |_| "its user id".to_owned());
+                    tracing::warn!(tenant_id, "Commerce7 answered 200 with an unexpected body: {why}");
+                    Err(VerifyError::Unavailable("unexpected answer".to_owned()))
+                }
+            },
             AnswerClass::Refused => Err(VerifyError::Refused { status: Some(status.as_u16()) }),
             AnswerClass::Busy => {
                 let retry_after = retry_after_seconds(response.headers().get(reqwest::header::RETRY_AFTER));
