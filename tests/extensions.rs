@@ -110,11 +110,17 @@ on_both_databases!(every_page_loads_commerce7s_frame_script_without_waiting_on_i
 });
 
 on_both_databases!(an_empty_frame_script_setting_loads_none, |kind: TestDb| async move {
-    let Some(app) = TestApp::spawn_with(kind, &[("COMMERCE7_FRAME_SCRIPT", String::new())]).await else { return };
-    let page = app.get("/").await;
-    assert!(!page.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("commerce7.js"));
-    assert!(frame_script_tags(&page.text().await.unwrap()).is_empty());
-    app.stop().await;
+    // Control: the same page with the setting present loads the script.
+    for (setting, tags) in [("", 0), ("http://127.0.0.1:9/v2/commerce7.js", 1)] {
+        let Some(app) = TestApp::spawn_with(kind, &[("COMMERCE7_FRAME_SCRIPT", setting.to_owned())]).await else {
+            return;
+        };
+        let page = app.get("/").await;
+        let policy = page.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+        assert_eq!(policy.contains("commerce7.js"), tags == 1, "{setting:?}: {policy}");
+        assert_eq!(frame_script_tags(&page.text().await.unwrap()).len(), tags, "{setting:?}");
+        app.stop().await;
+    }
 });
 
 on_both_databases!(a_burst_of_junk_tokens_at_once_reaches_commerce7_only_up_to_the_limit, |kind: TestDb| async move {
@@ -151,11 +157,12 @@ on_both_databases!(a_burst_of_junk_tokens_at_once_reaches_commerce7_only_up_to_t
 on_both_databases!(a_reopen_by_the_same_user_keeps_the_session_another_tab_works_in, |kind: TestDb| async move {
     let Some(app) = TestApp::spawn(kind).await else { return };
     app.install(TENANT).await;
-    let (_, first_tab) = browser_tab(&app, TENANT, OWNER_TOKEN).await;
+    // Commerce7 opens each extension with a token of its own, minted for that open.
+    let first_token = app.c7.mint_token(TENANT, "c7-user-dana").expect("a fresh token for Dana");
+    let (_, first_tab) = browser_tab(&app, TENANT, &first_token).await;
     let row = app.only_session().await.id;
-    // Commerce7 opens another extension for the same user (a new token on every open).
-    let second_token = app.c7.mint_token(TENANT, "c7-user-dana").expect("a fresh token for Dana");
-    assert_ne!(second_token, OWNER_TOKEN);
+    let second_token = app.c7.mint_token(TENANT, "c7-user-dana").expect("another fresh token for Dana");
+    assert_ne!(second_token, first_token);
     let reopened = app.get(&format!("/settings?tenantId={TENANT}&account={second_token}&orderId=7")).await;
     assert!(reopened.headers().get(header::SET_COOKIE).is_none(), "the same session: no new cookie");
     assert_eq!(signed_in_page(reopened).await.landing(), "/settings?orderId=7");
