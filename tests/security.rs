@@ -6,10 +6,13 @@ mod common;
 
 use chrono::{TimeDelta, Utc};
 use common::{
-    OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, TENANT, TEST_SECRET, TestApp, TestDb, browser_tab, call_with_bearer,
-    clears_the_cookie, handoff_code, signed_in_page, tab_of, tab_token,
+    OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, STAFF_TOKEN, TENANT, TEST_SECRET, TestApp, TestDb, browser_tab,
+    call_with_bearer, clears_the_cookie, handoff_code, signed_in_page, tab_of, tab_token,
 };
-use libero::server::{db::Db, sessions::tab::TabTokens};
+use libero::server::{
+    db::Db,
+    sessions::{manage::SessionHandles, tab::TabTokens},
+};
 use reqwest::{StatusCode, header};
 use serde_json::Value;
 
@@ -232,6 +235,36 @@ on_both_databases!(a_plain_form_acts_on_the_tabs_winery_not_on_the_cookies, |kin
     app.stop().await;
 });
 
+// The same for the forms that sign out one session (the panel) or one person everywhere (the
+// report): in a browser whose cookie belongs to the other winery, the tab's field decides. Control:
+// the same form without the field acts for the cookie's user, who may not end that session.
+on_both_databases!(every_sign_out_form_acts_on_the_tabs_winery_not_on_the_cookies, |kind: TestDb| async move {
+    for (endpoint, target_token) in [("sign_out_session", OWNER_TOKEN), ("sign_out_user_everywhere", STAFF_TOKEN)] {
+        let Some(app) = TestApp::spawn(kind).await else { return };
+        app.install(TENANT).await;
+        app.install(OTHER_TENANT).await;
+        let target = tab_of(&app, TENANT, target_token).await;
+        let elsewhere_two = tab_of(&app, OTHER_TENANT, OTHER_TOKEN).await;
+        let (_, tab_one) = browser_tab(&app, TENANT, OWNER_TOKEN).await;
+        browser_tab(&app, OTHER_TENANT, OTHER_TOKEN).await; // The cookie is now second-cellar's.
+        let row = TabTokens::new(TEST_SECRET).verify_signed(&target).unwrap().row_id;
+        let handle = SessionHandles::new(TEST_SECRET).of(&row);
+
+        let by_cookie = plain_form(&app, endpoint, &[("handle", &handle)]).send().await.unwrap();
+        assert_eq!(by_cookie.status(), StatusCode::SEE_OTHER, "{endpoint}: a page, not JSON");
+        let alive = call_with_bearer(&app, "session_info", &target).await.status();
+        assert_eq!(alive, StatusCode::OK, "{endpoint}: the cookie's user cannot end it");
+
+        let by_tab = plain_form(&app, endpoint, &[("tab", &tab_one), ("handle", &handle)]).send().await.unwrap();
+        assert_eq!(by_tab.status(), StatusCode::SEE_OTHER, "{endpoint}: a page, not JSON");
+        let ended = call_with_bearer(&app, "session_info", &target).await.status();
+        assert_eq!(ended, StatusCode::UNAUTHORIZED, "{endpoint}: the tab's winery's session ended");
+        let untouched = call_with_bearer(&app, "session_info", &elsewhere_two).await.status();
+        assert_eq!(untouched, StatusCode::OK, "{endpoint}: the cookie's winery untouched");
+        app.stop().await;
+    }
+});
+
 on_both_databases!(a_plain_form_with_an_expired_tab_field_saves_for_its_session, |kind: TestDb| async move {
     let Some(app) = TestApp::spawn(kind).await else { return };
     app.install(TENANT).await;
@@ -401,6 +434,12 @@ on_both_databases!(an_error_in_a_crafted_link_is_not_shown, |kind: TestDb| async
     assert_eq!(location(&response), "/settings", "the page without the crafted error");
     let page = app.follow(&response).await.text().await.unwrap();
     assert!(!page.contains("Call support now"));
+    // {"error":"unauthorized"}, which would make the tab drop its credential, is removed alike.
+    let crafted = "/app?__path=%2Fapi%2Fsave_settings&__err=eyJlcnJvciI6InVuYXV0aG9yaXplZCJ9";
+    let response = app.get(crafted).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/app", "the page without the crafted error");
+    assert_eq!(app.follow(&response).await.status(), StatusCode::OK, "still signed in");
 
     // Control: an error the server produced for this session is shown.
     let page_html = app.get("/settings").await.text().await.unwrap();

@@ -1,4 +1,4 @@
-import { type Page, expect, test } from "@playwright/test";
+import { type Page, type Route, expect, test } from "@playwright/test";
 import { useServers } from "../support/servers";
 
 // The second security pass (issue 26) as a merchant meets it: sign-out never reports what it did
@@ -29,31 +29,34 @@ function storedTab(page: Page): Promise<string | null> {
 test.describe(() => {
   const servers = useServers("sign-out");
 
-  test("a sign-out the server fails keeps the merchant signed in, says so, and a second press signs out", async ({ page }) => {
-    const { appUrl, adminUrl } = servers();
-    await install(page, adminUrl);
-    await signedInDashboard(page, appUrl);
-    const credential = await storedTab(page);
-    expect(credential, "control: the tab holds its credential").not.toBeNull();
+  // The server answers 503, or cannot be reached at all (a network error).
+  const failures = [
+    ["answers 503", (route: Route) => route.fulfill({ status: 503, contentType: "application/json", body: '{"error":"unavailable"}' })],
+    ["cannot be reached", (route: Route) => route.abort("failed")],
+  ] as const;
+  for (const [what, fail] of failures) {
+    test(`a sign-out whose server ${what} keeps the merchant signed in, says so, and a second press signs out`, async ({ page }) => {
+      const { appUrl, adminUrl } = servers();
+      await install(page, adminUrl);
+      await signedInDashboard(page, appUrl);
+      const credential = await storedTab(page);
+      expect(credential, "control: the tab holds its credential").not.toBeNull();
 
-    // The first sign-out meets a server that cannot answer.
-    await page.route(
-      "**/api/logout",
-      (route) => route.fulfill({ status: 503, contentType: "application/json", body: '{"error":"unavailable"}' }),
-      { times: 1 },
-    );
-    await page.getByRole("button", { name: "Sign out", exact: true }).click();
-    await expect(page.locator("#sign-out-failed")).toContainText("You are still signed in");
-    await expect(page).toHaveURL(`${appUrl}/app`);
-    expect(await storedTab(page), "the credential is kept").toBe(credential);
-    await expect(page.getByRole("heading", { name: "Welcome, Dana Owner" })).toBeVisible();
+      // The first sign-out meets a server that cannot answer.
+      await page.route("**/api/logout", fail, { times: 1 });
+      await page.getByRole("button", { name: "Sign out", exact: true }).click();
+      await expect(page.locator("#sign-out-failed")).toContainText("You are still signed in");
+      await expect(page).toHaveURL(`${appUrl}/app`);
+      expect(await storedTab(page), "the credential is kept").toBe(credential);
+      await expect(page.getByRole("heading", { name: "Welcome, Dana Owner" })).toBeVisible();
 
-    // The second press reaches the server and signs out.
-    await page.getByRole("button", { name: "Sign out", exact: true }).click();
-    await expect(page).toHaveURL(`${appUrl}/`);
-    await page.goto(`${appUrl}/app`);
-    await expect(page.locator("#no-session")).toBeVisible();
-  });
+      // The second press reaches the server and signs out.
+      await page.getByRole("button", { name: "Sign out", exact: true }).click();
+      await expect(page).toHaveURL(`${appUrl}/`);
+      await page.goto(`${appUrl}/app`);
+      await expect(page.locator("#no-session")).toBeVisible();
+    });
+  }
 
   test("when the tab's credential is refused, Sign out falls through to the plain form and still signs out", async ({ page }) => {
     const { appUrl, adminUrl } = servers();
