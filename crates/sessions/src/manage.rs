@@ -162,15 +162,12 @@ pub async fn client_of_tenant(db: &Db, tenant_id: &str) -> Result<Option<Uuid>, 
 
 /// Deletes every session of a tenant, or of one user of it; returns how many.
 pub async fn revoke(db: &Db, client_id: Uuid, user_id: Option<&str>) -> Result<u64, sqlx::Error> {
-    let deleted = on_pool!(db, |c| sqlx::query(
-        "DELETE FROM app_sessions WHERE client_id = $1 AND ($2 IS NULL OR user_id = $2)"
-    )
-    .bind(ClientKey(client_id))
-    .bind(user_id)
-    .execute(c)
-    .await?
-    .rows_affected())?;
-    Ok(deleted)
+    on_pool!(db, |c| sqlx::query("DELETE FROM app_sessions WHERE client_id = $1 AND ($2 IS NULL OR user_id = $2)")
+        .bind(ClientKey(client_id))
+        .bind(user_id)
+        .execute(c)
+        .await?
+        .rows_affected())
 }
 
 /// One active session as `libero sessions list` shows it: no row id, no token.

@@ -656,11 +656,6 @@ mod tests {
     }
 
     #[test]
-    fn a_fresh_session_is_valid() {
-        assert_eq!(verdict(&fresh(), at(10), Some(HOUR)), None);
-    }
-
-    #[test]
     fn expiry_and_idleness_are_judged_at_now() {
         assert_eq!(verdict(&fresh(), at(480), None), Some(Invalid::Expired));
         assert_eq!(verdict(&fresh(), at(60), Some(HOUR)), Some(Invalid::Idle), "idle at exactly the timeout");

@@ -138,10 +138,7 @@ pub async fn session_layer(State(cookies): State<SessionCookies>, mut req: Reque
     if let CookieToken::Rejected(reason) = token {
         tracing::warn!(reason, "session cookie rejected");
     }
-    let id = match token {
-        CookieToken::Signed(id) => Some(id),
-        _ => None,
-    };
+    let id = if let CookieToken::Signed(id) = token { Some(id) } else { None };
     let session = Session::new(id, cookies.store.clone(), None);
     req.extensions_mut().insert(session.clone());
     req.extensions_mut().insert(token);

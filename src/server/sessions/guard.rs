@@ -43,10 +43,7 @@ pub(super) const MAX_FORM_BYTES: usize = 64 * 1024;
 /// travel in the URL; an account token never reaches here: the sign-in is answered before).
 pub(super) fn canonical_redirect(uri: &Uri) -> Response {
     let path = normalized(uri.path());
-    let target = match uri.query() {
-        Some(query) => format!("{path}?{query}"),
-        None => path.to_owned(),
-    };
+    let target = uri.query().map_or_else(|| path.to_owned(), |query| format!("{path}?{query}"));
     match HeaderValue::from_str(&target) {
         Ok(location) => (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, location)]).into_response(),
         Err(_) => StatusCode::BAD_REQUEST.into_response(),

@@ -288,7 +288,7 @@ pub(super) async fn sign_in(
         install_generation: client.install_generation,
         account_token_hash: Some(hash_token(&query.account)),
         tab_generation: 0,
-        user_role: super::report::stored_role(user.role.as_deref()),
+        user_role: role,
     };
     // This browser's previous session of the same tenant ends; another tenant's stays (its tab
     // still holds a tab token for it).
@@ -421,9 +421,7 @@ mod tests {
         assert!(is_navigation(&headers(&[("sec-fetch-dest", "iframe")])));
         assert!(is_navigation(&headers(&[("sec-fetch-dest", "document")])));
         for dest in ["image", "empty", "script", "frame", "style", "object", "embed"] {
-            let mut map = HeaderMap::new();
-            map.insert("sec-fetch-dest", HeaderValue::from_str(dest).unwrap());
-            assert!(!is_navigation(&map), "{dest}");
+            assert!(!is_navigation(&headers(&[("sec-fetch-dest", dest)])), "{dest}");
         }
     }
 
