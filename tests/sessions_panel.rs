@@ -516,6 +516,28 @@ on_both_databases!(list_prints_the_tenants_active_sessions_as_a_table, |kind| as
     app.stop().await;
 });
 
+// What Commerce7's users typed reaches the operator's terminal as text: a stored name with an
+// escape sequence and a line break (a row written before names were cleaned at sign-in, or by
+// another tool) is printed escaped, on its own line. Control: the same row with its plain name.
+on_both_databases!(list_prints_control_characters_of_stored_user_fields_escaped, |kind| async move {
+    let Some(app) = app_with_tenants(kind).await else { return };
+    let _dana = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
+    let list = || stdout(&libero(&["sessions", "list", "--tenant", TENANT], &app.database.url));
+    let plain = list();
+    assert!(plain.contains("Dana Owner") && plain.lines().count() == 3, "control: {plain}");
+    let (sql, name) = ("UPDATE app_sessions SET user_name = $1", "Dana\u{1b}[2J\u{1b}[31mOwner\nfake-user  Mallory");
+    let updated = match &app.db {
+        Db::Sqlite(pool) => sqlx::query(sql).bind(name).execute(pool).await.unwrap().rows_affected(),
+        Db::Postgres(pool) => sqlx::query(sql).bind(name).execute(pool).await.unwrap().rows_affected(),
+    };
+    assert_eq!(updated, 1, "Dana's one session");
+    let text = list();
+    assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "no control character but line ends: {text:?}");
+    assert_eq!(text.lines().count(), 3, "title, header, one row: {text}");
+    assert!(text.contains(r"Dana\u{1b}[2J\u{1b}[31mOwner\nfake-user  Mallory"), "{text}");
+    app.stop().await;
+});
+
 on_both_databases!(list_json_has_one_object_per_active_session, |kind| async move {
     let Some(app) = app_with_tenants(kind).await else { return };
     let _dana = Browser::signed_in(&app, CHROME_ON_WINDOWS, TENANT, OWNER_TOKEN).await;
