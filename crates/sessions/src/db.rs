@@ -239,7 +239,7 @@ impl Db {
 
     /// A cheap round trip, for readiness checks.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        on_pool!(self, |c| drop(sqlx::query("SELECT 1").execute(c).await?))
+        on_pool!(self, |c| sqlx::query("SELECT 1").execute(c).await.map(|_| ())?)
     }
 
     /// Closes every connection (graceful shutdown).

@@ -333,7 +333,8 @@ impl AppSessionStore {
 
     /// Deletes the row `key` (nothing when it is already gone).
     pub async fn delete_key(&self, key: &str) -> Result<(), sqlx::Error> {
-        on_pool!(&self.db, |c| drop(sqlx::query("DELETE FROM app_sessions WHERE id = $1").bind(key).execute(c).await?))
+        let sql = "DELETE FROM app_sessions WHERE id = $1";
+        on_pool!(&self.db, |c| sqlx::query(sql).bind(key).execute(c).await.map(|_| ())?)
     }
 
     /// The identity of a record ([`AUTH_KEY`]); refused when the record carries anything else:

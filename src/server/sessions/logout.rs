@@ -17,11 +17,9 @@ use crate::server::{
 ///   the session to end even past its 15 minutes (a page without WebAssembly is older than that
 ///   as a rule), at the token's generation. That session is deleted, and the cookie is cleared
 ///   too when it names the same session (it may be another winery's tab's);
-
 /// - when that deletes nothing — the session is already gone, or the token's generation has
 ///   ended — the session the cookie names ends if it is of the token's winery (never another
 ///   winery's tab's);
-
 /// - without the field, or with one that does not verify (junk, another secret), the session
 ///   the cookie names ends, and the cookie is cleared.
 pub async fn logout(
