@@ -303,13 +303,17 @@ async fn commerce7_answering(user: serde_json::Value) -> String {
 
 // A user id is what a session is for: Commerce7 answering 200 with an empty one, or one with a
 // control character (a NUL, which PostgreSQL cannot store), is an unexpected answer — the 503 page,
-// counted as Commerce7's — and no session; never a database error. Control: a plain id signs in.
+// counted as Commerce7's (sign-in `commerce7_unavailable`, call `error`, not `ok`) — and no
+// session; never a database error. Control: a plain id signs in.
 on_both_databases!(a_commerce7_user_id_that_is_empty_or_has_a_control_character_signs_nobody_in, |kind| async move {
     let _turn = ONE_AT_A_TIME.lock().await;
     for (id, signs_in) in [("c7-user-dana", true), ("c7-user\u{0}dana", false), ("c7-user\ndana", false), ("", false)] {
         let user = serde_json::json!({ "id": id, "firstName": "Dana" });
         let Some(app) = spawn(kind, &[("COMMERCE7_API_URL", &commerce7_answering(user).await)]).await else { return };
+        let before = counts(&app).await;
         let response = open_without_cookie(&app, TENANT, OWNER_TOKEN).await;
+        let (sign_in, call) = if signs_in { ("ok", "ok") } else { ("commerce7_unavailable", "error") };
+        before.moved_only(&counts(&app).await, sign_in, Some(call), &format!("{id:?}"));
         if signs_in {
             handoff_code(response).await;
             assert_eq!(app.session_rows().await.len(), 1, "{id:?}: signed in");

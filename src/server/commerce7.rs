@@ -175,9 +175,8 @@ impl Commerce7 {
         };
         let status = response.status();
         let class = AnswerClass::of(status);
-        crate::server::metrics::commerce7_call(elapsed.as_secs_f64(), class.metric_outcome());
         tracing::info!(elapsed_ms, tenant_id, status = status.as_u16(), "Commerce7 account/user answered");
-        match class {
+        let answer = match class {
             // A user with no id, or one with a control character (no row could hold a NUL), is
             // no answer to sign in with.
             AnswerClass::Ok => match response.json::<Commerce7User>().await {
@@ -205,7 +204,11 @@ impl Commerce7 {
                 Err(VerifyError::Rejected { status: status.as_u16() })
             }
             AnswerClass::Unavailable => Err(VerifyError::Unavailable(format!("HTTP {}", status.as_u16()))),
-        }
+        };
+        // A 200 that is no user counts as the error it is, not as `ok`.
+        let outcome = if class == AnswerClass::Ok && answer.is_err() { "error" } else { class.metric_outcome() };
+        crate::server::metrics::commerce7_call(elapsed.as_secs_f64(), outcome);
+        answer
     }
 }
 
