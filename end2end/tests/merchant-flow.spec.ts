@@ -149,6 +149,42 @@ test.describe(() => {
     }
   });
 
+  test("saving from the keyboard keeps the focus on Save, and pressing it again while it saves sends nothing more", async ({ browser }) => {
+    const { appUrl } = servers();
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await installTenant(page, servers(), "demo-winery");
+      await page.goto(`${appUrl}/app?tenantId=demo-winery&account=demo-owner-token`);
+      await page.goto(`${appUrl}/settings`);
+      await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
+      const saves: string[] = [];
+      page.on("request", (r) => {
+        if (new URL(r.url()).pathname === "/api/save_settings") saves.push(r.url());
+      });
+      // The answer is held, so that the second press lands while the first save is in flight.
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      await page.route("**/api/save_settings", async (route) => {
+        await held;
+        await route.continue();
+      });
+      const button = page.locator("#save-settings");
+      await button.focus();
+      await page.keyboard.press("Enter");
+      await expect(button).toHaveAttribute("aria-busy", "true");
+      await expect(button).toBeFocused();
+      await page.keyboard.press("Enter");
+      release();
+      await expect(page.getByRole("status").filter({ hasText: "Settings saved." })).toBeVisible();
+      await expect(button).toHaveAttribute("aria-busy", "false");
+      await expect(button).toBeFocused();
+      expect(saves, "one save for two presses").toHaveLength(1);
+    } finally {
+      await context.close();
+    }
+  });
+
   /** The field error a plain form brings back: the settings form posted with a bad email before
    * the page's code has loaded (the answer brings the error in its address), then the code loads
    * and the page hydrates with the error shown (the control of the tests below). */

@@ -63,7 +63,11 @@ where
             return;
         };
         ev.prevent_default();
-        action.dispatch(input(&data));
+        // A press while the last one is in flight sends nothing: its answer decides. (The button
+        // is not `disabled` meanwhile: a disabled button drops the keyboard's focus.)
+        if !action.pending().get_untracked() {
+            action.dispatch(input(&data));
+        }
     };
     view! {
         <form method="post" action=S::url() class=class novalidate=novalidate on:submit=on_submit>

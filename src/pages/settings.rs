@@ -101,7 +101,7 @@ fn SettingsEditor(form: SettingsForm) -> impl IntoView {
                 </label>
             </div>
             <div>
-                <button type="submit" class="button" id="save-settings" disabled=move || save.pending().get() aria-busy=move || save.pending().get().to_string()>
+                <button type="submit" class="button" id="save-settings" aria-disabled=move || save.pending().get().to_string() aria-busy=move || save.pending().get().to_string()>
                     {move || if save.pending().get() { "Saving…" } else { "Save settings" }}
                 </button>
             </div>
