@@ -1,6 +1,6 @@
 import { type Page, expect, test } from "@playwright/test";
 import { installTenant } from "../support/merchant";
-import { useServers } from "../support/servers";
+import { type Servers, useServers } from "../support/servers";
 
 // The merchant flow's edges: a refused account token, signing out without JavaScript, the
 // sign-in's address, a session ended elsewhere, field errors. The full flow inside the admin
@@ -11,6 +11,14 @@ import { useServers } from "../support/servers";
 
 /** Where the sign-in's page sends a browser without script: the dashboard with a single-use handoff code. */
 const HANDOFF_URL = (appUrl: string) => new RegExp(`^${appUrl.replace(/[.:/]/g, "\\$&")}/app\\?handoff=[A-Za-z0-9_-]{43}$`);
+
+/** Installs demo-winery, signs the user of `account` in and opens Settings, hydrated. */
+async function hydratedSettings(page: Page, servers: Servers, account: string) {
+  await installTenant(page, servers, "demo-winery");
+  await page.goto(`${servers.appUrl}/app?tenantId=demo-winery&account=${account}`);
+  await page.goto(`${servers.appUrl}/settings`);
+  await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
+}
 
 test.describe(() => {
   const servers = useServers("refused-token");
@@ -100,10 +108,7 @@ test.describe(() => {
     const context = await browser.newContext();
     try {
       const page = await context.newPage();
-      await installTenant(page, servers(), "demo-winery");
-      await page.goto(`${appUrl}/app?tenantId=demo-winery&account=demo-staff-token`);
-      await page.goto(`${appUrl}/settings`);
-      await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
+      await hydratedSettings(page, servers(), "demo-staff-token");
       await page.getByLabel("Contact name").fill("Sam Staff");
 
       // Signing out in another tab deletes the session this tab still shows.
@@ -131,14 +136,10 @@ test.describe(() => {
   const servers = useServers("field-errors");
 
   test("field errors from the server are shown next to the fields", async ({ browser }) => {
-    const { appUrl } = servers();
     const context = await browser.newContext();
     try {
       const page = await context.newPage();
-      await installTenant(page, servers(), "demo-winery");
-      await page.goto(`${appUrl}/app?tenantId=demo-winery&account=demo-owner-token`);
-      await page.goto(`${appUrl}/settings`);
-      await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
+      await hydratedSettings(page, servers(), "demo-owner-token");
       await page.getByLabel("Contact email").fill("not-an-email");
       await page.getByRole("button", { name: "Save settings" }).click();
       await expect(page.getByRole("alert").first()).toContainText("Please correct the highlighted fields.");
@@ -150,14 +151,10 @@ test.describe(() => {
   });
 
   test("saving from the keyboard keeps the focus on Save, and pressing it again while it saves sends nothing more", async ({ browser }) => {
-    const { appUrl } = servers();
     const context = await browser.newContext();
     try {
       const page = await context.newPage();
-      await installTenant(page, servers(), "demo-winery");
-      await page.goto(`${appUrl}/app?tenantId=demo-winery&account=demo-owner-token`);
-      await page.goto(`${appUrl}/settings`);
-      await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
+      await hydratedSettings(page, servers(), "demo-owner-token");
       const saves: string[] = [];
       page.on("request", (r) => {
         if (new URL(r.url()).pathname === "/api/save_settings") saves.push(r.url());
