@@ -142,7 +142,7 @@ fn Person(person: ReportPerson, sign_out: ServerAction<SignOutUserEverywhere>) -
                         <button
                             type="submit"
                             class="button secondary"
-                            disabled=move || sign_out.pending().get()
+                            aria-disabled=move || sign_out.pending().get().to_string()
                             aria-label=label
                         >
                             "Sign out this person everywhere"

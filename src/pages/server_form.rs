@@ -55,6 +55,7 @@ where
     C: IntoView + 'static,
 {
     let children = children.into_inner();
+    let pending = action.pending();
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         let Some(form) = ev.target().and_then(as_form) else {
             return; // not a form (cannot happen for a submit event): the browser posts it
@@ -65,7 +66,7 @@ where
         ev.prevent_default();
         // A press while the last one is in flight sends nothing: its answer decides. (The button
         // is not `disabled` meanwhile: a disabled button drops the keyboard's focus.)
-        if !action.pending().get_untracked() {
+        if !pending.get_untracked() {
             action.dispatch(input(&data));
         }
     };

@@ -93,7 +93,7 @@ fn SessionList(
             "Signing out everywhere else also renews this tab's sign-in, so a copy of it stops working."
         </p>
         <ServerForm action=sign_out_others input=|_| SignOutOtherSessions {}>
-            <button type="submit" class="button secondary" id="sign-out-others" disabled=busy>
+            <button type="submit" class="button secondary" id="sign-out-others" aria-disabled=move || busy().to_string()>
                 "Sign out all other sessions"
             </button>
         </ServerForm>
@@ -129,7 +129,7 @@ fn SessionRow(
                 view! {
                     <ServerForm action=sign_out input>
                         <input type="hidden" name="handle" value=handle/>
-                        <button type="submit" class="button secondary" disabled=busy aria-label=sign_out_label>"Sign out"</button>
+                        <button type="submit" class="button secondary" aria-disabled=move || busy().to_string() aria-label=sign_out_label>"Sign out"</button>
                     </ServerForm>
                 }
             })}

@@ -323,10 +323,12 @@ impl Config {
         };
         let cleanup = duration("SESSION_CLEANUP_INTERVAL", Duration::from_secs(3600))?;
         let commerce7_user = get("COMMERCE7_USER");
-        if let Some(user) = commerce7_user.as_ref().filter(|user| user.contains(':')) {
+        if let Some((user, _)) = commerce7_user.as_ref().and_then(|user| user.split_once(':')) {
+            // What follows the colon is not shown: most likely a pasted "user:password".
+            let shown = format!("{user}:…");
             return Err(invalid(
                 "COMMERCE7_USER",
-                user,
+                shown,
                 "a user without ':' (Basic auth's user ends at its first colon)",
             ));
         }
@@ -698,8 +700,9 @@ mod tests {
         assert!(err.to_string().starts_with("COOKIE_SECURE"), "{err}");
         let err = config(&[("SESSION_SECRET", SECRET), ("DATABASE_URL", "mysql://u:pw@h/db")]).unwrap_err();
         assert!(!err.to_string().contains("pw"), "the password must not be echoed: {err}");
-        let err = config(&[("SESSION_SECRET", SECRET), ("COMMERCE7_USER", "winery:callbacks")]).unwrap_err();
-        assert!(err.to_string().starts_with("COMMERCE7_USER has an invalid value"), "{err}");
+        let err = config(&[("SESSION_SECRET", SECRET), ("COMMERCE7_USER", "winery:pasted-password")]).unwrap_err();
+        assert!(err.to_string().starts_with("COMMERCE7_USER has an invalid value \"winery:…\""), "{err}");
+        assert!(!err.to_string().contains("pasted-password"), "what follows the colon is not echoed: {err}");
         assert!(config(&[("SESSION_SECRET", SECRET), ("COMMERCE7_USER", "winery-callbacks")]).is_ok(), "control");
     }
 
