@@ -65,8 +65,15 @@ test.describe(() => {
       await expect(panel.getByRole("listitem").filter({ hasText: "This browser" })).toContainText("Windows");
       await expect(panel.getByRole("listitem").filter({ hasNotText: "This browser" })).toContainText("Safari");
 
-      await panel.getByRole("button", { name: "Sign out all other sessions" }).click();
+      // From the keyboard: once the list renders again without the button, the keyboard's place
+      // is the panel's heading, not the top of the page.
+      await panel.getByRole("button", { name: "Sign out all other sessions" }).focus();
+      await desk.keyboard.press("Enter");
       await expect(panel.getByRole("listitem")).toHaveCount(1);
+      // In place: the list is asked for with the renewed credential, so the page does not reload
+      // (which would lose the notice and the focus).
+      await expect(panel.getByRole("status")).toContainText("Signed out 1 other session.");
+      await expect(panel.getByRole("heading", { name: "Your sessions" })).toBeFocused();
 
       // The tablet's next click finds its session ended and says so.
       await expect(tablet.locator("body")).toHaveAttribute("data-hydrated", "true");

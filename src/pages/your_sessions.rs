@@ -19,20 +19,28 @@ use crate::api::{
 pub fn YourSessions() -> impl IntoView {
     let sign_out = form_action::<SignOutSession>();
     let sign_out_others = form_action::<SignOutOtherSessions>();
-    // Every answer of either button reloads the list.
-    let sessions =
-        Resource::new(move || (sign_out.version().get(), sign_out_others.version().get()), |_| list_my_sessions());
+    // Every answer of either button reloads the list — after the answer is taken in: signing out
+    // the others renews this tab's credential, and a list asked for with the old one is refused.
+    let answers = RwSignal::new(0_u32);
+    let sessions = Resource::new(move || answers.get(), |_| list_my_sessions());
 
-    // The outcome of the latest button, in words.
+    // The outcome of the latest button, in words. The list then renders again without the button
+    // the keyboard was on: its place is the panel's heading, not the top of the page.
     let outcome = RwSignal::new(None::<Result<String, AppError>>);
+    let heading = NodeRef::<leptos::html::H2>::new();
+    let answered = move |result| {
+        outcome.set(Some(result));
+        answers.update(|n| *n += 1);
+        heading.get_untracked().map(|heading| heading.focus());
+    };
     Effect::new(move |_| {
         if let Some(result) = sign_out.value().get() {
-            outcome.set(Some(result.map(|()| "That session is signed out.".to_owned())));
+            answered(result.map(|()| "That session is signed out.".to_owned()));
         }
     });
     Effect::new(move |_| {
         if let Some(result) = sign_out_others.value().get() {
-            outcome.set(Some(result.map(|done| {
+            answered(result.map(|done| {
                 if let Some(tab) = done.tab {
                     super::credential::adopt(tab);
                 }
@@ -45,7 +53,7 @@ pub fn YourSessions() -> impl IntoView {
                     "{ended} This tab's sign-in was renewed too: a copy of it anywhere else no longer works, \
                      and other Libero tabs of this browser reload at their next step."
                 )
-            })));
+            }));
         }
     });
     let notice = move || {
@@ -57,7 +65,7 @@ pub fn YourSessions() -> impl IntoView {
 
     view! {
         <section class="card" aria-labelledby="your-sessions" data-testid="your-sessions">
-            <h2 id="your-sessions">"Your sessions"</h2>
+            <h2 id="your-sessions" tabindex="-1" node_ref=heading>"Your sessions"</h2>
             <p class="hint">
                 "Where you are signed in to Libero for this winery. If you don't recognise one, sign it out."
             </p>
