@@ -157,10 +157,13 @@ test.describe(() => {
       await expect(report.getByTestId("person").filter({ hasText: "Sam Staff" })).toBeVisible();
       await expectSizedToContent(frame);
 
-      // Sign Sam out everywhere (hydrated: the list refreshes in place).
-      await report.getByRole("button", { name: "Sign out this person everywhere: Sam Staff" }).click();
+      // Sign Sam out everywhere from the keyboard (hydrated: the list refreshes in place, and the
+      // keyboard's place is the report's heading once Sam's button is gone).
+      await report.getByRole("button", { name: "Sign out this person everywhere: Sam Staff" }).focus();
+      await dana.keyboard.press("Enter");
       await expect(report.getByRole("status")).toContainText("Signed out of 1 session.");
       await expect(report.getByTestId("person")).toHaveCount(1);
+      await expect(report.getByRole("heading", { name: "Who is signed in to Libero at this winery" })).toBeFocused();
       await expect(report.getByTestId("person").filter({ hasText: "Sam Staff" })).toHaveCount(0);
       // The frame follows the content at a phone's width too.
       await dana.setViewportSize({ width: 390, height: 844 });

@@ -25,6 +25,14 @@ pub fn SessionsReportPage() -> impl IntoView {
     let sign_out = form_action::<SignOutUserEverywhere>();
     // Every answer of a button reloads the report.
     let report = Resource::new(move || sign_out.version().get(), |_| sessions_report());
+    // The list then renders again without the button the keyboard was on: its place is the
+    // report's heading, not the top of the page.
+    let heading = NodeRef::<leptos::html::H1>::new();
+    Effect::new(move |_| {
+        if sign_out.value().with(Option::is_some) {
+            heading.get_untracked().map(|heading| heading.focus());
+        }
+    });
     // The latest button's outcome (a plain form's error comes back in the page's address and is
     // the action's value from the start, on the server too).
     let notice = move || {
@@ -45,7 +53,7 @@ pub fn SessionsReportPage() -> impl IntoView {
         <Title text="Who is signed in"/>
         <AppFrame section=Section::Report>
             <section class="card" aria-labelledby="who-is-signed-in" data-testid="sessions-report">
-                <h1 id="who-is-signed-in">"Who is signed in to Libero at this winery"</h1>
+                <h1 id="who-is-signed-in" tabindex="-1" node_ref=heading>"Who is signed in to Libero at this winery"</h1>
                 <p class="hint">
                     "For Commerce7 users whose role is Admin Owner or Admin. "
                     "Roles are read from Commerce7 when you open Libero: a change of role takes effect "
