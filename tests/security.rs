@@ -208,16 +208,22 @@ on_both_databases!(a_theme_change_on_reopening_is_stored_on_the_session, |kind: 
 
 // --- 4. Forms follow the tab, not the cookie ---------------------------------------------------
 
-on_both_databases!(a_plain_form_acts_on_the_tabs_winery_not_on_the_cookies, |kind: TestDb| async move {
-    let Some(app) = TestApp::spawn(kind).await else { return };
+/// Both wineries installed, and in the app's one browser a tab of demo-winery's owner, then one of
+/// second-cellar's (whose session the cookie then names): the first tab's token.
+async fn first_tab_under_the_other_winerys_cookie(app: &TestApp) -> String {
     app.install(TENANT).await;
     app.install(OTHER_TENANT).await;
+    let (_, tab_one) = browser_tab(app, TENANT, OWNER_TOKEN).await;
+    browser_tab(app, OTHER_TENANT, OTHER_TOKEN).await;
+    tab_one
+}
+
+on_both_databases!(a_plain_form_acts_on_the_tabs_winery_not_on_the_cookies, |kind: TestDb| async move {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    let tab_one = first_tab_under_the_other_winerys_cookie(&app).await;
     // Each winery's user is signed in somewhere else too.
     let elsewhere_one = tab_of(&app, TENANT, OWNER_TOKEN).await;
     let elsewhere_two = tab_of(&app, OTHER_TENANT, OTHER_TOKEN).await;
-    // This browser: tab one demo-winery, then tab two second-cellar (the cookie is now its).
-    let (_, tab_one) = browser_tab(&app, TENANT, OWNER_TOKEN).await;
-    browser_tab(&app, OTHER_TENANT, OTHER_TOKEN).await;
 
     let answer = plain_form(&app, "sign_out_other_sessions", &[("tab", &tab_one)]).send().await.unwrap();
     assert_eq!(answer.status(), StatusCode::SEE_OTHER, "a page's form gets a redirect, not JSON");
@@ -241,12 +247,9 @@ on_both_databases!(a_plain_form_acts_on_the_tabs_winery_not_on_the_cookies, |kin
 on_both_databases!(every_sign_out_form_acts_on_the_tabs_winery_not_on_the_cookies, |kind: TestDb| async move {
     for (endpoint, target_token) in [("sign_out_session", OWNER_TOKEN), ("sign_out_user_everywhere", STAFF_TOKEN)] {
         let Some(app) = TestApp::spawn(kind).await else { return };
-        app.install(TENANT).await;
-        app.install(OTHER_TENANT).await;
+        let tab_one = first_tab_under_the_other_winerys_cookie(&app).await;
         let target = tab_of(&app, TENANT, target_token).await;
         let elsewhere_two = tab_of(&app, OTHER_TENANT, OTHER_TOKEN).await;
-        let (_, tab_one) = browser_tab(&app, TENANT, OWNER_TOKEN).await;
-        browser_tab(&app, OTHER_TENANT, OTHER_TOKEN).await; // The cookie is now second-cellar's.
         let row = TabTokens::new(TEST_SECRET).verify_signed(&target).unwrap().row_id;
         let handle = SessionHandles::new(TEST_SECRET).of(&row);
 
