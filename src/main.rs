@@ -1,6 +1,6 @@
 //! The `libero` server binary.
 
-/// mimalloc instead of the system allocator: measured in `make bench` (see `bench/results.md`).
+/// mimalloc instead of the system allocator: measured in `bench/profile.md` (The allocator).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -50,10 +50,10 @@ pub(super) fn canonical_redirect(uri: &Uri) -> Response {
     }
 }
 
-/// Middleware: guards `/app`, `/settings` (303 → `/`) and the server functions (401), and signs
-/// the merchant in on `GET /app?tenantId=…&account=…`. Every answer on these paths — pages,
-/// server-function results and errors, redirects — is `Cache-Control: no-store`: nothing
-/// signed-in may be kept by a cache or shown again by Back after logout.
+/// Middleware: guards the pages (`/app`, `/settings`, `/reports/sessions`: the "no session" page,
+/// 401) and the server functions (401), and signs the merchant in on `GET /app?tenantId=…&account=…`.
+/// Every answer on these paths — pages, server-function results and errors, redirects — is
+/// `Cache-Control: no-store`: nothing signed-in may be kept by a cache or shown again by Back after logout.
 pub async fn session_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = normalized(req.uri().path());
     let is_page = PROTECTED_PAGES.contains(&path);
