@@ -65,15 +65,24 @@ fn client_key(ip: IpAddr) -> IpAddr {
 /// and a verification that was not refused gives it back ([`Slot::give_back`]). After
 /// `count` refusals in a window — or `count` verifications in flight at once, so that a burst of
 /// junk tokens cannot all reach Commerce7 before the first is refused — every further sign-in
-/// from that address is answered 429 until the window ends. Successful opens give their slot
-/// back: a busy tasting room behind one address opens Libero as often as it likes (every open
-/// from Commerce7 carries a fresh token and is verified). (governor's limiters cannot give a
-/// slot back.)
+/// from that address is answered 429 until the window ends. Verifications still in flight when a
+/// window ends hold their slots in the next. Successful opens give their slot back: a busy
+/// tasting room behind one address opens Libero as often as it likes (every open from Commerce7
+/// carries a fresh token and is verified). (governor's limiters cannot give a slot back.)
 #[derive(Clone)]
 pub struct RefusalLimiter {
     count: u32,
     per: Duration,
-    windows: Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, (std::time::Instant, u32)>>>,
+    windows: Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, Window>>>,
+}
+
+/// An address's window: when it began, the slots taken in it (its refusals, and the
+/// verifications in flight, carried into the next window until they end), and those in flight.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: std::time::Instant,
+    taken: u32,
+    in_flight: u32,
 }
 
 impl std::fmt::Debug for RefusalLimiter {
@@ -96,44 +105,51 @@ impl RefusalLimiter {
 
     fn check_at(&self, ip: IpAddr, now: std::time::Instant) -> Result<Slot, Duration> {
         let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let window = windows.entry(client_key(ip)).or_insert((now, 0));
-        if now.duration_since(window.0) >= self.per {
-            *window = (now, 0);
+        let window = windows.entry(client_key(ip)).or_insert(Window { start: now, taken: 0, in_flight: 0 });
+        if now.duration_since(window.start) >= self.per {
+            *window = Window { start: now, taken: window.in_flight, ..*window };
         }
-        if window.1 >= self.count {
-            return Err(self.per - now.duration_since(window.0));
+        if window.taken >= self.count {
+            return Err(self.per - now.duration_since(window.start));
         }
-        window.1 += 1;
-        Ok(Slot { limiter: self.clone(), key: client_key(ip), window: window.0 })
+        window.taken += 1;
+        window.in_flight += 1;
+        Ok(Slot { limiter: self.clone(), key: client_key(ip), given_back: false })
     }
 
-    /// Forgets the windows that have ended (bounded memory).
+    /// Forgets the windows that have ended with nothing in flight (bounded memory).
     pub fn shrink(&self) {
         let now = std::time::Instant::now();
         let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        windows.retain(|_, (start, _)| now.duration_since(*start) < self.per);
+        windows.retain(|_, window| window.in_flight > 0 || now.duration_since(window.start) < self.per);
         windows.shrink_to_fit();
     }
 }
 
-/// A slot of an address's allowance, taken for one verification. It stays taken until its window
-/// ends — a refusal, and a verification given up half-way too, so that closing the connection
-/// before Commerce7 answers is no way round the limit — unless [`give_back`](Self::give_back)
-/// returns it.
+/// A slot of an address's allowance, taken for one verification. Dropped, it stays taken until
+/// its window ends — a refusal, and a verification given up half-way too, so that closing the
+/// connection before Commerce7 answers is no way round the limit — unless
+/// [`give_back`](Self::give_back) returned it.
 #[derive(Debug)]
 pub struct Slot {
     limiter: RefusalLimiter,
     key: IpAddr,
-    window: std::time::Instant,
+    given_back: bool,
 }
 
 impl Slot {
-    /// The verification was not refused: the slot is free again — in the window it was taken in
-    /// only (one that has ended since was forgotten with it, and the next is not its to free).
-    pub fn give_back(self) {
+    /// The verification was not refused: the slot is free again.
+    pub fn give_back(mut self) {
+        self.given_back = true;
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
         let mut windows = self.limiter.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(window) = windows.get_mut(&self.key).filter(|window| window.0 == self.window) {
-            window.1 = window.1.saturating_sub(1);
+        if let Some(window) = windows.get_mut(&self.key) {
+            window.in_flight = window.in_flight.saturating_sub(1);
+            window.taken = window.taken.saturating_sub(u32::from(self.given_back));
         }
     }
 }
@@ -266,14 +282,17 @@ mod tests {
     }
 
     #[test]
-    fn a_slot_given_back_after_its_window_ended_frees_nothing_in_the_next() {
+    fn a_verification_in_flight_when_its_window_ends_holds_its_slot_in_the_next() {
         let limiter = RefusalLimiter::new(RateLimit { count: 1, per: Duration::from_secs(60) });
         let ip: IpAddr = "203.0.113.7".parse().unwrap();
         let start = std::time::Instant::now();
         let slow = limiter.check_at(ip, start).unwrap();
-        let _refused = limiter.check_at(ip, start + Duration::from_secs(61)).unwrap();
+        assert!(limiter.check_at(ip, start + Duration::from_secs(61)).is_err(), "still in flight: the cap holds");
         slow.give_back();
-        assert!(limiter.check_at(ip, start + Duration::from_secs(62)).is_err(), "the new window's refusal stands");
+        let refused = limiter.check_at(ip, start + Duration::from_secs(62)).expect("given back in the new window");
+        drop(refused);
+        assert!(limiter.check_at(ip, start + Duration::from_secs(63)).is_err(), "the new window's refusal stands");
+        assert!(limiter.check_at(ip, start + Duration::from_secs(122)).is_ok(), "and ends with its window");
     }
 
     #[test]
