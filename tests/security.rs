@@ -6,7 +6,7 @@ mod common;
 
 use chrono::{TimeDelta, Utc};
 use common::{
-    OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, STAFF_TOKEN, TENANT, TEST_SECRET, TestApp, TestDb, browser_tab,
+    OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, RowLock, STAFF_TOKEN, TENANT, TEST_SECRET, TestApp, TestDb, browser_tab,
     call_with_bearer, clears_the_cookie, handoff_code, signed_in_page, tab_of, tab_token,
 };
 use libero::server::{
@@ -424,6 +424,33 @@ on_both_databases!(a_handoff_code_a_copy_asked_for_dies_with_its_generation, |ki
     let page = TestApp::bare_client().get(app.url(&format!("/app?handoff={code}"))).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     app.stop().await;
+});
+
+// A form of the old generation let in just before *Sign out all other sessions* moves the
+// generation on gets no handoff code of the new one: the move lands while the form's answer waits
+// on the row (held by the test), after the guard let the form in. Control: released unmoved, the
+// same form gets its code.
+on_both_databases!(a_form_let_in_before_the_generation_moves_gets_no_code_of_the_new_one, |kind: TestDb| async move {
+    for moved in [false, true] {
+        let Some(app) = TestApp::spawn(kind).await else { return };
+        app.install(TENANT).await;
+        let copy = tab_of(&app, TENANT, OWNER_TOKEN).await;
+        let row = TabTokens::new(TEST_SECRET).verify_signed(&copy).unwrap().row_id;
+        let mut lock = RowLock::take(&app, "SELECT 1 FROM app_sessions WHERE id = $1 FOR UPDATE", &row).await;
+        let form = tokio::spawn(plain_form(&app, "sign_out_session", &[("tab", &copy), ("handle", "junk")]).send());
+        lock.wait_for_waiters(1).await;
+        if moved {
+            let next_generation = "UPDATE app_sessions SET tab_generation = tab_generation + 1, handoff_hash = NULL,
+                                          handoff_expires_at = NULL WHERE id = $1";
+            lock.commit_after(next_generation, &row).await;
+        } else {
+            lock.release().await;
+        }
+        let answer = form.await.unwrap().unwrap();
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER, "moved: {moved}");
+        assert_eq!(location(&answer).contains("handoff="), !moved, "moved: {moved}: {}", location(&answer));
+        app.stop().await;
+    }
 });
 
 // --- 6. Only errors the server signed are shown ------------------------------------------------

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::{
-    OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, TENANT, TestApp, TestDb, clears_the_cookie, handoff_code, no_session_page,
-    signed_in_page,
+    OTHER_TENANT, OTHER_TOKEN, OWNER_TOKEN, RowLock, TENANT, TestApp, TestDb, clears_the_cookie, handoff_code,
+    no_session_page, signed_in_page,
 };
 use libero::server::{db::Db, sessions::hash_token};
 use reqwest::{StatusCode, header};
@@ -768,83 +768,6 @@ on_both_databases!(a_settings_form_posted_without_javascript_shows_field_errors_
     app.stop().await;
 });
 
-/// Holds the database's lock on the demo tenant's `clients` row (PostgreSQL: `FOR UPDATE`;
-/// SQLite: the single write lock) so that requests writing it pile up behind it.
-enum RowLock {
-    /// The lock's connection, and the app's pool (whose connections the waiting writes hold).
-    Sqlite(sqlx::SqliteConnection, sqlx::SqlitePool),
-    Postgres(sqlx::PgConnection, String),
-}
-
-impl RowLock {
-    async fn take(app: &TestApp) -> Self {
-        use sqlx::Connection;
-        match app.db {
-            Db::Sqlite(ref pool) => {
-                let mut conn = sqlx::SqliteConnection::connect(&app.database.url).await.unwrap();
-                sqlx::Executor::execute(&mut conn, "BEGIN IMMEDIATE").await.unwrap();
-                Self::Sqlite(conn, pool.clone())
-            }
-            libero::server::db::Db::Postgres(_) => {
-                let mut conn = sqlx::PgConnection::connect(&app.database.url).await.unwrap();
-                sqlx::Executor::execute(&mut conn, "BEGIN").await.unwrap();
-                sqlx::query("SELECT 1 FROM clients WHERE tenant_id = $1 FOR UPDATE")
-                    .bind(TENANT)
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                let name = app.database.postgres_name().unwrap().to_owned();
-                Self::Postgres(conn, name)
-            }
-        }
-    }
-
-    /// Returns once `n` other statements wait on the lock. PostgreSQL reports it; on SQLite a
-    /// write waiting for the lock holds its pool connection (a read holds one for microseconds),
-    /// so `n` connections taken at two looks 25 ms apart are `n` waiting writes.
-    async fn wait_for_waiters(&mut self, n: i64) {
-        match self {
-            Self::Sqlite(_, pool) => {
-                let mut seen = 0;
-                for _ in 0..200 {
-                    let taken = pool.size() as i64 - pool.num_idle() as i64;
-                    seen = if taken >= n { seen + 1 } else { 0 };
-                    if seen == 2 {
-                        return;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-                }
-                panic!("the saves never waited on the write lock together");
-            }
-            Self::Postgres(_, name) => {
-                let mut observer =
-                    <sqlx::PgConnection as sqlx::Connection>::connect(&common::postgres_admin_url()).await.unwrap();
-                for _ in 0..200 {
-                    let waiting: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
-                    )
-                    .bind(&*name)
-                    .fetch_one(&mut observer)
-                    .await
-                    .unwrap();
-                    if waiting >= n {
-                        return;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-                }
-                panic!("the saves never waited on the row lock together");
-            }
-        }
-    }
-
-    async fn release(self) {
-        match self {
-            Self::Sqlite(mut conn, _) => sqlx::Executor::execute(&mut conn, "ROLLBACK").await.map(drop).unwrap(),
-            Self::Postgres(mut conn, _) => sqlx::Executor::execute(&mut conn, "ROLLBACK").await.map(drop).unwrap(),
-        }
-    }
-}
-
 on_both_databases!(two_concurrent_saves_lose_nothing, |kind| async move {
     let Some(app) = TestApp::signed_in(kind).await else {
         return;
@@ -854,7 +777,7 @@ on_both_databases!(two_concurrent_saves_lose_nothing, |kind| async move {
         tokio::spawn(app.post_same_origin("/api/save_settings").form(&settings_form(&settings(org), &version)).send())
     };
     // Both saves are in flight at once, held by the database until both wait for it.
-    let mut lock = RowLock::take(&app).await;
+    let mut lock = RowLock::take(&app, "SELECT 1 FROM clients WHERE tenant_id = $1 FOR UPDATE", TENANT).await;
     let (a, b) = (save("Window A"), save("Window B"));
     lock.wait_for_waiters(2).await;
     assert!(!a.is_finished() && !b.is_finished(), "both saves are waiting on the database together");

@@ -52,8 +52,11 @@ pub mod ssr {
     /// had expired: that one may act, never become a live credential), and the error, if any, in
     /// leptos's `__path`/`__err` query — signed for this session (`__sig`, see
     /// `server::sessions::form_error`), so that only errors the server produced are ever shown.
+    /// The code is stored only while the session's tab tokens are at the generation the form was
+    /// let in at — or at `moved_to`, the one this call moved them to (*Sign out all other
+    /// sessions*): a form let in just before that sign-out gets no credential of the new one.
     /// A call from the app itself (JSON) is left alone.
-    pub async fn answer_plain_form(page: &str, server_fn_path: &str, error: Option<&AppError>) {
+    pub async fn answer_plain_form(page: &str, server_fn_path: &str, error: Option<&AppError>, moved_to: Option<i64>) {
         use crate::server::{
             db::now,
             sessions::{
@@ -81,7 +84,8 @@ pub mod ssr {
                 let state = state();
                 let (code, handoff) = Handoff::issue(now());
                 let stored = if fresh_credential {
-                    state.sessions.store().set_handoff(&current.row_id, &handoff, None).await
+                    let generation = moved_to.unwrap_or(current.auth.tab_generation);
+                    state.sessions.store().set_handoff(&current.row_id, &handoff, Some(generation)).await
                 } else {
                     Ok(false)
                 };

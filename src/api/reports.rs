@@ -117,6 +117,7 @@ pub async fn sign_out_user_everywhere(handle: String) -> Result<PersonSignedOut,
         crate::server::sessions::REPORT_PAGE,
         SignOutUserEverywhere::PATH,
         done.as_ref().err(),
+        None,
     )
     .await;
     done

@@ -86,7 +86,7 @@ pub async fn sign_out_session(handle: String) -> Result<(), AppError> {
     use leptos::server_fn::ServerFn as _;
 
     let done = sign_out_one(handle).await;
-    crate::api::ssr::answer_plain_form(ssr::DASHBOARD, SignOutSession::PATH, done.as_ref().err()).await;
+    crate::api::ssr::answer_plain_form(ssr::DASHBOARD, SignOutSession::PATH, done.as_ref().err(), None).await;
     done
 }
 
@@ -110,8 +110,9 @@ pub async fn sign_out_other_sessions() -> Result<OthersSignedOut, AppError> {
     use leptos::server_fn::ServerFn as _;
 
     let done = ssr::sign_out_others().await;
-    crate::api::ssr::answer_plain_form(ssr::DASHBOARD, SignOutOtherSessions::PATH, done.as_ref().err()).await;
-    done
+    let moved_to = done.as_ref().ok().map(|(_, generation)| *generation);
+    crate::api::ssr::answer_plain_form(ssr::DASHBOARD, SignOutOtherSessions::PATH, done.as_ref().err(), moved_to).await;
+    done.map(|(signed_out, _)| signed_out)
 }
 
 #[cfg(feature = "ssr")]
@@ -122,8 +123,8 @@ mod ssr {
     pub const DASHBOARD: &str = "/app";
 
     /// Ends the user's other sessions and moves this session's tab-token generation on; the tab
-    /// asking gets a token of the new generation.
-    pub async fn sign_out_others() -> Result<super::OthersSignedOut, AppError> {
+    /// asking gets a token of the new generation, which is returned too.
+    pub async fn sign_out_others() -> Result<(super::OthersSignedOut, i64), AppError> {
         use crate::api::ssr::{fail, require_session, state, unavailable};
         use crate::server::sessions::{Credential, credential::mint_tab_token, manage};
 
@@ -162,6 +163,6 @@ mod ssr {
             theme: minted.theme.as_str().to_owned(),
             expires_in: minted.expires_in,
         });
-        Ok(super::OthersSignedOut { ended, tab })
+        Ok((super::OthersSignedOut { ended, tab }, generation))
     }
 }

@@ -130,7 +130,7 @@ pub async fn save_settings(settings: MerchantSettings, version: String) -> Resul
     use leptos::server_fn::ServerFn as _;
 
     let saved = ssr::save(settings, version).await;
-    super::ssr::answer_plain_form(ssr::SETTINGS_PAGE, SaveSettings::PATH, saved.as_ref().err()).await;
+    super::ssr::answer_plain_form(ssr::SETTINGS_PAGE, SaveSettings::PATH, saved.as_ref().err(), None).await;
     saved
 }
 

@@ -633,3 +633,95 @@ macro_rules! on_both_databases {
         }
     };
 }
+
+/// Holds the database's lock on a row (PostgreSQL: the `FOR UPDATE` statement it is taken with;
+/// SQLite: the single write lock) so that requests writing it pile up behind it.
+pub enum RowLock {
+    /// The lock's connection, and the app's pool (whose connections the waiting writes hold).
+    Sqlite(sqlx::SqliteConnection, sqlx::SqlitePool),
+    Postgres(sqlx::PgConnection, String),
+}
+
+impl RowLock {
+    pub async fn take(app: &TestApp, for_update: &str, bind: &str) -> Self {
+        match app.db {
+            Db::Sqlite(ref pool) => {
+                let mut conn = sqlx::SqliteConnection::connect(&app.database.url).await.unwrap();
+                conn.execute("BEGIN IMMEDIATE").await.unwrap();
+                Self::Sqlite(conn, pool.clone())
+            }
+            Db::Postgres(_) => {
+                let mut conn = PgConnection::connect(&app.database.url).await.unwrap();
+                conn.execute("BEGIN").await.unwrap();
+                sqlx::query(for_update).bind(bind).execute(&mut conn).await.unwrap();
+                let name = app.database.postgres_name().unwrap().to_owned();
+                Self::Postgres(conn, name)
+            }
+        }
+    }
+
+    /// Returns once `n` other statements wait on the lock. PostgreSQL reports it; on SQLite a
+    /// write waiting for the lock holds its pool connection (a read holds one for microseconds),
+    /// so `n` connections taken at two looks 25 ms apart are `n` waiting writes.
+    pub async fn wait_for_waiters(&mut self, n: i64) {
+        match self {
+            Self::Sqlite(_, pool) => {
+                let mut seen = 0;
+                for _ in 0..200 {
+                    let taken = pool.size() as i64 - pool.num_idle() as i64;
+                    seen = if taken >= n { seen + 1 } else { 0 };
+                    if seen == 2 {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                }
+                panic!("the saves never waited on the write lock together");
+            }
+            Self::Postgres(_, name) => {
+                let mut observer = PgConnection::connect(&postgres_admin_url()).await.unwrap();
+                for _ in 0..200 {
+                    let waiting: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+                    )
+                    .bind(&*name)
+                    .fetch_one(&mut observer)
+                    .await
+                    .unwrap();
+                    if waiting >= n {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                }
+                panic!("the saves never waited on the row lock together");
+            }
+        }
+    }
+
+    /// Lets the waiting requests go on, nothing written.
+    pub async fn release(self) {
+        self.end_with(None).await;
+    }
+
+    /// Runs `statement` (bound to `bind`) under the lock, then lets the waiting requests go on.
+    pub async fn commit_after(self, statement: &str, bind: &str) {
+        self.end_with(Some((statement, bind))).await;
+    }
+
+    async fn end_with(self, statement: Option<(&str, &str)>) {
+        let end = if statement.is_some() { "COMMIT" } else { "ROLLBACK" };
+        match self {
+            Self::Sqlite(mut conn, _) => {
+                if let Some((sql, bind)) = statement {
+                    sqlx::query(sql).bind(bind).execute(&mut conn).await.unwrap();
+                }
+                conn.execute(end).await.unwrap();
+            }
+            Self::Postgres(mut conn, _) => {
+                if let Some((sql, bind)) = statement {
+                    sqlx::query(sql).bind(bind).execute(&mut conn).await.unwrap();
+                }
+                conn.execute(end).await.unwrap();
+            }
+        }
+    }
+}

@@ -405,13 +405,14 @@ impl AppSessionStore {
     }
 
     /// Redeems a handoff code: clears it from its row in the same statement that finds it (so
-    /// two requests with one code cannot both win) and returns the row id, if the code was
-    /// stored and has not expired. The session itself is validated by the caller.
+    /// two requests with one code cannot both win) and returns the row id and the tab-token
+    /// generation the code was issued at (moving it on clears the code), if the code was stored
+    /// and has not expired. The session itself is validated by the caller, at that generation.
     ///
     /// An unknown or expired code costs a read, not a write: the `UPDATE` — a write transaction,
     /// SQLite's one write lock — runs only for a code the index finds. A link with a junk code
     /// cannot queue behind, or hold up, the writes of signed-in merchants.
-    pub async fn redeem_handoff(&self, code: &str) -> Result<Option<String>, sqlx::Error> {
+    pub async fn redeem_handoff(&self, code: &str) -> Result<Option<(String, i64)>, sqlx::Error> {
         let hash = hash_token(code);
         let now = now();
         on_pool!(&self.db, |c| {
@@ -424,9 +425,9 @@ impl AppSessionStore {
             if known.is_none() {
                 return Ok(None);
             }
-            sqlx::query_scalar(
+            sqlx::query_as(
                 "UPDATE app_sessions SET handoff_hash = NULL, handoff_expires_at = NULL
-                      WHERE handoff_hash = $1 AND handoff_expires_at > $2 RETURNING id",
+                      WHERE handoff_hash = $1 AND handoff_expires_at > $2 RETURNING id, tab_generation",
             )
             .bind(&hash)
             .bind(now)

@@ -151,7 +151,10 @@ pub(super) async fn guard(state: AppState, mut req: Request, next: Next, is_page
         && let Some(code) = handoff_param(req.uri())
     {
         let redeemed = match state.sessions.store().redeem_handoff(&code).await {
-            Ok(Some(row_id)) => session_named(&state, row_id, Credential::Handoff, None, true).await,
+            // Read at the generation it was issued at: *Sign out all other sessions* in between opens nothing.
+            Ok(Some((row_id, generation))) => session_named(&state, row_id, Credential::Handoff, None, true)
+                .await
+                .map(|found| found.filter(|found| found.current.auth.tab_generation == generation)),
             Ok(None) => Ok(None),
             Err(err) => Err(err),
         };
