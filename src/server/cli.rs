@@ -338,18 +338,13 @@ async fn find(db: &Db, cookie: &str, json: bool) -> Result<(), String> {
         cookie.to_owned()
     };
     let header = cookie_header(&pasted)?;
-    let mut headers = axum::http::HeaderMap::new();
-    headers.insert(
-        axum::http::header::COOKIE,
-        axum::http::HeaderValue::from_str(&header)
-            .map_err(|_| "the cookie value has characters no cookie has: copy it again".to_owned())?,
-    );
+    let value = axum::http::HeaderValue::from_str(&header)
+        .map_err(|_| "the cookie value has characters no cookie has: copy it again".to_owned())?;
+    let headers = axum::http::HeaderMap::from_iter([(axum::http::header::COOKIE, value)]);
     let cookies = SessionCookies::new(&secret, true, std::sync::Arc::new(AppSessionStore::new(db.clone(), idle)));
     let token = match cookies.read(&headers) {
         CookieToken::Signed(token) => token,
-        CookieToken::Absent => {
-            return Err(format!("no {} cookie in what was given", super::sessions::COOKIE_NAME));
-        }
+        CookieToken::Absent => return Err(format!("no {} cookie in what was given", super::sessions::COOKIE_NAME)),
         CookieToken::Rejected(reason) => {
             return Err(format!(
                 "not a session cookie signed with this SESSION_SECRET ({reason}): forged, tampered with, cut short \
@@ -596,8 +591,7 @@ mod tests {
 
     #[test]
     fn secrets_are_64_hex_characters_and_differ() {
-        let a = new_secret();
-        let b = new_secret();
+        let (a, b) = (new_secret(), new_secret());
         assert_eq!(a.len(), 64);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);

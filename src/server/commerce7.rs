@@ -11,11 +11,8 @@ use serde::Deserialize;
 pub struct Commerce7User {
     /// Commerce7 user id.
     pub id: String,
-    /// First name.
     pub first_name: Option<String>,
-    /// Last name.
     pub last_name: Option<String>,
-    /// Email.
     pub email: Option<String>,
     /// e.g. "Admin Owner"; missing in older answers.
     pub role: Option<String>,
@@ -24,15 +21,15 @@ pub struct Commerce7User {
 impl Commerce7User {
     /// "First Last", or whatever part exists; a control character (a NUL, a line break) is a space.
     pub fn display_name(&self) -> Option<String> {
-        let name = [self.first_name.as_deref(), self.last_name.as_deref()]
-            .into_iter()
-            .flatten()
-            .map(|part| part.replace(char::is_control, " ").trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let parts = [self.first_name.as_deref(), self.last_name.as_deref()].into_iter().flatten().map(one_line);
+        let name = parts.filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
         (!name.is_empty()).then_some(name)
     }
+}
+
+/// `value` on one line: each control character (a NUL, a line break) a space, then trimmed.
+pub fn one_line(value: &str) -> String {
+    value.replace(char::is_control, " ").trim().to_owned()
 }
 
 /// Why Commerce7 did not vouch for the user. Each kind is a different answer to the merchant

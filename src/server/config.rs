@@ -298,9 +298,7 @@ impl Config {
         let log_format = match get("LOG_FORMAT").as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(invalid("LOG_FORMAT", other.to_owned(), "text or json"));
-            }
+            Some(other) => return Err(invalid("LOG_FORMAT", other.to_owned(), "text or json")),
         };
 
         let database_url = database_url(get("DATABASE_URL"))?;

@@ -17,7 +17,7 @@ use std::{
 use axum::{
     Router,
     extract::Request,
-    http::{Extensions, HeaderMap, HeaderValue, StatusCode, Version, header},
+    http::{Extensions, HeaderMap, HeaderName, HeaderValue, StatusCode, Version, header},
     middleware::{Next, from_fn},
     response::Response,
 };
@@ -35,6 +35,11 @@ pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Signed-in pages and server functions are `no-store` (the session guard), and so are the
 /// server's error pages.
 pub const REVALIDATE: &str = "no-cache";
+
+/// `Cache-Control: no-store`, as a response part: what the guard's and the error pages' answers carry.
+pub fn no_store() -> [(HeaderName, HeaderValue); 1] {
+    [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))]
+}
 
 /// Answers smaller than this are sent as they are: below one TCP packet compression saves no
 /// round trip, only CPU.
@@ -107,7 +112,6 @@ pub enum FrontEndError {
     SiteMismatch {
         /// The file the hash file names.
         file: PathBuf,
-        /// The hash file.
         hash_file: PathBuf,
     },
 }
@@ -351,8 +355,7 @@ mod tests {
     }
 
     fn compressed_on_the_fly(content_type: &'static str) -> bool {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        let headers = HeaderMap::from_iter([(header::CONTENT_TYPE, HeaderValue::from_static(content_type))]);
         compressible(StatusCode::OK, Version::HTTP_11, &headers, &Extensions::new())
     }
 

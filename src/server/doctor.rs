@@ -290,12 +290,8 @@ async fn migrations(database: Database) -> Check {
     };
     let known: Vec<&Migration> = backend.migrator().iter().filter(|m| !m.migration_type.is_down_migration()).collect();
     let Some(mut conn) = conn else {
-        let pending = known.len();
-        return Check::new(
-            NAME,
-            Status::Fail,
-            format!("all {pending} pending (the database file does not exist): run `libero migrate`"),
-        );
+        let message = format!("all {} pending (the database file does not exist): run `libero migrate`", known.len());
+        return Check::new(NAME, Status::Fail, message);
     };
     let applied = match &mut conn {
         Conn::Sqlite(conn) => db::recorded_migrations_sqlite(conn).await,
@@ -308,14 +304,9 @@ async fn migrations(database: Database) -> Check {
     let applied = match applied {
         Ok(applied) => applied,
         Err(err) => {
-            return Check::new(
-                NAME,
-                Status::Fail,
-                format!(
-                    "cannot read _sqlx_migrations: {}: does the DATABASE_URL user own the tables?",
-                    error_chain(&err)
-                ),
-            );
+            let chain = error_chain(&err);
+            let message = format!("cannot read _sqlx_migrations: {chain}: does the DATABASE_URL user own the tables?");
+            return Check::new(NAME, Status::Fail, message);
         }
     };
     let mut findings = Vec::new();
@@ -398,14 +389,11 @@ async fn commerce7(api_url: &str, sign_in_timeout: Option<Duration>) -> Check {
             } else {
                 error_chain(&err.without_url())
             };
-            return Check::new(
-                NAME,
-                Status::Fail,
-                format!(
-                    "cannot reach {shown}: {reason}: every sign-in would fail with a 503 page; check \
-                     COMMERCE7_API_URL and that this machine can reach it (DNS, firewall, proxy)"
-                ),
+            let message = format!(
+                "cannot reach {shown}: {reason}: every sign-in would fail with a 503 page; check \
+                 COMMERCE7_API_URL and that this machine can reach it (DNS, firewall, proxy)"
             );
+            return Check::new(NAME, Status::Fail, message);
         }
     };
     let status = response.status().as_u16();
@@ -427,11 +415,8 @@ async fn commerce7(api_url: &str, sign_in_timeout: Option<Duration>) -> Check {
             limit.as_millis()
         ));
     }
-    Check::from_findings(
-        NAME,
-        format!("{shown} reachable (HTTP {status} to a request without a token, {} ms)", elapsed.as_millis()),
-        findings,
-    )
+    let ok = format!("{shown} reachable (HTTP {status} to a request without a token, {} ms)", elapsed.as_millis());
+    Check::from_findings(NAME, ok, findings)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -550,14 +535,8 @@ mod tests {
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
     fn config(vars: &[(&str, &str)]) -> Config {
-        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::from_lookup(|name| {
-            if name == "SESSION_SECRET" {
-                return Some(SECRET.to_owned());
-            }
-            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-        })
-        .unwrap()
+        let vars = std::iter::once(&("SESSION_SECRET", SECRET)).chain(vars);
+        Config::from_lookup(|name| vars.clone().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())).unwrap()
     }
 
     #[test]

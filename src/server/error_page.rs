@@ -20,7 +20,7 @@ use axum::{
 
 use leptos::prelude::*;
 
-use super::delivery::stylesheet_href;
+use super::delivery::{no_store, stylesheet_href};
 use crate::document::{BOOTSTRAP_SCRIPT, BrandHeader, FrameScript, HeadBasics};
 
 /// What the error pages of one app need from its settings.
@@ -208,10 +208,8 @@ fn server_page<V: IntoView + 'static>(
         }
         .to_html()
     });
-    let mut response = (status, Html(html)).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    response
+    let no_referrer = [(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"))];
+    (status, no_store(), no_referrer, Html(html)).into_response()
 }
 
 /// The page for `kind`, with its status and `Cache-Control: no-store` (and `Retry-After` when

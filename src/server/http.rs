@@ -18,6 +18,7 @@ use tower_http::{
 };
 
 use super::{
+    delivery::no_store,
     metrics,
     sessions::{secrets_match, stats},
     state::AppState,
@@ -33,8 +34,7 @@ pub fn operational_routes() -> Router<AppState> {
 
 /// `{"status":"ok"}`: a constant body, as load balancers call this many times a second.
 async fn healthz() -> impl IntoResponse {
-    let json = (header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    ([json, (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], r#"{"status":"ok"}"#)
+    (no_store(), [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], r#"{"status":"ok"}"#)
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
@@ -77,18 +77,8 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> axum:
         Err(err) => tracing::warn!(error = %err, "metrics: could not count sessions"),
     }
     state.metrics.run_upkeep();
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-        state.metrics.render(),
-    )
-        .into_response()
-}
-
-fn no_store() -> [(HeaderName, HeaderValue); 1] {
-    [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))]
+    let text = [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))];
+    (no_store(), text, state.metrics.render()).into_response()
 }
 
 /// tower-http's `TraceLayer` as every answer goes through it (`Router::layer`, on each route and
@@ -221,9 +211,7 @@ mod tests {
     use tower_http::request_id::RequestId;
 
     fn authorization(value: &'static str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
-        headers
+        HeaderMap::from_iter([(header::AUTHORIZATION, HeaderValue::from_static(value))])
     }
 
     #[test]

@@ -65,7 +65,6 @@ pub struct SourceClient {
     pub tenant_shop: String,
     /// `crm_type`: `commerce7` or `shopify`.
     pub crm_type: String,
-    /// `org_name`.
     pub org_name: Option<String>,
     /// `org_contact` (the installer's name at install in the old app).
     pub org_contact: Option<String>,
@@ -186,10 +185,8 @@ pub async fn typescript_app(source_url: &str, destination_url: &str, dry_run: bo
         failure: None,
     };
     let cannot = |what: &str, err: &dyn std::fmt::Display| {
-        format!(
-            "cannot {what} the destination database {destination}: {}",
-            scrub(&err.to_string(), &url_passwords(destination_url))
-        )
+        let reason = scrub(&err.to_string(), &url_passwords(destination_url));
+        format!("cannot {what} the destination database {destination}: {reason}")
     };
     if dry_run {
         let (known, migrations) = match read_destination(destination_url).await {
@@ -411,18 +408,13 @@ impl Entry {
         let detail = match &self.outcome {
             Outcome::Imported => {
                 let install = classify(s).expect("an imported row classifies");
+                let (org, email) = (install.org_name.as_deref(), install.user_email.as_deref());
                 format!(
                     "organisation {}, contact {}, installer {} {}",
-                    install
-                        .org_name
-                        .as_deref()
-                        .map_or_else(|| "none".to_owned(), |n| format!("\"{}\"", escape_controls(n))),
+                    org.map_or_else(|| "none".to_owned(), |n| format!("\"{}\"", escape_controls(n))),
                     shown(&install.org_contact),
                     shown(&install.user_id),
-                    install
-                        .user_email
-                        .as_deref()
-                        .map_or_else(|| "(no email)".to_owned(), |e| format!("<{}>", escape_controls(e))),
+                    email.map_or_else(|| "(no email)".to_owned(), |e| format!("<{}>", escape_controls(e))),
                 )
             }
             Outcome::AlreadyKnown { installed: true } => "left as it is".to_owned(),

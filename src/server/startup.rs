@@ -41,7 +41,6 @@ pub enum StartupError {
     /// The listening address is taken or not allowed.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
-        /// The address.
         addr: SocketAddr,
         /// The OS error.
         #[source]
@@ -199,6 +198,8 @@ pub fn router(state: AppState) -> Router {
         .merge(signed_in)
         .layer(delivery::compression());
     let [referrer, nosniff, cache] = http::default_headers();
+    let policy =
+        csp::ContentSecurityPolicy::new(&state.config.frame_ancestors, state.config.commerce7_frame_script.as_deref());
     let router = Router::new()
         .merge(http::operational_routes())
         .merge(callbacks)
@@ -214,13 +215,7 @@ pub fn router(state: AppState) -> Router {
         .layer(error_page::settings_layer(&state.config))
         // Outermost first: a client's request id is kept only if it is a bounded token, else
         // made; it goes back on the answer; then the answer's Content-Security-Policy.
-        .layer(from_fn_with_state(
-            csp::ContentSecurityPolicy::new(
-                &state.config.frame_ancestors,
-                state.config.commerce7_frame_script.as_deref(),
-            ),
-            csp::layer,
-        ))
+        .layer(from_fn_with_state(policy, csp::layer))
         .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
         .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(tower_http::request_id::MakeRequestUuid))
         .layer(tower::util::MapRequestLayer::new(http::sanitize_request_id::<axum::body::Body>))

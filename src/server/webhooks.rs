@@ -21,6 +21,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     clients::{self, Installation, Organization},
+    commerce7::one_line,
     config::Config,
     http::authorization_credentials,
     metrics, ratelimit,
@@ -122,18 +123,14 @@ const MAX_FIELD_CHARS: usize = 500;
 /// spaces, at most [`MAX_FIELD_CHARS`] characters; `None` when it is missing, not a string or
 /// blank.
 fn text(map: &Map<String, Value>, key: &str) -> Option<String> {
-    capped(map.get(key)?.as_str()?.replace(char::is_control, " ").trim())
+    capped(&one_line(map.get(key)?.as_str()?))
 }
 
 /// Like [`text`], but keeping line breaks (a postal address may come on several lines): each
 /// line trimmed, blank lines dropped, `\r\n` and `\r` read as `\n`.
 fn lines(map: &Map<String, Value>, key: &str) -> Option<String> {
     let value = map.get(key)?.as_str()?.replace("\r\n", "\n").replace('\r', "\n");
-    let kept: Vec<String> = value
-        .split('\n')
-        .map(|line| line.replace(char::is_control, " ").trim().to_owned())
-        .filter(|line| !line.is_empty())
-        .collect();
+    let kept: Vec<String> = value.split('\n').map(one_line).filter(|line| !line.is_empty()).collect();
     capped(&kept.join("\n"))
 }
 

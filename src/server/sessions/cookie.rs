@@ -184,9 +184,7 @@ mod tests {
     }
 
     fn request_with(value: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_str(value).unwrap());
-        headers
+        HeaderMap::from_iter([(header::COOKIE, HeaderValue::from_str(value).unwrap())])
     }
 
     fn cookie_pair(set_cookie: &HeaderValue) -> String {

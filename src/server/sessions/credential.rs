@@ -189,10 +189,7 @@ pub(super) async fn tab_session(
         }
     };
     let found = session_named(state, claims.row_id.clone(), via, Some(&claims), touch).await?;
-    Ok(found.map(|mut found| {
-        found.expired = claims.expires_at <= now();
-        found
-    }))
+    Ok(found.map(|found| Found { expired: claims.expires_at <= now(), ..found }))
 }
 
 /// How strictly a tab token's expiry is read.

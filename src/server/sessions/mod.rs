@@ -23,6 +23,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
+use crate::server::delivery::no_store;
 use crate::{
     error::AppError,
     server::error_page::{ErrorKind, error_page},
@@ -54,20 +55,12 @@ pub const LOGOUT_API_PATH: &str = "/api/logout";
 
 /// A `303` to `location`, not stored.
 pub fn see_other(location: &'static str) -> Response {
-    (
-        StatusCode::SEE_OTHER,
-        [
-            (header::LOCATION, HeaderValue::from_static(location)),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-    )
-        .into_response()
+    (StatusCode::SEE_OTHER, [(header::LOCATION, HeaderValue::from_static(location))], no_store()).into_response()
 }
 
 /// A server function's error as JSON, with its status, not stored.
 pub fn api_error(error: AppError) -> Response {
-    let status = error.status();
-    (status, [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], Json(error)).into_response()
+    (error.status(), no_store(), Json(error)).into_response()
 }
 
 /// Whether the request asks for HTML: a page, or a form the browser posts itself (before
@@ -88,9 +81,5 @@ pub fn unavailable(err: &dyn std::fmt::Display, is_page: bool) -> Response {
 /// A header map of `pairs`, for the guard modules' tests.
 #[cfg(test)]
 fn test_headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (k, v) in pairs {
-        map.insert(*k, HeaderValue::from_static(v));
-    }
-    map
+    pairs.iter().map(|&(k, v)| (header::HeaderName::from_static(k), HeaderValue::from_static(v))).collect()
 }
