@@ -428,17 +428,26 @@ on_both_databases!(a_handoff_code_a_copy_asked_for_dies_with_its_generation, |ki
 
 // A form of the old generation let in just before *Sign out all other sessions* moves the
 // generation on gets no handoff code of the new one: the move lands while the form's answer waits
-// on the row (held by the test), after the guard let the form in. Control: released unmoved, the
-// same form gets its code.
+// on the row (held by the test), after the guard let the form in — a form that moves nothing
+// itself, and a second *Sign out all other sessions* (a copy of the token racing the tab), which
+// must not move the generation again. Control: released unmoved, the same form gets its code.
 on_both_databases!(a_form_let_in_before_the_generation_moves_gets_no_code_of_the_new_one, |kind: TestDb| async move {
-    for moved in [false, true] {
+    for (endpoint, moved) in [
+        ("sign_out_session", false),
+        ("sign_out_session", true),
+        ("sign_out_other_sessions", false),
+        ("sign_out_other_sessions", true),
+    ] {
         let Some(app) = TestApp::spawn(kind).await else { return };
         app.install(TENANT).await;
         let copy = tab_of(&app, TENANT, OWNER_TOKEN).await;
         let row = TabTokens::new(TEST_SECRET).verify_signed(&copy).unwrap().row_id;
         let mut lock = RowLock::take(&app, "SELECT 1 FROM app_sessions WHERE id = $1 FOR UPDATE", &row).await;
-        let form = tokio::spawn(plain_form(&app, "sign_out_session", &[("tab", &copy), ("handle", "junk")]).send());
+        let handle = if endpoint == "sign_out_session" { &[("handle", "junk")][..] } else { &[] };
+        let fields: Vec<(&str, &str)> = [("tab", copy.as_str())].into_iter().chain(handle.iter().copied()).collect();
+        let form = tokio::spawn(plain_form(&app, endpoint, &fields).send());
         lock.wait_for_waiters(1).await;
+        assert!(!form.is_finished(), "{endpoint}: the form waits on the row");
         if moved {
             let next_generation = "UPDATE app_sessions SET tab_generation = tab_generation + 1, handoff_hash = NULL,
                                           handoff_expires_at = NULL WHERE id = $1";
@@ -447,8 +456,9 @@ on_both_databases!(a_form_let_in_before_the_generation_moves_gets_no_code_of_the
             lock.release().await;
         }
         let answer = form.await.unwrap().unwrap();
-        assert_eq!(answer.status(), StatusCode::SEE_OTHER, "moved: {moved}");
-        assert_eq!(location(&answer).contains("handoff="), !moved, "moved: {moved}: {}", location(&answer));
+        let case = format!("{endpoint}, moved: {moved}: {}", location(&answer));
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER, "{case}");
+        assert_eq!(location(&answer).contains("handoff="), !moved, "{case}");
         app.stop().await;
     }
 });

@@ -143,7 +143,7 @@ mod ssr {
         let generation = state
             .sessions
             .store()
-            .next_tab_generation(&current.row_id)
+            .next_tab_generation(&current.row_id, me.tab_generation)
             .await
             .map_err(|e| unavailable(e, "ending this session's other tab tokens failed"))?
             .ok_or_else(|| fail(AppError::Unauthorized))?;

@@ -301,17 +301,19 @@ impl AppSessionStore {
         Ok(updated == 1)
     }
 
-    /// Moves the row's tab-token generation on: every tab token minted before is refused from
-    /// now on, and an unused handoff code (one a copy of a token could have asked for) is
-    /// cleared with it. The new generation, or `None` when the row is gone.
-    pub async fn next_tab_generation(&self, key: &str) -> Result<Option<i64>, sqlx::Error> {
+    /// Moves the row's tab-token generation on from `from`: every tab token minted before is
+    /// refused from now on, and an unused handoff code (one a copy of a token could have asked
+    /// for) is cleared with it. The new generation, or `None` when the row is gone or no longer at
+    /// `from` (another move came first, and the asking token's generation has ended with it).
+    pub async fn next_tab_generation(&self, key: &str, from: i64) -> Result<Option<i64>, sqlx::Error> {
         on_pool!(&self.db, |c| {
             sqlx::query_scalar(
                 "UPDATE app_sessions SET tab_generation = tab_generation + 1, handoff_hash = NULL,
                             handoff_expires_at = NULL
-                      WHERE id = $1 RETURNING tab_generation",
+                      WHERE id = $1 AND tab_generation = $2 RETURNING tab_generation",
             )
             .bind(key)
+            .bind(from)
             .fetch_optional(c)
             .await?
         })
@@ -365,7 +367,8 @@ impl AppSessionStore {
     ///
     /// On PostgreSQL the write commits asynchronously (`synchronous_commit = off` for this
     /// statement's transaction alone): it is the sign-in fast path's write — every reopening of
-    /// the app from the admin; its only one unless the theme changed — and `resume_tab`'s, and
+    /// the app from the admin; its only one unless the theme changed — `resume_tab`'s and a plain
+    /// form's, and
     /// waiting for the WAL flush was more than half of the fast path's time. The change is
     /// visible to every connection at once, as any commit; what a crash of the database within
     /// its WAL writer's delay can lose is this one-minute, single-use code, and then the page
@@ -373,9 +376,10 @@ impl AppSessionStore {
     /// code, stays synchronous. `set_config(…, true)` is local to the transaction, so the
     /// pooled connection keeps the server's setting for its next statement.
     ///
-    /// `generation`: for a code asked for with a tab token (`resume_tab`), the token's
-    /// generation, which the row must still be at — a code is never stored for a token that
-    /// *Sign out all other sessions* ended in the meantime.
+    /// `generation`: for a code asked for with a session credential (`resume_tab`, a plain form),
+    /// the generation it was let in at (or the one *Sign out all other sessions* moved it to),
+    /// which the row must still be at — a code is never stored for a credential that sign-out
+    /// ended in the meantime. `None` (a sign-in, verified by Commerce7): any generation.
     pub async fn set_handoff(
         &self,
         key: &str,
@@ -405,14 +409,14 @@ impl AppSessionStore {
     }
 
     /// Redeems a handoff code: clears it from its row in the same statement that finds it (so
-    /// two requests with one code cannot both win) and returns the row id and the tab-token
-    /// generation the code was issued at (moving it on clears the code), if the code was stored
-    /// and has not expired. The session itself is validated by the caller, at that generation.
+    /// two requests with one code cannot both win) and returns the row id, its tenant and the
+    /// tab-token generation the code was issued at (moving it on clears the code), if the code was
+    /// stored and has not expired. The session itself is validated by the caller, at that generation.
     ///
     /// An unknown or expired code costs a read, not a write: the `UPDATE` — a write transaction,
     /// SQLite's one write lock — runs only for a code the index finds. A link with a junk code
     /// cannot queue behind, or hold up, the writes of signed-in merchants.
-    pub async fn redeem_handoff(&self, code: &str) -> Result<Option<(String, i64)>, sqlx::Error> {
+    pub async fn redeem_handoff(&self, code: &str) -> Result<Option<(String, String, i64)>, sqlx::Error> {
         let hash = hash_token(code);
         let now = now();
         on_pool!(&self.db, |c| {
@@ -427,7 +431,7 @@ impl AppSessionStore {
             }
             sqlx::query_as(
                 "UPDATE app_sessions SET handoff_hash = NULL, handoff_expires_at = NULL
-                      WHERE handoff_hash = $1 AND handoff_expires_at > $2 RETURNING id, tab_generation",
+                      WHERE handoff_hash = $1 AND handoff_expires_at > $2 RETURNING id, tenant_id, tab_generation",
             )
             .bind(&hash)
             .bind(now)

@@ -132,25 +132,26 @@ pub(super) struct Found {
 }
 
 /// Loads and validates the session a row id points at (from the cookie, a tab token or a
-/// handoff code), checked against what a tab token claims (its tenant and generation), if any,
-/// before anything is written: a refused token never keeps a session awake. `touch` refreshes
+/// handoff code), checked against the tenant and tab-token generation `at` which a tab token or
+/// a handoff code was issued, if any, before anything is written: a refused token never keeps a
+/// session awake. `touch` refreshes
 /// `last_activity_at` when due (not for the tab's automatic token renewal, which is no activity
 /// of the merchant's).
 pub(super) async fn session_named(
     state: &AppState,
     row_id: String,
     via: Credential,
-    claims: Option<&tab::TabClaims>,
+    at: Option<(&str, i64)>,
     touch: bool,
 ) -> Result<Option<Found>, sqlx::Error> {
     match state.sessions.store().validate_key(&row_id).await? {
         Ok(mut auth) => {
-            if let Some(claims) = claims
-                // The MAC binds the tenant to the row; a row never changes tenant. Checked all the same.
-                && (auth.tenant_id != claims.tenant_id || auth.tab_generation != claims.generation)
+            if let Some((tenant_id, generation)) = at
+                // A tab token's MAC binds the tenant to the row; a row never changes tenant. Checked all the same.
+                && (auth.tenant_id != tenant_id || auth.tab_generation != generation)
             {
                 metrics::validation("bearer_old_generation");
-                tracing::info!(?via, "tab token of an ended generation refused");
+                tracing::info!(?via, "tab token or handoff code of an ended generation refused");
                 return Ok(None);
             }
             if touch {
@@ -188,7 +189,8 @@ pub(super) async fn tab_session(
             return Ok(None);
         }
     };
-    let found = session_named(state, claims.row_id.clone(), via, Some(&claims), touch).await?;
+    let found =
+        session_named(state, claims.row_id.clone(), via, Some((&claims.tenant_id, claims.generation)), touch).await?;
     Ok(found.map(|found| Found { expired: claims.expires_at <= now(), ..found }))
 }
 

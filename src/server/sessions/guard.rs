@@ -152,9 +152,9 @@ pub(super) async fn guard(state: AppState, mut req: Request, next: Next, is_page
     {
         let redeemed = match state.sessions.store().redeem_handoff(&code).await {
             // Read at the generation it was issued at: *Sign out all other sessions* in between opens nothing.
-            Ok(Some((row_id, generation))) => session_named(&state, row_id, Credential::Handoff, None, true)
-                .await
-                .map(|found| found.filter(|found| found.current.auth.tab_generation == generation)),
+            Ok(Some((row_id, tenant, generation))) => {
+                session_named(&state, row_id, Credential::Handoff, Some((&tenant, generation)), true).await
+            }
             Ok(None) => Ok(None),
             Err(err) => Err(err),
         };
