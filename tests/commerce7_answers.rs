@@ -253,6 +253,39 @@ on_both_databases!(a_timeout_and_a_failed_connection_are_the_outage, |kind| asyn
         .await;
     before.moved_only(&counts(&app).await, "commerce7_unavailable", Some("error"), "no connection");
     app.stop().await;
+
+    // A 200 whose head comes at once and whose body never does: the timeout too, not an error.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stalling = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut stream, _)) = listener.accept().await {
+            // The whole request first (an answer sent before it is one hyper refuses), then a head and a
+            // body that stops after six of its 64 bytes.
+            let mut request = Vec::new();
+            while !request.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8; 1];
+                if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                    break;
+                }
+                request.push(byte[0]);
+            }
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 64\r\n\r\n{\"id\":";
+            stream.write_all(head.as_bytes()).await.unwrap();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                drop(stream)
+            });
+        }
+    });
+    let Some(app) = spawn(kind, &[("COMMERCE7_TIMEOUT", "500ms"), ("COMMERCE7_API_URL", &stalling)]).await else {
+        return;
+    };
+    let before = counts(&app).await;
+    check_failed_sign_in(&app, open_without_cookie(&app, TENANT, OWNER_TOKEN).await, &UNAVAILABLE, "stalled body")
+        .await;
+    before.moved_only(&counts(&app).await, "commerce7_unavailable", Some("timeout"), "stalled body");
+    app.stop().await;
 });
 
 // Commerce7 answering with a redirect (an API URL moved to https, say) is not followed — a

@@ -173,12 +173,21 @@ impl Commerce7 {
         let status = response.status();
         let class = AnswerClass::of(status);
         tracing::info!(elapsed_ms, tenant_id, status = status.as_u16(), "Commerce7 account/user answered");
+        let mut outcome = class.metric_outcome();
         let answer = match class {
             // A user with no id, or one with a control character (no row could hold a NUL), is
-            // no answer to sign in with.
+            // no answer to sign in with: the error it is, not `ok`.
             AnswerClass::Ok => match response.json::<Commerce7User>().await {
                 Ok(user) if !user.id.is_empty() && !user.id.contains(char::is_control) => Ok(user),
+                // Its head came in time, its body did not.
+                Err(err) if err.is_timeout() => {
+                    outcome = "timeout";
+                    let elapsed_ms = started.elapsed().as_millis() as u64;
+                    tracing::warn!(elapsed_ms, tenant_id, "Commerce7 timed out: {}", err.without_url());
+                    Err(VerifyError::Unavailable("timed out".to_owned()))
+                }
                 answer => {
+                    outcome = "error";
                     let why = answer.map_or_else(|err| err.without_url().to_string(), |_| "its user id".to_owned());
                     tracing::warn!(tenant_id, "Commerce7 answered 200 with an unexpected body: {why}");
                     Err(VerifyError::Unavailable("unexpected answer".to_owned()))
@@ -202,8 +211,6 @@ impl Commerce7 {
             }
             AnswerClass::Unavailable => Err(VerifyError::Unavailable(format!("HTTP {}", status.as_u16()))),
         };
-        // A 200 that is no user counts as the error it is, not as `ok`.
-        let outcome = if class == AnswerClass::Ok && answer.is_err() { "error" } else { class.metric_outcome() };
         crate::server::metrics::commerce7_call(elapsed.as_secs_f64(), outcome);
         answer
     }
