@@ -1,6 +1,10 @@
 //! The one Commerce7 call Libero makes per sign-in: `GET {COMMERCE7_API_URL}/account/user`.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
 
 use reqwest::{StatusCode, header::HeaderValue};
 use serde::Deserialize;
@@ -126,6 +130,10 @@ pub fn retry_after_seconds(value: Option<&HeaderValue>) -> u32 {
 pub struct Commerce7 {
     http: reqwest::Client,
     api_url: String,
+    /// The tenants Commerce7 answered 429 for, until the end of its `Retry-After`: it is not asked
+    /// for them again before then (its limit is per tenant, and every call counts against it).
+    /// One entry per throttled tenant, and only installed tenants are asked: bounded.
+    busy_until: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl Commerce7 {
@@ -138,11 +146,17 @@ impl Commerce7 {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("libero/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { http, api_url: api_url.trim_end_matches('/').to_owned() })
+        Ok(Self { http, api_url: api_url.trim_end_matches('/').to_owned(), busy_until: Arc::default() })
     }
 
-    /// Asks Commerce7 who holds `account` for `tenant_id`.
+    /// Asks Commerce7 who holds `account` for `tenant_id` — unless it asked to wait for that tenant
+    /// (a 429) and the wait is not over: then the answer is still [`VerifyError::Busy`], with the
+    /// seconds left, and Commerce7 is not called.
     pub async fn verify_user(&self, tenant_id: &str, account: &str) -> Result<Commerce7User, VerifyError> {
+        if let Some(retry_after) = self.still_busy(tenant_id) {
+            tracing::info!(tenant_id, retry_after, "Commerce7 asked to wait (429): not asked again yet");
+            return Err(VerifyError::Busy { retry_after });
+        }
         let mut authorization = HeaderValue::from_str(account).map_err(|_| VerifyError::Refused { status: None })?;
         authorization.set_sensitive(true);
         let started = Instant::now();
@@ -197,6 +211,9 @@ impl Commerce7 {
             AnswerClass::Busy => {
                 let retry_after = retry_after_seconds(response.headers().get(reqwest::header::RETRY_AFTER));
                 tracing::warn!(tenant_id, retry_after, "Commerce7 answered 429 (its rate limit): busy");
+                let mut busy = self.busy_until.lock().unwrap_or_else(PoisonError::into_inner);
+                busy.retain(|_, until| *until > Instant::now());
+                busy.insert(tenant_id.to_owned(), Instant::now() + Duration::from_secs(retry_after.into()));
                 Err(VerifyError::Busy { retry_after })
             }
             AnswerClass::Rejected => {
@@ -213,6 +230,13 @@ impl Commerce7 {
         };
         crate::server::metrics::commerce7_call(elapsed.as_secs_f64(), outcome);
         answer
+    }
+
+    /// The whole seconds left of Commerce7's last `Retry-After` for `tenant_id`, if any.
+    fn still_busy(&self, tenant_id: &str) -> Option<u32> {
+        let busy = self.busy_until.lock().unwrap_or_else(PoisonError::into_inner);
+        let left = busy.get(tenant_id)?.checked_duration_since(Instant::now()).filter(|left| !left.is_zero())?;
+        Some(u32::try_from(left.as_secs() + u64::from(left.subsec_nanos() > 0)).unwrap_or(u32::MAX))
     }
 }
 
@@ -325,13 +349,6 @@ mod tests {
             let answer = verify().await;
             assert!(matches!(answer, Err(VerifyError::Refused { status: Some(s) }) if s == code), "{code}: {answer:?}");
         }
-        fake.set_failure(Some(429));
-        assert!(matches!(verify().await, Err(VerifyError::Busy { retry_after: 60 })), "no Retry-After: the default");
-        fake.set_retry_after(Some("17"));
-        assert!(matches!(verify().await, Err(VerifyError::Busy { retry_after: 17 })));
-        fake.set_retry_after(Some("100000"));
-        assert!(matches!(verify().await, Err(VerifyError::Busy { retry_after: 60 })), "not believed");
-        fake.set_retry_after(None);
         for code in [400, 409, 410] {
             fake.set_failure(Some(code));
             let answer = verify().await;
@@ -343,6 +360,14 @@ mod tests {
         }
         let bad_header = c7.verify_user("demo-winery", "line\nbreak").await;
         assert!(matches!(bad_header, Err(VerifyError::Refused { status: None })), "{bad_header:?}");
+        // A 429, each to a client not yet asked to wait (one that was answers busy itself).
+        fake.set_failure(Some(429));
+        for (given, expected) in [(None, 60), (Some("17"), 17), (Some("100000"), 60)] {
+            fake.set_retry_after(given);
+            let fresh = Commerce7::new(&fake.api_url(), Duration::from_secs(5)).unwrap();
+            let answer = fresh.verify_user("demo-winery", "t").await;
+            assert!(matches!(answer, Err(VerifyError::Busy { retry_after }) if retry_after == expected), "{given:?}");
+        }
         fake.shutdown().await;
         let gone = Commerce7::new(&format!("http://{}/v1", fake_addr_closed().await), Duration::from_secs(2)).unwrap();
         assert!(matches!(gone.verify_user("demo-winery", "t").await, Err(VerifyError::Unavailable(_))));
