@@ -236,7 +236,7 @@ impl Commerce7 {
     fn still_busy(&self, tenant_id: &str) -> Option<u32> {
         let busy = self.busy_until.lock().unwrap_or_else(PoisonError::into_inner);
         let left = busy.get(tenant_id)?.checked_duration_since(Instant::now()).filter(|left| !left.is_zero())?;
-        Some(u32::try_from(left.as_secs() + u64::from(left.subsec_nanos() > 0)).unwrap_or(u32::MAX))
+        Some(u32::try_from(super::ratelimit::whole_seconds(left)).unwrap_or(u32::MAX))
     }
 }
 

@@ -210,9 +210,14 @@ pub fn request_ip(req: &Request, trusted_proxy_hops: usize) -> Option<IpAddr> {
     client_ip(req.headers(), peer, trusted_proxy_hops)
 }
 
-/// Whole seconds to wait, at least 1.
+/// Whole seconds to wait, rounded up, at least 1.
+pub fn whole_seconds(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+/// `Retry-After` for `wait`, in [`whole_seconds`].
 pub fn retry_after(wait: Duration) -> HeaderValue {
-    HeaderValue::from((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))
+    HeaderValue::from(whole_seconds(wait))
 }
 
 #[cfg(test)]
