@@ -352,9 +352,10 @@ def start_fake(name: str, latency_ms: int, scratch: Path) -> Server:
 
 
 def start_libero(name: str, database_url: str, fast: Server, slow: Server | None, scratch: Path,
-                 binary: Path = BUILD / "release" / "libero") -> Server:
+                 binary: Path = BUILD / "release" / "libero", prefix: list[str] | None = None) -> Server:
     """The release bench build of Libero (or another build of it, to compare two) on
-    `database_url`, Commerce7 at `fast` (and at `slow` for the re-authorisation rows)."""
+    `database_url`, Commerce7 at `fast` (and at `slow` for the re-authorisation rows); `prefix`
+    runs it under another program (valgrind)."""
     port = free_port()
     env = base_env() | {
         "DATABASE_URL": database_url, "SESSION_SECRET": SECRET, "COOKIE_SECURE": "false",
@@ -366,7 +367,7 @@ def start_libero(name: str, database_url: str, fast: Server, slow: Server | None
     if slow:
         env["BENCH_SLOW_COMMERCE7_URL"] = f"http://127.0.0.1:{slow.port}/v1"
     # No LEPTOS_ENV=PROD: it refuses plain-http cookies and Commerce7; the bench is loopback-only.
-    return Server(name, [str(binary)], env, port, "/healthz", scratch)
+    return Server(name, [*(prefix or []), str(binary)], env, port, "/healthz", scratch)
 
 
 def install_and_sign_in(base: str) -> tuple[str, str]:
