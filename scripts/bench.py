@@ -262,6 +262,11 @@ def fresh_postgres(name: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/{name}?{query}"
 
 
+def database_url(kind: str, name: str, scratch: Path) -> str:
+    """A fresh database `name` of `kind` (`postgres` or `sqlite`, a file in `scratch`)."""
+    return fresh_postgres(name) if kind == "postgres" else f"sqlite://{scratch}/{name}.db?mode=rwc"
+
+
 def insert_rows(kind: str, url: str, count: int) -> None:
     """Fills app_sessions with `count` extra live rows of the bench tenant (not ours)."""
     future = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=8)).isoformat(timespec="microseconds")
@@ -459,15 +464,23 @@ def paired(a: dict, b: dict, of) -> float:
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
-def bench_peer(name: str, cmd: list[str], database_url: str, cwd: Path, scratch: Path) -> dict:
+def start_peer(name: str, cmd: list[str], database_url: str, cwd: Path) -> tuple[Server, str]:
+    """A peer (`cmd`: stock tower-sessions or express) on `database_url`, its bench tenant signed
+    in: the server and its session cookie."""
     port = free_port()
     env = base_env() | {"SESSION_SECRET": SECRET, "DATABASE_URL": database_url, "PORT": str(port)}
     peer = Server(name, cmd, env, port, "/", cwd)
-    base = f"http://127.0.0.1:{port}"
+    status, headers, _ = request("GET", f"http://127.0.0.1:{port}/login?tenant={TENANT}")
+    if status not in (302, 303):
+        peer.stop()
+        raise SystemExit(f"{name}: /login answered {status}")
+    return peer, headers["set-cookie-all"][0].split(";")[0]
+
+
+def bench_peer(name: str, cmd: list[str], database_url: str, cwd: Path, scratch: Path) -> dict:
+    peer, cookie = start_peer(name, cmd, database_url, cwd)
+    base = f"http://127.0.0.1:{peer.port}"
     try:
-        status, headers, _ = request("GET", f"{base}/login?tenant={TENANT}")
-        assert status in (302, 303), status
-        cookie = headers["set-cookie-all"][0].split(";")[0]
         rows = rounds(name, base, [("floor", "GET", "/", {}), ("guarded", "GET", "/app", {"Cookie": cookie})],
                       peer.proc.pid)
         rows["rss_mb"] = peer.rss_mb()

@@ -26,17 +26,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import (BUILD, SECRET, TARGET, TENANT, Server, base_env, free_port, fresh_postgres, install_and_sign_in,
-                   request, start_fake, start_libero, wrk)
+from bench import BUILD, TARGET, Server, database_url, install_and_sign_in, start_fake, start_libero, start_peer, wrk
 
 KIND = os.environ.get("AB_DB", "postgres")
 ROUNDS = int(os.environ.get("AB_ROUNDS", "5"))
 CONNECTIONS = int(os.environ.get("AB_CONNECTIONS", "16"))
 PEER = TARGET / "bench-peers" / "ts-stock" / "target" / "release" / "ts-stock"
-
-
-def database(name: str, scratch: Path) -> str:
-    return fresh_postgres(name) if KIND == "postgres" else f"sqlite://{scratch}/{name}.db?mode=rwc"
 
 
 def median(values) -> float:
@@ -56,22 +51,19 @@ def main() -> None:
             # A binary is started from its own folder's hash.txt (the front end's hashed names).
             if not (binary.parent / "hash.txt").exists():
                 shutil.copy(BUILD / "release" / "hash.txt", binary.parent / "hash.txt")
-            app = start_libero(f"ab-libero-{i}", database(f"ab_libero_{i}", scratch), fake, None, scratch, binary)
+            app = start_libero(f"ab-libero-{i}", database_url(KIND, f"ab_libero_{i}", scratch), fake, None, scratch,
+                               binary)
             servers.append(app)
             base = f"http://127.0.0.1:{app.port}"
             cookie, _ = install_and_sign_in(base)
             targets.append((str(binary), app, [("401", f"{base}/api/session_info", "POST", same_origin),
                                                ("guarded", f"{base}/api/session_info", "POST",
                                                 same_origin | {"Cookie": cookie})]))
-        port = free_port()
-        env = base_env() | {"SESSION_SECRET": SECRET, "DATABASE_URL": database("ab_stock", scratch), "PORT": str(port)}
-        peer = Server("ab-stock", [str(PEER)], env, port, "/", scratch)
+        peer, cookie = start_peer("ab-stock", [str(PEER)], database_url(KIND, "ab_stock", scratch), scratch)
         servers.append(peer)
-        _, headers, _ = request("GET", f"http://127.0.0.1:{port}/login?tenant={TENANT}")
-        cookie = headers["set-cookie-all"][0].split(";")[0]
-        targets.append(("stock tower-sessions", peer, [("401", f"http://127.0.0.1:{port}/", "GET", {}),
-                                                       ("guarded", f"http://127.0.0.1:{port}/app", "GET",
-                                                        {"Cookie": cookie})]))
+        peer_base = f"http://127.0.0.1:{peer.port}"
+        targets.append(("stock tower-sessions", peer, [("401", f"{peer_base}/", "GET", {}),
+                                                       ("guarded", f"{peer_base}/app", "GET", {"Cookie": cookie})]))
 
         runs: dict = {}
         for round_ in range(1, ROUNDS + 1):

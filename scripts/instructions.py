@@ -12,8 +12,8 @@ shown apart.
 
 Needs what `make bench` builds (target/bench: the release bench build, fake-commerce7, the stock
 peer); builds nothing. Settings: CG_DB (postgres or sqlite, default postgres), CG_REQUESTS
-(default 2000), BENCH_POSTGRES_URL as for `make bench`. Output files stay in a temporary folder,
-named at the end, for callgrind_annotate.
+(default 2000), BENCH_POSTGRES_URL as for `make bench`. callgrind's files stay in a temporary
+folder, named first, for callgrind_annotate.
 
     python3 scripts/instructions.py
 """
@@ -27,8 +27,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bench import (SECRET, TARGET, TENANT, Server, base_env, free_port, fresh_postgres, install_and_sign_in, request,
-                   start_fake, start_libero)
+from bench import TARGET, Server, database_url, install_and_sign_in, start_fake, start_libero, start_peer
 
 KIND = os.environ.get("CG_DB", "postgres")
 REQUESTS = int(os.environ.get("CG_REQUESTS", "2000"))
@@ -126,8 +125,6 @@ def main() -> None:
     out = scratch / "callgrind"
     out.mkdir()
     print(f"callgrind's files: {out}", flush=True)
-    database = (lambda name: fresh_postgres(name)) if KIND == "postgres" else (
-        lambda name: f"sqlite://{scratch}/{name}.db?mode=rwc")
     def valgrind(who: str) -> list[str]:
         return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/{who}.%p"]
 
@@ -136,7 +133,8 @@ def main() -> None:
     try:
         fake = start_fake("cg-fake-commerce7", 0, scratch)
         servers.append(fake)
-        app = start_libero("cg-libero", database("cg_libero"), fake, None, scratch, prefix=valgrind("libero"))
+        app = start_libero("cg-libero", database_url(KIND, "cg_libero", scratch), fake, None, scratch,
+                           prefix=valgrind("libero"))
         servers.append(app)
         cookie, _ = install_and_sign_in(f"http://127.0.0.1:{app.port}")
         same_origin = {"Sec-Fetch-Site": "same-origin"}
@@ -145,15 +143,11 @@ def main() -> None:
                                             same_origin | {"Cookie": cookie}, 200, out)
         app.stop()
 
-        port = free_port()
-        env = base_env() | {"SESSION_SECRET": SECRET, "DATABASE_URL": database("cg_stock"), "PORT": str(port)}
-        peer = Server("cg-stock", [*valgrind("stock"), str(PEER)], env, port, "/", scratch)
+        peer, cookie = start_peer("cg-stock", [*valgrind("stock"), str(PEER)],
+                                  database_url(KIND, "cg_stock", scratch), scratch)
         servers.append(peer)
-        status, headers, _ = request("GET", f"http://127.0.0.1:{port}/login?tenant={TENANT}")
-        assert status in (302, 303), status
-        peer_cookie = {"Cookie": headers["set-cookie-all"][0].split(";")[0]}
         dumps["stock floor"] = measure(peer, "sfloor", "GET", "/", {}, 200, out)
-        dumps["stock signed in"] = measure(peer, "sguarded", "GET", "/app", peer_cookie, 200, out)
+        dumps["stock signed in"] = measure(peer, "sguarded", "GET", "/app", {"Cookie": cookie}, 200, out)
     finally:
         for server in reversed(servers):
             server.stop()
